@@ -1,0 +1,119 @@
+"""create_app: the composition root. Storage, core and routes are wired here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..errors import EventorError
+from ..settings import Settings
+from ..storage.base import Storage, open_storage
+from ..store import EventStore
+from .compat import OriginalRoutes
+from .ops import OpsRoutes
+from .problems import HTTPProblem, from_error, problem_response, text_response
+from .routing import ErrorStyle, Route, Router
+from .streams import StreamRoutes
+
+log = logging.getLogger("eventor.api")
+
+
+class EventorApp:
+    """The ASGI application. Its lifespan opens and closes the storage."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self.settings = settings
+        self.storage = storage or open_storage(settings.data_dir, settings)
+        self.store = EventStore(self.storage, settings.limits)
+        self.ops = OpsRoutes(self.storage)
+        routes: list[Route] = [
+            *StreamRoutes(self.store, subscriptions_of=lambda stream: []).routes(),
+            *OriginalRoutes(self.store, settings.limits).routes(),
+            *self.ops.routes(),
+        ]
+        self.router = Router(routes)
+        self.mounts: dict[str, ASGIApp] = {}
+
+    async def startup(self) -> None:
+        await self.storage.open()
+
+    async def shutdown(self) -> None:
+        await self.storage.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        route, params, allowed = self.router.match(method, path)
+        if route is None:
+            for prefix, app in self.mounts.items():
+                if path == prefix or path.startswith(prefix + "/"):
+                    await app(scope, receive, send)
+                    return
+            style: ErrorStyle = "problem" if path.startswith("/v1/") else "text"
+            if allowed:
+                problem = HTTPProblem(
+                    405, f"{method} is not allowed here; use {', '.join(allowed)}"
+                )
+                response = _render(problem, style)
+                response.headers["allow"] = ", ".join(allowed)
+            else:
+                response = _render(HTTPProblem(404, "404 page not found"), style)
+            await response(scope, receive, send)
+            return
+        scope["path_params"] = params
+        request = Request(scope, receive)
+        try:
+            response = await route.handler(request)
+        except HTTPProblem as problem:
+            response = _render(problem, route.errors)
+        except EventorError as error:
+            response = _render(from_error(error), route.errors)
+        except Exception:
+            log.exception("error in %s %s", method, path)
+            response = _render(HTTPProblem(500, "internal server error"), route.errors)
+        if method == "GET":
+            response.headers["access-control-allow-origin"] = "*"
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                except Exception as exc:
+                    log.exception("shutdown failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _render(problem: HTTPProblem, style: ErrorStyle) -> Response:
+    return problem_response(problem) if style == "problem" else text_response(problem)
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> EventorApp:
+    """The Eventor ASGI app for `settings` (defaults, with keyword overrides)."""
+    from dataclasses import replace
+
+    return EventorApp(replace(settings or Settings(), **overrides))

@@ -1,0 +1,77 @@
+"""Operations routes: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import __version__
+from ..storage.base import Storage
+from .problems import HTTPProblem
+from .rendering import json_response
+from .routing import Route
+
+MetricsSource = Callable[[], Iterator[CounterMetricFamily | GaugeMetricFamily]]
+
+
+class _StorageCollector(Collector):
+    """Reads the storage's counters at scrape time: nothing is counted on the hot path."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._storage.stats()
+        yield _info()
+        yield CounterMetricFamily(
+            "eventor_appended_events",
+            "Events appended since start",
+            stats.get("appended_events", 0),
+        )
+        yield CounterMetricFamily(
+            "eventor_commits",
+            "Storage transactions that appended events (group commits) since start",
+            stats.get("commits", 0),
+        )
+        yield GaugeMetricFamily("eventor_streams", "Streams", stats.get("streams", 0))
+        yield GaugeMetricFamily(
+            "eventor_open_streams", "Stream databases open now", stats.get("open_streams", 0)
+        )
+
+
+def _info() -> GaugeMetricFamily:
+    family = GaugeMetricFamily("eventor_info", "Eventor version", labels=["version"])
+    family.add_metric([__version__], 1)
+    return family
+
+
+class OpsRoutes:
+    def __init__(self, storage: Storage, extra_collectors: list[Collector] | None = None) -> None:
+        self._storage = storage
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_StorageCollector(storage))
+        for collector in extra_collectors or []:
+            self.registry.register(collector)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/health", self.health),
+            Route("GET", "/ready", self.ready),
+            Route("GET", "/metrics", self.metrics),
+        ]
+
+    async def health(self, request: Request) -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    async def ready(self, request: Request) -> Response:
+        if not self._storage.is_open:
+            raise HTTPProblem(503, "the storage is not open", code="not-ready")
+        return json_response({"status": "ready"})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

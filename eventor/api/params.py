@@ -1,0 +1,134 @@
+"""Reading requests: bodies within limits, JSON content types, and query parameters."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
+
+from starlette.requests import ClientDisconnect, Request
+
+from ..errors import LimitExceeded
+from ..payloads import is_json_content_type
+from ..types import ANY, EXISTS, NO_STREAM, ExpectedVersion
+from .problems import HTTPProblem
+
+# The helpers below read the ASGI scope directly rather than through Starlette's Request
+# properties: on the append path those cost more than the storage does (BENCHMARKS.md).
+
+_NO_QUERY: Mapping[str, str] = {}
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of header `name` (lower-case bytes), or None."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def query(request: Request) -> Mapping[str, str]:
+    """The query parameters (the first value of each)."""
+    raw: bytes = request.scope["query_string"]
+    if not raw:
+        return _NO_QUERY
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        params.setdefault(key, value)
+    return params
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body; 413 as soon as it is known to exceed `limit` bytes."""
+    declared = header(request, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise LimitExceeded(f"the request body is {declared} bytes; at most {limit} allowed")
+    body = b""
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise LimitExceeded(f"the request body is over {limit} bytes, the most allowed")
+        more = message.get("more_body", False)
+    return body
+
+
+def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON (or not declared at all)."""
+    content_type = header(request, b"content-type")
+    if content_type and not is_json_content_type(content_type):
+        raise HTTPProblem(
+            415,
+            f"the body must be JSON: send Content-Type: application/json (got {content_type!r})",
+            code="unsupported-media-type",
+        )
+
+
+def int_param(
+    query: Mapping[str, str],
+    name: str,
+    default: int | None,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(name, f"must be an integer, got {raw!r}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise _bad(name, f"must be {_range(low, high)}, got {value}")
+    return value
+
+
+def number_param(query: Mapping[str, str], name: str, *, low: float, high: float) -> float | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(name, f"must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise _bad(name, f"must be {_range(low, high)} seconds, got {raw}")
+    return value
+
+
+def choice_param(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = query.get(name) or choices[0]
+    if raw not in choices:
+        raise _bad(name, f"must be one of {', '.join(choices)}; got {raw!r}")
+    return raw
+
+
+def expected_version(query: Mapping[str, str]) -> ExpectedVersion:
+    raw = query.get("expected_version")
+    if raw is None or raw == "" or raw == ANY:
+        return ANY
+    if raw in (NO_STREAM, EXISTS):
+        return raw
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise _bad(
+            "expected_version", f"must be any, no_stream, exists or an integer >= 0; got {raw!r}"
+        )
+    return value
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    return f">= {low}" if low is not None else f"<= {high}"
+
+
+def _bad(name: str, what: str) -> HTTPProblem:
+    return HTTPProblem(400, f"query parameter {name!r} {what}", code="invalid-parameter")

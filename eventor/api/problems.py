@@ -1,0 +1,88 @@
+"""Errors on the wire: RFC 9457 problem documents for /v1, plain text for the original routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+
+from ..errors import (
+    EventorError,
+    IdempotencyConflict,
+    InvalidRequest,
+    LimitExceeded,
+    StorageError,
+    StorageUnavailable,
+    StreamNotFound,
+    SubscriptionExists,
+    SubscriptionNotFound,
+    WrongExpectedVersion,
+)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:eventor:problem:"
+
+TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+_STATUS: list[tuple[type[EventorError], int]] = [
+    (InvalidRequest, 400),
+    (LimitExceeded, 413),
+    (StreamNotFound, 404),
+    (SubscriptionNotFound, 404),
+    (WrongExpectedVersion, 409),
+    (IdempotencyConflict, 409),
+    (SubscriptionExists, 409),
+    (StorageUnavailable, 503),
+    (StorageError, 500),
+]
+
+_encoder = msgspec.json.Encoder()
+
+
+class HTTPProblem(Exception):
+    """Raised by a route to answer with an error; `code` becomes the problem type."""
+
+    def __init__(self, status: int, detail: str, *, code: str = "", **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code or TITLES.get(status, "error").lower().replace(" ", "-")
+        self.extra = extra
+
+
+def from_error(error: EventorError) -> HTTPProblem:
+    """The HTTP problem for one of Eventor's own errors."""
+    status = next((s for cls, s in _STATUS if isinstance(error, cls)), 500)
+    extra: dict[str, Any] = {}
+    if isinstance(error, WrongExpectedVersion):
+        extra = {
+            "stream": error.stream,
+            "current_version": error.current,
+            "expected_version": error.expected,
+        }
+    return HTTPProblem(status, str(error), code=error.code, **extra)
+
+
+def problem_response(problem: HTTPProblem) -> Response:
+    body = {
+        "type": PROBLEM_TYPE_PREFIX + problem.code,
+        "title": TITLES.get(problem.status, "Error"),
+        "status": problem.status,
+        "detail": problem.detail,
+        **problem.extra,
+    }
+    return Response(_encoder.encode(body), problem.status, media_type=PROBLEM_CONTENT_TYPE)
+
+
+def text_response(problem: HTTPProblem) -> Response:
+    return Response(problem.detail + "\n", problem.status, media_type="text/plain")

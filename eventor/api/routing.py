@@ -1,0 +1,106 @@
+"""A small, fast router: path templates like Starlette's, matched by a dict lookup first.
+
+Starlette's Router tries each route's regex in turn and wraps every request in middleware; on
+the append path that costs as much as the storage does (see BENCHMARKS.md), so routes are
+indexed by their first path segment. Handlers keep Starlette's style: `async def h(request)
+-> Response`, with Starlette's Request and Response.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+Handler = Callable[[Request], Awaitable[Response]]
+ErrorStyle = Literal["problem", "text"]
+
+_PARAM = re.compile(r"{([a-z_]+)(:path)?}")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter or header, for the OpenAPI document."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    required: bool = False
+    where: Literal["query", "header", "path"] = "query"
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the OpenAPI document says of a route. Types are msgspec types (structs, lists...).
+
+    `responses` maps a status code to (body type or None, description); a body type of `str`
+    means a text/plain body. `body` is the JSON request body's type (`bytes`: any bytes).
+    """
+
+    summary: str
+    description: str = ""
+    tag: str = "streams"
+    params: tuple[Param, ...] = ()
+    body: Any = None
+    responses: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route: method, path template, handler, how errors render, and its documentation."""
+
+    method: str
+    path: str
+    handler: Handler
+    errors: ErrorStyle = "problem"
+    doc: Doc | None = field(default=None, compare=False)
+    regex: re.Pattern[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pattern = "^"
+        last = 0
+        for m in _PARAM.finditer(self.path):
+            pattern += re.escape(self.path[last : m.start()])
+            pattern += f"(?P<{m[1]}>.+)" if m[2] else f"(?P<{m[1]}>[^/]+)"
+            last = m.end()
+        pattern += re.escape(self.path[last:]) + "$"
+        object.__setattr__(self, "regex", re.compile(pattern))
+
+    @property
+    def key(self) -> str:
+        """The route's literal leading segments, at most two: its bucket in the router."""
+        literal = []
+        for segment in self.path.split("/")[1:3]:
+            if "{" in segment:
+                break
+            literal.append(segment)
+        return "/".join(literal)
+
+
+class Router:
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+        self._index: dict[str, list[Route]] = {}
+        for route in routes:
+            self._index.setdefault(route.key, []).append(route)
+
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+        """(route, path params, []) on a match; (None, {}, allowed methods) otherwise."""
+        segments = path.split("/", 3)
+        one = segments[1] if len(segments) > 1 else ""
+        two = "/".join(segments[1:3])
+        allowed: list[str] = []
+        for key in (two, one) if two != one else (one,):
+            for route in self._index.get(key, ()):
+                m = route.regex.match(path)
+                if m is None:
+                    continue
+                if route.method == method or (method == "HEAD" and route.method == "GET"):
+                    return route, m.groupdict(), []
+                allowed.append(route.method)
+        return None, {}, allowed

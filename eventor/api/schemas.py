@@ -1,0 +1,143 @@
+"""The JSON bodies of the v1 API as msgspec structs: they validate requests, render responses,
+and are the source of the OpenAPI document's schemas."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, Raw, UnsetType
+
+StreamName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_:][A-Za-z0-9_.:-]*$",
+        description="1-200 characters of A-Z a-z 0-9 _ - . : not starting with '.' or '-'",
+    ),
+]
+EventType = Annotated[str, Meta(min_length=1, max_length=200)]
+Position = Annotated[int, Meta(ge=0)]
+Time = Annotated[str, Meta(description="RFC 3339, UTC, with microseconds")]
+JSONValue = Annotated[Raw, Meta(description="any JSON value")]
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One event to append."""
+
+    type: EventType
+    data: JSONValue = Raw(b"null")
+    id: uuid.UUID | None = None
+    metadata: Annotated[Raw, Meta(description="a JSON object, or null")] = Raw(b"null")
+    data_base64: (
+        Annotated[str, Meta(description="Eventor extension: non-JSON data, base64-encoded")] | None
+    ) = None
+    content_type: (
+        Annotated[str, Meta(description="Eventor extension: the type of data_base64")] | None
+    ) = None
+
+
+AppendBody = EventIn | list[EventIn]
+
+
+class AppendedEvent(msgspec.Struct):
+    id: str
+    position: int
+
+
+class AppendOut(msgspec.Struct):
+    stream: str
+    first_position: int
+    last_position: int
+    events: list[AppendedEvent]
+
+
+class EventOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An event as read. `data` for JSON, `data_base64` for anything else."""
+
+    id: str
+    stream: str
+    position: int
+    type: str
+    data: JSONValue | UnsetType = UNSET
+    data_base64: bytes | UnsetType = UNSET
+    metadata: Annotated[Raw, Meta(description="a JSON object")] | None
+    content_type: str
+    created: Time
+
+
+class ReadOut(msgspec.Struct):
+    stream: str
+    head: int
+    events: list[EventOut]
+    next: int | None
+
+
+class StreamOut(msgspec.Struct):
+    name: str
+    head: int
+    created: Time
+    updated: Time
+
+
+class StreamListOut(msgspec.Struct):
+    streams: list[StreamOut]
+    next: str | None
+
+
+class StreamInfoOut(msgspec.Struct):
+    name: str
+    head: int
+    created: Time
+    updated: Time
+    size_bytes: int
+    event_types: dict[str, int]
+    subscriptions: list[str]
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """RFC 9457 problem details. Some problems carry more members (e.g. current_version)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    current_version: int | UnsetType = UNSET
+
+
+# -- the original API ------------------------------------------------------------------------
+
+
+class OriginalEventOut(msgspec.Struct):
+    uuid: str
+    position: int
+    stream: str
+    type: str
+    body: bytes
+    body_json: str
+    created: str
+
+
+class EventTypeCount(msgspec.Struct):
+    name: str
+    total: int
+
+
+class IntrospectStream(msgspec.Struct):
+    name: str
+    total: int
+    event_types: list[EventTypeCount]
+
+
+class Variant(msgspec.Struct):
+    position: int
+    uuid: str
+    created: str
+    body: str
+
+
+class IntrospectVariants(msgspec.Struct):
+    name: str
+    event_variants: dict[str, list[Variant]]

@@ -1,0 +1,221 @@
+"""The v1 stream routes: append, read (with long poll), live (SSE), list and info."""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import AsyncIterator, Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..errors import InvalidRequest, StreamNotFound
+from ..names import check_stream_name
+from ..payloads import describe, is_json_content_type
+from ..store import EventStore
+from ..types import JSON_CONTENT_TYPE, NewEvent
+from .params import (
+    choice_param,
+    expected_version,
+    header,
+    int_param,
+    number_param,
+    query,
+    read_body,
+    require_json,
+)
+from .rendering import encoder, event_out, json_response
+from .routing import Route
+from .schemas import (
+    AppendBody,
+    AppendedEvent,
+    AppendOut,
+    EventIn,
+    ReadOut,
+    StreamInfoOut,
+    StreamListOut,
+    StreamOut,
+)
+
+MAX_WAIT = 60.0
+SSE_KEEPALIVE = 15.0
+SSE_PAGE = 500
+_LAST_POSITION = 2**62
+
+_append_decoder = msgspec.json.Decoder(AppendBody)
+
+
+def parse_events(body: bytes) -> list[NewEvent]:
+    """The events of a v1 append body, or InvalidRequest saying what to fix."""
+    try:
+        decoded = _append_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid event: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    items = decoded if isinstance(decoded, list) else [decoded]
+    if not items:
+        raise InvalidRequest("the array holds no events: send at least one")
+    return [_new_event(index, item) for index, item in enumerate(items)]
+
+
+def _new_event(index: int, item: EventIn) -> NewEvent:
+    metadata: bytes | None = bytes(item.metadata)
+    if metadata == b"null":
+        metadata = None
+    elif metadata is not None and metadata[:1] != b"{":
+        raise InvalidRequest(f"event {index}: metadata must be a JSON object or null")
+    if item.data_base64 is not None:
+        if bytes(item.data) != b"null":
+            raise InvalidRequest(f"event {index}: give data or data_base64, not both")
+        try:
+            data = binascii.a2b_base64(item.data_base64, strict_mode=True)
+        except binascii.Error:
+            raise InvalidRequest(f"event {index}: data_base64 is not valid base64") from None
+        content_type = item.content_type or "application/octet-stream"
+        is_json, shape = describe(data, content_type)
+    else:
+        content_type = item.content_type or JSON_CONTENT_TYPE
+        if not is_json_content_type(content_type):
+            raise InvalidRequest(
+                f"event {index}: content_type {content_type!r} needs data_base64;"
+                " data is always JSON"
+            )
+        data = bytes(item.data)
+        is_json, shape = describe(data, content_type, known_json=True)
+    return NewEvent(
+        item.type,
+        data,
+        content_type,
+        is_json,
+        metadata,
+        None if item.id is None else str(item.id),
+        shape,
+    )
+
+
+class StreamRoutes:
+    def __init__(self, store: EventStore, subscriptions_of: Callable[[str], list[str]]) -> None:
+        self._store = store
+        self._subscriptions_of = subscriptions_of
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("POST", "/v1/streams/{stream}/events", self.append),
+            Route("GET", "/v1/streams/{stream}/events", self.read),
+            Route("GET", "/v1/streams/{stream}/live", self.live),
+            Route("GET", "/v1/streams", self.list),
+            Route("GET", "/v1/streams/{stream}", self.info),
+        ]
+
+    async def append(self, request: Request) -> Response:
+        stream = check_stream_name(request.path_params["stream"])
+        expected = expected_version(query(request))
+        require_json(request)
+        body = await read_body(request, self._store.limits.max_request_bytes)
+        result = await self._store.append(stream, parse_events(body), expected)
+        out = AppendOut(
+            stream,
+            result.first_position,
+            result.last_position,
+            [
+                AppendedEvent(event_id, position)
+                for position, event_id in enumerate(result.ids, result.first_position)
+            ],
+        )
+        return json_response(out, 201 if result.created else 200)
+
+    async def read(self, request: Request) -> Response:
+        stream = check_stream_name(request.path_params["stream"])
+        params = query(request)
+        direction = choice_param(params, "direction", ("forward", "backward"))
+        limit = int_param(params, "limit", 100, low=1, high=1000)
+        wait = number_param(params, "wait", low=0, high=MAX_WAIT)
+        assert limit is not None
+        if direction == "backward":
+            if wait is not None:
+                raise InvalidRequest("query parameter 'wait' applies to forward reads only")
+            start = int_param(params, "from", None, low=0)
+            result = await self._store.read(
+                stream, _LAST_POSITION if start is None else start, limit, backward=True
+            )
+            last = result.events[-1].position if result.events else 0
+            next_: int | None = last - 1 if last > 1 else None
+        else:
+            start = int_param(params, "from", 1, low=0, high=_LAST_POSITION)
+            assert start is not None
+            if wait:
+                result = await self._store.read_or_wait(stream, start, limit, wait)
+            else:
+                result = await self._store.read(stream, start, limit)
+            next_ = result.events[-1].position + 1 if result.events else start
+        events = [event_out(e) for e in result.events]
+        return json_response(ReadOut(stream, result.head, events, next_))
+
+    async def live(self, request: Request) -> Response:
+        stream = check_stream_name(request.path_params["stream"])
+        last_id = header(request, b"last-event-id")
+        if last_id:
+            if not last_id.isdigit():
+                raise InvalidRequest(f"Last-Event-ID must be a position, got {last_id!r}")
+            start = int(last_id) + 1
+        else:
+            start_param = int_param(query(request), "from", None, low=0)
+            start = (self._store.head(stream) or 0) + 1 if start_param is None else start_param
+        return StreamingResponse(
+            self._sse(stream, max(start, 1)),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    async def _sse(self, stream: str, start: int) -> AsyncIterator[bytes]:
+        yield b"retry: 1000\n\n"
+        position = start
+        while True:
+            try:
+                events = (await self._store.read(stream, position, SSE_PAGE)).events
+            except StreamNotFound:
+                events = []
+            if events:
+                chunk = bytearray()
+                for event in events:
+                    body = encoder.encode(event_out(event))
+                    chunk += b"id: %d\nevent: %s\n" % (event.position, event.type.encode())
+                    for line in body.splitlines():
+                        chunk += b"data: " + line + b"\n"
+                    chunk += b"\n"
+                position = events[-1].position + 1
+                yield bytes(chunk)
+            elif not await self._store.appended.wait(stream, position - 1, SSE_KEEPALIVE):
+                yield b": keep-alive\n\n"
+
+    async def list(self, request: Request) -> Response:
+        params = query(request)
+        limit = int_param(params, "limit", 100, low=1, high=1000)
+        assert limit is not None
+        page = await self._store.list_streams(
+            prefix=params.get("prefix", ""), after=params.get("after", ""), limit=limit + 1
+        )
+        more = len(page) > limit
+        page = page[:limit]
+        return json_response(
+            StreamListOut(
+                [StreamOut(s.name, s.head, s.created, s.updated) for s in page],
+                page[-1].name if more else None,
+            )
+        )
+
+    async def info(self, request: Request) -> Response:
+        stream = check_stream_name(request.path_params["stream"])
+        info = await self._store.stream_info(stream)
+        return json_response(
+            StreamInfoOut(
+                info.name,
+                info.head,
+                info.created,
+                info.updated,
+                info.size_bytes,
+                info.event_types,
+                self._subscriptions_of(stream),
+            )
+        )

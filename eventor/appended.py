@@ -1,0 +1,55 @@
+"""The in-memory "appended" signal: wakes whoever waits for a stream to grow.
+
+It carries no events, only the news that a stream's head moved: a waiter re-reads storage after
+its own position. So nothing queues up in memory, however slow a waiter is, and a waiter that
+checks and then waits can never miss an append (both happen on the event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class AppendedSignal:
+    def __init__(self) -> None:
+        self._heads: dict[str, int] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+
+    def notify(self, stream: str, head: int) -> None:
+        """Record that `stream` now ends at `head` and wake its waiters."""
+        self._heads[stream] = head
+        waiters = self._waiters.pop(stream, None)
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def head(self, stream: str) -> int:
+        """The last head notified for `stream` (0 when none since start)."""
+        return self._heads.get(stream, 0)
+
+    async def wait(self, stream: str, after: int, timeout: float | None = None) -> bool:
+        """Wait until `stream`'s head passes `after`; False when `timeout` seconds pass first."""
+        if self._heads.get(stream, 0) > after:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            waiter: asyncio.Future[None] = loop.create_future()
+            waiters = self._waiters.setdefault(stream, set())
+            waiters.add(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                return False
+            finally:
+                waiters.discard(waiter)
+                if not waiters and self._waiters.get(stream) is waiters:
+                    del self._waiters[stream]
+            if self._heads.get(stream, 0) > after:
+                return True
+
+    def waiting(self) -> int:
+        """How many waiters there are (for metrics)."""
+        return sum(len(w) for w in self._waiters.values())

@@ -1,0 +1,237 @@
+"""The `eventor` command. `eventor serve` runs the server; every option has an EVENTOR_* twin."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EventorError
+from .settings import DEFAULT_MAX_OPEN_FILES, DURABILITIES, Limits, Settings
+
+log = logging.getLogger("eventor")
+
+_LIMITS = Limits()
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="eventor")
+def main() -> None:
+    """Eventor: a durable, strictly ordered HTTP event store with webhook subscriptions."""
+
+
+@main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="EVENTOR_HOST",
+    show_envvar=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    default=9400,
+    show_default=True,
+    envvar="EVENTOR_PORT",
+    show_envvar=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    default="./data",
+    show_default=True,
+    envvar="EVENTOR_DATA",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data directory, created when missing.",
+)
+@click.option(
+    "--durability",
+    default="full",
+    show_default=True,
+    envvar="EVENTOR_DURABILITY",
+    show_envvar=True,
+    type=click.Choice(DURABILITIES),
+    help="full: fsync before acknowledging (survives power loss); "
+    "normal: survives a crash of the process; off: throwaway data.",
+)
+@click.option(
+    "--max-event-bytes",
+    default=_LIMITS.max_event_bytes,
+    show_default=True,
+    envvar="EVENTOR_MAX_EVENT_BYTES",
+    show_envvar=True,
+    type=click.IntRange(1),
+    help="Largest event data.",
+)
+@click.option(
+    "--max-request-bytes",
+    default=_LIMITS.max_request_bytes,
+    show_default=True,
+    envvar="EVENTOR_MAX_REQUEST_BYTES",
+    show_envvar=True,
+    type=click.IntRange(1),
+    help="Largest request body.",
+)
+@click.option(
+    "--max-append-events",
+    default=_LIMITS.max_append_events,
+    show_default=True,
+    envvar="EVENTOR_MAX_APPEND_EVENTS",
+    show_envvar=True,
+    type=click.IntRange(1),
+    help="Most events in one append.",
+)
+@click.option(
+    "--max-original-read",
+    default=_LIMITS.max_original_read,
+    show_default=True,
+    envvar="EVENTOR_MAX_ORIGINAL_READ",
+    show_envvar=True,
+    type=click.IntRange(1),
+    help="Most events one read on the original API returns.",
+)
+@click.option(
+    "--max-open-files",
+    default=DEFAULT_MAX_OPEN_FILES,
+    show_default=True,
+    envvar="EVENTOR_MAX_OPEN_FILES",
+    show_envvar=True,
+    type=click.IntRange(2),
+    help="File descriptors open stream databases may hold (two per open stream).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="EVENTOR_LOG_LEVEL",
+    show_envvar=True,
+    type=click.Choice(LOG_LEVELS),
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    envvar="EVENTOR_ACCESS_LOG",
+    show_envvar=True,
+    help="Log every request.",
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    durability: str,
+    max_event_bytes: int,
+    max_request_bytes: int,
+    max_append_events: int,
+    max_original_read: int,
+    max_open_files: int,
+    log_level: str,
+    access_log: bool,
+) -> None:
+    """Run the Eventor server."""
+    settings = Settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        durability=durability,  # type: ignore[arg-type]
+        limits=Limits(max_event_bytes, max_request_bytes, max_append_events, max_original_read),
+        max_open_files=max_open_files,
+        log_level=log_level,
+        access_log=access_log,
+    )
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    _prepare_data_dir(data_dir)
+    sock = _listen(host, port)
+    try:
+        import uvloop
+
+        uvloop.run(_serve(settings, sock))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(settings: Settings, sock: socket.socket) -> None:
+    import uvicorn
+
+    from .api import create_app
+    from .storage.sqlite.backend import DataDirInUse
+
+    app = create_app(settings)
+    try:
+        await app.startup()
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OSError, EventorError) as exc:
+        raise click.ClickException(f"cannot open the data dir {settings.data_dir}: {exc}") from None
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        http="httptools",
+        log_config=None,
+        log_level="debug" if settings.log_level == "debug" else "warning",
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+    address = sock.getsockname()
+    log.info(
+        "Eventor %s serving http://%s:%d, data in %s (durability %s)",
+        __version__,
+        _host_for_url(address[0]),
+        address[1],
+        settings.data_dir.resolve(),
+        settings.durability,
+    )
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await app.shutdown()
+        log.info("Eventor stopped")
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _prepare_data_dir(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"cannot use the data dir {data_dir}: {reason}") from None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the address is already in use (is another server running?)"
+        else:
+            reason = exc.strerror or str(exc)
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None

@@ -1,0 +1,114 @@
+"""The storage interface every backend implements, and `open_storage`, which picks one.
+
+A backend persists streams (append-only, gap-free positions from 1) and the stream registry with
+its introspection counters. It knows nothing of HTTP or webhooks. After every durable append it
+calls the append listener with the stream's new head, on the event loop, before the append
+returns: that is the signal subscription loops and long polls wait on.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..types import (
+    ANY,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    ReadResult,
+    RecordedEvent,
+    StreamInfo,
+    StreamSummary,
+)
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+AppendListener = Callable[[str, int], None]
+
+
+class Storage(abc.ABC):
+    """Durable streams and the registry of them."""
+
+    _append_listener: AppendListener | None = None
+
+    def set_append_listener(self, listener: AppendListener) -> None:
+        """Call `listener(stream, head)` on the event loop after each durable append."""
+        self._append_listener = listener
+
+    def _appended(self, stream: str, head: int) -> None:
+        if self._append_listener is not None:
+            self._append_listener(stream, head)
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Open (and, after a crash, recover) the storage. Called once before any other call."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush and close everything. Calls after this raise StorageUnavailable."""
+
+    @property
+    @abc.abstractmethod
+    def is_open(self) -> bool:
+        """True between a successful `open` and `close`."""
+
+    @abc.abstractmethod
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion = ANY
+    ) -> AppendResult:
+        """Append `events` atomically, creating the stream with its first event.
+
+        Raises WrongExpectedVersion when the head is not `expected`, and IdempotencyConflict
+        when some of the given ids already stand in the stream. When every id already stands
+        there as the same consecutive events, nothing is written and the result has
+        `created=False` with the original positions.
+        """
+
+    @abc.abstractmethod
+    async def read(
+        self, stream: str, start: int, limit: int, *, backward: bool = False
+    ) -> ReadResult:
+        """Read up to `limit` events from position `start` on (or down, when `backward`).
+
+        Raises StreamNotFound for a stream that has no events. Never creates anything.
+        """
+
+    @abc.abstractmethod
+    def head(self, stream: str) -> int | None:
+        """The stream's last position as the registry knows it, None when there is no stream."""
+
+    @abc.abstractmethod
+    async def list_streams(
+        self, *, prefix: str = "", after: str = "", limit: int | None = None
+    ) -> list[StreamSummary]:
+        """Streams in name order: those starting with `prefix`, named after `after`."""
+
+    @abc.abstractmethod
+    async def stream_info(self, stream: str) -> StreamInfo:
+        """One stream in detail. Raises StreamNotFound."""
+
+    @abc.abstractmethod
+    async def variants(self, stream: str) -> dict[str, list[RecordedEvent]]:
+        """Per event type, one example event for each distinct payload shape, oldest first.
+
+        Raises StreamNotFound.
+        """
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics (e.g. commits, appended events, open stream files)."""
+        return {}
+
+
+def open_storage(location: str | Path, settings: Settings) -> Storage:
+    """Pick the backend for `location`: a directory path (SQLite) or a postgresql:// URL."""
+    text = str(location)
+    if text.startswith(("postgres://", "postgresql://")):
+        raise NotImplementedError("the PostgreSQL backend is not built yet")
+    from .sqlite import SQLiteStorage
+
+    path = Path(text.removeprefix("sqlite://"))
+    return SQLiteStorage(path, settings)

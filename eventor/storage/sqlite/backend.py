@@ -1,0 +1,292 @@
+"""SQLiteStorage: streams in their own files, the registry in the catalog, recovery on open."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ...errors import StorageUnavailable, StreamNotFound, WrongExpectedVersion
+from ...types import (
+    ANY,
+    EXISTS,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    ReadResult,
+    RecordedEvent,
+    StreamInfo,
+    StreamSummary,
+)
+from ..base import Storage
+from .catalog import Catalog
+from .files import CATALOG_FILE, LOCK_FILE, STREAM_SUFFIX, STREAMS_DIR, stream_file_name
+from .pool import StreamPool
+from .registry import Registry
+from .streamdb import StreamDatabase, StreamState, read_stream_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ...settings import Settings
+
+T = TypeVar("T")
+log = logging.getLogger("eventor.storage")
+
+#: Seconds between catalog writes of the registry under load (it is a cache; see catalog.py).
+CATALOG_FLUSH_INTERVAL = 0.2
+WORKER_THREADS = 8
+
+
+class DataDirInUse(OSError):
+    """Another process holds the data directory."""
+
+
+class SQLiteStorage(Storage):
+    """The default backend. See `storage.base.Storage` for the contract."""
+
+    def __init__(self, data_dir: Path, settings: Settings) -> None:
+        self.data_dir = data_dir
+        self._settings = settings
+        self._registry = Registry()
+        self._dirty: set[str] = set()
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Future[None] | None = None
+        self._lock_fd: int | None = None
+        self._open = False
+        self._reconcile_task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="eventor-stream")
+        self._catalog_executor = ThreadPoolExecutor(1, thread_name_prefix="eventor-catalog")
+        self._catalog: Catalog | None = None
+        self._pool = StreamPool(
+            data_dir,
+            settings.durability,
+            settings.max_open_files,
+            self._executor,
+            on_commit=self._committed,
+            on_open=self._opened,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def open(self) -> None:
+        streams_dir = self.data_dir / STREAMS_DIR
+        streams_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self.data_dir / LOCK_FILE)
+        loop = asyncio.get_running_loop()
+        self._catalog = await loop.run_in_executor(
+            self._catalog_executor, Catalog, self.data_dir / CATALOG_FILE, self._settings.durability
+        )
+        catalog = self._catalog
+        states = await loop.run_in_executor(self._catalog_executor, catalog.streams)
+        self._registry.load(states)
+        clean = await self._catalog_call(catalog.get_state, "clean_shutdown")
+        await self._catalog_call(catalog.set_state, "clean_shutdown", None)
+        if clean != "1":
+            await self._recover(streams_dir)
+        self._open = True
+        log.debug("storage open: %d streams, clean=%s", len(self._registry), clean == "1")
+
+    async def close(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+        await self._pool.close()
+        await self._flush_catalog()
+        if self._catalog is not None:
+            await self._catalog_call(self._catalog.set_state, "clean_shutdown", "1")
+            await self._catalog_call(self._catalog.close)
+            self._catalog = None
+        self._executor.shutdown()
+        self._catalog_executor.shutdown()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def _recover(self, streams_dir: Path) -> None:
+        """After an unclean stop: register stream files the catalog missed, then re-check all.
+
+        Registering orphans happens before serving (their events may have been acknowledged);
+        refreshing the mirrored heads and counts of known streams goes on in the background,
+        and any stream that is used meanwhile is refreshed as its file opens.
+        """
+        loop = asyncio.get_running_loop()
+        known = {stream_file_name(name) for name in self._registry_names()}
+        orphans = [
+            path
+            for path in streams_dir.iterdir()
+            if path.name.endswith(STREAM_SUFFIX) and path.name not in known
+        ]
+        for path in orphans:
+            name = await loop.run_in_executor(self._executor, read_stream_name, path)
+            if name is None or path.name != _safe_file_name(name):
+                log.warning("ignoring %s: not a stream database of this data directory", path)
+                continue
+            state = await self._pool.call(name, StreamDatabase.state)
+            self._opened(state)
+        if orphans:
+            log.info("unclean stop: registered %d stream files the catalog missed", len(orphans))
+        self._reconcile_task = asyncio.create_task(self._reconcile(self._registry_names()))
+
+    async def _reconcile(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                await self._pool.call(name, StreamDatabase.state)
+            except StreamNotFound:
+                log.warning("stream %r is in the catalog but its file is missing", name)
+            except Exception:
+                log.exception("could not re-check stream %r", name)
+
+    def _registry_names(self) -> list[str]:
+        return [s.name for s in self._registry.page("", "", None)]
+
+    # -- streams -------------------------------------------------------------------------------
+
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion = ANY
+    ) -> AppendResult:
+        self._check_open()
+        if stream not in self._registry and (
+            expected == EXISTS or (isinstance(expected, int) and expected > 0)
+        ):
+            # Refused before any file is made for the stream.
+            raise WrongExpectedVersion(stream, expected, 0)
+        return await self._pool.append(stream, events, expected)
+
+    async def read(
+        self, stream: str, start: int, limit: int, *, backward: bool = False
+    ) -> ReadResult:
+        self._check_open()
+        if stream not in self._registry:
+            raise StreamNotFound(stream)
+
+        def read(db: StreamDatabase) -> ReadResult:
+            return ReadResult(db.head, db.read(start, limit, backward))
+
+        return await self._pool.call(stream, read)
+
+    def head(self, stream: str) -> int | None:
+        entry = self._registry.get(stream)
+        return None if entry is None else entry.head
+
+    async def list_streams(
+        self, *, prefix: str = "", after: str = "", limit: int | None = None
+    ) -> list[StreamSummary]:
+        self._check_open()
+        return self._registry.page(prefix, after, limit)
+
+    async def stream_info(self, stream: str) -> StreamInfo:
+        self._check_open()
+        if stream not in self._registry:
+            raise StreamNotFound(stream)
+
+        def info(db: StreamDatabase) -> StreamInfo:
+            return StreamInfo(
+                db.name, db.head, db.created, db.updated, db.size_bytes(), dict(db.event_types)
+            )
+
+        return await self._pool.call(stream, info)
+
+    async def variants(self, stream: str) -> dict[str, list[RecordedEvent]]:
+        self._check_open()
+        if stream not in self._registry:
+            raise StreamNotFound(stream)
+        events = await self._pool.call(stream, StreamDatabase.variants)
+        out: dict[str, list[RecordedEvent]] = {}
+        for event in events:
+            out.setdefault(event.type, []).append(event)
+        return out
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "streams": len(self._registry),
+            "commits": self._pool.commits,
+            "appended_events": self._pool.appended_events,
+            "open_streams": self._pool.open_streams,
+        }
+
+    # -- registry upkeep -----------------------------------------------------------------------
+
+    def _committed(self, state: StreamState, appended: int) -> None:
+        self._registry.update(state)
+        self._mark_dirty(state.name)
+        self._appended(state.name, state.head)
+
+    def _opened(self, state: StreamState) -> None:
+        if self._registry.update(state):
+            self._mark_dirty(state.name)
+
+    def _mark_dirty(self, name: str) -> None:
+        self._dirty.add(name)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None and self._flushing is None and self._dirty:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(CATALOG_FLUSH_INTERVAL, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_handle = None
+        self._flushing = asyncio.ensure_future(self._write_dirty())
+        self._flushing.add_done_callback(self._flush_done)
+
+    def _flush_done(self, _: asyncio.Future[None]) -> None:
+        self._flushing = None
+        if self._open:
+            self._schedule_flush()
+
+    async def _write_dirty(self) -> None:
+        """Write the registry entries changed since the last write to the catalog."""
+        if not self._dirty or self._catalog is None:
+            return
+        names, self._dirty = self._dirty, set()
+        states = [self._registry.state(n) for n in names if n in self._registry]
+        try:
+            await self._catalog_call(self._catalog.save_streams, states)
+        except Exception:
+            log.exception("could not write the stream registry to the catalog")
+            self._dirty |= names
+
+    async def _flush_catalog(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._flushing is not None:
+            await self._flushing
+        await self._write_dirty()
+
+    async def _catalog_call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._catalog_executor, fn, *args)
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StorageUnavailable("the storage is not open")
+
+
+def _safe_file_name(name: str) -> str | None:
+    try:
+        return stream_file_name(name)
+    except Exception:
+        return None
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirInUse(f"{path.parent} is in use by another Eventor process") from None
+    return fd

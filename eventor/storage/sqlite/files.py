@@ -1,0 +1,33 @@
+"""Where things live in the data directory, and how a stream name becomes a file name.
+
+A stream's file name is a readable slug of its name plus a digest of the exact name: names that
+differ only in case get different files (also on case-insensitive file systems), no name can
+reach outside `streams/`, and no file name is a reserved device name (`con`, `nul`, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from ...names import check_stream_name
+
+CATALOG_FILE = "catalog.db"
+STREAMS_DIR = "streams"
+LOCK_FILE = ".lock"
+STREAM_SUFFIX = ".db"
+
+_NOT_SLUG = re.compile(r"[^a-z0-9_-]")
+
+
+def stream_file_name(stream: str) -> str:
+    """The file name (no directory) of `stream`'s database."""
+    check_stream_name(stream)
+    slug = _NOT_SLUG.sub("_", stream.lower())[:40]
+    digest = hashlib.sha256(stream.encode()).hexdigest()[:24]
+    return f"{slug}-{digest}{STREAM_SUFFIX}"
+
+
+def stream_path(data_dir: Path, stream: str) -> Path:
+    return data_dir / STREAMS_DIR / stream_file_name(stream)

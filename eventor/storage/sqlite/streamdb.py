@@ -1,0 +1,350 @@
+"""One stream's SQLite database. Synchronous; used by one thread at a time (see `pool`).
+
+The file holds the events and, updated in the same transaction, the stream's introspection
+data: counts per event type and one example event per payload shape. It is the authority for
+its stream; the catalog only mirrors head and counts so listing needs no open files.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from ...errors import EventorError, IdempotencyConflict, StreamNotFound, WrongExpectedVersion
+from ...ids import new_ids
+from ...settings import Durability
+from ...types import (
+    ANY,
+    EXISTS,
+    JSON_CONTENT_TYPE,
+    NO_STREAM,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+)
+
+SCHEMA_VERSION = 1
+#: Distinct payload shapes remembered per event type; past this, new shapes are not recorded.
+MAX_VARIANTS_PER_TYPE = 100
+#: Page cache per open stream (KiB). Many streams stay open, so keep each small.
+CACHE_KIB = 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    position     INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    type         TEXT NOT NULL,
+    data         BLOB NOT NULL,
+    content_type TEXT,              -- NULL means application/json
+    is_json      INTEGER NOT NULL,
+    metadata     BLOB,
+    created      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_types (
+    type TEXT PRIMARY KEY, count INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS count_event_types AFTER INSERT ON events BEGIN
+    INSERT INTO event_types (type, count) VALUES (new.type, 1)
+    ON CONFLICT (type) DO UPDATE SET count = count + 1;
+END;
+CREATE TABLE IF NOT EXISTS variants (
+    type TEXT NOT NULL, shape TEXT NOT NULL, position INTEGER NOT NULL,
+    PRIMARY KEY (type, shape)
+) WITHOUT ROWID;
+"""
+
+_COLUMNS = (
+    "id, ?, position, type, data, coalesce(content_type, 'application/json'), is_json,"
+    " metadata, created"
+)
+_READ_FORWARD = f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?"
+_READ_BACKWARD = f"SELECT {_COLUMNS} FROM events WHERE position <= ? ORDER BY position DESC LIMIT ?"
+_INSERT = (
+    "INSERT INTO events (position, id, type, data, content_type, is_json, metadata, created)"
+    " VALUES "
+)
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+#: Rows per INSERT statement. One statement per chunk rather than executemany, because
+#: executemany hands the GIL back and forth for every row, and each hand-back can wait out the
+#: interpreter's switch interval while the event loop is busy.
+_INSERT_CHUNK = 512
+
+AppendRequest = tuple[Sequence[NewEvent], ExpectedVersion]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """What the registry mirrors of a stream: read from its database, the authority."""
+
+    name: str
+    head: int
+    created: str
+    updated: str
+    event_types: dict[str, int]
+
+
+class StreamDatabase:
+    """An open stream database file."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, name: str) -> None:
+        self._conn = conn
+        self.path = path
+        self.name = name
+        self.head: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+        self.created: str = conn.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()[
+            0
+        ]
+        last = conn.execute("SELECT created FROM events ORDER BY position DESC LIMIT 1").fetchone()
+        self.updated: str = last[0] if last else self.created
+        self.event_types: dict[str, int] = dict(
+            conn.execute("SELECT type, count FROM event_types ORDER BY type").fetchall()
+        )
+        self._shapes: dict[str, set[str]] = {}
+        for type_, shape in conn.execute("SELECT type, shape FROM variants"):
+            self._shapes.setdefault(type_, set()).add(shape)
+
+    @classmethod
+    def open(
+        cls, path: Path, name: str, durability: Durability, *, create: bool, created: str
+    ) -> StreamDatabase:
+        """Open the stream's file; with `create`, make it when missing (its meta says `name`).
+
+        Raises StreamNotFound when the file is missing and `create` is false.
+        """
+        existed = path.exists()
+        if not existed and not create:
+            raise StreamNotFound(name)
+        mode = "rw" if existed else "rwc"
+        conn = sqlite3.connect(
+            f"file:{quote(str(path))}?mode={mode}",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=32,
+        )
+        try:
+            configure(conn, durability)
+            if not existed:
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("name", name), ("created", created)],
+                )
+                if durability == "full":
+                    _fsync_dir(path.parent)
+            else:
+                stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
+                if stored is None or stored[0] != name:
+                    raise EventorError(f"{path} holds stream {stored!r}, expected {name!r}")
+            return cls(conn, path, name)
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def append_batch(
+        self, requests: Sequence[AppendRequest], now: str
+    ) -> list[AppendResult | EventorError]:
+        """Append several requests in one transaction (one fsync): group commit.
+
+        Each request is checked on its own (expected version, idempotency) against the stream
+        as the requests before it in the batch left it; a failed check fails only that request.
+        An error from SQLite fails the whole batch and is raised, leaving nothing changed.
+        """
+        head = self.head
+        results: list[AppendResult | EventorError] = []
+        rows: list[tuple[object, ...]] = []
+        batch_ids: dict[str, int] = {}
+        new_variants: list[tuple[str, str, int]] = []
+        for events, expected in requests:
+            outcome = self._check(events, expected, head, batch_ids)
+            if outcome is not None:
+                results.append(outcome)
+                continue
+            first = head + 1
+            missing = sum(1 for event in events if event.id is None)
+            made = iter(new_ids(missing, events[0].id_version) if missing else ())
+            ids = []
+            for event in events:
+                head += 1
+                event_id = event.id or next(made)
+                ids.append(event_id)
+                batch_ids[event_id] = head
+                content_type = event.content_type
+                rows.append(
+                    (
+                        head,
+                        event_id,
+                        event.type,
+                        event.data,
+                        None if content_type == JSON_CONTENT_TYPE else content_type,
+                        event.is_json,
+                        event.metadata,
+                        now,
+                    )
+                )
+                shapes = self._shapes.get(event.type)
+                if shapes is None or (
+                    event.shape not in shapes and len(shapes) < MAX_VARIANTS_PER_TYPE
+                ):
+                    if not any(v[:2] == (event.type, event.shape) for v in new_variants):
+                        new_variants.append((event.type, event.shape, head))
+            results.append(AppendResult(self.name, first, head, tuple(ids)))
+        if rows:
+            self._write(rows, new_variants)
+            self.head = head
+            self.updated = now
+            types = self.event_types
+            for row in rows:
+                event_type = row[2]
+                types[event_type] = types.get(event_type, 0) + 1  # type: ignore[index]
+            for event_type, shape, _ in new_variants:
+                self._shapes.setdefault(event_type, set()).add(shape)
+        return results
+
+    def _write(
+        self, rows: list[tuple[object, ...]], new_variants: list[tuple[str, str, int]]
+    ) -> None:
+        """Insert `rows` (and variants) atomically. Counts per type are kept by a trigger.
+
+        A single statement commits on its own: one call into SQLite, so the worker thread takes
+        the GIL back once rather than once per statement (see `_INSERT_CHUNK`).
+        """
+        conn = self._conn
+        if len(rows) <= _INSERT_CHUNK and not new_variants:
+            _insert(conn, rows)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _insert(conn, rows)
+            if new_variants:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO variants (type, shape, position) VALUES (?, ?, ?)",
+                    new_variants,
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _check(
+        self,
+        events: Sequence[NewEvent],
+        expected: ExpectedVersion,
+        head: int,
+        batch_ids: dict[str, int],
+    ) -> AppendResult | EventorError | None:
+        """None when the request may be appended; else its idempotent result or its error."""
+        given = [event.id for event in events if event.id is not None]
+        if given:
+            found = {i: batch_ids[i] for i in given if i in batch_ids}
+            rest = [i for i in given if i not in found]
+            if rest:
+                found.update(
+                    self._conn.execute(
+                        "SELECT id, position FROM events"
+                        " WHERE id IN (SELECT value FROM json_each(?))",
+                        (_json_list(rest),),
+                    ).fetchall()
+                )
+            if found:
+                positions = [found.get(event.id or "") for event in events]
+                first = positions[0]
+                if first is not None and positions == list(range(first, first + len(events))):
+                    return AppendResult(
+                        self.name, first, first + len(events) - 1, tuple(given), created=False
+                    )
+                return IdempotencyConflict(
+                    f"{len(found)} of the {len(events)} events are already in stream"
+                    f" {self.name!r} (ids {', '.join(sorted(found)[:3])}...), but not as this"
+                    " same consecutive sequence: send all of them again, or only new ids"
+                )
+        if expected == ANY:
+            return None
+        if expected == NO_STREAM:
+            ok = head == 0
+        elif expected == EXISTS:
+            ok = head > 0
+        else:
+            ok = head == expected
+        return None if ok else WrongExpectedVersion(self.name, expected, head)
+
+    def read(self, start: int, limit: int, backward: bool) -> list[RecordedEvent]:
+        sql = _READ_BACKWARD if backward else _READ_FORWARD
+        rows = self._conn.execute(sql, (self.name, start, limit)).fetchall()
+        return list(map(RecordedEvent._make, rows))
+
+    def state(self) -> StreamState:
+        return StreamState(self.name, self.head, self.created, self.updated, dict(self.event_types))
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(f"{self.path}{suffix}").st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def variants(self) -> list[RecordedEvent]:
+        rows = self._conn.execute(
+            "SELECT e.id, ?, e.position, e.type, e.data,"
+            " coalesce(e.content_type, 'application/json'), e.is_json, e.metadata, e.created"
+            " FROM variants v JOIN events e ON e.position = v.position"
+            " ORDER BY v.type, v.position",
+            (self.name,),
+        ).fetchall()
+        return list(map(RecordedEvent._make, rows))
+
+
+def configure(conn: sqlite3.Connection, durability: Durability) -> None:
+    """WAL with the connection holding the lock: no -shm file, one process per data dir."""
+    conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {durability.upper()}")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+
+
+def read_stream_name(path: Path) -> str | None:
+    """The stream name recorded inside a stream file, None when it holds none."""
+    conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, isolation_level=None)
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
+        return None if row is None else str(row[0])
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        conn.close()
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        conn.execute(
+            _INSERT + ", ".join([_ROW] * len(chunk)),
+            [value for row in chunk for value in row],
+        )
+
+
+def _json_list(values: list[str]) -> str:
+    # ids are canonical UUID texts: nothing in them needs escaping.
+    return "[" + ",".join(f'"{value}"' for value in values) + "]"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

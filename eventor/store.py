@@ -1,0 +1,116 @@
+"""EventStore: the rules of appending and reading, over any storage, plus the appended signal."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .appended import AppendedSignal
+from .errors import InvalidRequest, LimitExceeded, StreamNotFound
+from .names import check_stream_name
+from .settings import Limits
+from .storage.base import Storage
+from .types import (
+    ANY,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    ReadResult,
+    RecordedEvent,
+    StreamInfo,
+    StreamSummary,
+)
+
+MAX_TYPE_LENGTH = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class EventStore:
+    """Appends and reads streams. The HTTP layer and the delivery engine both go through it."""
+
+    def __init__(self, storage: Storage, limits: Limits) -> None:
+        self.storage = storage
+        self.limits = limits
+        self.appended = AppendedSignal()
+        storage.set_append_listener(self.appended.notify)
+
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion = ANY
+    ) -> AppendResult:
+        """Append `events` atomically; durable (per the durability setting) when it returns."""
+        check_stream_name(stream)
+        self.check_events(events)
+        return await self.storage.append(stream, events, expected)
+
+    def check_events(self, events: Sequence[NewEvent]) -> None:
+        """Raise unless `events` may be appended: non-empty, within limits, ids unique."""
+        if not events:
+            raise InvalidRequest("no events to append: send at least one")
+        limits = self.limits
+        if len(events) > limits.max_append_events:
+            raise LimitExceeded(
+                f"{len(events)} events in one append; at most {limits.max_append_events} allowed"
+            )
+        ids: set[str] = set()
+        for index, event in enumerate(events):
+            if not 1 <= len(event.type) <= MAX_TYPE_LENGTH or _CONTROL.search(event.type):
+                raise InvalidRequest(
+                    f"event {index}: type must be 1-{MAX_TYPE_LENGTH} characters,"
+                    " without control characters"
+                )
+            if len(event.data) > limits.max_event_bytes:
+                raise LimitExceeded(
+                    f"event {index}: data is {len(event.data)} bytes;"
+                    f" at most {limits.max_event_bytes} allowed"
+                )
+            if event.id is not None:
+                if event.id in ids:
+                    raise InvalidRequest(f"event {index}: id {event.id} appears twice")
+                ids.add(event.id)
+
+    async def read(
+        self, stream: str, start: int, limit: int, *, backward: bool = False
+    ) -> ReadResult:
+        """A page of events. Raises StreamNotFound for a stream with no events."""
+        check_stream_name(stream)
+        return await self.storage.read(stream, start, limit, backward=backward)
+
+    async def read_or_wait(self, stream: str, start: int, limit: int, wait: float) -> ReadResult:
+        """Read forward from `start`; when nothing is there yet, wait up to `wait` seconds.
+
+        An unknown stream is waited for too; if it never appears, the result is empty (head 0).
+        """
+        check_stream_name(stream)
+        try:
+            result = await self.storage.read(stream, start, limit)
+        except StreamNotFound:
+            result = ReadResult(0, [])
+        if result.events or wait <= 0:
+            return result
+        if await self.appended.wait(stream, max(start - 1, result.head), wait):
+            return await self.storage.read(stream, start, limit)
+        return result
+
+    async def read_all(self, stream: str, after: int, limit: int) -> list[RecordedEvent]:
+        """Events after position `after`; [] for an unknown stream (original API semantics)."""
+        check_stream_name(stream)
+        try:
+            return (await self.storage.read(stream, after + 1, limit)).events
+        except StreamNotFound:
+            return []
+
+    def head(self, stream: str) -> int | None:
+        return self.storage.head(stream)
+
+    async def list_streams(
+        self, *, prefix: str = "", after: str = "", limit: int | None = None
+    ) -> list[StreamSummary]:
+        return await self.storage.list_streams(prefix=prefix, after=after, limit=limit)
+
+    async def stream_info(self, stream: str) -> StreamInfo:
+        check_stream_name(stream)
+        return await self.storage.stream_info(stream)
+
+    async def variants(self, stream: str) -> dict[str, list[RecordedEvent]]:
+        check_stream_name(stream)
+        return await self.storage.variants(stream)
