@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 
 from .types import JSON_CONTENT_TYPE
@@ -12,6 +14,7 @@ _encode = msgspec.json.Encoder().encode
 _KINDS = {b"[": "(array)", b'"': "(string)", b"n": "(null)", b"t": "(boolean)", b"f": "(boolean)"}
 
 
+@functools.lru_cache(maxsize=256)
 def is_json_content_type(content_type: str) -> bool:
     """application/json, or any `+json` type, with or without parameters."""
     mime = content_type.partition(";")[0].strip().lower()
