@@ -24,13 +24,29 @@ _PARAM = re.compile(r"{([a-z_]+)(:path)?}")
 
 @dataclass(frozen=True)
 class Param:
-    """A query parameter or header, for the OpenAPI document."""
+    """A path or query parameter or a header, for the OpenAPI document.
+
+    `schema` is a msgspec type (e.g. an `Annotated[int, Meta(ge=1)]`) or a JSON schema dict.
+    """
 
     name: str
-    schema: dict[str, Any]
+    schema: Any
     description: str = ""
     required: bool = False
     where: Literal["query", "header", "path"] = "query"
+
+
+@dataclass(frozen=True)
+class Media:
+    """A body that is not (only) plain JSON, for the OpenAPI document: its media type, its type
+    (msgspec type, `str`, `bytes` or a JSON schema dict) and, on a response, its headers.
+
+    For `text/event-stream`, `schema` is the type of each message's `data` (as JSON).
+    """
+
+    media_type: str
+    schema: Any = str
+    headers: tuple[Param, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,8 @@ class Doc:
     """What the OpenAPI document says of a route. Types are msgspec types (structs, lists...).
 
     `responses` maps a status code to (body type or None, description); a body type of `str`
-    means a text/plain body. `body` is the JSON request body's type (`bytes`: any bytes).
+    means a text/plain body, a `Media` any other media type (and response headers).
+    `body` is the JSON request body's type (`bytes`: any bytes; a `Media`: that media type).
     """
 
     summary: str
