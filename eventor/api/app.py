@@ -14,9 +14,11 @@ from ..settings import Settings
 from ..storage.base import Storage, open_storage
 from ..store import EventStore
 from .compat import OriginalRoutes
+from .dashboard import DashboardRoutes
 from .ops import OpsRoutes
 from .problems import HTTPProblem, from_error, problem_response, text_response
 from .routing import ErrorStyle, Route, Router
+from .stats import StatsRoutes, StatsSampler
 from .streams import StreamRoutes
 
 log = logging.getLogger("eventor.api")
@@ -30,18 +32,23 @@ class EventorApp:
         self.storage = storage or open_storage(settings.data_dir, settings)
         self.store = EventStore(self.storage, settings.limits)
         self.ops = OpsRoutes(self.storage)
+        self.stats = StatsSampler(self.storage, subscription_stats=None)
         routes: list[Route] = [
             *StreamRoutes(self.store, subscriptions_of=lambda stream: []).routes(),
             *OriginalRoutes(self.store, settings.limits).routes(),
             *self.ops.routes(),
+            *StatsRoutes(self.store, self.stats).routes(),
+            *DashboardRoutes().routes(),
         ]
         self.router = Router(routes)
         self.mounts: dict[str, ASGIApp] = {}
 
     async def startup(self) -> None:
         await self.storage.open()
+        self.stats.start()
 
     async def shutdown(self) -> None:
+        await self.stats.stop()
         await self.storage.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
