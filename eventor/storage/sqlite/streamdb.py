@@ -165,6 +165,7 @@ class StreamDatabase:
         rows: list[tuple[object, ...]] = []
         batch_ids: dict[str, int] = {}
         new_variants: list[tuple[str, str, int]] = []
+        added: dict[str, int] = {}
         for events, expected in requests:
             outcome = self._check(events, expected, head, batch_ids)
             if outcome is not None:
@@ -179,6 +180,7 @@ class StreamDatabase:
                 event_id = event.id or next(made)
                 ids.append(event_id)
                 batch_ids[event_id] = head
+                added[event.type] = added.get(event.type, 0) + 1
                 content_type = event.content_type
                 rows.append(
                     (
@@ -204,9 +206,8 @@ class StreamDatabase:
             self.head = head
             self.updated = now
             types = self.event_types
-            for row in rows:
-                event_type = row[2]
-                types[event_type] = types.get(event_type, 0) + 1  # type: ignore[index]
+            for event_type, count in added.items():
+                types[event_type] = types.get(event_type, 0) + count
             for event_type, shape, _ in new_variants:
                 self._shapes.setdefault(event_type, set()).add(shape)
         return results
