@@ -15,6 +15,7 @@ from ..storage.base import Storage, open_storage
 from ..store import EventStore
 from .compat import OriginalRoutes
 from .dashboard import DashboardRoutes
+from .docs import DocsRoutes
 from .ops import OpsRoutes
 from .problems import HTTPProblem, from_error, problem_response, text_response
 from .routing import ErrorStyle, Route, Router
@@ -39,6 +40,7 @@ class EventorApp:
             *self.ops.routes(),
             *StatsRoutes(self.store, self.stats).routes(),
             *DashboardRoutes().routes(),
+            *DocsRoutes(lambda: self.router.routes).routes(),
         ]
         self.router = Router(routes)
         self.mounts: dict[str, ASGIApp] = {}

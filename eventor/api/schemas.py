@@ -22,15 +22,23 @@ EventType = Annotated[str, Meta(min_length=1, max_length=200)]
 Position = Annotated[int, Meta(ge=0)]
 Time = Annotated[str, Meta(description="RFC 3339, UTC, with microseconds")]
 JSONValue = Annotated[Raw, Meta(description="any JSON value")]
+JSONDefaultNull = Meta(extra_json_schema={"default": None})
+
+
+def _json_null() -> Raw:
+    # A factory, not a default: msgspec cannot write a Raw default into a JSON schema.
+    return Raw(b"null")
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One event to append."""
 
     type: EventType
-    data: JSONValue = Raw(b"null")
+    data: Annotated[JSONValue, JSONDefaultNull] = msgspec.field(default_factory=_json_null)
     id: uuid.UUID | None = None
-    metadata: Annotated[Raw, Meta(description="a JSON object, or null")] = Raw(b"null")
+    metadata: Annotated[Raw, Meta(description="a JSON object, or null"), JSONDefaultNull] = (
+        msgspec.field(default_factory=_json_null)
+    )
     data_base64: (
         Annotated[str, Meta(description="Eventor extension: non-JSON data, base64-encoded")] | None
     ) = None
@@ -98,13 +106,36 @@ class StreamInfoOut(msgspec.Struct):
 
 
 class Problem(msgspec.Struct, kw_only=True):
-    """RFC 9457 problem details. Some problems carry more members (e.g. current_version)."""
+    """RFC 9457 problem details; a wrong expected_version (409) also carries current_version."""
 
     type: str
     title: str
     status: int
-    detail: str
-    current_version: int | UnsetType = UNSET
+    detail: Annotated[str, Meta(description="what went wrong and what to fix")]
+    stream: str | UnsetType = UNSET
+    current_version: Annotated[int, Meta(description="the stream's head now")] | UnsetType = UNSET
+    expected_version: int | str | UnsetType = UNSET
+
+
+class HealthOut(msgspec.Struct):
+    status: str
+    version: str
+
+
+class ReadyOut(msgspec.Struct):
+    status: str
+
+
+# -- parameters (for the OpenAPI document) ---------------------------------------------------
+
+PageLimit = Annotated[int, Meta(ge=1, le=1000, extra_json_schema={"default": 100})]
+EXPECTED_VERSION = {
+    "oneOf": [
+        {"type": "string", "enum": ["any", "no_stream", "exists"]},
+        {"type": "integer", "minimum": 0},
+    ],
+    "default": "any",
+}
 
 
 # -- the original API ------------------------------------------------------------------------
