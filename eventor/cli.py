@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import logging
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -170,6 +174,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     from .api import create_app
     from .storage.sqlite.backend import DataDirInUse
 
+    _Server = _make_server_class()
     app = create_app(settings)
     try:
         await app.startup()
@@ -188,7 +193,10 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         server_header=False,
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
     address = sock.getsockname()
     log.info(
         "Eventor %s serving http://%s:%d, data in %s (durability %s)",
@@ -203,6 +211,20 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     finally:
         await app.shutdown()
         log.info("Eventor stopped")
+
+
+def _make_server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, minus its signal handling: after a graceful stop uvicorn re-raises
+        SIGTERM/SIGINT, which would kill the process before the storage is closed cleanly."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
 
 
 def _host_for_url(host: str) -> str:
