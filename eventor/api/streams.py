@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import AsyncIterator, Callable
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -25,15 +27,20 @@ from .params import (
     require_json,
 )
 from .rendering import encoder, event_out, json_response
-from .routing import Route
+from .routing import Doc, Media, Param, Route
 from .schemas import (
+    EXPECTED_VERSION,
     AppendBody,
     AppendedEvent,
     AppendOut,
     EventIn,
+    EventOut,
+    PageLimit,
+    Problem,
     ReadOut,
     StreamInfoOut,
     StreamListOut,
+    StreamName,
     StreamOut,
 )
 
@@ -101,11 +108,11 @@ class StreamRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("POST", "/v1/streams/{stream}/events", self.append),
-            Route("GET", "/v1/streams/{stream}/events", self.read),
-            Route("GET", "/v1/streams/{stream}/live", self.live),
-            Route("GET", "/v1/streams", self.list),
-            Route("GET", "/v1/streams/{stream}", self.info),
+            Route("POST", "/v1/streams/{stream}/events", self.append, doc=APPEND_DOC),
+            Route("GET", "/v1/streams/{stream}/events", self.read, doc=READ_DOC),
+            Route("GET", "/v1/streams/{stream}/live", self.live, doc=LIVE_DOC),
+            Route("GET", "/v1/streams", self.list, doc=LIST_DOC),
+            Route("GET", "/v1/streams/{stream}", self.info, doc=INFO_DOC),
         ]
 
     async def append(self, request: Request) -> Response:
@@ -219,3 +226,122 @@ class StreamRoutes:
                 self._subscriptions_of(stream),
             )
         )
+
+
+# -- the OpenAPI document --------------------------------------------------------------------
+
+_STREAM = Param("stream", StreamName, "the stream's name (case-sensitive)", where="path")
+_BAD_NAME = "a bad stream name or query parameter: the detail says what to fix"
+_FROM = Annotated[int, Meta(ge=0)]
+
+APPEND_DOC = Doc(
+    "Append events",
+    "One event (a JSON object) or several (a JSON array), atomically: all are appended or "
+    "none. `201` means durable: on disk per the server's durability setting, visible to "
+    "readers and handed to subscriptions. Idempotent by event `id`: when every id of the "
+    "request already stands in the stream as the same consecutive events, nothing is appended "
+    "and the answer is `200` with the original positions.",
+    params=(
+        _STREAM,
+        Param(
+            "expected_version",
+            EXPECTED_VERSION,
+            "optimistic concurrency: `any`, `no_stream` (the stream must not exist), `exists`, "
+            "or the stream's head N (0: empty or absent)",
+        ),
+    ),
+    body=AppendBody,
+    responses={
+        201: (AppendOut, "appended: the new events' ids and positions"),
+        200: (AppendOut, "already appended (every id stands in the stream): nothing changed"),
+        400: (
+            Problem,
+            "not JSON, not events, an empty array, two data fields, bad base64, or " + _BAD_NAME,
+        ),
+        409: (
+            Problem,
+            "the stream's head is not `expected_version` (the problem carries "
+            "`current_version`), or only some of the ids already stand in the stream",
+        ),
+        413: (
+            Problem,
+            "over a limit: one event's data (default 1 MiB), the request (16 MiB) or the "
+            "number of events (10,000)",
+        ),
+        415: (Problem, "the body is not declared JSON: send `Content-Type: application/json`"),
+    },
+)
+READ_DOC = Doc(
+    "Read events",
+    "A page of events, forward (ascending from `from`) or backward (descending from `from`). "
+    "`next` is the `from` of the following page. With `wait`, a forward read that finds "
+    "nothing at or after `from` holds the request until an event arrives (long poll).",
+    params=(
+        _STREAM,
+        Param(
+            "from",
+            _FROM,
+            "first position to return: forward, default 1; backward, default the head",
+        ),
+        Param("limit", PageLimit, "most events to return"),
+        Param(
+            "direction",
+            {"type": "string", "enum": ["forward", "backward"], "default": "forward"},
+            "reading order",
+        ),
+        Param(
+            "wait",
+            {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
+            "seconds to wait for an event when there is none yet (forward only)",
+        ),
+    ),
+    responses={
+        200: (ReadOut, "a page of events (possibly empty)"),
+        400: (Problem, _BAD_NAME),
+        404: (Problem, "no such stream (with `wait`, the request waits for it instead)"),
+    },
+)
+LIVE_DOC = Doc(
+    "Follow a stream live (Server-Sent Events)",
+    "Every event from `from` on (default: only new ones), as they are appended. Each message: "
+    "`id: <position>`, `event: <type>`, `data: <the event as JSON>`. A reconnect with "
+    "`Last-Event-ID` resumes after that position. A comment line every 15 s keeps proxies "
+    "from closing the connection. The stream need not exist yet.",
+    params=(
+        _STREAM,
+        Param("from", _FROM, "first position to send (default: the head + 1)"),
+        Param(
+            "Last-Event-ID",
+            {"type": "string", "pattern": "^[0-9]+$"},
+            "resume after this position (sent by EventSource on reconnect); overrides `from`",
+            where="header",
+        ),
+    ),
+    responses={
+        200: (Media("text/event-stream", EventOut), "an endless stream of events"),
+        400: (Problem, _BAD_NAME + ", or a Last-Event-ID that is not a position"),
+    },
+)
+LIST_DOC = Doc(
+    "List streams",
+    "Streams in name order, a page at a time: pass `next` as `after` for the following page.",
+    params=(
+        Param("prefix", str, "only streams whose name starts with this"),
+        Param("after", str, "only streams whose name sorts after this (a page's `next`)"),
+        Param("limit", PageLimit, "most streams to return"),
+    ),
+    responses={
+        200: (StreamListOut, "a page of streams; `next` is null on the last page"),
+        400: (Problem, "a bad query parameter: the detail says what to fix"),
+    },
+)
+INFO_DOC = Doc(
+    "Describe a stream",
+    "Its head, times, size on disk, events per type, and the subscriptions that follow it.",
+    params=(_STREAM,),
+    responses={
+        200: (StreamInfoOut, "the stream"),
+        400: (Problem, "a bad stream name: the detail says what to fix"),
+        404: (Problem, "no such stream"),
+    },
+)
