@@ -18,12 +18,13 @@ from ..types import JSON_CONTENT_TYPE, NewEvent, RecordedEvent
 from .params import header, read_body
 from .problems import HTTPProblem
 from .rendering import json_response
-from .routing import Route
+from .routing import Doc, Media, Param, Route
 from .schemas import (
     EventTypeCount,
     IntrospectStream,
     IntrospectVariants,
     OriginalEventOut,
+    StreamName,
     Variant,
 )
 
@@ -54,10 +55,18 @@ class OriginalRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("POST", "/streams/{stream}", self.append, errors="text"),
-            Route("GET", "/streams/{stream}/{offset}/{limit}", self.read, errors="text"),
-            Route("GET", "/introspect", self.introspect, errors="text"),
-            Route("GET", "/introspect/{stream}", self.introspect_stream, errors="text"),
+            Route("POST", "/streams/{stream}", self.append, errors="text", doc=APPEND_DOC),
+            Route(
+                "GET", "/streams/{stream}/{offset}/{limit}", self.read, errors="text", doc=READ_DOC
+            ),
+            Route("GET", "/introspect", self.introspect, errors="text", doc=INTROSPECT_DOC),
+            Route(
+                "GET",
+                "/introspect/{stream}",
+                self.introspect_stream,
+                errors="text",
+                doc=INTROSPECT_STREAM_DOC,
+            ),
         ]
 
     async def append(self, request: Request) -> Response:
@@ -117,3 +126,81 @@ class OriginalRoutes:
                 },
             )
         )
+
+
+# -- the OpenAPI document --------------------------------------------------------------------
+
+_STREAM = Param("stream", StreamName, "the stream's name (case-sensitive)", where="path")
+_BAD_NAME = "a bad stream name (text body)"
+_GO_INT_DOC = "an integer; anything else counts as 0 (as in the original)"
+
+APPEND_DOC = Doc(
+    "Append one event (original)",
+    "The body is the event's data, any bytes (usually JSON), stored exactly as sent; its "
+    "`Content-Type` is kept as the event's content type (none: `application/json`). The "
+    "server gives the event a random UUID (v4), a creation time and the next position.",
+    tag="original",
+    params=(
+        _STREAM,
+        Param(
+            "X-Event-Type",
+            {"type": "string", "minLength": 1},
+            "the event's type",
+            required=True,
+            where="header",
+        ),
+    ),
+    body=bytes,
+    responses={
+        200: (
+            Media(
+                "text/plain",
+                {"type": "string", "const": "Created\n"},
+                headers=(
+                    Param("X-Event-Position", {"type": "integer", "minimum": 1}, required=True),
+                    Param("X-Event-Uuid", {"type": "string", "format": "uuid"}, required=True),
+                ),
+            ),
+            "appended (the body is `Created`); the headers give the position and id",
+        ),
+        400: (str, f"no X-Event-Type header (`{MISSING_TYPE}`), or {_BAD_NAME}"),
+        413: (str, "the body is over the largest event allowed (default 1 MiB)"),
+    },
+)
+READ_DOC = Doc(
+    "Read events (original)",
+    "Events whose position is greater than `offset`, ascending, at most `limit`. An unknown "
+    "stream reads as empty (and is not created).",
+    tag="original",
+    params=(
+        _STREAM,
+        Param("offset", {"type": "integer"}, "return events after this position; " + _GO_INT_DOC),
+        Param(
+            "limit",
+            {"type": "integer"},
+            "most events to return: 0 → none; negative or over the server's cap (default "
+            "10,000) → the cap; " + _GO_INT_DOC,
+        ),
+    ),
+    responses={
+        200: (list[OriginalEventOut], "the events (an empty array when none)"),
+        400: (str, _BAD_NAME),
+    },
+)
+INTROSPECT_DOC = Doc(
+    "Event counts of every stream (original)",
+    "One entry per stream: its number of events and its events per type.",
+    tag="original",
+    responses={200: (list[IntrospectStream], "every stream")},
+)
+INTROSPECT_STREAM_DOC = Doc(
+    "Payload shapes of a stream (original)",
+    "One example event per type and distinct body shape (the sorted set of the top-level keys "
+    "of its JSON object). An unknown stream has no variants.",
+    tag="original",
+    params=(_STREAM,),
+    responses={
+        200: (IntrospectVariants, "the stream's event variants, by type"),
+        400: (str, _BAD_NAME),
+    },
+)

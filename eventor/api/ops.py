@@ -14,7 +14,8 @@ from .. import __version__
 from ..storage.base import Storage
 from .problems import HTTPProblem
 from .rendering import json_response
-from .routing import Route
+from .routing import Doc, Media, Route
+from .schemas import HealthOut, Problem, ReadyOut
 
 MetricsSource = Callable[[], Iterator[CounterMetricFamily | GaugeMetricFamily]]
 
@@ -60,9 +61,9 @@ class OpsRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", "/health", self.health),
-            Route("GET", "/ready", self.ready),
-            Route("GET", "/metrics", self.metrics),
+            Route("GET", "/health", self.health, doc=HEALTH_DOC),
+            Route("GET", "/ready", self.ready, doc=READY_DOC),
+            Route("GET", "/metrics", self.metrics, doc=METRICS_DOC),
         ]
 
     async def health(self, request: Request) -> Response:
@@ -75,3 +76,28 @@ class OpsRoutes:
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# -- the OpenAPI document --------------------------------------------------------------------
+
+HEALTH_DOC = Doc(
+    "Liveness",
+    "`200` while the process serves requests.",
+    tag="operations",
+    responses={200: (HealthOut, "alive; `status` is `ok`")},
+)
+READY_DOC = Doc(
+    "Readiness",
+    "`200` once the storage is open and until shutdown begins; `503` otherwise.",
+    tag="operations",
+    responses={
+        200: (ReadyOut, "ready; `status` is `ready`"),
+        503: (Problem, "not ready: the storage is not open (starting or stopping)"),
+    },
+)
+METRICS_DOC = Doc(
+    "Prometheus metrics",
+    "Counters and gauges in the Prometheus text exposition format.",
+    tag="operations",
+    responses={200: (Media("text/plain", str), "the metrics")},
+)
