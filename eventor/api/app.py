@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import EventorError
+from ..errors import EventorError, InvalidName
+from ..names import check_stream_name
 from ..settings import Settings
 from ..storage.base import Storage, open_storage
 from ..store import EventStore
@@ -70,7 +71,10 @@ class EventorApp:
                     await app(scope, receive, send)
                     return
             style: ErrorStyle = "problem" if path.startswith("/v1/") else "text"
-            if allowed:
+            meant, meant_params = self.router.match_encoded_slashes(method, scope.get("raw_path"))
+            if meant is not None:
+                response = _render(_slash_in_name(meant_params), meant.errors)
+            elif allowed:
                 problem = HTTPProblem(
                     405, f"{method} is not allowed here; use {', '.join(allowed)}"
                 )
@@ -115,6 +119,21 @@ class EventorApp:
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _slash_in_name(params: dict[str, str]) -> HTTPProblem:
+    """The 400 for a path parameter that held an encoded slash (no name may hold one)."""
+    name, value = next((k, v) for k, v in params.items() if "/" in v)
+    if name == "stream":
+        try:
+            check_stream_name(value)
+        except InvalidName as error:
+            return from_error(error)
+    return HTTPProblem(
+        400,
+        f"path parameter {name!r} must not contain '/' (%2F), got {value!r}",
+        code="invalid-name",
+    )
 
 
 def _render(problem: HTTPProblem, style: ErrorStyle) -> Response:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +21,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 ErrorStyle = Literal["problem", "text"]
 
 _PARAM = re.compile(r"{([a-z_]+)(:path)?}")
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+_SLASH_MARK = "\ue000"  # a private-use character: stands for an encoded slash while matching
 
 
 @dataclass(frozen=True)
@@ -121,3 +124,20 @@ class Router:
                     return route, m.groupdict(), []
                 allowed.append(route.method)
         return None, {}, allowed
+
+    def match_encoded_slashes(
+        self, method: str, raw_path: bytes | None
+    ) -> tuple[Route | None, dict[str, str]]:
+        """Match the raw path with each encoded slash (%2F) kept inside its segment.
+
+        The server decodes `a%2Fb` into `a/b` before routing, so a name holding an encoded
+        slash matches no route; this finds the route it was meant for, so that the bad name can
+        be refused as such (400) rather than as an unknown page (404).
+        """
+        if not raw_path or b"%2f" not in raw_path.lower():
+            return None, {}
+        marked = _ENCODED_SLASH.sub(_SLASH_MARK, raw_path.decode("latin-1"))
+        route, params, _ = self.match(method, unquote(marked))
+        if route is None:
+            return None, {}
+        return route, {k: v.replace(_SLASH_MARK, "/") for k, v in params.items()}
