@@ -1,0 +1,282 @@
+"""The original Eventor's stream routes (original-api.md, "Streams"), over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from helpers import (
+    MISSING_TYPE,
+    SSE,
+    TIMESTAMP,
+    UUID_V4,
+    assert_text_error,
+    positions,
+    raw_request,
+    read_all,
+    stream_files,
+)
+
+
+def post(
+    client: httpx.Client, stream: str, body: bytes, event_type: str | None = "T", **headers: str
+):
+    sent = {name.replace("_", "-"): value for name, value in headers.items()}
+    if event_type is not None:
+        sent["x-event-type"] = event_type
+    return client.post(f"/streams/{stream}", content=body, headers=sent)
+
+
+def get(
+    client: httpx.Client, stream: str, offset: Any = 0, limit: Any = 100
+) -> list[dict[str, Any]]:
+    r = client.get(f"/streams/{stream}/{offset}/{limit}")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    events: list[dict[str, Any]] = r.json()
+    return events
+
+
+def test_append_answers_created(client, stream):
+    r = post(client, stream, b'{"id": 1}', "OrderPlaced")
+    assert r.status_code == 200
+    assert r.text == "Created\n"
+    assert r.headers["content-type"].startswith("text/plain")
+    [event] = get(client, stream)
+    assert event["position"] == 1
+    assert event["stream"] == stream
+    assert event["type"] == "OrderPlaced"
+    assert set(event) == {"uuid", "position", "stream", "type", "body", "body_json", "created"}
+
+
+@pytest.mark.parametrize("event_type", [None, "", "   "])
+def test_missing_or_empty_event_type_is_400(client, server, stream, event_type):
+    before = stream_files(server.data_dir)
+    headers = {} if event_type is None else {"X-Event-Type": event_type}
+    status, got, body = raw_request(server.url, "POST", f"/streams/{stream}", b'{"a": 1}', headers)
+    assert status == 400
+    assert got["content-type"].startswith("text/plain")
+    assert body.decode().rstrip("\n") == MISSING_TYPE
+    assert get(client, stream) == []
+    assert stream_files(server.data_dir) == before
+
+
+def test_positions_start_at_one_without_gaps(client, stream):
+    for n in range(5):
+        assert post(client, stream, json.dumps({"n": n}).encode()).status_code == 200
+    events = get(client, stream)
+    assert positions(events) == [1, 2, 3, 4, 5]
+    assert [json.loads(e["body_json"]) for e in events] == [{"n": n} for n in range(5)]
+    assert len({e["uuid"] for e in events}) == 5
+
+
+def test_uuids_are_v4_and_times_have_microseconds(client, stream):
+    for _ in range(3):
+        post(client, stream, b"{}")
+    for event in get(client, stream):
+        assert UUID_V4.fullmatch(event["uuid"]), event["uuid"]
+        assert uuid.UUID(event["uuid"]).version == 4
+        assert TIMESTAMP.fullmatch(event["created"])
+
+
+def test_empty_body_is_accepted_and_everything_still_works(server, client, stream):
+    assert post(client, stream, b"", "Empty").text == "Created\n"
+    assert post(client, stream, b'{"after": true}', "Full").status_code == 200
+
+    empty, full = get(client, stream)
+    assert (empty["body"], empty["body_json"]) == ("", "")
+    assert full["body_json"] == '{"after": true}'
+
+    introspect = client.get("/introspect").json()
+    [mine] = [s for s in introspect if s["name"] == stream]
+    assert mine["total"] == 2
+    variants = client.get(f"/introspect/{stream}").json()["event_variants"]
+    assert variants["Empty"][0]["body"] == ""
+    assert variants["Empty"][0]["position"] == 1
+
+    v1 = client.get(f"/v1/streams/{stream}/events").json()["events"]
+    assert v1[0]["data_base64"] == ""
+    assert "data" not in v1[0]
+    assert v1[1]["data"] == {"after": True}
+    info = client.get(f"/v1/streams/{stream}").json()
+    assert info["event_types"] == {"Empty": 1, "Full": 1}
+    backward = client.get(f"/v1/streams/{stream}/events", params={"direction": "backward"})
+    assert positions(backward.json()["events"]) == [2, 1]
+
+    with (
+        httpx.Client(base_url=server.url, timeout=httpx.Timeout(10, read=5)) as c,
+        c.stream("GET", f"/v1/streams/{stream}/live", params={"from": 1}) as response,
+    ):
+        first = SSE(response).next()
+    assert first["event"] == "Empty"
+    assert json.loads(first["data"])["data_base64"] == ""
+
+
+def test_any_bytes_body_comes_back_exactly(client, stream):
+    bodies = [bytes(range(256)), b"\x00", b"plain text\n", b"{not json", "\u00e9t\u00e9".encode()]
+    for body in bodies:
+        assert (
+            post(client, stream, body, content_type="application/octet-stream").status_code == 200
+        )
+    assert [base64.b64decode(e["body"]) for e in get(client, stream)] == bodies
+    v1 = read_all(client, stream)
+    assert [base64.b64decode(e["data_base64"]) for e in v1] == bodies
+
+
+def test_request_content_type_becomes_the_event_content_type(client, stream):
+    post(client, stream, b'{"a": 1}')  # no Content-Type at all
+    post(client, stream, b'{"a": 1}', content_type="application/json")
+    post(client, stream, b"hello", content_type="text/plain; charset=utf-8")
+    post(client, stream, b"<a/>", content_type="application/xml")
+    post(client, stream, b"not json", content_type="application/json")
+    events = read_all(client, stream)
+    assert [e["content_type"] for e in events] == [
+        "application/json",
+        "application/json",
+        "text/plain; charset=utf-8",
+        "application/xml",
+        "application/json",
+    ]
+    assert events[0]["data"] == events[1]["data"] == {"a": 1}
+    assert base64.b64decode(events[2]["data_base64"]) == b"hello"
+    assert base64.b64decode(events[3]["data_base64"]) == b"<a/>"
+    # JSON content type but bytes that are not JSON: kept, and read as bytes.
+    assert base64.b64decode(events[4]["data_base64"]) == b"not json"
+
+
+@pytest.mark.parametrize(
+    ("body", "body_json"),
+    [
+        (b'{"a": 1}', '{"a": 1}'),
+        (b"[1, 2]", "[1, 2]"),
+        (b'{"a":\n 1}', '{"a":\n 1}'),
+        (b"{broken", "{broken"),
+        (b' {"a": 1}', ""),
+        (b'"text"', ""),
+        (b"42", ""),
+        (b"null", ""),
+        (b"", ""),
+        (b"plain", ""),
+    ],
+)
+def test_body_and_body_json(client, stream, body, body_json):
+    post(client, stream, body)
+    [event] = get(client, stream)
+    assert base64.b64decode(event["body"]) == body
+    assert event["body_json"] == body_json
+    assert isinstance(event["body_json"], str)
+
+
+def test_read_from_offset_with_limit(client, stream):
+    for n in range(1, 8):
+        post(client, stream, str(n).encode())
+    assert positions(get(client, stream, 0, 3)) == [1, 2, 3]
+    assert positions(get(client, stream, 3, 3)) == [4, 5, 6]
+    assert positions(get(client, stream, 6, 3)) == [7]
+    assert get(client, stream, 7, 3) == []
+    assert get(client, stream, 100, 3) == []
+    assert positions(get(client, stream, 2, 100)) == [3, 4, 5, 6, 7]
+
+
+@pytest.mark.parametrize(
+    ("offset", "limit", "expected"),
+    [
+        ("abc", 10, [1, 2, 3, 4, 5]),  # non-numeric offset: 0
+        ("2x", 10, [1, 2, 3, 4, 5]),
+        ("-3", 10, [1, 2, 3, 4, 5]),  # below zero: from the start
+        ("1.5", 10, [1, 2, 3, 4, 5]),
+        ("+2", 10, [3, 4, 5]),  # Go's Atoi takes a sign
+        (0, "abc", []),  # non-numeric limit: 0
+        (0, 0, []),
+        (0, "", None),  # an empty segment is another route: 404
+        (1, "-1", [2, 3, 4, 5]),  # negative: everything, up to the cap
+        (0, "99999999999999999999999", [1, 2, 3, 4, 5]),
+    ],
+)
+def test_numeric_segments_follow_go_atoi(client, stream, offset, limit, expected):
+    for n in range(5):
+        post(client, stream, str(n).encode())
+    r = client.get(f"/streams/{stream}/{offset}/{limit}")
+    if expected is None:
+        assert r.status_code == 404
+    else:
+        assert r.status_code == 200
+        assert positions(r.json()) == expected
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory):
+    from conftest import ServerProcess
+
+    base = tmp_path_factory.mktemp("capped")
+    proc = ServerProcess(base / "data", base / "server.log", "--max-original-read", "3").start()
+    with httpx.Client(base_url=proc.url, timeout=10) as c:
+        yield c
+    proc.stop()
+
+
+@pytest.mark.parametrize("limit", ["-1", "-100", "4", "1000000"])
+def test_negative_or_huge_limit_is_capped(capped, stream, limit):
+    for n in range(6):
+        post(capped, stream, str(n).encode())
+    assert positions(get(capped, stream, 0, limit)) == [1, 2, 3]
+    assert positions(get(capped, stream, 3, limit)) == [4, 5, 6]
+    assert positions(get(capped, stream, 0, 2)) == [1, 2]
+
+
+def test_unknown_stream_reads_empty_and_creates_nothing(client, server, stream):
+    before = stream_files(server.data_dir)
+    r = client.get(f"/streams/{stream}/0/10")
+    assert r.status_code == 200
+    assert r.json() == []
+    assert client.get(f"/streams/{stream}/0/-1").json() == []
+    assert stream_files(server.data_dir) == before
+    assert client.get(f"/v1/streams/{stream}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "name", [".hidden", "-dash", "sp ace", "a" * 201, "%C3%A9", "a%2Fb", "a%00"]
+)
+def test_bad_stream_name_is_a_text_400(client, server, name):
+    before = stream_files(server.data_dir)
+    assert_text_error(
+        client.post(f"/streams/{name}", content=b"{}", headers={"x-event-type": "T"}), 400
+    )
+    assert_text_error(client.get(f"/streams/{name}/0/10"), 400)
+    assert stream_files(server.data_dir) == before
+
+
+def test_original_and_v1_see_the_same_stream(client, stream):
+    post(client, stream, b'{"from": "original"}', "A")
+    client.post(f"/v1/streams/{stream}/events", json={"type": "B", "data": {"from": "v1"}})
+    post(client, stream, b"[3]", "C")
+    original = get(client, stream)
+    v1 = read_all(client, stream)
+    assert positions(original) == positions(v1) == [1, 2, 3]
+    assert [e["uuid"] for e in original] == [e["id"] for e in v1]
+    assert [e["created"] for e in original] == [e["created"] for e in v1]
+    assert [e["type"] for e in original] == ["A", "B", "C"]
+    assert [json.loads(e["body_json"]) for e in original] == [e["data"] for e in v1]
+
+
+def test_append_headers_carry_the_position(client, stream):
+    post(client, stream, b"{}")
+    r = post(client, stream, b"{}")
+    assert r.headers["x-event-position"] == "2"
+    assert r.headers["x-event-uuid"] == get(client, stream)[1]["uuid"]
+
+
+def test_wrong_method_is_a_text_405(client, stream):
+    r = client.delete(f"/streams/{stream}")
+    assert_text_error(r, 405)
+    assert "POST" in r.headers["allow"]
+    assert_text_error(client.post(f"/streams/{stream}/0/10"), 405)
+
+
+def test_get_allows_any_origin(client, stream):
+    r = client.get(f"/streams/{stream}/0/10", headers={"origin": "http://elsewhere.example"})
+    assert r.headers["access-control-allow-origin"] == "*"
