@@ -1,0 +1,149 @@
+"""The original's introspection routes (original-api.md, "Introspection"), over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from helpers import TIMESTAMP, assert_text_error, read_all, stream_files, unique
+
+
+def post(client: httpx.Client, stream: str, event_type: str, body: bytes, **headers: str) -> None:
+    headers = {"x-event-type": event_type, **headers}
+    r = client.post(f"/streams/{stream}", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+def summary(client: httpx.Client, stream: str) -> dict[str, Any] | None:
+    r = client.get("/introspect")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    found = [s for s in r.json() if s["name"] == stream]
+    return found[0] if found else None
+
+
+def variants(client: httpx.Client, stream: str) -> dict[str, list[dict[str, Any]]]:
+    r = client.get(f"/introspect/{stream}")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["name"] == stream
+    result: dict[str, list[dict[str, Any]]] = body["event_variants"]
+    return result
+
+
+def test_introspect_counts_per_type_as_events_arrive(client, stream):
+    assert summary(client, stream) is None
+    post(client, stream, "OrderPlaced", b'{"id": 1}')
+    assert summary(client, stream) == {
+        "name": stream,
+        "total": 1,
+        "event_types": [{"name": "OrderPlaced", "total": 1}],
+    }
+    for _ in range(3):
+        post(client, stream, "OrderShipped", b'{"id": 1}')
+    client.post(f"/v1/streams/{stream}/events", json=[{"type": "OrderPlaced"}, {"type": "Audit"}])
+    mine = summary(client, stream)
+    assert mine is not None
+    assert mine["total"] == 6
+    counts = {t["name"]: t["total"] for t in mine["event_types"]}
+    assert counts == {"OrderPlaced": 2, "OrderShipped": 3, "Audit": 1}
+    assert sum(counts.values()) == mine["total"]
+
+
+def test_introspect_lists_every_stream(client):
+    names = [unique("intro") for _ in range(3)]
+    for index, name in enumerate(names):
+        for _ in range(index + 1):
+            post(client, name, "T", b"{}")
+    listed = {s["name"]: s["total"] for s in client.get("/introspect").json()}
+    assert {name: listed[name] for name in names} == {names[0]: 1, names[1]: 2, names[2]: 3}
+
+
+def test_one_variant_per_top_level_key_set(client, stream):
+    bodies = [
+        b'{"a": 1}',  # 1: shape [a]
+        b'{"a": 2}',  # same shape
+        b'{"b": 1, "a": 2}',  # 3: shape [a, b]
+        b'{"a": 0, "b": {"x": 1}}',  # same shape: only top-level keys count
+        b'{"b": 1}',  # 5: shape [b]
+        b'{"a": {"y": [1]}}',  # same shape as 1: nested keys do not count
+        b"{}",  # 7: shape []
+    ]
+    for body in bodies:
+        post(client, stream, "Changed", body)
+    post(client, stream, "Other", b'{"a": 1}')  # 8: the same keys, another type
+
+    found = variants(client, stream)
+    assert sorted(found) == ["Changed", "Other"]
+    changed = found["Changed"]
+    assert [v["position"] for v in changed] == [1, 3, 5, 7]
+    assert [v["body"] for v in changed] == [
+        bodies[0].decode(),
+        bodies[2].decode(),
+        '{"b": 1}',
+        "{}",
+    ]
+    assert [v["position"] for v in found["Other"]] == [8]
+
+    events = read_all(client, stream)
+    for variant in changed:
+        event = events[variant["position"] - 1]
+        assert variant["uuid"] == event["id"]
+        assert variant["created"] == event["created"]
+        assert TIMESTAMP.fullmatch(variant["created"])
+        assert set(variant) == {"position", "uuid", "created", "body"}
+
+
+def test_variants_are_kept_as_events_arrive(client, stream):
+    post(client, stream, "T", b'{"a": 1}')
+    assert [v["position"] for v in variants(client, stream)["T"]] == [1]
+    post(client, stream, "T", b'{"a": 9}')
+    assert [v["position"] for v in variants(client, stream)["T"]] == [1]
+    post(client, stream, "T", b'{"c": 1, "a": 2}')
+    assert [v["position"] for v in variants(client, stream)["T"]] == [1, 3]
+    client.post(f"/v1/streams/{stream}/events", json={"type": "T", "data": {"d": None}})
+    assert [v["position"] for v in variants(client, stream)["T"]] == [1, 3, 4]
+
+
+def test_variant_body_is_the_raw_text(client, stream):
+    body = b'{ "b" : 1 ,\n  "a": "\\u00e9" }'
+    post(client, stream, "T", body)
+    [variant] = variants(client, stream)["T"]
+    assert variant["body"] == body.decode()
+
+
+def test_bodies_that_are_not_objects(client, stream):
+    # Not a JSON object: one variant per kind of body (see docs/api.md).
+    bodies = [b"[1]", b"[2, 3]", b'"s"', b"12", b"12.5", b"null", b"true", b"", b"not json", b"{}"]
+    for body in bodies:
+        post(client, stream, "T", body)
+    post(client, stream, "Bin", b"\x00\x01", content_type="application/octet-stream")
+    post(client, stream, "Bin", b"\x02", content_type="application/octet-stream")
+    found = variants(client, stream)
+    assert [v["position"] for v in found["T"]] == [1, 3, 4, 6, 7, 8, 10]
+    assert [v["position"] for v in found["Bin"]] == [11]
+
+
+def test_unknown_stream(client, server, stream):
+    before = stream_files(server.data_dir)
+    r = client.get(f"/introspect/{stream}")
+    assert r.status_code == 200
+    assert r.json() == {"name": stream, "event_variants": {}}
+    assert summary(client, stream) is None
+    assert stream_files(server.data_dir) == before
+
+
+@pytest.mark.parametrize("name", [".x", "a b", "é", "a%2Fb"])
+def test_bad_stream_name_is_a_text_400(client, name):
+    assert_text_error(client.get(f"/introspect/{name}"), 400)
+
+
+def test_v1_info_counts_agree(client, stream):
+    for event_type in ("A", "B", "A", "C", "A"):
+        post(client, stream, event_type, b"{}")
+    mine = summary(client, stream)
+    assert mine is not None
+    info = client.get(f"/v1/streams/{stream}").json()
+    assert info["event_types"] == {t["name"]: t["total"] for t in mine["event_types"]}
+    assert info["head"] == mine["total"] == 5
