@@ -87,3 +87,103 @@ class StreamInfo:
     updated: str
     size_bytes: int
     event_types: dict[str, int]
+
+
+# -- subscriptions ---------------------------------------------------------------------------
+
+ACTIVE: Final = "active"
+RETRYING: Final = "retrying"
+PAUSED: Final = "paused"
+PAUSE: Final = "pause"
+PARK: Final = "park"
+
+
+@dataclass(slots=True)
+class SubscriptionConfig:
+    """What a subscription was told: where and what to deliver, and how to retry.
+
+    `secret` signs deliveries; after a change `previous_secret` keeps signing beside it until
+    `secret_replaced_at` (Unix seconds) is a day old. `original` marks a subscription created
+    through the original API: it keeps the original retry schedule.
+    """
+
+    stream: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    event_types: list[str] | None = None
+    secret: str | None = None
+    previous_secret: str | None = None
+    secret_replaced_at: float = 0.0
+    batch_size: int = 1
+    timeout: float = 10.0
+    max_attempts: int = 5
+    backoff_initial: float = 1.0
+    backoff_max: float = 300.0
+    on_exhausted: str = PAUSE
+    original: bool = False
+
+
+@dataclass(slots=True)
+class DeliveryAttempt:
+    """One delivery attempt, as the attempt log keeps it."""
+
+    position: int
+    event_id: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+    duration_ms: float
+    at: str
+
+
+@dataclass(slots=True)
+class ParkedEvent:
+    """An event that exhausted its attempts under the "park" policy (a dead letter)."""
+
+    position: int
+    event_id: str
+    error: str
+    at: str
+
+
+@dataclass(slots=True)
+class Subscription:
+    """A subscription's configuration and progress, as persisted in the catalog.
+
+    `position` is the last position delivered or passed over; `attempts` counts the failed
+    attempts on the event after it. `status` is ACTIVE or PAUSED (RETRYING is derived).
+    """
+
+    name: str
+    config: SubscriptionConfig
+    position: int = 0
+    status: str = ACTIVE
+    paused_reason: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    last_delivered_at: str | None = None
+    created: str = ""
+    updated: str = ""
+
+
+@dataclass(slots=True)
+class SubscriptionRecord:
+    """A subscription as loaded at start: its state, newest attempts (oldest first) and parked events."""
+
+    subscription: Subscription
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+    parked: list[ParkedEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SubscriptionProgress:
+    """What delivery changed for one subscription since the last flush (group-committed).
+
+    `attempts` are new attempt-log rows (oldest first); the log keeps the newest `keep` rows.
+    """
+
+    subscription: Subscription
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+    parked: list[ParkedEvent] = field(default_factory=list)
+    unparked: list[int] = field(default_factory=list)

@@ -14,14 +14,17 @@ from ..names import check_stream_name
 from ..settings import Settings
 from ..storage.base import Storage, open_storage
 from ..store import EventStore
+from ..subscriptions import SubscriptionService
 from .compat import OriginalRoutes
+from .compat_subscriptions import OriginalSubscriptionRoutes
 from .dashboard import DashboardRoutes
 from .docs import DocsRoutes
-from .ops import OpsRoutes
+from .ops import OpsRoutes, SubscriptionCollector
 from .problems import HTTPProblem, from_error, problem_response, text_response
 from .routing import ErrorStyle, Route, Router
 from .stats import StatsRoutes, StatsSampler
 from .streams import StreamRoutes
+from .subscriptions import SubscriptionRoutes
 
 log = logging.getLogger("eventor.api")
 
@@ -33,11 +36,16 @@ class EventorApp:
         self.settings = settings
         self.storage = storage or open_storage(settings.data_dir, settings)
         self.store = EventStore(self.storage, settings.limits)
-        self.ops = OpsRoutes(self.storage)
-        self.stats = StatsSampler(self.storage, subscription_stats=None)
+        self.subscriptions = SubscriptionService(self.store, self.storage, settings)
+        self.ops = OpsRoutes(
+            self.storage, extra_collectors=[SubscriptionCollector(self.subscriptions.stats)]
+        )
+        self.stats = StatsSampler(self.storage, subscription_stats=self.subscriptions.stats)
         routes: list[Route] = [
-            *StreamRoutes(self.store, subscriptions_of=lambda stream: []).routes(),
+            *StreamRoutes(self.store, subscriptions_of=self.subscriptions.names_for).routes(),
             *OriginalRoutes(self.store, settings.limits).routes(),
+            *SubscriptionRoutes(self.subscriptions).routes(),
+            *OriginalSubscriptionRoutes(self.subscriptions).routes(),
             *self.ops.routes(),
             *StatsRoutes(self.store, self.stats).routes(),
             *DashboardRoutes().routes(),
@@ -48,10 +56,12 @@ class EventorApp:
 
     async def startup(self) -> None:
         await self.storage.open()
+        await self.subscriptions.start()
         self.stats.start()
 
     async def shutdown(self) -> None:
         await self.stats.stop()
+        await self.subscriptions.stop()
         await self.storage.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -45,6 +45,40 @@ class _StorageCollector(Collector):
         )
 
 
+class SubscriptionCollector(Collector):
+    """Reads the delivery counters (SubscriptionService.stats) at scrape time."""
+
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._stats()
+        yield CounterMetricFamily(
+            "eventor_delivered_events",
+            "Events delivered to subscriptions (2xx) since start",
+            stats.get("delivered_events", 0),
+        )
+        yield CounterMetricFamily(
+            "eventor_delivery_attempts",
+            "Webhook delivery attempts since start",
+            stats.get("attempts", 0),
+        )
+        yield CounterMetricFamily(
+            "eventor_delivery_failed_attempts",
+            "Webhook delivery attempts that failed since start",
+            stats.get("failed_attempts", 0),
+        )
+        by_status = GaugeMetricFamily(
+            "eventor_subscriptions", "Subscriptions by status", labels=["status"]
+        )
+        for status in ("active", "retrying", "paused"):
+            by_status.add_metric([status], stats.get(status, 0))
+        yield by_status
+        yield GaugeMetricFamily(
+            "eventor_parked_events", "Events parked now", stats.get("parked_events", 0)
+        )
+
+
 def _info() -> GaugeMetricFamily:
     family = GaugeMetricFamily("eventor_info", "Eventor version", labels=["version"])
     family.add_metric([__version__], 1)

@@ -22,6 +22,9 @@ from ..types import (
     RecordedEvent,
     StreamInfo,
     StreamSummary,
+    Subscription,
+    SubscriptionProgress,
+    SubscriptionRecord,
 )
 
 if TYPE_CHECKING:
@@ -96,6 +99,31 @@ class Storage(abc.ABC):
         """Per event type, one example event for each distinct payload shape, oldest first.
 
         Raises StreamNotFound.
+        """
+
+    # -- subscription state (persistence only: the storage knows nothing of webhooks) ---------
+
+    @abc.abstractmethod
+    async def load_subscriptions(self, attempt_log_size: int) -> list[SubscriptionRecord]:
+        """Every subscription, with its newest `attempt_log_size` attempts and its parked events."""
+
+    @abc.abstractmethod
+    async def save_subscription(self, subscription: Subscription) -> None:
+        """Create or replace one subscription's configuration and state, durably, at once."""
+
+    @abc.abstractmethod
+    async def delete_subscription(self, name: str) -> None:
+        """Forget a subscription, its attempt log and its parked events (no error when unknown)."""
+
+    @abc.abstractmethod
+    async def save_progress(
+        self, progress: Sequence[SubscriptionProgress], attempt_log_size: int
+    ) -> None:
+        """Write delivery progress of many subscriptions in one transaction (group commit).
+
+        For each: its position, attempt counter, errors, times and status; new attempt-log rows
+        (keeping the newest `attempt_log_size` per subscription); parked events added and
+        removed. Subscriptions that no longer exist are skipped.
         """
 
     def stats(self) -> dict[str, int]:

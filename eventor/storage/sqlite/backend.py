@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,8 +23,12 @@ from ...types import (
     RecordedEvent,
     StreamInfo,
     StreamSummary,
+    Subscription,
+    SubscriptionProgress,
+    SubscriptionRecord,
 )
 from ..base import Storage
+from . import subscriptions
 from .catalog import Catalog
 from .files import CATALOG_FILE, LOCK_FILE, STREAM_SUFFIX, STREAMS_DIR, stream_file_name
 from .pool import StreamPool
@@ -207,6 +212,29 @@ class SQLiteStorage(Storage):
         for event in events:
             out.setdefault(event.type, []).append(event)
         return out
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    async def load_subscriptions(self, attempt_log_size: int) -> list[SubscriptionRecord]:
+        return await self._catalog_call(subscriptions.load, self._conn(), attempt_log_size)
+
+    async def save_subscription(self, subscription: Subscription) -> None:
+        await self._catalog_call(subscriptions.save, self._conn(), subscription)
+
+    async def delete_subscription(self, name: str) -> None:
+        await self._catalog_call(subscriptions.delete, self._conn(), name)
+
+    async def save_progress(
+        self, progress: Sequence[SubscriptionProgress], attempt_log_size: int
+    ) -> None:
+        await self._catalog_call(
+            subscriptions.save_progress, self._conn(), progress, attempt_log_size
+        )
+
+    def _conn(self) -> sqlite3.Connection:
+        self._check_open()
+        assert self._catalog is not None
+        return self._catalog.connection
 
     def stats(self) -> dict[str, int]:
         return {

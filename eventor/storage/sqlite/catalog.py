@@ -1,4 +1,4 @@
-"""The catalog database: the stream registry (and, with subscriptions, their state).
+"""The catalog database: the stream registry and subscription state (subscriptions.py).
 
 Synchronous; used from the catalog's own single thread. Stream rows mirror what each stream's
 own database says (head, times, counts per type) so that listing and introspection read one
@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ...settings import Durability
+from . import subscriptions
 from .streamdb import StreamState
 
 _SCHEMA = """
@@ -43,6 +44,7 @@ class Catalog:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {durability.upper()}")
         conn.executescript(_SCHEMA)
+        subscriptions.create_tables(conn)
         self.connection = conn
 
     def close(self) -> None:

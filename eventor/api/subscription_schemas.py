@@ -1,0 +1,147 @@
+"""The JSON bodies of the subscription routes (v1 and original) as msgspec structs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+Seconds = Annotated[float, Meta(description="seconds, may be fractional")]
+Time = Annotated[str, Meta(description="RFC 3339, UTC, with microseconds")]
+
+
+class BackoffIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Retry backoff: exponential from `initial`, capped at `max`, with full jitter."""
+
+    initial: Seconds = 1.0
+    max: Seconds = 300.0
+
+
+class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """PUT /v1/subscriptions/{name}: create or update."""
+
+    stream: str
+    url: Annotated[str, Meta(description="http:// or https:// address to deliver to")]
+    headers: dict[str, str] = {}
+    start: (
+        Annotated[
+            str | int,
+            Meta(description='create only: "beginning" (default), "end", or a position P'),
+        ]
+        | None
+    ) = None
+    event_types: list[str] | None = None
+    secret: (
+        Annotated[str, Meta(description="whsec_ + base64 of 24-64 bytes; null removes it")]
+        | UnsetType
+        | None
+    ) = UNSET
+    batch_size: Annotated[int, Meta(description="1-1000 events per request")] = 1
+    timeout: Seconds = 10.0
+    max_attempts: Annotated[int, Meta(description="attempts per event; 0 = forever")] = 5
+    backoff: BackoffIn = msgspec.field(default_factory=BackoffIn)
+    on_exhausted: Annotated[str, Meta(description='"pause" (default) or "park"')] = "pause"
+
+
+class BackoffOut(msgspec.Struct):
+    initial: float
+    max: float
+
+
+class ConfigOut(msgspec.Struct):
+    """A subscription's configuration, without its secret."""
+
+    stream: str
+    url: str
+    headers: dict[str, str]
+    event_types: list[str] | None
+    batch_size: int
+    timeout: float
+    max_attempts: int
+    backoff: BackoffOut
+    on_exhausted: str
+    secret_set: bool
+    created_by: Annotated[str, Meta(description='"v1" or "original" (original retry schedule)')]
+
+
+class SubscriptionOut(msgspec.Struct):
+    """A subscription's status."""
+
+    name: str
+    stream: str
+    url: str
+    status: Annotated[str, Meta(description="active | retrying | paused")]
+    position: Annotated[int, Meta(description="last position delivered (or passed over)")]
+    head: int
+    lag: int
+    last_delivered_at: Time | None
+    last_error: str | None
+    paused_reason: str | None
+    attempts: Annotated[int, Meta(description="failed attempts on the next event")]
+    parked: Annotated[int, Meta(description="events parked (see /parked)")]
+    config: ConfigOut
+    created: Time
+    updated: Time
+
+
+class SubscriptionListOut(msgspec.Struct):
+    subscriptions: list[SubscriptionOut]
+
+
+class ResetIn(msgspec.Struct, forbid_unknown_fields=True):
+    position: Annotated[int, Meta(ge=0, description="the next delivery is position + 1")]
+
+
+class DeliveryOut(msgspec.Struct):
+    position: Annotated[int, Meta(description="the (first) event's position")]
+    event_id: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+    duration_ms: float
+    at: Time
+
+
+class DeliveriesOut(msgspec.Struct):
+    deliveries: list[DeliveryOut]
+
+
+class ParkedOut(msgspec.Struct):
+    position: int
+    event_id: str
+    error: str
+    at: Time
+
+
+class ParkedListOut(msgspec.Struct):
+    parked: list[ParkedOut]
+
+
+class ReplayOut(msgspec.Struct):
+    replaying: Annotated[int, Meta(description="parked events queued for re-delivery")]
+
+
+# -- the original API ------------------------------------------------------------------------
+
+
+class OriginalSubscriptionIn(msgspec.Struct):
+    """POST /subscriptions/{name} (unknown members are ignored, as the original's were)."""
+
+    stream: str = ""
+    url: str = ""
+    headers: dict[str, str] | None = None
+    position: int = 0
+
+
+class OriginalSubscriptionOut(msgspec.Struct):
+    name: str
+    stream: str
+    url: str
+    position: int
+    headers: dict[str, str]
+    active: bool
+    pause_reason: str
+    created: str
+    updated: str

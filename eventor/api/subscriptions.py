@@ -1,0 +1,308 @@
+"""The v1 subscription routes: PUT (create/update), status, pause/resume/reset, logs, DELETE."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import InvalidRequest
+from ..names import check_subscription_name
+from ..subscriptions import UNSET, SubscriptionService, SubscriptionSpec, status_of
+from ..types import Subscription
+from .params import int_param, query, read_body, require_json
+from .rendering import json_response
+from .routing import Doc, Param, Route
+from .schemas import Problem
+from .subscription_schemas import (
+    BackoffOut,
+    ConfigOut,
+    DeliveriesOut,
+    DeliveryOut,
+    ParkedListOut,
+    ParkedOut,
+    ReplayOut,
+    ResetIn,
+    SubscriptionIn,
+    SubscriptionListOut,
+    SubscriptionOut,
+)
+
+T = TypeVar("T")
+MAX_BODY = 1024 * 1024
+_put = msgspec.json.Decoder(SubscriptionIn)
+_reset = msgspec.json.Decoder(ResetIn)
+
+_NAME = Param("name", {"type": "string"}, "the subscription's name", True, "path")
+_NOT_FOUND = (Problem, "no subscription has this name")
+_BAD = (Problem, "invalid input: the detail says what to fix")
+
+
+def decode(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
+    """`body` decoded, or InvalidRequest saying what is wrong with it."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid {what}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def subscription_out(s: Subscription, head: int) -> SubscriptionOut:
+    c = s.config
+    return SubscriptionOut(
+        name=s.name,
+        stream=c.stream,
+        url=c.url,
+        status=status_of(s),
+        position=s.position,
+        head=head,
+        lag=max(0, head - s.position),
+        last_delivered_at=s.last_delivered_at,
+        last_error=s.last_error,
+        paused_reason=s.paused_reason,
+        attempts=s.attempts,
+        parked=0,
+        config=ConfigOut(
+            stream=c.stream,
+            url=c.url,
+            headers=c.headers,
+            event_types=c.event_types,
+            batch_size=c.batch_size,
+            timeout=c.timeout,
+            max_attempts=c.max_attempts,
+            backoff=BackoffOut(c.backoff_initial, c.backoff_max),
+            on_exhausted=c.on_exhausted,
+            secret_set=c.secret is not None,
+            created_by="original" if c.original else "v1",
+        ),
+        created=s.created,
+        updated=s.updated,
+    )
+
+
+class SubscriptionRoutes:
+    def __init__(self, service: SubscriptionService) -> None:
+        self._service = service
+
+    def routes(self) -> list[Route]:
+        base = "/v1/subscriptions/{name}"
+        return [
+            Route(
+                "GET",
+                "/v1/subscriptions",
+                self.list,
+                doc=_doc(
+                    "List subscriptions",
+                    {200: (SubscriptionListOut, "every subscription")},
+                    params=(),
+                ),
+            ),
+            Route(
+                "PUT",
+                base,
+                self.put,
+                doc=_doc(
+                    "Create or update a subscription",
+                    {
+                        201: (SubscriptionOut, "created"),
+                        200: (SubscriptionOut, "updated"),
+                        400: _BAD,
+                    },
+                    body=SubscriptionIn,
+                    description="`start` applies on create only (checked, then ignored on update)."
+                    " A `secret` left out on update keeps the current one; null removes it; a new"
+                    " one replaces it while the old one keeps signing beside it for 24 hours."
+                    " `stream` cannot change.",
+                ),
+            ),
+            Route(
+                "GET",
+                base,
+                self.get,
+                doc=_doc(
+                    "A subscription's status", {200: (SubscriptionOut, "status"), 404: _NOT_FOUND}
+                ),
+            ),
+            Route(
+                "DELETE",
+                base,
+                self.delete,
+                doc=_doc(
+                    "Delete a subscription (deliveries stop at once)",
+                    {204: (None, "deleted"), 404: _NOT_FOUND},
+                ),
+            ),
+            Route(
+                "POST",
+                base + "/pause",
+                self.pause,
+                doc=_doc(
+                    "Pause deliveries (a request in flight may finish)",
+                    {200: (SubscriptionOut, "paused"), 404: _NOT_FOUND},
+                ),
+            ),
+            Route(
+                "POST",
+                base + "/resume",
+                self.resume,
+                doc=_doc(
+                    "Resume deliveries (the event it stopped on is retried, attempts afresh)",
+                    {200: (SubscriptionOut, "resumed"), 404: _NOT_FOUND},
+                ),
+            ),
+            Route(
+                "POST",
+                base + "/reset",
+                self.reset,
+                doc=_doc(
+                    "Move the position: the next delivery is position + 1 (replays or skips)",
+                    {200: (SubscriptionOut, "reset"), 400: _BAD, 404: _NOT_FOUND},
+                    body=ResetIn,
+                ),
+            ),
+            Route(
+                "GET",
+                base + "/deliveries",
+                self.deliveries,
+                doc=_doc(
+                    "The latest delivery attempts, newest first",
+                    {200: (DeliveriesOut, "attempts"), 400: _BAD, 404: _NOT_FOUND},
+                    params=(
+                        _NAME,
+                        Param(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                            "how many attempts",
+                        ),
+                    ),
+                ),
+            ),
+            Route(
+                "GET",
+                base + "/parked",
+                self.parked,
+                doc=_doc(
+                    "Parked events (exhausted under on_exhausted: park), in position order",
+                    {200: (ParkedListOut, "parked events"), 404: _NOT_FOUND},
+                ),
+            ),
+            Route(
+                "POST",
+                base + "/parked/replay",
+                self.replay,
+                doc=_doc(
+                    "Re-deliver the parked events in order; those that succeed are cleared",
+                    {
+                        202: (ReplayOut, "queued: the subscription's loop delivers them next"),
+                        404: _NOT_FOUND,
+                    },
+                    description="Replay happens in the subscription's own loop (one request in"
+                    " flight, before further new events); a paused subscription replays when"
+                    " resumed. A replayed event that fails again stays parked.",
+                ),
+            ),
+        ]
+
+    def _out(self, s: Subscription) -> SubscriptionOut:
+        out = subscription_out(s, self._service.head(s.config.stream))
+        out.parked = len(self._service.parked(s.name))
+        return out
+
+    async def list(self, request: Request) -> Response:
+        return json_response(SubscriptionListOut([self._out(s) for s in self._service.all()]))
+
+    async def put(self, request: Request) -> Response:
+        name = check_subscription_name(request.path_params["name"])
+        require_json(request)
+        body = decode(_put, await read_body(request, MAX_BODY), "subscription")
+        spec = SubscriptionSpec(
+            stream=body.stream,
+            url=body.url,
+            headers=body.headers,
+            start=body.start,
+            event_types=body.event_types,
+            secret=UNSET if body.secret is msgspec.UNSET else body.secret,
+            batch_size=body.batch_size,
+            timeout=body.timeout,
+            max_attempts=body.max_attempts,
+            backoff_initial=body.backoff.initial,
+            backoff_max=body.backoff.max,
+            on_exhausted=body.on_exhausted,
+        )
+        subscription, created = await self._service.put(name, spec)
+        return json_response(self._out(subscription), 201 if created else 200)
+
+    async def get(self, request: Request) -> Response:
+        return json_response(self._out(self._service.get(request.path_params["name"])))
+
+    async def delete(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if not await self._service.delete(name):
+            self._service.get(name)  # raises SubscriptionNotFound
+        return Response(status_code=204)
+
+    async def pause(self, request: Request) -> Response:
+        return json_response(self._out(await self._service.pause(request.path_params["name"])))
+
+    async def resume(self, request: Request) -> Response:
+        return json_response(self._out(await self._service.resume(request.path_params["name"])))
+
+    async def reset(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self._service.get(name)
+        require_json(request)
+        body = decode(_reset, await read_body(request, MAX_BODY), "reset")
+        return json_response(self._out(await self._service.reset(name, body.position)))
+
+    async def deliveries(self, request: Request) -> Response:
+        limit = int_param(query(request), "limit", 100, low=1, high=1000)
+        assert limit is not None
+        attempts = self._service.deliveries(request.path_params["name"], limit)
+        return json_response(
+            DeliveriesOut(
+                [
+                    DeliveryOut(
+                        a.position,
+                        a.event_id,
+                        a.attempt,
+                        a.status_code,
+                        a.error,
+                        a.response_excerpt,
+                        a.duration_ms,
+                        a.at,
+                    )
+                    for a in attempts
+                ]
+            )
+        )
+
+    async def parked(self, request: Request) -> Response:
+        parked = self._service.parked(request.path_params["name"])
+        return json_response(
+            ParkedListOut([ParkedOut(p.position, p.event_id, p.error, p.at) for p in parked])
+        )
+
+    async def replay(self, request: Request) -> Response:
+        count = await self._service.replay_parked(request.path_params["name"])
+        return json_response(ReplayOut(count), 202)
+
+
+def _doc(
+    summary: str,
+    responses: dict[int, tuple[object, str]],
+    *,
+    params: tuple[Param, ...] = (_NAME,),
+    body: object = None,
+    description: str = "",
+) -> Doc:
+    return Doc(
+        summary,
+        description,
+        tag="subscriptions",
+        params=params,
+        body=body,
+        responses=responses,
+    )

@@ -1,0 +1,154 @@
+"""The delivery engine: runs one loop per active subscription and group-commits their progress.
+
+Progress (positions, attempt counters, the attempt log, parked events) is written by one
+flusher for all subscriptions at once: at most every `position_flush_interval` seconds, one
+transaction for everything that changed. A crash repeats at most that window's deliveries; a
+graceful stop flushes after the loops end, so nothing is delivered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..types import ACTIVE, SubscriptionRecord
+from .loop import Counters, SubscriptionLoop
+from .sender import Sender
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from ..storage.base import Storage
+    from ..store import EventStore
+
+log = logging.getLogger("eventor.delivery")
+
+#: On a graceful stop, in-flight attempts get this long to finish before they are abandoned.
+STOP_GRACE = 3.0
+
+
+class DeliveryEngine:
+    def __init__(
+        self, store: EventStore, storage: Storage, settings: Settings, sender: Sender | None = None
+    ) -> None:
+        self._store = store
+        self._storage = storage
+        self._flush_interval = settings.position_flush_interval
+        self.log_size = settings.attempt_log_size
+        self.sender = sender or Sender()
+        self.counters = Counters()
+        self.loops: dict[str, SubscriptionLoop] = {}
+        self._dirty: set[str] = set()
+        self._dirty_event = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._running = False
+
+    async def start(self, records: Iterable[SubscriptionRecord]) -> None:
+        """Take the stored subscriptions and start delivering for every active one."""
+        await self.sender.start()
+        self._running = True
+        self._flusher = asyncio.create_task(self._flush_forever(), name="eventor-flusher")
+        for record in records:
+            loop = self.add(record)
+            if loop.subscription.status == ACTIVE:
+                self.run(loop)
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop every loop (in-flight attempts get `grace` seconds), then flush the progress."""
+        self._running = False
+        tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
+        for loop in self.loops.values():
+            self._halt(loop, cancel_in_flight=False)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.wait([self._flusher])
+        await self.flush()
+        await self.sender.close()
+
+    # -- loops ---------------------------------------------------------------------------------
+
+    def add(self, record: SubscriptionRecord) -> SubscriptionLoop:
+        loop = SubscriptionLoop(
+            record.subscription, record.attempts, record.parked, self.log_size, self.mark_dirty
+        )
+        self.loops[loop.name] = loop
+        return loop
+
+    def run(self, loop: SubscriptionLoop) -> None:
+        """Start `loop`'s task (its previous task must have ended)."""
+        if not self._running:
+            return
+        assert loop.task is None or loop.task.done(), "one task per subscription"
+        loop.halted = False
+        loop.task = asyncio.create_task(
+            loop.run(self._store, self.sender, self.counters), name=f"subscription:{loop.name}"
+        )
+
+    def halt(self, loop: SubscriptionLoop, *, cancel_in_flight: bool) -> None:
+        """Make `loop` send no further request; cancel its in-flight one only when asked."""
+        self._halt(loop, cancel_in_flight=cancel_in_flight)
+
+    async def stopped(self, loop: SubscriptionLoop) -> None:
+        """Wait until `loop`'s task has ended (after `halt`)."""
+        task = loop.task
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def remove(self, loop: SubscriptionLoop) -> None:
+        """Stop `loop` at once (cancelling any in-flight request) and forget it."""
+        self._halt(loop, cancel_in_flight=True)
+        await self.stopped(loop)
+        if self.loops.get(loop.name) is loop:
+            del self.loops[loop.name]
+        self._dirty.discard(loop.name)
+
+    def _halt(self, loop: SubscriptionLoop, *, cancel_in_flight: bool) -> None:
+        loop.halted = True
+        task = loop.task
+        if task is not None and not task.done() and (cancel_in_flight or not loop.in_request):
+            task.cancel()
+
+    # -- group commit of progress ------------------------------------------------------------
+
+    def mark_dirty(self, name: str) -> None:
+        self._dirty.add(name)
+        self._dirty_event.set()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._dirty_event.wait()
+            self._dirty_event.clear()
+            await self.flush()
+            await asyncio.sleep(self._flush_interval)
+
+    async def flush(self) -> None:
+        """Write every subscription's progress changed since the last flush, in one transaction."""
+        async with self._flush_lock:
+            names, self._dirty = self._dirty, set()
+            loops = [self.loops[n] for n in names if n in self.loops]
+            if not loops:
+                return
+            progress = [loop.take_progress() for loop in loops]
+            try:
+                await self._storage.save_progress(progress, self.log_size)
+            except Exception:
+                log.exception("could not save the progress of %d subscriptions", len(loops))
+                for loop, snapshot in zip(loops, progress, strict=True):
+                    loop.restore_progress(snapshot)
+                    self._dirty.add(loop.name)
+                self._dirty_event.set()  # try again after the interval
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "delivered_events": self.counters.delivered_events,
+            "attempts": self.counters.attempts,
+            "failed_attempts": self.counters.failed_attempts,
+        }

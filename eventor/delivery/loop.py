@@ -1,0 +1,295 @@
+"""One subscription's delivery loop, and the in-memory state the engine keeps for it.
+
+Catch-up and live are one code path: read the next page after the position from storage; when
+there is none, wait for the stream's appended signal. Nothing is queued in memory beyond the
+page being delivered, and the loop holds one request in flight at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ..errors import StreamNotFound
+from ..types import (
+    PARK,
+    PAUSED,
+    DeliveryAttempt,
+    ParkedEvent,
+    RecordedEvent,
+    Subscription,
+    SubscriptionProgress,
+)
+from .policy import RetryPolicy
+from .webhook import WebhookBuilder
+
+if TYPE_CHECKING:
+    from ..store import EventStore
+    from .sender import Sender
+
+log = logging.getLogger("eventor.delivery")
+
+#: Events read from storage at a time (at least one batch).
+READ_PAGE = 500
+#: After an unexpected error (e.g. the storage failing), wait this long before trying again.
+ERROR_PAUSE = 1.0
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Result(enum.Enum):
+    DELIVERED = 1
+    GAVE_UP = 2  # exhausted under the park policy (or a replay that failed again)
+    STOPPED = 3  # paused or halted: the loop ends
+
+
+class Counters:
+    """Engine-wide counters for metrics (since start)."""
+
+    __slots__ = ("attempts", "delivered_events", "failed_attempts")
+
+    def __init__(self) -> None:
+        self.delivered_events = 0
+        self.attempts = 0
+        self.failed_attempts = 0
+
+
+class SubscriptionLoop:
+    """A subscription's live state: the persisted record, its attempt log, parked events, task."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        attempts: list[DeliveryAttempt],
+        parked: list[ParkedEvent],
+        log_size: int,
+        on_dirty: Callable[[str], None],
+    ) -> None:
+        self.subscription = subscription
+        self.log: deque[DeliveryAttempt] = deque(attempts, maxlen=log_size)
+        self.parked: dict[int, ParkedEvent] = {p.position: p for p in parked}
+        self.task: asyncio.Task[None] | None = None
+        self.halted = False
+        self.in_request = False
+        self.replay_requested = False
+        self._on_dirty = on_dirty
+        self._new_attempts: deque[DeliveryAttempt] = deque(maxlen=log_size)
+        self._new_parked: dict[int, ParkedEvent] = {}
+        self._unparked: set[int] = set()
+
+    @property
+    def name(self) -> str:
+        return self.subscription.name
+
+    # -- progress, group-committed by the engine -----------------------------------------------
+
+    def take_progress(self) -> SubscriptionProgress:
+        """A snapshot of what changed since the last call, to be written to storage."""
+        progress = SubscriptionProgress(
+            copy.copy(self.subscription),
+            list(self._new_attempts),
+            list(self._new_parked.values()),
+            sorted(self._unparked),
+        )
+        self._new_attempts.clear()
+        self._new_parked.clear()
+        self._unparked.clear()
+        return progress
+
+    def restore_progress(self, progress: SubscriptionProgress) -> None:
+        """Put back a snapshot whose write failed (newer changes win)."""
+        self._new_attempts.extendleft(reversed(progress.attempts))
+        for parked in progress.parked:
+            if parked.position not in self._unparked:
+                self._new_parked.setdefault(parked.position, parked)
+        self._unparked.update(p for p in progress.unparked if p not in self._new_parked)
+
+    def _dirty(self) -> None:
+        self._on_dirty(self.subscription.name)
+
+    def _park(self, event: RecordedEvent, error: str) -> None:
+        parked = ParkedEvent(event.position, event.id, error, utc_now())
+        self.parked[event.position] = parked
+        self._new_parked[event.position] = parked
+        self._unparked.discard(event.position)
+
+    def _unpark(self, position: int) -> None:
+        self.parked.pop(position, None)
+        self._new_parked.pop(position, None)
+        self._unparked.add(position)
+
+    def pause(self, reason: str) -> None:
+        s = self.subscription
+        s.status = PAUSED
+        s.paused_reason = reason
+        s.updated = utc_now()
+        self._dirty()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def run(self, store: EventStore, sender: Sender, counters: Counters) -> None:
+        """Deliver until paused or halted (or cancelled)."""
+        while not self.halted:
+            try:
+                await self._run(store, sender, counters)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("subscription %r: delivery failed; retrying", self.name)
+                await asyncio.sleep(ERROR_PAUSE)
+
+    async def _run(self, store: EventStore, sender: Sender, counters: Counters) -> None:
+        s = self.subscription
+        config = s.config
+        stream = config.stream
+        batch_size = config.batch_size
+        types = frozenset(config.event_types) if config.event_types else None
+        builder = WebhookBuilder(s.name, config)
+        policy = RetryPolicy.for_config(config)
+        page = max(READ_PAGE, batch_size)
+        while not self.halted:
+            if self.replay_requested:
+                if not await self._replay(store, sender, counters, builder, policy):
+                    return
+                continue
+            try:
+                events = (await store.read(stream, s.position + 1, page)).events
+            except StreamNotFound:
+                events = []
+            if not events:
+                await store.appended.wait(stream, s.position)
+                continue
+            index, count = 0, len(events)
+            while index < count:
+                if self.halted or self.replay_requested:
+                    break
+                batch: list[RecordedEvent] = []
+                while index < count and len(batch) < batch_size:
+                    event = events[index]
+                    index += 1
+                    if types is None or event.type in types:
+                        batch.append(event)
+                    elif not batch:
+                        s.position = event.position  # passed over: filtered out
+                        self._dirty()
+                if not batch:
+                    continue
+                result = await self._deliver(batch, builder, policy, sender, counters)
+                if result is Result.STOPPED:
+                    return
+
+    async def _replay(
+        self,
+        store: EventStore,
+        sender: Sender,
+        counters: Counters,
+        builder: WebhookBuilder,
+        policy: RetryPolicy,
+    ) -> bool:
+        """Re-deliver the parked events in order; False when the loop must end."""
+        self.replay_requested = False
+        stream = self.subscription.config.stream
+        for position in sorted(self.parked):
+            if self.halted:
+                self.replay_requested = True
+                return False
+            try:
+                events = (await store.read(stream, position, 1)).events
+            except StreamNotFound:
+                events = []
+            if not events or events[0].position != position:
+                self._unpark(position)  # nothing there any more to deliver
+                self._dirty()
+                continue
+            result = await self._deliver(events, builder, policy, sender, counters, replay=True)
+            if result is Result.STOPPED:
+                self.replay_requested = position in self.parked
+                return False
+        return True
+
+    async def _deliver(
+        self,
+        batch: list[RecordedEvent],
+        builder: WebhookBuilder,
+        policy: RetryPolicy,
+        sender: Sender,
+        counters: Counters,
+        *,
+        replay: bool = False,
+    ) -> Result:
+        """Deliver `batch` in one request, retrying per the policy."""
+        s = self.subscription
+        config = s.config
+        first = batch[0]
+        failures = 0
+        while True:
+            if self.halted:
+                return Result.STOPPED
+            if replay:
+                failures += 1
+                attempt = failures
+            else:
+                s.attempts += 1
+                attempt = s.attempts
+            body, headers = builder.build(batch, attempt)
+            at = utc_now()
+            self.in_request = True
+            try:
+                outcome = await sender.send(config.url, body, headers, config.timeout)
+            finally:
+                self.in_request = False
+            entry = DeliveryAttempt(
+                first.position,
+                first.id,
+                attempt,
+                outcome.status,
+                outcome.error,
+                outcome.excerpt,
+                outcome.duration_ms,
+                at,
+            )
+            self.log.append(entry)
+            self._new_attempts.append(entry)
+            counters.attempts += 1
+            if outcome.ok:
+                if replay:
+                    self._unpark(first.position)
+                else:
+                    s.position = batch[-1].position
+                    s.attempts = 0
+                    s.last_error = None
+                s.last_delivered_at = at
+                counters.delivered_events += len(batch)
+                self._dirty()
+                return Result.DELIVERED
+            counters.failed_attempts += 1
+            error = outcome.error or "failed"
+            s.last_error = error
+            self._dirty()
+            if outcome.status == 410:
+                self.pause(f"{error}: the receiver asked to stop (410 Gone)")
+                return Result.STOPPED
+            if policy.exhausted(attempt):
+                if replay:
+                    self._park(first, error)
+                    return Result.GAVE_UP
+                if config.on_exhausted == PARK:
+                    for event in batch:
+                        self._park(event, error)
+                    s.position = batch[-1].position
+                    s.attempts = 0
+                    return Result.GAVE_UP
+                self.pause(error)
+                return Result.STOPPED
+            if self.halted:
+                return Result.STOPPED
+            await policy.wait(attempt, outcome.retry_after)

@@ -1,0 +1,74 @@
+"""Retry policy: how long to wait before the next attempt, and when to give up.
+
+Time and randomness are injected (`sleep`, `random`, `clock`) so tests need no real waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random as _random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+from ..types import SubscriptionConfig
+
+#: The original Eventor's schedule: 5 attempts in all, these waits between them, no jitter.
+ORIGINAL_DELAYS = (4.0, 8.0, 16.0, 32.0)
+ORIGINAL_MAX_ATTEMPTS = len(ORIGINAL_DELAYS) + 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, or a fixed schedule (the original's).
+
+    `max_attempts` 0 retries forever. A `Retry-After` (429/503) replaces the computed delay,
+    capped at `maximum`.
+    """
+
+    max_attempts: int = 5
+    initial: float = 1.0
+    maximum: float = 300.0
+    fixed: tuple[float, ...] | None = None
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
+    random: Callable[[], float] = field(default=_random.random, compare=False)
+    clock: Callable[[], float] = field(default=time.time, compare=False)
+
+    @classmethod
+    def for_config(cls, config: SubscriptionConfig) -> RetryPolicy:
+        if config.original:
+            return cls(ORIGINAL_MAX_ATTEMPTS, fixed=ORIGINAL_DELAYS)
+        return cls(config.max_attempts, config.backoff_initial, config.backoff_max)
+
+    def exhausted(self, failures: int) -> bool:
+        """True when `failures` failed attempts on one event are all the policy allows."""
+        return self.max_attempts > 0 and failures >= self.max_attempts
+
+    def delay(self, failures: int, retry_after: str | None = None) -> float:
+        """Seconds to wait after the `failures`-th failed attempt (1-based)."""
+        if self.fixed is not None:
+            return self.fixed[min(failures, len(self.fixed)) - 1]
+        if retry_after is not None:
+            seconds = parse_retry_after(retry_after, self.clock())
+            if seconds is not None:
+                return min(seconds, self.maximum)
+        exponent = min(failures - 1, 64)  # 2**64 * anything is past any maximum
+        return float(self.random() * min(self.maximum, self.initial * 2**exponent))
+
+    async def wait(self, failures: int, retry_after: str | None = None) -> None:
+        await self.sleep(self.delay(failures, retry_after))
+
+
+def parse_retry_after(value: str, now: float) -> float | None:
+    """Seconds from a Retry-After value (delta seconds or an HTTP date); None if unreadable."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)

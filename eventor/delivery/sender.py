@@ -1,0 +1,98 @@
+"""Sends webhook requests with aiohttp: keep-alive per endpoint, a bounded connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+#: Connections open at once over all endpoints (requests beyond wait for one).
+POOL_SIZE = 256
+#: How much of a failed response's body the attempt log keeps.
+EXCERPT_BYTES = 1024
+#: A successful response's body is read (so the connection can be reused) up to this much.
+_DRAIN_BYTES = 64 * 1024
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one attempt went. `ok` is any 2xx."""
+
+    ok: bool
+    status: int | None
+    error: str | None
+    excerpt: str | None
+    retry_after: str | None
+    duration_ms: float
+
+
+class Sender:
+    """One aiohttp session shared by every subscription."""
+
+    def __init__(self, pool_size: int = POOL_SIZE) -> None:
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0, ttl_dns_cache=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Content-Type", "Accept-Encoding"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str], seconds: float) -> Outcome:
+        """POST once, waiting at most `seconds`. Receiver failures become the Outcome."""
+        assert self._session is not None, "the sender is not started"
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(seconds):
+                async with self._session.post(
+                    url, data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    status = response.status
+                    if 200 <= status < 300:
+                        drained = await response.content.read(_DRAIN_BYTES)
+                        if len(drained) == _DRAIN_BYTES:
+                            response.close()  # too much to read just to keep the connection
+                        return Outcome(True, status, None, None, None, _ms(started))
+                    excerpt = await response.content.read(EXCERPT_BYTES)
+                    retry_after = (
+                        response.headers.get("Retry-After") if status in (429, 503) else None
+                    )
+                    if not response.content.at_eof():
+                        response.close()
+                    return Outcome(
+                        False,
+                        status,
+                        f"HTTP {status} {response.reason or ''}".rstrip(),
+                        excerpt.decode("utf-8", "replace"),
+                        retry_after,
+                        _ms(started),
+                    )
+        except TimeoutError:
+            error = f"timeout: no answer within {seconds:g}s"
+        except aiohttp.ClientError as exc:
+            error = f"connection failed: {_describe(exc)}"
+        except OSError as exc:
+            error = f"connection failed: {exc.strerror or exc}"
+        except ValueError as exc:  # e.g. an invalid header value
+            error = f"request failed: {exc}"
+        return Outcome(False, None, error, None, None, _ms(started))
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,190 @@
+"""Subscription state in the catalog database: tables and queries.
+
+Synchronous; run on the catalog's own thread. Configuration is one JSON column (it only changes
+by request); progress has its own columns, rewritten by the delivery engine's group commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+from ...types import (
+    DeliveryAttempt,
+    ParkedEvent,
+    Subscription,
+    SubscriptionConfig,
+    SubscriptionProgress,
+    SubscriptionRecord,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    name              TEXT PRIMARY KEY,
+    config            TEXT NOT NULL,        -- JSON: SubscriptionConfig
+    position          INTEGER NOT NULL,
+    status            TEXT NOT NULL,
+    paused_reason     TEXT,
+    attempts          INTEGER NOT NULL,
+    last_error        TEXT,
+    last_delivered_at TEXT,
+    created           TEXT NOT NULL,
+    updated           TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subscription_attempts (
+    id               INTEGER PRIMARY KEY,
+    name             TEXT NOT NULL,
+    position         INTEGER NOT NULL,
+    event_id         TEXT NOT NULL,
+    attempt          INTEGER NOT NULL,
+    status_code      INTEGER,
+    error            TEXT,
+    response_excerpt TEXT,
+    duration_ms      REAL NOT NULL,
+    at               TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscription_attempts_by_name ON subscription_attempts (name, id);
+CREATE TABLE IF NOT EXISTS subscription_parked (
+    name     TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    error    TEXT NOT NULL,
+    at       TEXT NOT NULL,
+    PRIMARY KEY (name, position)
+) WITHOUT ROWID;
+"""
+
+_encode = msgspec.json.Encoder().encode
+_config = msgspec.json.Decoder(SubscriptionConfig)
+
+_STATE_COLUMNS = "position, status, paused_reason, attempts, last_error, last_delivered_at, updated"
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def load(conn: sqlite3.Connection, attempt_log_size: int) -> list[SubscriptionRecord]:
+    records: dict[str, SubscriptionRecord] = {}
+    for row in conn.execute(
+        f"SELECT name, config, {_STATE_COLUMNS}, created FROM subscriptions ORDER BY name"
+    ):
+        name, config, position, status, reason, attempts, error, delivered, updated, created = row
+        subscription = Subscription(
+            name,
+            _config.decode(config),
+            position,
+            status,
+            reason,
+            attempts,
+            error,
+            delivered,
+            created,
+            updated,
+        )
+        records[name] = SubscriptionRecord(subscription)
+    for name, *fields in conn.execute(
+        "SELECT name, position, event_id, attempt, status_code, error, response_excerpt,"
+        " duration_ms, at FROM ("
+        "  SELECT *, row_number() OVER (PARTITION BY name ORDER BY id DESC) AS age"
+        "  FROM subscription_attempts"
+        ") WHERE age <= ? ORDER BY name, id",
+        (attempt_log_size,),
+    ):
+        record = records.get(name)
+        if record is not None:
+            record.attempts.append(DeliveryAttempt(*fields))
+    for name, *fields in conn.execute(
+        "SELECT name, position, event_id, error, at FROM subscription_parked"
+        " ORDER BY name, position"
+    ):
+        record = records.get(name)
+        if record is not None:
+            record.parked.append(ParkedEvent(*fields))
+    return list(records.values())
+
+
+def save(conn: sqlite3.Connection, s: Subscription) -> None:
+    with conn:
+        conn.execute("BEGIN")
+        conn.execute(
+            f"INSERT OR REPLACE INTO subscriptions (name, config, {_STATE_COLUMNS}, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (s.name, _encode(s.config).decode(), *_state(s), s.created),
+        )
+
+
+def delete(conn: sqlite3.Connection, name: str) -> None:
+    with conn:
+        conn.execute("BEGIN")
+        conn.execute("DELETE FROM subscriptions WHERE name = ?", (name,))
+        conn.execute("DELETE FROM subscription_attempts WHERE name = ?", (name,))
+        conn.execute("DELETE FROM subscription_parked WHERE name = ?", (name,))
+
+
+def save_progress(
+    conn: sqlite3.Connection, progress: Sequence[SubscriptionProgress], attempt_log_size: int
+) -> None:
+    with conn:
+        conn.execute("BEGIN")
+        for p in progress:
+            s = p.subscription
+            updated = conn.execute(
+                "UPDATE subscriptions SET position = ?, status = ?, paused_reason = ?,"
+                " attempts = ?, last_error = ?, last_delivered_at = ?, updated = ?"
+                " WHERE name = ?",
+                (*_state(s), s.name),
+            )
+            if updated.rowcount == 0:
+                continue  # deleted meanwhile
+            if p.attempts:
+                conn.executemany(
+                    "INSERT INTO subscription_attempts (name, position, event_id, attempt,"
+                    " status_code, error, response_excerpt, duration_ms, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            s.name,
+                            a.position,
+                            a.event_id,
+                            a.attempt,
+                            a.status_code,
+                            a.error,
+                            a.response_excerpt,
+                            a.duration_ms,
+                            a.at,
+                        )
+                        for a in p.attempts[-attempt_log_size:]
+                    ],
+                )
+                conn.execute(
+                    "DELETE FROM subscription_attempts WHERE name = ? AND id < ("
+                    " SELECT id FROM subscription_attempts WHERE name = ?"
+                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (s.name, s.name, attempt_log_size - 1),
+                )
+            if p.parked:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO subscription_parked (name, position, event_id, error,"
+                    " at) VALUES (?, ?, ?, ?, ?)",
+                    [(s.name, e.position, e.event_id, e.error, e.at) for e in p.parked],
+                )
+            if p.unparked:
+                conn.executemany(
+                    "DELETE FROM subscription_parked WHERE name = ? AND position = ?",
+                    [(s.name, position) for position in p.unparked],
+                )
+
+
+def _state(s: Subscription) -> tuple[object, ...]:
+    return (
+        s.position,
+        s.status,
+        s.paused_reason,
+        s.attempts,
+        s.last_error,
+        s.last_delivered_at,
+        s.updated,
+    )

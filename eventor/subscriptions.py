@@ -1,0 +1,409 @@
+"""SubscriptionService: the rules of subscriptions (validation, create, update, pause, ...).
+
+Configuration changes are written to storage before they answer; the delivery engine runs the
+loops and group-commits their progress. Both APIs (v1 and the original) go through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit
+
+from .delivery import DeliveryEngine
+from .delivery.loop import SubscriptionLoop, utc_now
+from .delivery.signing import SECRET_RULE, secret_key
+from .errors import InvalidRequest, SubscriptionExists, SubscriptionNotFound
+from .names import check_stream_name, check_subscription_name
+from .settings import Settings
+from .storage.base import Storage
+from .store import EventStore
+from .types import (
+    ACTIVE,
+    PARK,
+    PAUSE,
+    PAUSED,
+    RETRYING,
+    DeliveryAttempt,
+    ParkedEvent,
+    Subscription,
+    SubscriptionConfig,
+    SubscriptionRecord,
+)
+
+#: The reason recorded when a subscription is paused by request (the original's wording).
+PAUSED_BY_REQUEST: Final = "API request"
+BEGINNING: Final = "beginning"
+END: Final = "end"
+Start = int | str
+
+MAX_URL_LENGTH = 2048
+MAX_TIMEOUT = 300.0
+MAX_BACKOFF = 86_400.0
+MAX_BATCH = 1000
+MAX_EVENT_TYPES = 100
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: Headers that frame the HTTP message itself: the client sets them, a subscription may not.
+_FRAMING = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "keep-alive"}
+)
+
+
+class Unset:
+    """Marks an option that was not given (e.g. `secret` on update keeps the current one)."""
+
+
+UNSET: Final = Unset()
+
+
+@dataclass(slots=True)
+class SubscriptionSpec:
+    """A v1 PUT body, typed but not yet checked."""
+
+    stream: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    start: Start | None = None
+    event_types: list[str] | None = None
+    secret: str | Unset | None = UNSET
+    batch_size: int = 1
+    timeout: float = 10.0
+    max_attempts: int = 5
+    backoff_initial: float = 1.0
+    backoff_max: float = 300.0
+    on_exhausted: str = PAUSE
+
+
+def status_of(subscription: Subscription) -> str:
+    """active | retrying | paused."""
+    if subscription.status == PAUSED:
+        return PAUSED
+    return RETRYING if subscription.attempts > 0 else ACTIVE
+
+
+class SubscriptionService:
+    def __init__(self, store: EventStore, storage: Storage, settings: Settings) -> None:
+        self._store = store
+        self._storage = storage
+        self.engine = DeliveryEngine(store, storage, settings)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.clock = time.time
+
+    async def start(self) -> None:
+        records = await self._storage.load_subscriptions(self.engine.log_size)
+        await self.engine.start(records)
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, name: str) -> Subscription:
+        return self._loop(name).subscription
+
+    def all(self) -> list[Subscription]:
+        return [self.engine.loops[n].subscription for n in sorted(self.engine.loops)]
+
+    def names_for(self, stream: str) -> list[str]:
+        """Names of the subscriptions to `stream`."""
+        return sorted(
+            name
+            for name, loop in self.engine.loops.items()
+            if loop.subscription.config.stream == stream
+        )
+
+    def head(self, stream: str) -> int:
+        return self._store.head(stream) or 0
+
+    def deliveries(self, name: str, limit: int) -> list[DeliveryAttempt]:
+        """The latest attempts, newest first."""
+        log = self._loop(name).log
+        return [log[i] for i in range(len(log) - 1, max(len(log) - limit, 0) - 1, -1)]
+
+    def parked(self, name: str) -> list[ParkedEvent]:
+        loop = self._loop(name)
+        return [loop.parked[p] for p in sorted(loop.parked)]
+
+    def stats(self) -> dict[str, int]:
+        counts = {ACTIVE: 0, RETRYING: 0, PAUSED: 0}
+        parked = 0
+        for loop in self.engine.loops.values():
+            counts[status_of(loop.subscription)] += 1
+            parked += len(loop.parked)
+        return {
+            "subscriptions": len(self.engine.loops),
+            **counts,
+            **self.engine.stats(),
+            "parked_events": parked,
+        }
+
+    # -- changes -----------------------------------------------------------------------------
+
+    async def put(self, name: str, spec: SubscriptionSpec) -> tuple[Subscription, bool]:
+        """Create (True) or update (False) a subscription from a v1 PUT."""
+        check_subscription_name(name)
+        async with self._lock(name):
+            loop = self.engine.loops.get(name)
+            if loop is None:
+                config = self._config(spec, None)
+                position = self._start_position(config.stream, spec.start)
+                return await self._create(name, config, position), True
+            s = loop.subscription
+            config = self._config(spec, s.config)
+            if config.stream != s.config.stream:
+                raise InvalidRequest(
+                    f"stream cannot change (it is {s.config.stream!r}): delete the subscription"
+                    " and create it again, or use another name"
+                )
+            await self._stop(loop)
+            s.config = config
+            s.attempts = 0
+            await self._save_and_run(loop)
+            return s, False
+
+    async def create_original(
+        self, name: str, stream: str, url: str, headers: Mapping[str, str], position: int
+    ) -> Subscription:
+        """Create through the original API: its name rule and its retry schedule."""
+        check_subscription_name(name, original=True)
+        check_stream_name(stream)
+        config = SubscriptionConfig(stream, _check_url(url), _check_headers(headers), original=True)
+        if position < 0:
+            raise InvalidRequest(f"position must be 0 or more, got {position}")
+        async with self._lock(name):
+            if name in self.engine.loops:
+                raise SubscriptionExists("Subscription with this name already exists")
+            return await self._create(name, config, position)
+
+    async def delete(self, name: str) -> bool:
+        """Stop deliveries at once and forget the subscription; False when there was none."""
+        async with self._lock(name):
+            loop = self.engine.loops.get(name)
+            if loop is None:
+                return False
+            await self._stop(loop)
+            try:
+                await self._storage.delete_subscription(name)
+            except BaseException:
+                if loop.subscription.status == ACTIVE:
+                    self.engine.run(loop)
+                raise
+            await self.engine.remove(loop)
+        self._locks.pop(name, None)
+        return True
+
+    async def pause(self, name: str, reason: str = PAUSED_BY_REQUEST) -> Subscription:
+        """Pause: no request starts after this (one in flight may still finish)."""
+        async with self._lock(name):
+            loop = self._loop(name)
+            s = loop.subscription
+            if s.status != PAUSED:
+                self.engine.halt(loop, cancel_in_flight=False)
+                s.status = PAUSED
+                s.paused_reason = reason
+                s.updated = utc_now()
+                await self._storage.save_subscription(copy.copy(s))
+            return s
+
+    async def resume(self, name: str) -> Subscription:
+        """Resume a paused subscription: the event it stopped on is tried again, afresh."""
+        async with self._lock(name):
+            loop = self._loop(name)
+            s = loop.subscription
+            if s.status == PAUSED:
+                await self.engine.stopped(loop)
+                s.status = ACTIVE
+                s.paused_reason = None
+                s.attempts = 0
+                await self._save_and_run(loop)
+            return s
+
+    async def reset(self, name: str, position: int) -> Subscription:
+        """Move the position: the next delivery is `position` + 1 (replays or skips)."""
+        if position < 0:
+            raise InvalidRequest(f"position must be 0 or more, got {position}")
+        async with self._lock(name):
+            loop = self._loop(name)
+            s = loop.subscription
+            await self._stop(loop)
+            s.position = position
+            s.attempts = 0
+            await self._save_and_run(loop)
+            return s
+
+    async def replay_parked(self, name: str) -> int:
+        """Have the loop re-deliver the parked events, in order; how many there are."""
+        async with self._lock(name):
+            loop = self._loop(name)
+            if not loop.parked:
+                return 0
+            loop.replay_requested = True
+            if loop.subscription.status == ACTIVE and not loop.in_request:
+                await self._stop(loop)  # wakes it from waiting; it replays first
+                self.engine.run(loop)
+            return len(loop.parked)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _create(self, name: str, config: SubscriptionConfig, position: int) -> Subscription:
+        now = utc_now()
+        s = Subscription(name, config, position, ACTIVE, created=now, updated=now)
+        await self._storage.save_subscription(copy.copy(s))
+        self.engine.run(self.engine.add(SubscriptionRecord(s)))
+        return s
+
+    async def _stop(self, loop: SubscriptionLoop) -> None:
+        self.engine.halt(loop, cancel_in_flight=True)
+        await self.engine.stopped(loop)
+
+    async def _save_and_run(self, loop: SubscriptionLoop) -> None:
+        s = loop.subscription
+        s.updated = utc_now()
+        try:
+            await self._storage.save_subscription(copy.copy(s))
+        finally:
+            if s.status == ACTIVE:
+                self.engine.run(loop)
+
+    def _loop(self, name: str) -> SubscriptionLoop:
+        loop = self.engine.loops.get(name)
+        if loop is None:
+            raise SubscriptionNotFound(name)
+        return loop
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def _start_position(self, stream: str, start: Start | None) -> int:
+        if start is None or start == BEGINNING:
+            return 0
+        if start == END:
+            return self.head(stream)
+        if isinstance(start, int) and not isinstance(start, bool) and start >= 0:
+            return start
+        raise InvalidRequest(
+            f'start must be "beginning", "end" or a position (an integer >= 0), got {start!r}'
+        )
+
+    def _config(
+        self, spec: SubscriptionSpec, current: SubscriptionConfig | None
+    ) -> SubscriptionConfig:
+        """Check every option of `spec`; the configuration it describes."""
+        check_stream_name(spec.stream)
+        if spec.start is not None:
+            self._start_position(spec.stream, spec.start)  # checked on update too, then ignored
+        if not 1 <= spec.batch_size <= MAX_BATCH:
+            raise InvalidRequest(
+                f"batch_size must be between 1 and {MAX_BATCH}, got {spec.batch_size}"
+            )
+        if not (math.isfinite(spec.timeout) and 0 < spec.timeout <= MAX_TIMEOUT):
+            raise InvalidRequest(
+                f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds,"
+                f" got {spec.timeout}"
+            )
+        if spec.max_attempts < 0:
+            raise InvalidRequest(
+                f"max_attempts must be 0 (retry forever) or more, got {spec.max_attempts}"
+            )
+        initial, maximum = spec.backoff_initial, spec.backoff_max
+        if not (math.isfinite(initial) and 0 < initial <= MAX_BACKOFF):
+            raise InvalidRequest(
+                f"backoff.initial must be more than 0 and at most {MAX_BACKOFF:g} seconds,"
+                f" got {initial}"
+            )
+        if not (math.isfinite(maximum) and initial <= maximum <= MAX_BACKOFF):
+            raise InvalidRequest(
+                f"backoff.max must be at least backoff.initial ({initial:g}) and at most"
+                f" {MAX_BACKOFF:g} seconds, got {maximum}"
+            )
+        if spec.on_exhausted not in (PAUSE, PARK):
+            raise InvalidRequest(
+                f'on_exhausted must be "pause" or "park", got {spec.on_exhausted!r}'
+            )
+        config = SubscriptionConfig(
+            spec.stream,
+            _check_url(spec.url),
+            _check_headers(spec.headers),
+            _check_event_types(spec.event_types),
+            batch_size=spec.batch_size,
+            timeout=spec.timeout,
+            max_attempts=spec.max_attempts,
+            backoff_initial=initial,
+            backoff_max=maximum,
+            on_exhausted=spec.on_exhausted,
+        )
+        self._set_secret(config, spec.secret, current)
+        return config
+
+    def _set_secret(
+        self,
+        config: SubscriptionConfig,
+        secret: str | Unset | None,
+        current: SubscriptionConfig | None,
+    ) -> None:
+        if current is not None:
+            config.secret = current.secret
+            config.previous_secret = current.previous_secret
+            config.secret_replaced_at = current.secret_replaced_at
+        if isinstance(secret, Unset) or secret == config.secret:
+            return
+        if secret is not None and secret_key(secret) is None:
+            raise InvalidRequest(
+                f"secret must be {SECRET_RULE} (e.g. whsec_ plus 32 random bytes in base64)"
+            )
+        if config.secret is not None:
+            config.previous_secret = config.secret
+            config.secret_replaced_at = self.clock()
+        config.secret = secret
+
+
+def _check_url(url: str) -> str:
+    if not url:
+        raise InvalidRequest("url is required: the http:// or https:// address to deliver to")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidRequest(f"url is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise InvalidRequest(f"url {url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(f"url must be an http:// or https:// URL with a host, got {url!r}")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise InvalidRequest("url must not contain spaces or control characters")
+    return url
+
+
+def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidRequest("headers must be an object of strings (header name -> value)")
+        if _TOKEN.fullmatch(name) is None:
+            raise InvalidRequest(f"header name {name!r} is not a valid HTTP header name")
+        if name.lower() in _FRAMING:
+            raise InvalidRequest(f"header {name!r} cannot be set: the HTTP client sets it")
+        if _BAD_VALUE.search(value):
+            raise InvalidRequest(f"header {name!r} has a control character in its value")
+    return dict(headers)
+
+
+def _check_event_types(types: list[str] | None) -> list[str] | None:
+    if types is None:
+        return None
+    if not types:
+        raise InvalidRequest(
+            "event_types is empty: list at least one type, or leave it out for all"
+        )
+    if len(types) > MAX_EVENT_TYPES:
+        raise InvalidRequest(f"event_types lists {len(types)} types; at most {MAX_EVENT_TYPES}")
+    for t in types:
+        if not 1 <= len(t) <= 200:
+            raise InvalidRequest("each of event_types must be 1-200 characters")
+    return list(dict.fromkeys(types))
