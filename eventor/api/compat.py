@@ -157,8 +157,18 @@ APPEND_DOC = Doc(
                 "text/plain",
                 {"type": "string", "const": "Created\n"},
                 headers=(
-                    Param("X-Event-Position", {"type": "integer", "minimum": 1}, required=True),
-                    Param("X-Event-Uuid", {"type": "string", "format": "uuid"}, required=True),
+                    Param(
+                        "X-Event-Position",
+                        {"type": "integer", "minimum": 1},
+                        "the event's position",
+                        required=True,
+                    ),
+                    Param(
+                        "X-Event-Uuid",
+                        {"type": "string", "format": "uuid"},
+                        "the event's id",
+                        required=True,
+                    ),
                 ),
             ),
             "appended (the body is `Created`); the headers give the position and id",

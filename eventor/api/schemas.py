@@ -20,7 +20,10 @@ StreamName = Annotated[
 ]
 EventType = Annotated[str, Meta(min_length=1, max_length=200)]
 Position = Annotated[int, Meta(ge=0)]
-Time = Annotated[str, Meta(description="RFC 3339, UTC, with microseconds")]
+Time = Annotated[
+    str,
+    Meta(description="RFC 3339, UTC, with microseconds", extra_json_schema={"format": "date-time"}),
+]
 JSONValue = Annotated[Raw, Meta(description="any JSON value")]
 JSONDefaultNull = Meta(extra_json_schema={"default": None})
 

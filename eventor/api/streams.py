@@ -77,7 +77,7 @@ def _new_event(index: int, item: EventIn) -> NewEvent:
             raise InvalidRequest(f"event {index}: give data or data_base64, not both")
         try:
             data = binascii.a2b_base64(item.data_base64, strict_mode=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII character
             raise InvalidRequest(f"event {index}: data_base64 is not valid base64") from None
         content_type = item.content_type or "application/octet-stream"
         is_json, shape = describe(data, content_type)

@@ -1,0 +1,756 @@
+"""/openapi.json and /docs, and the document held against the routes it describes.
+
+Every documented (operation, status) is a test below: a real request to a real server that
+gets that status, whose body is then checked against the documented media type and schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openapi_spec_validator import validate as validate_openapi
+
+from eventor import __version__
+from eventor.api.app import create_app
+from eventor.api.openapi import UndocumentedRoutes, build_openapi
+from eventor.api.routing import Doc, Route
+
+# -- the document as the code builds it (for parametrizing) ----------------------------------
+
+_APP_DATA = tempfile.mkdtemp(prefix="eventor-openapi-")
+APP = create_app(data_dir=Path(_APP_DATA))  # never started: no file is written
+shutil.rmtree(_APP_DATA, ignore_errors=True)
+BUILT = build_openapi(APP.router.routes, strict=False)
+
+# The operations this file must cover (others' routes are skipped until they get a case).
+OWN_PATHS = re.compile(r"^/(v1/streams|streams|introspect|health|ready|metrics|openapi\.json|docs)")
+MiB = 1024 * 1024
+
+
+def _documented() -> list[tuple[str, str, str]]:
+    return [
+        (method.upper(), path, status)
+        for path, ops in BUILT["paths"].items()
+        for method, op in ops.items()
+        for status in op["responses"]
+    ]
+
+
+# -- checking a response against the document ------------------------------------------------
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+    @classmethod
+    def of(cls, r: httpx.Response) -> Answer:
+        return cls(r.status_code, r.headers, r.content)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def validate(doc: dict[str, Any], schema: dict[str, Any], value: Any) -> None:
+    """Validate `value` against `schema`, whose $refs point into the document's components."""
+    root = {**schema, "components": doc["components"]}
+    validator = jsonschema.Draft202012Validator(
+        root, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    assert not errors, f"{value!r:.300} does not match the schema: {errors[0].message}"
+
+
+def sse_messages(text: str) -> list[dict[str, str]]:
+    messages = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            fields[name] = fields[name] + "\n" + value if name in fields else value
+        if "data" in fields:
+            messages.append(fields)
+    return messages
+
+
+def check_answer(doc: dict[str, Any], method: str, path: str, answer: Answer) -> None:
+    """The answer's status is documented for the operation; its body and headers match."""
+    op = doc["paths"][path][method.lower()]
+    documented = op["responses"].get(str(answer.status))
+    assert documented is not None, (
+        f"{method} {path} answered {answer.status}, which is not documented: {answer.text[:300]}"
+    )
+    content = documented.get("content")
+    if not content:
+        assert answer.body == b"", f"{answer.status} has no documented body, got {answer.body!r}"
+    else:
+        media_type = answer.headers.get("content-type", "").split(";")[0].strip()
+        assert media_type in content, (
+            f"{method} {path} {answer.status} came as {media_type!r}, documented {list(content)}"
+        )
+        media = content[media_type]
+        if media_type == "text/event-stream":
+            item = media["x-item-schema"]
+            messages = sse_messages(answer.text)
+            assert messages, "no message in the event stream"
+            for message in messages:
+                validate(doc, item, message)
+                validate(
+                    doc, item["properties"]["data"]["contentSchema"], json.loads(message["data"])
+                )
+        elif media_type.endswith("json"):
+            validate(doc, media["schema"], answer.json())
+        else:
+            validate(doc, media["schema"], answer.text)
+    for name, spec in documented.get("headers", {}).items():
+        value = answer.headers.get(name)
+        if spec.get("required"):
+            assert value is not None, f"header {name} is documented as required"
+        if value is not None:
+            validate(
+                doc,
+                spec["schema"],
+                int(value) if spec["schema"].get("type") == "integer" else value,
+            )
+
+
+# -- the cases: one real request per documented (operation, status) --------------------------
+
+
+@dataclass
+class Seed:
+    """A stream with JSON events, a non-JSON event and an original-route event."""
+
+    stream: str
+    head: int
+
+
+Case = Callable[[httpx.Client, Seed], Answer]
+CASES: dict[tuple[str, str, str], Case] = {}
+
+
+def case(method: str, path: str, *statuses: int) -> Callable[[Case], Case]:
+    def register(fn: Case) -> Case:
+        for status in statuses:
+            CASES[(method, path, str(status))] = fn
+        return fn
+
+    return register
+
+
+def new_stream() -> str:
+    return f"oa-{uuid.uuid4().hex[:12]}"
+
+
+EVENTS = "/v1/streams/{stream}/events"
+
+
+@case("POST", EVENTS, 201)
+def append_created(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.post(f"/v1/streams/{new_stream()}/events", json=[{"type": "A"}, {"type": "B"}])
+    assert r.json()["last_position"] == 2
+    return Answer.of(r)
+
+
+@case("POST", EVENTS, 200)
+def append_again(c: httpx.Client, seed: Seed) -> Answer:
+    stream, event = new_stream(), {"type": "A", "id": str(uuid.uuid4())}
+    assert c.post(f"/v1/streams/{stream}/events", json=event).status_code == 201
+    r = c.post(f"/v1/streams/{stream}/events", json=event)
+    assert r.json()["first_position"] == 1
+    return Answer.of(r)
+
+
+BAD_EVENTS = [
+    b'{"type": ',
+    b"[]",
+    b'{"data": 1}',
+    b'{"type": "A", "colour": "red"}',
+    b'{"type": "A", "metadata": [1]}',
+    b'{"type": "A", "data": 1, "data_base64": "AA=="}',
+    b'{"type": "A", "data_base64": "not base64"}',
+    b'{"type": "A", "data_base64": "\\u0080"}',  # once a 500: non-ASCII is a ValueError
+    b'{"type": "A", "content_type": "text/plain", "data": "x"}',
+]
+
+
+@case("POST", EVENTS, 400)
+def append_bad_events(c: httpx.Client, seed: Seed) -> Answer:
+    for body in BAD_EVENTS:
+        r = c.post(f"/v1/streams/{seed.stream}/events", content=body, headers=_JSON)
+        assert r.status_code == 400, (body, r.text)
+        check_answer(BUILT, "POST", EVENTS, Answer.of(r))
+    assert c.get(f"/v1/streams/{seed.stream}").json()["head"] == seed.head  # nothing changed
+    return Answer.of(r)
+
+
+@case("POST", EVENTS, 409)
+def append_wrong_version(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.post(f"/v1/streams/{seed.stream}/events?expected_version=0", json={"type": "A"})
+    assert r.json()["current_version"] == seed.head
+    return Answer.of(r)
+
+
+@case("POST", EVENTS, 413)
+def append_too_big(c: httpx.Client, seed: Seed) -> Answer:
+    event = {"type": "A", "data": "x" * (MiB + 10)}
+    return Answer.of(c.post(f"/v1/streams/{new_stream()}/events", json=event))
+
+
+@case("POST", EVENTS, 415)
+def append_not_json(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.post(
+        f"/v1/streams/{seed.stream}/events", content=b"hi", headers={"content-type": "text/plain"}
+    )
+    return Answer.of(r)
+
+
+@case("GET", EVENTS, 200)
+def read_events(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.get(f"/v1/streams/{seed.stream}/events")
+    events = r.json()["events"]
+    assert len(events) == seed.head
+    assert {"data" in e for e in events} == {True, False}  # both JSON and base64 data shown
+    return Answer.of(r)
+
+
+@case("GET", EVENTS, 400)
+def read_bad_limit(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get(f"/v1/streams/{seed.stream}/events?limit=0"))
+
+
+@case("GET", EVENTS, 404)
+def read_unknown(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get(f"/v1/streams/{new_stream()}/events"))
+
+
+LIVE = "/v1/streams/{stream}/live"
+
+
+@case("GET", LIVE, 200)
+def live(c: httpx.Client, seed: Seed) -> Answer:
+    body = b""
+    with c.stream("GET", f"/v1/streams/{seed.stream}/live?from=1") as r:
+        for chunk in r.iter_bytes():
+            body += chunk
+            if len(sse_messages(body.decode())) >= seed.head:
+                break
+        answer = Answer(r.status_code, r.headers, body)
+    messages = sse_messages(answer.text)
+    assert [m["id"] for m in messages] == [str(p) for p in range(1, seed.head + 1)]
+    assert all(json.loads(m["data"])["type"] == m["event"] for m in messages)
+    return answer
+
+
+@case("GET", LIVE, 400)
+def live_bad_last_event_id(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get(f"/v1/streams/{seed.stream}/live", headers={"last-event-id": "x"}))
+
+
+@case("GET", "/v1/streams", 200)
+def list_streams(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.get("/v1/streams", params={"prefix": seed.stream})
+    assert [s["name"] for s in r.json()["streams"]] == [seed.stream]
+    return Answer.of(r)
+
+
+@case("GET", "/v1/streams", 400)
+def list_bad_limit(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/v1/streams?limit=1001"))
+
+
+INFO = "/v1/streams/{stream}"
+
+
+@case("GET", INFO, 200)
+def info(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.get(f"/v1/streams/{seed.stream}")
+    assert r.json()["head"] == seed.head
+    return Answer.of(r)
+
+
+@case("GET", INFO, 400)
+def info_bad_name(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/v1/streams/-bad"))
+
+
+@case("GET", INFO, 404)
+def info_unknown(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get(f"/v1/streams/{new_stream()}"))
+
+
+ORIGINAL = "/streams/{stream}"
+
+
+@case("POST", ORIGINAL, 200)
+def original_append(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.post(f"/streams/{new_stream()}", content=b'{"a": 1}', headers={"x-event-type": "A"})
+    assert r.headers["x-event-position"] == "1"
+    return Answer.of(r)
+
+
+@case("POST", ORIGINAL, 400)
+def original_append_no_type(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.post(f"/streams/{seed.stream}", content=b"{}")
+    assert r.text == "Event must have type specified in x-event-type header\n"
+    return Answer.of(r)
+
+
+@case("POST", ORIGINAL, 413)
+def original_append_too_big(c: httpx.Client, seed: Seed) -> Answer:
+    big = b"x" * (MiB + 1)
+    return Answer.of(c.post(f"/streams/{new_stream()}", content=big, headers={"x-event-type": "A"}))
+
+
+ORIGINAL_READ = "/streams/{stream}/{offset}/{limit}"
+
+
+@case("GET", ORIGINAL_READ, 200)
+def original_read(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.get(f"/streams/{seed.stream}/0/100")
+    assert [e["position"] for e in r.json()] == list(range(1, seed.head + 1))
+    return Answer.of(r)
+
+
+@case("GET", ORIGINAL_READ, 400)
+def original_read_bad_name(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/streams/.bad/0/10"))
+
+
+@case("GET", "/introspect", 200)
+def introspect(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.get("/introspect")
+    assert seed.stream in {s["name"] for s in r.json()}
+    return Answer.of(r)
+
+
+@case("GET", "/introspect/{stream}", 200)
+def introspect_stream(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.get(f"/introspect/{seed.stream}")
+    assert set(r.json()["event_variants"]) == {"Placed", "Blob", "Legacy"}
+    return Answer.of(r)
+
+
+@case("GET", "/introspect/{stream}", 400)
+def introspect_bad_name(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/introspect/.bad"))
+
+
+@case("GET", "/health", 200)
+def health(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/health"))
+
+
+@case("GET", "/ready", 200)
+def ready(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/ready"))
+
+
+@case("GET", "/ready", 503)
+def not_ready(c: httpx.Client, seed: Seed) -> Answer:
+    # Readiness fails only while the storage is closed, which a served app never shows for
+    # long: ask an app whose lifespan never ran, in-process.
+    async def ask() -> Answer:
+        transport = httpx.ASGITransport(app=APP)
+        async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as client:
+            return Answer.of(await client.get("/ready"))
+
+    return asyncio.run(ask())
+
+
+@case("GET", "/metrics", 200)
+def metrics(c: httpx.Client, seed: Seed) -> Answer:
+    r = c.get("/metrics")
+    assert "eventor_appended_events" in r.text
+    return Answer.of(r)
+
+
+@case("GET", "/openapi.json", 200)
+def openapi(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/openapi.json"))
+
+
+@case("GET", "/docs", 200)
+def docs_page(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/docs"))
+
+
+_JSON = {"content-type": "application/json"}
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed(server: Any) -> Seed:
+    stream = new_stream()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        events = [
+            {"type": "Placed", "data": {"order": 1}, "metadata": {"by": "test"}},
+            {"type": "Placed", "data": {"order": 2}},
+            {
+                "type": "Blob",
+                "data_base64": base64.b64encode(b"\x00\xff").decode(),
+                "content_type": "application/octet-stream",
+            },
+        ]
+        assert c.post(f"/v1/streams/{stream}/events", json=events).status_code == 201
+        r = c.post(
+            f"/streams/{stream}",
+            content=b"plain",
+            headers={"x-event-type": "Legacy", "content-type": "text/plain"},
+        )
+        assert r.status_code == 200
+    return Seed(stream, 4)
+
+
+@pytest.fixture(scope="module")
+def served(server: Any) -> dict[str, Any]:
+    r = httpx.get(server.url + "/openapi.json", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    return r.json()  # type: ignore[no-any-return]
+
+
+# -- the document itself ----------------------------------------------------------------------
+
+
+def test_the_document_is_valid_openapi_3_1(served: dict[str, Any]) -> None:
+    validate_openapi(served)
+    assert served["openapi"].startswith("3.1")
+    assert served["info"]["title"] == "Eventor"
+    assert served["info"]["version"] == __version__
+    assert served["info"]["description"]
+    assert {"streams", "original", "operations"} <= {t["name"] for t in served["tags"]}
+
+
+def test_the_served_document_is_the_built_one(served: dict[str, Any]) -> None:
+    assert served == json.loads(json.dumps(BUILT))
+
+
+def _route_keys(routes: list[Route]) -> set[tuple[str, str]]:
+    return {
+        (r.method, re.sub(r"{([a-z_]+):path}", r"{\1}", r.path))
+        for r in routes
+        if not (r.doc and r.doc.hidden)
+    }
+
+
+def test_every_route_is_documented_and_nothing_else(served: dict[str, Any]) -> None:
+    documented = {(m.upper(), p) for p, ops in served["paths"].items() for m in ops}
+    assert documented == _route_keys(APP.router.routes)
+    assert ("GET", "/docs/assets/{name}") not in documented  # hidden
+
+
+def test_every_route_has_a_doc() -> None:
+    """A route added without `doc=Doc(...)` (and not hidden) fails here, naming the route."""
+    build_openapi(APP.router.routes, strict=True)
+
+
+def test_a_route_without_a_doc_is_refused_by_name() -> None:
+    async def handler(request: Any) -> Any:
+        raise AssertionError
+
+    routes = [
+        Route("GET", "/documented", handler, doc=Doc("documented")),
+        Route("POST", "/v1/forgotten/{name}", handler),
+        Route("GET", "/hidden", handler, doc=Doc("hidden", hidden=True)),
+    ]
+    with pytest.raises(UndocumentedRoutes, match=re.escape("POST /v1/forgotten/{name}")):
+        build_openapi(routes)
+    lenient = build_openapi(routes, strict=False)
+    assert set(lenient["paths"]) == {"/documented", "/v1/forgotten/{name}"}
+
+
+def test_errors_are_problems_on_v1_and_text_on_the_original_routes() -> None:
+    for route in APP.router.routes:
+        if route.doc is None or route.doc.hidden:
+            continue
+        path = re.sub(r"{([a-z_]+):path}", r"{\1}", route.path)
+        op = BUILT["paths"][path][route.method.lower()]
+        assert any(s.startswith("2") for s in op["responses"]), f"{route.path}: no success"
+        for status, response in op["responses"].items():
+            if int(status) < 400:
+                continue
+            media = set(response.get("content", {}))
+            want = "application/problem+json" if route.errors == "problem" else "text/plain"
+            assert media == {want}, f"{route.method} {path} {status}: {media}, want {want}"
+
+
+def test_parameters_carry_types_ranges_and_defaults() -> None:
+    read = BUILT["paths"]["/v1/streams/{stream}/events"]["get"]
+    params = {p["name"]: p for p in read["parameters"]}
+    assert params["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+        "default": 100,
+    }
+    assert params["direction"]["schema"]["enum"] == ["forward", "backward"]
+    assert params["wait"]["schema"]["maximum"] == 60
+    assert params["stream"]["required"]
+    assert params["stream"]["schema"]["maxLength"] == 200
+    append = BUILT["paths"]["/streams/{stream}"]["post"]
+    assert {"name": "X-Event-Type", "in": "header", "required": True} | {
+        "description": "the event's type",
+        "schema": {"type": "string", "minLength": 1},
+    } in append["parameters"]
+    assert list(append["requestBody"]["content"]) == ["*/*"]
+    v1_append = BUILT["paths"]["/v1/streams/{stream}/events"]["post"]
+    assert set(v1_append["responses"]) >= {"200", "201", "400", "409", "413", "415"}
+    conflict = v1_append["responses"]["409"]["content"]["application/problem+json"]["schema"]
+    problem = BUILT["components"]["schemas"][conflict["$ref"].rsplit("/", 1)[1]]
+    assert "current_version" in problem["properties"]
+
+
+# -- the document against the routes ----------------------------------------------------------
+
+
+def _case_id(key: tuple[str, str, str]) -> str:
+    return " ".join(key)
+
+
+@pytest.mark.parametrize("key", _documented(), ids=_case_id)
+def test_documented_response_is_what_the_route_answers(
+    key: tuple[str, str, str], client: httpx.Client, seed: Seed, served: dict[str, Any]
+) -> None:
+    method, path, status = key
+    run = CASES.get(key)
+    if run is None:
+        if OWN_PATHS.match(path):
+            pytest.fail(f"no case exercises the documented {method} {path} {status}: add one")
+        pytest.skip(f"no conformance case for {method} {path} {status} yet")
+    answer = run(client, seed)
+    assert str(answer.status) == status, f"the case got {answer.status}: {answer.text[:300]}"
+    check_answer(served, method, path, answer)
+
+
+def test_every_case_is_for_a_documented_response() -> None:
+    assert set(CASES) <= set(_documented())
+
+
+# -- /docs --------------------------------------------------------------------------------------
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.links += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def test_docs_page_references_only_its_own_assets(client: httpx.Client) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    parser = _Links()
+    parser.feed(r.text)
+    scripts_and_styles = [link for link in parser.links if not link.startswith("data:")]
+    assert len(scripts_and_styles) >= 3
+    for link in scripts_and_styles:
+        assert not urlsplit(link).scheme, link
+        assert not urlsplit(link).netloc, link
+        asset = client.get(httpx.URL(str(r.url)).join(link))
+        assert asset.status_code == 200, link
+        assert asset.headers["content-type"].split(";")[0] in ("text/javascript", "text/css")
+        again = client.get(asset.url, headers={"if-none-match": asset.headers["etag"]})
+        assert again.status_code == 304
+    assert client.get("/docs/assets/nothing.js").status_code == 404
+
+
+@pytest.mark.browser
+def test_docs_page_renders_every_operation_offline(server: Any) -> None:
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("no /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    origin = server.url
+    elsewhere: list[str] = []
+    problems: list[str] = []
+    operations = sum(len(ops) for ops in BUILT["paths"].values())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+
+            def route(r: Any) -> None:
+                if r.request.url.startswith(origin + "/") or r.request.url.startswith("data:"):
+                    r.continue_()
+                else:
+                    elsewhere.append(r.request.url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.goto(origin + "/docs")
+            page.wait_for_function(
+                f"document.querySelectorAll('.opblock').length >= {operations}", timeout=15_000
+            )
+            assert page.locator(".opblock").count() == operations
+            assert "Eventor" in page.locator(".info .title").inner_text()
+        finally:
+            browser.close()
+    assert elsewhere == []
+    assert problems == []
+
+
+# -- fuzzing the documented v1 and original routes -------------------------------------------
+
+# Generated requests (valid by the documented schemas, or junk) to the v1 and original stream
+# routes: every answer must be a documented status with a body that matches its schema.
+FUZZED = [
+    ("POST", EVENTS),
+    ("GET", EVENTS),
+    ("GET", "/v1/streams"),
+    ("GET", INFO),
+    ("POST", ORIGINAL),
+    ("GET", ORIGINAL_READ),
+    ("GET", "/introspect/{stream}"),
+]
+FUZZ_EXAMPLES = 40
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values valid by `schema`, for the JSON Schema the document uses (refs, unions, types)."""
+    if "$ref" in schema:
+        return from_schema(BUILT["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]])
+    if "const" in schema:
+        return st.just(schema["const"])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    for union in ("anyOf", "oneOf"):
+        if union in schema:
+            return st.one_of([from_schema(s) for s in schema[union]])
+    kind = schema.get("type")
+    if kind == "integer":
+        return st.integers(schema.get("minimum", -(2**63)), schema.get("maximum", 2**63))
+    if kind == "number":
+        low, high = schema.get("minimum"), schema.get("maximum")
+        return st.floats(low, high, allow_nan=False, allow_infinity=False)
+    if kind == "null":
+        return st.none()
+    if kind == "string":
+        if schema.get("format") == "uuid":
+            return st.uuids().map(str)
+        low, high = schema.get("minLength", 0), schema.get("maxLength", 20)
+        if "pattern" in schema:
+            text = st.from_regex(schema["pattern"], fullmatch=True)
+            return text.filter(lambda s: low <= len(s) <= high)
+        return st.text(min_size=low, max_size=min(high, low + 20))
+    if kind == "array":
+        return st.lists(from_schema(schema.get("items", {})), max_size=3)
+    if kind == "object":
+        properties = {k: from_schema(v) for k, v in schema.get("properties", {}).items()}
+        required = set(schema.get("required", ()))
+        return st.fixed_dictionaries(
+            {k: v for k, v in properties.items() if k in required},
+            optional={k: v for k, v in properties.items() if k not in required},
+        )
+    return _JSON_VALUES
+
+
+def _junk() -> st.SearchStrategy[str]:
+    chars = st.characters(codec="utf-8", exclude_characters="/\x00")
+    return st.text(chars, min_size=1, max_size=20).filter(lambda s: s not in (".", ".."))
+
+
+def _param_values(param: dict[str, Any]) -> st.SearchStrategy[str | None]:
+    name, where = param["name"], param["in"]
+    if name == "wait":  # documented up to 60 s: keep the fuzzer fast
+        return st.sampled_from([None, "0", "0.01", "-1", "61", "x", "nan"])
+    if where == "header":
+        printable = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+        return st.one_of(st.none(), st.text(printable, max_size=20).map(str.strip))
+    valid = from_schema(param["schema"]).map(str)
+    values = st.one_of(valid, _junk())
+    return values if where == "path" else st.one_of(st.none(), values)
+
+
+def _bodies(op: dict[str, Any]) -> st.SearchStrategy[bytes | None]:
+    body = op.get("requestBody")
+    if body is None:
+        return st.none()
+    media_type, media = next(iter(body["content"].items()))
+    junk = st.binary(max_size=64)
+    if media_type != "application/json":
+        return junk
+    valid = from_schema(media["schema"]).map(lambda v: json.dumps(v).encode())
+    return st.one_of(valid, valid, junk)
+
+
+def test_generated_requests_get_documented_answers(make_server: Any) -> None:
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        for method, path in FUZZED:
+            _fuzz(c, method, path)
+
+
+def _fuzz(c: httpx.Client, method: str, path: str) -> None:
+    op = BUILT["paths"][path][method.lower()]
+    params = op.get("parameters", [])
+    values = st.fixed_dictionaries({p["name"]: _param_values(p) for p in params})
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(values=values, body=_bodies(op))
+    def check(values: dict[str, str | None], body: bytes | None) -> None:
+        url, query, headers = path, {}, {"content-type": "application/json"}
+        for p in params:
+            value = values[p["name"]]
+            if value is None:
+                continue
+            if p["in"] == "path":
+                url = url.replace("{" + p["name"] + "}", quote(value, safe=""))
+            elif p["in"] == "query":
+                query[p["name"]] = value
+            else:
+                headers[p["name"]] = value
+        r = c.request(method, url, params=query, headers=headers, content=body)
+        assert r.status_code < 500, f"{method} {r.url}: {r.status_code} {r.text[:300]}"
+        check_answer(BUILT, method, path, Answer.of(r))
+
+    check()
