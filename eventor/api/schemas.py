@@ -36,8 +36,10 @@ def _json_null() -> Raw:
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One event to append."""
 
-    type: EventType
-    data: Annotated[JSONValue, JSONDefaultNull] = msgspec.field(default_factory=_json_null)
+    type: Annotated[EventType, Meta(examples=["OrderPlaced"])]
+    data: Annotated[JSONValue, JSONDefaultNull, Meta(examples=[{"order_id": 42}])] = msgspec.field(
+        default_factory=_json_null
+    )
     id: uuid.UUID | None = None
     metadata: Annotated[Raw, Meta(description="a JSON object, or null"), JSONDefaultNull] = (
         msgspec.field(default_factory=_json_null)
@@ -109,12 +111,17 @@ class StreamInfoOut(msgspec.Struct):
 
 
 class Problem(msgspec.Struct, kw_only=True):
-    """RFC 9457 problem details; a wrong expected_version (409) also carries current_version."""
+    """RFC 9457 problem details."""
 
-    type: str
+    type: Annotated[str, Meta(description="urn:eventor:problem:<code>")]
     title: str
     status: int
     detail: Annotated[str, Meta(description="what went wrong and what to fix")]
+
+
+class ConflictProblem(Problem, kw_only=True):
+    """A 409 problem; a wrong expected_version also says where the stream is."""
+
     stream: str | UnsetType = UNSET
     current_version: Annotated[int, Meta(description="the stream's head now")] | UnsetType = UNSET
     expected_version: int | str | UnsetType = UNSET

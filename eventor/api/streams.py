@@ -33,6 +33,7 @@ from .schemas import (
     AppendBody,
     AppendedEvent,
     AppendOut,
+    ConflictProblem,
     EventIn,
     EventOut,
     PageLimit,
@@ -259,7 +260,7 @@ APPEND_DOC = Doc(
             "not JSON, not events, an empty array, two data fields, bad base64, or " + _BAD_NAME,
         ),
         409: (
-            Problem,
+            ConflictProblem,
             "the stream's head is not `expected_version` (the problem carries "
             "`current_version`), or only some of the ids already stand in the stream",
         ),
