@@ -234,12 +234,7 @@ class SubscriptionLoop:
         while True:
             if self.halted:
                 return Result.STOPPED
-            if replay:
-                failures += 1
-                attempt = failures
-            else:
-                s.attempts += 1
-                attempt = s.attempts
+            attempt = (failures if replay else s.attempts) + 1
             body, headers = builder.build(batch, attempt)
             at = utc_now()
             self.in_request = True
@@ -272,6 +267,10 @@ class SubscriptionLoop:
                 self._dirty()
                 return Result.DELIVERED
             counters.failed_attempts += 1
+            if replay:
+                failures = attempt
+            else:
+                s.attempts = attempt
             error = outcome.error or "failed"
             s.last_error = error
             self._dirty()

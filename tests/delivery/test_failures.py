@@ -1,0 +1,237 @@
+"""Failure handling against real misbehaving receivers: errors, timeouts, resets, 410, 429..."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import httpx
+
+from .helpers import FAST, append, name, status, subscribe, wait_status
+from .receiver import Received, Receiver, Reply
+
+
+def attempts_of(requests: list[Received]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for r in requests:
+        out.setdefault(r.position, []).append(int(r.headers["x-eventor-attempt"]))
+    return out
+
+
+def test_random_500s_are_retried_in_order(client, stream, receiver: Receiver):
+    rng = random.Random(7)
+    receiver.decide(lambda r: Reply(500) if rng.random() < 0.3 else None)
+    append(client, stream, 60)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=0, **FAST)
+    wait_status(client, sub, lambda s: s["position"] == 60)
+    requests = receiver.received()
+    positions = [r.position for r in requests]
+    assert positions == sorted(positions)  # never ahead of a failing event
+    assert set(positions) == set(range(1, 61))
+    attempts = attempts_of(requests)
+    assert all(a == list(range(1, len(a) + 1)) for a in attempts.values())
+    assert any(len(a) > 1 for a in attempts.values())
+
+
+def test_timeouts_count_as_failed_attempts(client, stream, receiver: Receiver):
+    receiver.script(Reply(delay=1.0))
+    append(client, stream, 2)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, timeout=0.2, **FAST)
+    wait_status(client, sub, lambda s: s["position"] == 2, timeout=5)
+    assert attempts_of(receiver.received()) == {1: [1, 2], 2: [1]}
+    log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
+    first = log[-1]
+    assert (first["position"], first["attempt"], first["status_code"]) == (1, 1, None)
+    assert "timeout" in first["error"]
+    assert first["duration_ms"] >= 150
+
+
+def test_connection_resets_count_as_failed_attempts(client, stream, receiver: Receiver):
+    receiver.script(Reply(reset=True), Reply(reset=True))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, **FAST)
+    wait_status(client, sub, lambda s: s["position"] == 1)
+    assert attempts_of(receiver.received()) == {1: [1, 2, 3]}
+    log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
+    assert [d["attempt"] for d in log] == [3, 2, 1]
+    assert all("connection" in d["error"] for d in log[1:])
+    assert log[0]["error"] is None and log[0]["status_code"] == 200
+
+
+def test_failure_excerpt_and_status_while_retrying(client, stream, receiver: Receiver):
+    receiver.decide(lambda r: Reply(503, body=b"x" * 5000))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(
+        client, sub, stream, receiver.url, max_attempts=0, backoff={"initial": 0.2, "max": 0.2}
+    )
+    s = wait_status(client, sub, lambda s: s["attempts"] >= 1)
+    assert s["status"] == "retrying"
+    assert s["last_error"] == "HTTP 503 Service Unavailable"
+    entry = client.get(f"/v1/subscriptions/{sub}/deliveries?limit=1").json()["deliveries"][0]
+    assert entry["response_excerpt"] == "x" * 1024
+    receiver.decide(None)
+    s = wait_status(client, sub, lambda s: s["position"] == 1)
+    assert s["status"] == "active" and s["attempts"] == 0 and s["last_error"] is None
+
+
+def test_a_slow_receiver_slows_neither_appends_nor_other_subscriptions(client, stream):
+    other_stream = stream + "-other"
+    with Receiver() as slow, Receiver() as fast:
+        slow.decide(lambda r: Reply(delay=0.5))
+        subscribe(client, name(), stream, slow.url)
+        subscribe(client, name(), other_stream, fast.url)
+        started = time.monotonic()
+        for _ in range(20):
+            t = time.monotonic()
+            append(client, stream, 1)
+            append(client, other_stream, 1)
+            assert time.monotonic() - t < 0.4  # appends never wait for deliveries
+        fast.wait_count(20, timeout=3)
+        assert time.monotonic() - started < 3
+        assert len(slow.received()) <= 8  # still working through its first events
+
+
+def test_410_gone_pauses_at_once(client, stream, receiver: Receiver):
+    receiver.script(Reply(410))
+    append(client, stream, 3)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, **FAST)
+    s = wait_status(client, sub, lambda s: s["status"] == "paused")
+    assert "410" in s["paused_reason"]
+    assert s["position"] == 0
+    assert len(receiver.received()) == 1
+    client.post(f"/v1/subscriptions/{sub}/resume")
+    assert [r.position for r in receiver.wait_count(4)] == [1, 1, 2, 3]
+
+
+def test_429_retry_after_is_honoured_and_capped(client, stream):
+    append(client, stream, 1)
+    with Receiver() as honoured, Receiver() as capped:
+        honoured.script(Reply(429, headers={"Retry-After": "1"}))
+        capped.script(Reply(503, headers={"Retry-After": "120"}))
+        subscribe(client, name(), stream, honoured.url, backoff={"initial": 0.01, "max": 5})
+        subscribe(client, name(), stream, capped.url, backoff={"initial": 0.01, "max": 0.1})
+        first, second = honoured.wait_count(2, timeout=5)
+        assert second.at - first.at >= 0.95
+        first, second = capped.wait_count(2, timeout=5)
+        assert second.at - first.at < 0.9
+
+
+def test_redirects_and_3xx_are_failures_not_followed(client, stream, receiver: Receiver):
+    receiver.script(
+        Reply(302, headers={"Location": "/elsewhere"}), Reply(300, headers={"Location": "/x"})
+    )
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, **FAST)
+    wait_status(client, sub, lambda s: s["position"] == 1)
+    requests = receiver.received()
+    assert [(r.method, r.path) for r in requests] == [("POST", "/hook")] * 3
+    log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
+    assert [d["status_code"] for d in log] == [200, 300, 302]
+
+
+def test_exhausted_attempts_pause_and_resume_retries_the_same_event(
+    client, stream, receiver: Receiver
+):
+    failing = {2}
+    receiver.decide(lambda r: Reply(500, body=b"down") if r.position in failing else None)
+    append(client, stream, 3)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=3, **FAST)
+    s = wait_status(client, sub, lambda s: s["status"] == "paused")
+    assert s["position"] == 1
+    assert s["paused_reason"] == "HTTP 500 Internal Server Error"
+    assert s["attempts"] == 3
+    original = {x["name"]: x for x in client.get("/subscriptions").json()}[sub]
+    assert original["active"] is False
+    assert original["pause_reason"] == "HTTP 500 Internal Server Error"
+    assert original["position"] == 1
+    assert attempts_of(receiver.received()) == {1: [1], 2: [1, 2, 3]}
+    failing.clear()
+    r = client.post(f"/v1/subscriptions/{sub}/resume")
+    assert r.status_code == 200 and r.json()["paused_reason"] is None
+    requests = receiver.wait_count(6)
+    assert [(x.position, x.headers["x-eventor-attempt"]) for x in requests[4:]] == [
+        (2, "1"),
+        (3, "1"),
+    ]
+    wait_status(client, sub, lambda s: s["status"] == "active" and s["position"] == 3)
+
+
+def test_park_moves_on_then_replay_redelivers(client, stream, receiver: Receiver):
+    failing = {2, 4}
+    receiver.decide(lambda r: Reply(500) if r.position in failing else None)
+    append(client, stream, 5)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=2, on_exhausted="park", **FAST)
+    s = wait_status(client, sub, lambda s: s["position"] == 5)
+    assert s["status"] == "active" and s["parked"] == 2
+    parked = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
+    assert [p["position"] for p in parked] == [2, 4]
+    assert parked[0]["error"] == "HTTP 500 Internal Server Error"
+    ok = [r.position for r in receiver.received() if r.position not in failing]
+    assert ok == [1, 3, 5]
+    failing.discard(2)  # 4 keeps failing: it stays parked
+    r = client.post(f"/v1/subscriptions/{sub}/parked/replay")
+    assert r.status_code == 202 and r.json() == {"replaying": 2}
+    wait_status(client, sub, lambda s: s["parked"] == 1)
+    parked = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
+    assert [p["position"] for p in parked] == [4]
+    replayed = [r.position for r in receiver.received()[7:]]
+    assert replayed[0] == 2 and set(replayed[1:]) == {4}
+    # new events keep flowing after the replay
+    append(client, stream, 1)
+    receiver.wait_for(lambda rs: rs[-1].position == 6)
+
+
+def test_delete_stops_deliveries_at_once(client, stream):
+    with Receiver() as deleted, Receiver() as control:
+        deleted.decide(lambda r: Reply(delay=5))
+        sub = name()
+        subscribe(client, sub, stream, deleted.url)
+        append(client, stream, 1)
+        deleted.wait_count(1)  # in flight, stuck
+        t = time.monotonic()
+        assert client.delete(f"/v1/subscriptions/{sub}").status_code == 204
+        assert time.monotonic() - t < 1
+        assert client.get(f"/v1/subscriptions/{sub}").status_code == 404
+        append(client, stream, 2)
+        subscribe(client, name(), stream, control.url)
+        control.wait_count(3)
+        assert len(deleted.received()) == 1
+
+
+def test_pause_takes_effect_before_the_next_request(client, stream):
+    with Receiver() as paused, Receiver() as control:
+        sub = name()
+        subscribe(client, sub, stream, paused.url)
+        append(client, stream, 1)
+        paused.wait_count(1)
+        r = client.post(f"/v1/subscriptions/{sub}/pause")
+        assert r.json()["status"] == "paused" and r.json()["paused_reason"] == "API request"
+        append(client, stream, 3)
+        subscribe(client, name(), stream, control.url)
+        control.wait_count(4)
+        assert len(paused.received()) == 1
+        assert status(client, sub)["lag"] == 3
+        client.post(f"/v1/subscriptions/{sub}/resume")
+        assert [r.position for r in paused.wait_count(4)] == [1, 2, 3, 4]
+
+
+def test_deleting_during_backoff_and_recreating_starts_afresh(client, stream, receiver):
+    receiver.decide(lambda r: Reply(500))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=0, backoff={"initial": 5, "max": 5})
+    receiver.wait_count(1)
+    client.delete(f"/v1/subscriptions/{sub}")
+    receiver.decide(None)
+    subscribe(client, sub, stream, receiver.url)
+    requests = receiver.wait_count(2)
+    assert requests[1].headers["x-eventor-attempt"] == "1"
+    assert httpx.get(f"{client.base_url}/v1/subscriptions/{sub}").json()["attempts"] == 0

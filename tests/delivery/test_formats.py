@@ -1,0 +1,141 @@
+"""Delivery formats, checked by third-party code: standardwebhooks and the CloudEvents SDK."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+from cloudevents.core.bindings.http import HTTPMessage, from_http
+from cloudevents.core.formats.json import JSONFormat
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from .helpers import append, name, status, subscribe
+from .receiver import Receiver
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+def verifies(secret: str, request) -> bool:
+    try:
+        Webhook(secret).verify(request.body, request.headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+def test_signatures_verify_with_standardwebhooks(client, stream, receiver: Receiver):
+    secret = new_secret()
+    append(client, stream, 3)
+    sub = name()
+    out = subscribe(client, sub, stream, receiver.url, secret=secret)
+    assert out["config"]["secret_set"] is True
+    assert secret not in json.dumps(status(client, sub))
+    for r in receiver.wait_count(3):
+        assert verifies(secret, r)
+        assert r.headers["webhook-id"] == r.headers["x-event-uuid"]
+        assert not verifies(new_secret(), r)
+
+
+def test_secret_rotation_signs_with_both_for_a_while(client, stream, receiver: Receiver):
+    old, new = new_secret(), new_secret()
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, secret=old)
+    append(client, stream, 1)
+    before = receiver.wait_count(1)[0]
+    assert verifies(old, before) and not verifies(new, before)
+    assert len(before.headers["webhook-signature"].split(" ")) == 1
+    r = client.put(
+        f"/v1/subscriptions/{sub}", json={"stream": stream, "url": receiver.url, "secret": new}
+    )
+    assert r.status_code == 200
+    append(client, stream, 1)
+    after = receiver.wait_count(2)[1]
+    assert verifies(new, after) and verifies(old, after)  # receivers switch without a gap
+    assert len(after.headers["webhook-signature"].split(" ")) == 2
+    # leaving the secret out on update keeps it; null removes it
+    client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": receiver.url})
+    append(client, stream, 1)
+    assert verifies(new, receiver.wait_count(3)[2])
+    client.put(
+        f"/v1/subscriptions/{sub}", json={"stream": stream, "url": receiver.url, "secret": None}
+    )
+    append(client, stream, 1)
+    assert "webhook-signature" not in receiver.wait_count(4)[3].headers
+
+
+def test_batches_are_signed_over_the_whole_body(client, stream, receiver: Receiver):
+    secret = new_secret()
+    append(client, stream, 5)
+    subscribe(client, name(), stream, receiver.url, secret=secret, batch_size=5)
+    request = receiver.wait_count(1)[0]
+    assert verifies(secret, request)
+    first = json.loads(request.body)[0]["id"]
+    assert request.headers["webhook-id"] == f"{first}:5"
+
+
+def test_binary_mode_parses_with_the_cloudevents_sdk(client, stream, receiver: Receiver):
+    client.post(
+        f"/v1/streams/{stream}/events",
+        json=[
+            {"type": "OrderPlaced", "data": {"id": 7}},
+            {"type": "Blob", "data_base64": "AAEC/w==", "content_type": "image/png"},
+        ],
+    )
+    subscribe(client, name(), stream, receiver.url)
+    requests = receiver.wait_count(2)
+    events = [from_http(HTTPMessage(r.headers, r.body), JSONFormat()) for r in requests]
+    placed, blob = events
+    assert placed.get_specversion() == "1.0"
+    assert placed.get_type() == "OrderPlaced"
+    assert placed.get_source() == f"/streams/{stream}"
+    assert placed.get_id() == requests[0].headers["x-event-uuid"]
+    assert placed.get_extension("sequence") == "00000000000000000001"
+    assert placed.get_time() is not None
+    assert placed.get_data() == {"id": 7}
+    assert blob.get_extension("sequence") == "00000000000000000002"
+    assert requests[1].headers["content-type"] == "image/png"
+    assert requests[1].body == b"\x00\x01\x02\xff"  # the bytes as appended
+
+
+def test_batch_mode_parses_with_the_cloudevents_sdk(client, stream, receiver: Receiver):
+    client.post(
+        f"/v1/streams/{stream}/events",
+        json=[
+            {"type": "A", "data": {"n": 1}},
+            {"type": "B", "data": [1, 2]},
+            {"type": "C", "data_base64": "aGVsbG8=", "content_type": "text/plain"},
+        ],
+    )
+    subscribe(client, name(), stream, receiver.url, batch_size=10)
+    request = receiver.wait_count(1)[0]
+    assert request.headers["content-type"] == "application/cloudevents-batch+json"
+    fmt = JSONFormat()
+    events = [fmt.read(None, json.dumps(item)) for item in json.loads(request.body)]
+    assert [e.get_type() for e in events] == ["A", "B", "C"]
+    assert [e.get_extension("sequence") for e in events] == [f"{p:020d}" for p in (1, 2, 3)]
+    assert events[0].get_data() == {"n": 1}
+    assert events[1].get_data() == [1, 2]
+    assert events[2].get_data() == b"hello"
+    assert events[2].get_datacontenttype() == "text/plain"
+    assert all(e.get_source() == f"/streams/{stream}" for e in events)
+
+
+def test_data_bytes_are_delivered_exactly_as_appended(client, stream, receiver: Receiver):
+    raw = b'{ "spaced" :  1,"z":[ 1 ,2 ] }'
+    client.post(f"/streams/{stream}", content=raw, headers={"X-Event-Type": "Raw"})
+    client.post(
+        f"/v1/streams/{stream}/events",
+        content=b'{"type":"J","data":{"b" : 2 }}',
+        headers={"content-type": "application/json"},
+    )
+    subscribe(client, name(), stream, receiver.url, headers={"Authorization": "Bearer t"})
+    first, second = receiver.wait_count(2)
+    assert first.body == raw
+    assert second.body == b'{"b" : 2 }'
+    assert first.headers["authorization"] == "Bearer t"
+    assert first.headers["user-agent"].startswith("Eventor/")
+    assert first.headers["x-event-stream"] == stream
+    assert first.headers["x-eventor-attempt"] == "1"

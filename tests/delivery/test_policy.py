@@ -1,0 +1,83 @@
+"""The retry policy, with injected time and randomness: no real waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import pytest
+
+from eventor.delivery.policy import ORIGINAL_DELAYS, RetryPolicy, parse_retry_after
+from eventor.types import SubscriptionConfig
+
+NOW = 1_800_000_000.0
+
+
+def test_full_jitter_grows_exponentially_up_to_the_max():
+    top = RetryPolicy(initial=1, maximum=10, random=lambda: 1.0)
+    assert [top.delay(n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+    bottom = RetryPolicy(initial=1, maximum=10, random=lambda: 0.0)
+    assert {bottom.delay(n) for n in range(1, 7)} == {0.0}
+    half = RetryPolicy(initial=0.5, maximum=300, random=lambda: 0.5)
+    assert half.delay(3) == 0.5 * 2 * 0.5 * 2
+
+
+def test_huge_attempt_numbers_do_not_overflow():
+    policy = RetryPolicy(initial=1, maximum=300, random=lambda: 1.0)
+    assert policy.delay(10_000) == 300
+
+
+def test_exhaustion_counts_attempts_and_zero_means_forever():
+    assert not RetryPolicy(max_attempts=3).exhausted(2)
+    assert RetryPolicy(max_attempts=3).exhausted(3)
+    assert not RetryPolicy(max_attempts=0).exhausted(10**9)
+
+
+def test_retry_after_seconds_replaces_the_backoff_capped_at_max():
+    policy = RetryPolicy(initial=1, maximum=30, random=lambda: 0.0, clock=lambda: NOW)
+    assert policy.delay(1, "7") == 7
+    assert policy.delay(1, "3600") == 30
+    assert policy.delay(1, "soon") == 0.0  # unreadable: the normal backoff
+
+
+def test_retry_after_http_date():
+    when = format_datetime(datetime.fromtimestamp(NOW + 12, UTC), usegmt=True)
+    assert parse_retry_after(when, NOW) == pytest.approx(12)
+    past = format_datetime(datetime.fromtimestamp(NOW - 50, UTC), usegmt=True)
+    assert parse_retry_after(past, NOW) == 0
+    assert parse_retry_after("Tue, 99 Foo 2026", NOW) is None
+    policy = RetryPolicy(initial=1, maximum=5, random=lambda: 0.0, clock=lambda: NOW)
+    assert policy.delay(1, when) == 5
+
+
+def test_original_schedule_is_fixed_without_jitter():
+    policy = RetryPolicy.for_config(SubscriptionConfig("s", "http://x", original=True))
+    assert [policy.delay(n, "1") for n in range(1, 5)] == list(ORIGINAL_DELAYS) == [4, 8, 16, 32]
+    assert policy.max_attempts == 5
+    assert not policy.exhausted(4) and policy.exhausted(5)
+
+
+def test_v1_config_maps_to_the_policy():
+    config = SubscriptionConfig(
+        "s", "http://x", max_attempts=9, backoff_initial=0.25, backoff_max=2
+    )
+    policy = RetryPolicy.for_config(config)
+    assert (policy.max_attempts, policy.initial, policy.maximum) == (9, 0.25, 2)
+
+
+def test_wait_sleeps_through_the_injected_sleep():
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    policy = RetryPolicy(initial=2, maximum=100, sleep=sleep, random=lambda: 0.5)
+
+    async def run() -> None:
+        for n in (1, 2, 3):
+            await policy.wait(n)
+        await policy.wait(4, "9")
+
+    asyncio.run(run())
+    assert slept == [1, 2, 4, 9]
