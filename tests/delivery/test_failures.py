@@ -58,7 +58,8 @@ def test_connection_resets_count_as_failed_attempts(client, stream, receiver: Re
     log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
     assert [d["attempt"] for d in log] == [3, 2, 1]
     assert all("connection" in d["error"] for d in log[1:])
-    assert log[0]["error"] is None and log[0]["status_code"] == 200
+    assert log[0]["error"] is None
+    assert log[0]["status_code"] == 200
 
 
 def test_failure_excerpt_and_status_while_retrying(client, stream, receiver: Receiver):
@@ -75,7 +76,9 @@ def test_failure_excerpt_and_status_while_retrying(client, stream, receiver: Rec
     assert entry["response_excerpt"] == "x" * 1024
     receiver.decide(None)
     s = wait_status(client, sub, lambda s: s["position"] == 1)
-    assert s["status"] == "active" and s["attempts"] == 0 and s["last_error"] is None
+    assert s["status"] == "active"
+    assert s["attempts"] == 0
+    assert s["last_error"] is None
 
 
 def test_a_slow_receiver_slows_neither_appends_nor_other_subscriptions(client, stream):
@@ -154,7 +157,8 @@ def test_exhausted_attempts_pause_and_resume_retries_the_same_event(
     assert attempts_of(receiver.received()) == {1: [1], 2: [1, 2, 3]}
     failing.clear()
     r = client.post(f"/v1/subscriptions/{sub}/resume")
-    assert r.status_code == 200 and r.json()["paused_reason"] is None
+    assert r.status_code == 200
+    assert r.json()["paused_reason"] is None
     requests = receiver.wait_count(6)
     assert [(x.position, x.headers["x-eventor-attempt"]) for x in requests[4:]] == [
         (2, "1"),
@@ -170,7 +174,8 @@ def test_park_moves_on_then_replay_redelivers(client, stream, receiver: Receiver
     sub = name()
     subscribe(client, sub, stream, receiver.url, max_attempts=2, on_exhausted="park", **FAST)
     s = wait_status(client, sub, lambda s: s["position"] == 5)
-    assert s["status"] == "active" and s["parked"] == 2
+    assert s["status"] == "active"
+    assert s["parked"] == 2
     parked = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
     assert [p["position"] for p in parked] == [2, 4]
     assert parked[0]["error"] == "HTTP 500 Internal Server Error"
@@ -178,12 +183,14 @@ def test_park_moves_on_then_replay_redelivers(client, stream, receiver: Receiver
     assert ok == [1, 3, 5]
     failing.discard(2)  # 4 keeps failing: it stays parked
     r = client.post(f"/v1/subscriptions/{sub}/parked/replay")
-    assert r.status_code == 202 and r.json() == {"replaying": 2}
+    assert r.status_code == 202
+    assert r.json() == {"replaying": 2}
     wait_status(client, sub, lambda s: s["parked"] == 1)
     parked = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
     assert [p["position"] for p in parked] == [4]
     replayed = [r.position for r in receiver.received()[7:]]
-    assert replayed[0] == 2 and set(replayed[1:]) == {4}
+    assert replayed[0] == 2
+    assert set(replayed[1:]) == {4}
     # new events keep flowing after the replay
     append(client, stream, 1)
     receiver.wait_for(lambda rs: rs[-1].position == 6)
@@ -213,7 +220,8 @@ def test_pause_takes_effect_before_the_next_request(client, stream):
         append(client, stream, 1)
         paused.wait_count(1)
         r = client.post(f"/v1/subscriptions/{sub}/pause")
-        assert r.json()["status"] == "paused" and r.json()["paused_reason"] == "API request"
+        assert r.json()["status"] == "paused"
+        assert r.json()["paused_reason"] == "API request"
         append(client, stream, 3)
         subscribe(client, name(), stream, control.url)
         control.wait_count(4)

@@ -102,7 +102,8 @@ def test_reset_replays_and_skips(client, stream, receiver: Receiver):
     subscribe(client, sub, stream, receiver.url)
     receiver.wait_count(5)
     r = client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 2})
-    assert r.status_code == 200 and r.json()["position"] == 2
+    assert r.status_code == 200
+    assert r.json()["position"] == 2
     assert [x.position for x in receiver.wait_count(8)] == [1, 2, 3, 4, 5, 3, 4, 5]
     r = client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 7})
     assert r.json()["position"] == 7

@@ -55,7 +55,8 @@ def test_original_schedule_is_fixed_without_jitter():
     policy = RetryPolicy.for_config(SubscriptionConfig("s", "http://x", original=True))
     assert [policy.delay(n, "1") for n in range(1, 5)] == list(ORIGINAL_DELAYS) == [4, 8, 16, 32]
     assert policy.max_attempts == 5
-    assert not policy.exhausted(4) and policy.exhausted(5)
+    assert not policy.exhausted(4)
+    assert policy.exhausted(5)
 
 
 def test_v1_config_maps_to_the_policy():
