@@ -23,7 +23,7 @@ from .. import __version__
 from ..storage.base import Storage
 from ..store import EventStore
 from .rendering import encoder, json_response
-from .routing import Doc, Route
+from .routing import Doc, Media, Route
 
 SubscriptionStats = Callable[[], dict[str, int]]
 
@@ -256,5 +256,5 @@ _LIVE_DOC = Doc(
     "sample taken since the message before (append it to the series). A reconnect starts "
     "over with the full history.",
     tag="operations",
-    responses={200: (str, "an endless `text/event-stream`")},
+    responses={200: (Media("text/event-stream", StatsOut), "an endless stream of `stats`")},
 )
