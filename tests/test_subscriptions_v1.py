@@ -1,0 +1,233 @@
+"""The v1 subscription routes over HTTP: validation, status, lifecycle, persistence."""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+import pytest
+from delivery.helpers import FAST, append, name, status, subscribe, wait_status
+from delivery.receiver import Receiver, Reply
+
+URL = "http://127.0.0.1:9/hook"  # nothing listens: fine for routes that deliver nothing
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def sub(client):
+    n = name()
+    yield n
+    client.delete(f"/v1/subscriptions/{n}")
+
+
+def problem(r: httpx.Response, status_code: int) -> str:
+    assert r.status_code == status_code, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["status"] == status_code
+    detail: str = body["detail"]
+    return detail
+
+
+def test_put_creates_then_updates(client, stream, sub):
+    r = client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL})
+    assert r.status_code == 201
+    body = r.json()
+    assert body["name"] == sub
+    assert body["status"] == "active"
+    assert (body["position"], body["head"], body["lag"], body["attempts"]) == (0, 0, 0, 0)
+    assert body["last_error"] is None
+    assert body["paused_reason"] is None
+    assert body["config"] == {
+        "stream": stream,
+        "url": URL,
+        "headers": {},
+        "event_types": None,
+        "batch_size": 1,
+        "timeout": 10.0,
+        "max_attempts": 5,
+        "backoff": {"initial": 1.0, "max": 300.0},
+        "on_exhausted": "pause",
+        "secret_set": False,
+        "created_by": "v1",
+    }
+    r = client.put(
+        f"/v1/subscriptions/{sub}",
+        json={"stream": stream, "url": URL + "2", "batch_size": 7, "start": "end"},
+    )
+    assert r.status_code == 200
+    assert r.json()["config"]["url"] == URL + "2"
+    assert r.json()["config"]["batch_size"] == 7
+    assert r.json()["created"] == body["created"]
+    names = [s["name"] for s in client.get("/v1/subscriptions").json()["subscriptions"]]
+    assert sub in names
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"url": ""}, "url is required"),
+        ({"url": "ftp://x/y"}, "http:// or https://"),
+        ({"url": "http://"}, "with a host"),
+        ({"stream": "bad name"}, "invalid stream name"),
+        ({"stream": None}, "Expected `str`"),
+        ({"batch_size": 0}, "batch_size must be between 1 and 1000"),
+        ({"batch_size": 1001}, "batch_size must be between 1 and 1000"),
+        ({"batch_size": "2"}, "Expected `int`"),
+        ({"timeout": 0}, "timeout must be more than 0"),
+        ({"timeout": 301}, "at most 300"),
+        ({"max_attempts": -1}, "max_attempts must be 0"),
+        ({"backoff": {"initial": 0}}, "backoff.initial must be more than 0"),
+        ({"backoff": {"initial": 5, "max": 1}}, "backoff.max must be at least"),
+        ({"backoff": {"start": 1}}, "unknown field `start`"),
+        ({"on_exhausted": "drop"}, 'on_exhausted must be "pause" or "park"'),
+        ({"secret": "hunter2"}, "whsec_"),
+        ({"secret": "whsec_c2hvcnQ="}, "24 to 64"),
+        ({"event_types": []}, "event_types is empty"),
+        ({"event_types": [""]}, "1-200 characters"),
+        ({"headers": {"Bad Header": "x"}}, "not a valid HTTP header name"),
+        ({"headers": {"Host": "evil"}}, "cannot be set"),
+        ({"headers": {"X-A": "a\r\nB: c"}}, "control character"),
+        ({"headers": {"X-A": 1}}, "Expected `str`"),
+        ({"start": "middle"}, 'start must be "beginning", "end" or a position'),
+        ({"start": -1}, "start must be"),
+        ({"colour": "red"}, "unknown field `colour`"),
+    ],
+)
+def test_every_option_is_validated(client, stream, sub, change, says):
+    body = {"stream": stream, "url": URL, **change}
+    detail = problem(client.put(f"/v1/subscriptions/{sub}", json=body), 400)
+    assert says in detail
+    assert client.get(f"/v1/subscriptions/{sub}").status_code == 404  # nothing was made
+
+
+def test_bad_bodies_and_names(client, stream, sub):
+    assert "not valid JSON" in problem(client.put(f"/v1/subscriptions/{sub}", content=b"{"), 400)
+    assert "required field `url`" in problem(
+        client.put(f"/v1/subscriptions/{sub}", json={"stream": stream}), 400
+    )
+    r = client.put(
+        f"/v1/subscriptions/{sub}", content=b"stream=x", headers={"content-type": "text/plain"}
+    )
+    assert r.status_code == 415
+    detail = problem(client.put("/v1/subscriptions/a!b", json={"stream": stream, "url": URL}), 400)
+    assert "invalid subscription name" in detail
+
+
+def test_update_cannot_move_to_another_stream(client, stream, sub):
+    client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL})
+    r = client.put(f"/v1/subscriptions/{sub}", json={"stream": stream + "x", "url": URL})
+    assert "stream cannot change" in problem(r, 400)
+    assert status(client, sub)["config"]["stream"] == stream
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", ""),
+        ("DELETE", ""),
+        ("POST", "/pause"),
+        ("POST", "/resume"),
+        ("GET", "/deliveries"),
+        ("GET", "/parked"),
+        ("POST", "/parked/replay"),
+    ],
+)
+def test_unknown_subscription_is_a_404_problem(client, method, path):
+    r = client.request(method, f"/v1/subscriptions/{name()}{path}")
+    assert "does not exist" in problem(r, 404)
+
+
+def test_reset_validation(client, stream, sub):
+    assert "does not exist" in problem(
+        client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 1}), 404
+    )
+    client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL})
+    assert "Expected `int` >= 0" in problem(
+        client.post(f"/v1/subscriptions/{sub}/reset", json={"position": -1}), 400
+    )
+    assert "required field `position`" in problem(
+        client.post(f"/v1/subscriptions/{sub}/reset", json={}), 400
+    )
+    assert "limit" in problem(client.get(f"/v1/subscriptions/{sub}/deliveries?limit=0"), 400)
+
+
+def test_delete_is_204_and_then_404(client, stream, sub):
+    client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL})
+    r = client.delete(f"/v1/subscriptions/{sub}")
+    assert r.status_code == 204
+    assert r.content == b""
+    assert client.delete(f"/v1/subscriptions/{sub}").status_code == 404
+
+
+def test_stream_info_lists_its_subscriptions(client, stream, sub):
+    append(client, stream, 1)
+    client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL})
+    assert client.get(f"/v1/streams/{stream}").json()["subscriptions"] == [sub]
+
+
+def test_status_lag_deliveries_and_metrics(client, stream, sub, receiver):
+    append(client, stream, 4)
+    receiver.script(Reply(500))
+    subscribe(client, sub, stream, receiver.url, **FAST)
+    s = wait_status(client, sub, lambda s: s["position"] == 4)
+    assert (s["head"], s["lag"], s["status"]) == (4, 0, "active")
+    assert s["last_delivered_at"] is not None
+    log = client.get(f"/v1/subscriptions/{sub}/deliveries?limit=3").json()["deliveries"]
+    assert [(d["position"], d["attempt"]) for d in log] == [(4, 1), (3, 1), (2, 1)]
+    log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
+    assert [(d["position"], d["attempt"], d["status_code"]) for d in log[-2:]] == [
+        (1, 2, 200),
+        (1, 1, 500),
+    ]
+    assert set(log[0]) == {
+        "position",
+        "event_id",
+        "attempt",
+        "status_code",
+        "error",
+        "response_excerpt",
+        "duration_ms",
+        "at",
+    }
+    metrics = client.get("/metrics").text
+    for metric in (
+        "eventor_delivered_events_total",
+        "eventor_delivery_attempts_total",
+        "eventor_delivery_failed_attempts_total",
+        'eventor_subscriptions{status="active"}',
+        "eventor_parked_events",
+    ):
+        assert metric in metrics
+
+
+@pytest.mark.slow
+def test_state_survives_a_restart(make_server, receiver):
+    server = make_server()
+    c = httpx.Client(base_url=server.url, timeout=10)
+    failing = {3}
+    receiver.decide(lambda r: Reply(500) if r.position in failing else None)
+    append(c, "orders", 4)
+    subscribe(c, "parker", "orders", receiver.url, max_attempts=2, on_exhausted="park", **FAST)
+    subscribe(c, "pauser", "orders", receiver.url, max_attempts=1, event_types=["T"])
+    wait_status(c, "parker", lambda s: s["position"] == 4)
+    wait_status(c, "pauser", lambda s: s["status"] == "paused")
+    c.post("/subscriptions/original_one", json={"stream": "orders", "url": receiver.url})
+    c.post("/subscriptions/original_one/pause")
+    before = {s["name"]: s for s in c.get("/v1/subscriptions").json()["subscriptions"]}
+    log_before = c.get("/v1/subscriptions/parker/deliveries").json()
+    assert server.stop(signal.SIGTERM) == 0
+    server.restart()
+    after = {s["name"]: s for s in c.get("/v1/subscriptions").json()["subscriptions"]}
+    assert after == before
+    assert c.get("/v1/subscriptions/parker/deliveries").json() == log_before
+    parked = c.get("/v1/subscriptions/parker/parked").json()["parked"]
+    assert [p["position"] for p in parked] == [3]
+    assert after["pauser"]["paused_reason"] == "HTTP 500 Internal Server Error"
+    assert after["original_one"]["config"]["created_by"] == "original"
+    c.close()
