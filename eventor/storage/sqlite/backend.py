@@ -189,6 +189,10 @@ class SQLiteStorage(Storage):
         self, *, prefix: str = "", after: str = "", limit: int | None = None
     ) -> list[StreamSummary]:
         self._check_open()
+        task = self._reconcile_task
+        if task is not None and not task.done():
+            # After an unclean stop the mirrored heads may lag the files until re-checked.
+            await asyncio.wait({task})
         return self._registry.page(prefix, after, limit)
 
     async def stream_info(self, stream: str) -> StreamInfo:
