@@ -1,0 +1,160 @@
+"""Crash safety: SIGKILL the server mid-load, restart it, and find every acknowledged event."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from helpers import raw_data, read_all, unique, wait_until
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 8
+
+
+@dataclass(frozen=True)
+class Acked:
+    stream: str
+    id: str
+    position: int
+    data: bytes
+
+
+def test_sigkill_loses_no_acknowledged_event(make_server):
+    server = make_server()  # durability full, the default
+    streams = [unique("crash") for _ in range(3)]
+    acked: list[Acked] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(index: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            n = 0
+            while not stop.is_set():
+                stream = streams[(index + n) % len(streams)]
+                data = b'{"client": %d, "n": %d, "pad": "%s"}' % (index, n, b"x" * (n % 50))
+                try:
+                    if index % 4 == 3:  # the original route, too
+                        r = c.post(
+                            f"/streams/{stream}", content=data, headers={"x-event-type": "O"}
+                        )
+                        ok = r.status_code == 200
+                        ack = (r.headers.get("x-event-uuid"), r.headers.get("x-event-position"))
+                    else:
+                        event_id = str(uuid.uuid4())
+                        body = b'{"type": "V", "id": "%s", "data": %s}' % (event_id.encode(), data)
+                        r = c.post(
+                            f"/v1/streams/{stream}/events",
+                            content=body,
+                            headers={"content-type": "application/json"},
+                        )
+                        ok = r.status_code == 201
+                        ack = (event_id, r.json()["first_position"] if ok else None)
+                except httpx.TransportError:
+                    return  # the server is gone: this request was never acknowledged
+                with lock:
+                    if not ok:
+                        failures.append(f"{r.status_code} {r.text}")
+                        return
+                    acked.append(Acked(stream, str(ack[0]), int(str(ack[1])), data))
+                n += 1
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(acked) >= 400 or failures, timeout=60, what="400 acknowledged appends")
+    server.kill()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=15)
+    assert failures == []
+    assert not any(t.is_alive() for t in threads)
+    with lock:
+        acknowledged = list(acked)
+
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        # The registry first, before any read opens a stream's file and refreshes it.
+        listed = {
+            s["name"]: s["head"]
+            for s in c.get("/v1/streams", params={"prefix": "crash-"}).json()["streams"]
+        }
+        introspected = {s["name"]: s["total"] for s in c.get("/introspect").json()}
+        for stream in streams:
+            events = read_all(c, stream)
+            head = len(events)
+            assert [e["position"] for e in events] == list(range(1, head + 1))
+            assert listed[stream] == head, "the stream list must show the real head at once"
+            assert introspected[stream] == head
+            exact: dict[int, bytes] = {}
+            for start in range(1, head + 1, 1000):
+                page = c.get(f"/v1/streams/{stream}/events", params={"from": start, "limit": 1000})
+                exact |= raw_data(page)
+            by_position = {e["position"]: e for e in events}
+            mine = [a for a in acknowledged if a.stream == stream]
+            assert mine, "every stream got appends"
+            assert max(a.position for a in mine) <= head
+            for a in mine:
+                event = by_position[a.position]
+                assert event["id"] == a.id
+                assert exact[a.position] == a.data
+        # The restarted server appends where the stream left off.
+        r = c.post(f"/v1/streams/{streams[0]}/events", json={"type": "After"})
+        assert r.json()["first_position"] == len(read_all(c, streams[0]))
+
+
+def test_restart_after_sigkill_lists_streams_with_correct_heads(make_server):
+    server = make_server()
+    names = [f"heads-{n:03d}" for n in range(200)]
+    second = {name: 1 + n % 3 for n, name in enumerate(names)}  # events in the second round
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as c,
+        ThreadPoolExecutor(16) as pool,
+    ):
+
+        def append(name: str, count: int) -> None:
+            r = c.post(f"/v1/streams/{name}/events", json=[{"type": "T"}] * count)
+            assert r.status_code == 201, r.text
+
+        list(pool.map(append, names, [1] * len(names)))
+        # The catalog mirrors heads lazily: let it catch up, then move every head past it, so
+        # that the catalog is behind the stream files when the server dies.
+        time.sleep(0.5)
+        list(pool.map(append, names, [second[name] for name in names]))
+    server.kill()
+    server.restart()
+    heads = {name: 1 + second[name] for name in names}
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        listed = c.get("/v1/streams", params={"prefix": "heads-", "limit": 1000}).json()
+        assert {s["name"]: s["head"] for s in listed["streams"]} == heads
+        introspected = {s["name"]: s["total"] for s in c.get("/introspect").json()}
+        assert introspected == heads
+        for name in names[:10]:
+            assert c.get(f"/v1/streams/{name}").json()["event_types"] == {"T": heads[name]}
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(make_server):
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        assert c.post("/v1/streams/lock/events", json={"type": "T"}).status_code == 201
+    second = subprocess.run(
+        [sys.executable, "-m", "eventor", "serve", "--port", "0", "--data", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode != 0
+    output = (second.stdout + second.stderr).strip()
+    assert "Traceback" not in output
+    assert len(output.splitlines()) == 1, output
+    assert "in use" in output
+    with httpx.Client(base_url=server.url, timeout=10) as c:  # the first one is unharmed
+        assert c.post("/v1/streams/lock/events", json={"type": "T"}).json()["first_position"] == 2
