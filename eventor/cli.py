@@ -55,7 +55,7 @@ def main() -> None:
     show_default=True,
     envvar="EVENTOR_DATA",
     show_envvar=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by _prepare_data_dir: a one-line error
     help="Data directory, created when missing.",
 )
 @click.option(
@@ -232,6 +232,8 @@ def _host_for_url(host: str) -> str:
 
 
 def _prepare_data_dir(data_dir: Path) -> None:
+    if data_dir.exists() and not data_dir.is_dir():
+        raise click.ClickException(f"cannot use the data dir {data_dir}: it is not a directory")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         probe = data_dir / ".write-test"
