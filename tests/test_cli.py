@@ -1,0 +1,227 @@
+"""The `eventor` command: version, help, configuration by options and EVENTOR_* variables, and
+one-line errors (no tracebacks) when the server cannot start."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import httpx
+import pytest
+from conftest import READY_LINE
+from helpers import wait_until
+
+import eventor
+from eventor.cli import serve
+
+EVENTOR = [sys.executable, "-m", "eventor"]
+#: Options the issue names; the help must list them (and every other option) with its variable.
+REQUIRED_OPTIONS = {
+    "--host",
+    "--port",
+    "--data",
+    "--durability",
+    "--max-event-bytes",
+    "--max-request-bytes",
+    "--max-append-events",
+    "--max-original-read",
+    "--max-open-files",
+}
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run `eventor *args` to completion: (exit code, stdout + stderr)."""
+    done = subprocess.run(
+        [*EVENTOR, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def assert_one_line_error(code: int, output: str, *fragments: str) -> None:
+    assert code != 0
+    assert "Traceback" not in output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    for fragment in fragments:
+        assert fragment in lines[0], output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """A port some other program is listening on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_version():
+    code, output = run("--version")
+    assert code == 0
+    assert eventor.__version__ in output
+    script = Path(sys.executable).parent / "eventor"
+    assert script.exists(), "the console script `eventor` is installed"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert eventor.__version__ in done.stdout
+
+
+def test_serve_help_lists_every_option_and_its_variable():
+    code, output = run("serve", "--help", env={"COLUMNS": "200"})
+    assert code == 0
+    text = " ".join(output.split())
+    options = [p for p in serve.params if isinstance(p, click.Option) and p.name != "help"]
+    listed = set()
+    for option in options:
+        flag = next(o for o in option.opts if o.startswith("--"))
+        variable = "EVENTOR_" + flag[2:].upper().replace("-", "_")
+        assert flag in text, flag
+        assert option.envvar == variable, (flag, option.envvar)
+        assert variable in text, variable
+        listed.add(flag)
+    assert listed >= REQUIRED_OPTIONS
+
+
+def test_port_taken_is_a_one_line_error(tmp_path, listening):
+    code, output = run("serve", "--port", str(listening), "--data", str(tmp_path / "data"))
+    assert_one_line_error(code, output, str(listening), "in use")
+
+
+def test_data_dir_that_is_a_file_is_a_one_line_error(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory")
+    code, output = run("serve", "--port", "0", "--data", str(afile))
+    assert_one_line_error(code, output, str(afile))
+    assert afile.read_text() == "not a directory"
+    code, output = run("serve", "--port", "0", "--data", str(afile / "below"))
+    assert_one_line_error(code, output, str(afile / "below"))
+
+
+def test_unwritable_data_dir_is_a_one_line_error(tmp_path):
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        # Root writes anywhere: run the server without the capability that allows it.
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and setpriv (util-linux) is missing")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    try:
+        for data in (readonly, readonly / "data"):
+            done = subprocess.run(
+                [*prefix, *EVENTOR, "serve", "--port", "0", "--data", str(data)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert_one_line_error(done.returncode, done.stdout + done.stderr, str(data))
+            assert list(readonly.iterdir()) == []
+    finally:
+        readonly.chmod(0o755)
+
+
+def test_options_from_environment_variables(tmp_path):
+    port = free_port()
+    data = tmp_path / "env-data"
+    env = {
+        "EVENTOR_HOST": "127.0.0.1",
+        "EVENTOR_PORT": str(port),
+        "EVENTOR_DATA": str(data),
+        "EVENTOR_DURABILITY": "normal",
+        "EVENTOR_MAX_EVENT_BYTES": "50",
+        "EVENTOR_MAX_APPEND_EVENTS": "2",
+        "EVENTOR_MAX_ORIGINAL_READ": "2",
+        "EVENTOR_LOG_LEVEL": "info",
+    }
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*EVENTOR, "serve"], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+    try:
+        line = wait_until(
+            lambda: READY_LINE.search(log.read_text()) or proc.poll() is not None,
+            timeout=20,
+            what="the startup line",
+        )
+        assert proc.poll() is None, log.read_text()
+        assert isinstance(line, re.Match)
+        startup = log.read_text().splitlines()[0]
+        assert eventor.__version__ in startup
+        assert f"http://127.0.0.1:{port}" in startup
+        assert str(data.resolve()) in startup
+        assert "durability normal" in startup
+        assert data.is_dir()  # created when missing
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            wait_until(lambda: c.get("/ready").status_code == 200, timeout=10)
+            for n in range(3):
+                c.post("/streams/env", content=b"%d" % n, headers={"x-event-type": "T"})
+            assert [e["position"] for e in c.get("/streams/env/0/-1").json()] == [1, 2]
+            big = c.post("/v1/streams/env/events", json={"type": "T", "data": "x" * 49})
+            assert big.status_code == 413
+            many = c.post("/v1/streams/env/events", json=[{"type": "T"}] * 3)
+            assert many.status_code == 413
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
+
+
+def test_options_override_environment_variables(make_server):
+    server = make_server("--max-original-read", "1", env={"EVENTOR_MAX_ORIGINAL_READ": "5"})
+    with httpx.Client(base_url=server.url) as c:
+        for n in range(3):
+            c.post("/streams/o", content=b"%d" % n, headers={"x-event-type": "T"})
+        assert len(c.get("/streams/o/0/-1").json()) == 1
+
+
+def test_startup_line_and_clean_stop(make_server):
+    server = make_server("--durability", "off")
+    startup = next(line for line in server.log().splitlines() if READY_LINE.search(line))
+    assert f"Eventor {eventor.__version__}" in startup
+    assert f"http://127.0.0.1:{server.port}" in startup
+    assert str(server.data_dir.resolve()) in startup
+    assert "durability off" in startup
+    with httpx.Client(base_url=server.url) as c:
+        assert c.post("/v1/streams/kept/events", json={"type": "T"}).status_code == 201
+    assert server.stop() == 0  # SIGTERM: a clean stop
+    assert "Traceback" not in server.log()
+    server.restart()
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get("/v1/streams/kept").json()["head"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--durability", "sometimes"], "durability"),
+        (["--port", "70000"], "port"),
+        (["--max-event-bytes", "0"], "max-event-bytes"),
+    ],
+)
+def test_bad_option_values_are_refused(tmp_path, args, fragment):
+    code, output = run("serve", "--data", str(tmp_path / "d"), *args)
+    assert code != 0
+    assert "Traceback" not in output
+    assert fragment in output
+    assert not (tmp_path / "d").exists()
