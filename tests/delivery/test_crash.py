@@ -1,0 +1,116 @@
+"""Crash and shutdown: SIGKILL repeats at most the last flush window; SIGTERM repeats nothing."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from .helpers import status, subscribe, wait_status
+from .receiver import Receiver, Reply
+
+pytestmark = pytest.mark.slow
+
+
+class Appender(threading.Thread):
+    """Appends batches of 5 events until stopped; counts the acknowledged ones."""
+
+    def __init__(self, url: str, stream: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.stream = stream
+        self.acknowledged = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=5) as c:
+            while not self.halt.is_set():
+                try:
+                    r = c.post(
+                        f"/v1/streams/{self.stream}/events",
+                        json=[{"type": "T", "data": {"n": i}} for i in range(5)],
+                    )
+                except httpx.TransportError:
+                    return  # the server died
+                if r.status_code == 201:
+                    self.acknowledged = r.json()["last_position"]
+
+
+def run_until_stopped(make_server, receiver: Receiver, sig: int) -> tuple[list[int], float, int]:
+    """Deliver under load, stop the server with `sig` mid-delivery, restart, catch up.
+
+    Returns the receiver's positions, when the server was stopped, and the final head.
+    """
+    server = make_server()
+    client = httpx.Client(base_url=server.url, timeout=10)
+    subscribe(client, "crashy", "load", receiver.url)
+    appender = Appender(server.url, "load")
+    appender.start()
+    receiver.wait_count(400, timeout=20)
+    stopped_at = time.monotonic()
+    server.stop(sig)
+    appender.halt.set()
+    appender.join(10)
+    server.restart()
+    head = status(client, "crashy")["head"]
+    assert head >= appender.acknowledged  # acknowledged appends survive, even a SIGKILL
+    wait_status(client, "crashy", lambda s: s["position"] == head, timeout=20)
+    client.close()
+    server.stop()
+    return receiver.positions(), stopped_at, head
+
+
+def test_sigkill_repeats_only_the_last_flush_window(make_server, receiver: Receiver):
+    positions, killed_at, head = run_until_stopped(make_server, receiver, signal.SIGKILL)
+    # every event, in order, no gaps: the receiver's first sight of each position is 1..head
+    first_seen: list[int] = []
+    seen: set[int] = set()
+    for p in positions:
+        if p not in seen:
+            first_seen.append(p)
+            seen.add(p)
+    assert first_seen == list(range(1, head + 1))
+    # one restart point: after it, delivery goes on from the last flushed position
+    restart = next(
+        (i for i in range(1, len(positions)) if positions[i] <= positions[i - 1]), len(positions)
+    )
+    assert positions[restart:] == list(range(positions[restart - 1] + 1, head + 1)) or (
+        positions[restart:] == list(range(positions[restart], head + 1))
+    )
+    before = set(positions[:restart])
+    duplicates = [p for p in positions[restart:] if p in before]
+    print(f"{len(positions)} deliveries, head {head}, {len(duplicates)} repeated after the kill")
+    # the repeated deliveries were all first made in the last moments before the kill
+    first_time = {}
+    for request in receiver.received():
+        first_time.setdefault(request.position, request.at)
+    window = [killed_at - first_time[p] for p in duplicates]
+    print(f"repeated deliveries were up to {max(window, default=0):.3f}s old")
+    assert max(window, default=0) < 0.6, f"{len(duplicates)} repeated, up to {max(window)}s old"
+
+
+def test_sigterm_repeats_nothing(make_server, receiver: Receiver):
+    positions, _, head = run_until_stopped(make_server, receiver, signal.SIGTERM)
+    assert positions == list(range(1, head + 1))
+
+
+def test_sigterm_with_a_request_in_flight_abandons_it_and_redelivers(
+    make_server, receiver: Receiver
+):
+    """An attempt cut off by shutdown is not counted as delivered: it is made again."""
+    receiver.script(Reply(delay=30))
+    server = make_server()
+    client = httpx.Client(base_url=server.url, timeout=10)
+    client.post("/v1/streams/s/events", json={"type": "T"})
+    subscribe(client, "stuck", "s", receiver.url, timeout=60)
+    receiver.wait_count(1)
+    t = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - t < 10
+    server.restart()
+    assert [r.position for r in receiver.wait_count(2)] == [1, 1]
+    wait_status(client, "stuck", lambda s: s["position"] == 1)
+    client.close()
