@@ -1,0 +1,79 @@
+"""Operations routes: /health, /ready and /metrics (api-v1.md, "Operations")."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from helpers import append_ok, assert_problem, metric, unique
+from prometheus_client.parser import text_string_to_metric_families
+
+import eventor
+from eventor.api import create_app
+
+
+def test_health(client):
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == {"status": "ok", "version": eventor.__version__}
+
+
+def test_ready(client):
+    r = client.get("/ready")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ready"
+
+
+def test_ready_is_503_while_the_storage_is_closed(tmp_path):
+    """In-process, the real app around its real storage, before it opens and after it closes."""
+    app = create_app(data_dir=tmp_path / "data")
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as c:
+            answers = [await c.get("/ready"), await c.get("/health")]
+            await app.startup()
+            answers.append(await c.get("/ready"))
+            await app.shutdown()
+            answers += [await c.get("/ready"), await c.get("/health")]
+            return answers
+
+    before, health_before, opened, after, health_after = asyncio.run(scenario())
+    assert_problem(before, 503)
+    assert health_before.status_code == 200
+    assert opened.status_code == 200
+    assert_problem(after, 503)
+    assert health_after.status_code == 200
+
+
+def test_metrics_exposition(client):
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain; version=")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    for name in ("eventor_appended_events", "eventor_commits"):
+        assert families[name].type == "counter"
+    for name in ("eventor_streams", "eventor_open_streams"):
+        assert families[name].type == "gauge"
+    [info] = families["eventor_info"].samples
+    assert info.labels == {"version": eventor.__version__}
+    assert info.value == 1
+
+
+def test_metrics_count_appends_commits_and_streams(client):
+    def scrape() -> dict[str, float]:
+        text = client.get("/metrics").text
+        names = ("appended_events_total", "commits_total", "streams", "open_streams")
+        return {n: metric(text, f"eventor_{n}") for n in names}
+
+    before = scrape()
+    stream = unique("metrics")
+    append_ok(client, stream, [{"type": "T"}] * 3)
+    client.post(f"/streams/{stream}", content=b"{}", headers={"x-event-type": "T"})
+    client.post(f"/v1/streams/{stream}/events", json={"type": ""})  # refused: counts nothing
+    after = scrape()
+    assert after["appended_events_total"] - before["appended_events_total"] == 4
+    assert after["commits_total"] - before["commits_total"] == 2
+    assert after["streams"] - before["streams"] == 1
+    assert after["open_streams"] >= 1
