@@ -68,6 +68,7 @@ class DashboardRoutes:
         return [
             Route("GET", "/", self.home, errors="text", doc=hidden),
             Route("GET", "/dashboard", self.page, errors="text", doc=hidden),
+            Route("GET", "/dashboard/", self.page, errors="text", doc=hidden),
             Route("GET", "/dashboard/{path:path}", self.page, errors="text", doc=hidden),
         ]
 

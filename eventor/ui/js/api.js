@@ -1,0 +1,155 @@
+// Every request the dashboard makes goes through send() below: the one place where an
+// Authorization header will be added once the API has access tokens. Live updates are
+// Server-Sent Events read over fetch() rather than EventSource for the same reason:
+// EventSource cannot send headers.
+
+import { sleep } from "./dom.js";
+
+/** Headers added to every request (an access token will go here). */
+function authHeaders() {
+  return {};
+}
+
+/** An error answer from the API (or no answer at all: status 0), with a readable message. */
+export class ApiError extends Error {
+  constructor(status, message, problem = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+function withQuery(path, query) {
+  if (!query) return path;
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== "") params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+async function send(path, { method = "GET", body, headers = {}, query, signal } = {}) {
+  const init = { method, headers: { Accept: "application/json", ...authHeaders(), ...headers }, signal };
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  try {
+    return await fetch(withQuery(path, query), init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, `Cannot reach the Eventor server (${error.message}). Is it running?`);
+  }
+}
+
+/** The error an unsuccessful response stands for: problem+json's detail, or the text body. */
+async function errorOf(response) {
+  const text = await response.text().catch(() => "");
+  const type = response.headers.get("content-type") || "";
+  if (type.includes("json")) {
+    try {
+      const problem = JSON.parse(text);
+      const message = problem.detail || problem.title || text;
+      return new ApiError(response.status, String(message), problem);
+    } catch {
+      // not JSON after all: fall through to the text
+    }
+  }
+  const message = text.trim() || `${response.status} ${response.statusText}`;
+  return new ApiError(response.status, message.slice(0, 2000));
+}
+
+/**
+ * api(path, {method, body, query, headers, signal}) → the decoded JSON (or text, or null on 204).
+ * Throws ApiError with the API's own message on any non-2xx answer.
+ */
+export async function api(path, options = {}) {
+  const response = await send(path, options);
+  if (!response.ok) throw await errorOf(response);
+  if (response.status === 204) return null;
+  const text = await response.text();
+  const type = response.headers.get("content-type") || "";
+  return type.includes("json") && text ? JSON.parse(text) : text;
+}
+
+/**
+ * live(path, {query, onMessage, onState, onError, signal}): a Server-Sent Events stream that
+ * reconnects (backing off up to 15 s) and resumes after the last event id it saw.
+ * onMessage({event, data, id}); onState("connecting" | "open" | "reconnecting" | "closed").
+ * Stops for good on a 4xx answer (it would only repeat) and when `signal` aborts.
+ */
+export function live(path, { query, onMessage, onState = () => {}, onError = () => {}, signal }) {
+  const abort = new AbortController();
+  signal?.addEventListener("abort", () => abort.abort());
+  let lastId = null;
+  let retry = 1000;
+  let failures = 0;
+
+  const dispatch = (message) => {
+    if (message.data.length === 0) return;
+    onMessage({ event: message.event || "message", data: message.data.join("\n"), id: message.id });
+  };
+
+  async function read(response) {
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let message = { data: [], event: "", id: null };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, end).replace(/\r$/, "");
+        buffer = buffer.slice(end + 1);
+        if (line === "") {
+          dispatch(message);
+          message = { data: [], event: "", id: null };
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") message.data.push(text);
+        else if (field === "event") message.event = text;
+        else if (field === "id") message.id = lastId = text;
+        else if (field === "retry" && /^\d+$/.test(text)) retry = Number(text);
+      }
+    }
+  }
+
+  (async () => {
+    while (!abort.signal.aborted) {
+      onState(failures ? "reconnecting" : "connecting");
+      try {
+        const headers = { Accept: "text/event-stream" };
+        if (lastId !== null) headers["Last-Event-ID"] = lastId;
+        const response = await send(path, { query: lastId === null ? query : undefined, headers, signal: abort.signal });
+        if (!response.ok) {
+          const error = await errorOf(response);
+          onError(error);
+          if (response.status >= 400 && response.status < 500 && response.status !== 429) {
+            onState("closed");
+            return;
+          }
+        } else {
+          failures = 0;
+          onState("open");
+          await read(response);
+        }
+      } catch (error) {
+        if (abort.signal.aborted) break;
+        if (!(error instanceof ApiError) && error.name !== "TypeError") onError(error);
+      }
+      if (abort.signal.aborted) break;
+      failures += 1;
+      onState("reconnecting");
+      await sleep(Math.min(retry * 2 ** Math.min(failures - 1, 4), 15000), abort.signal);
+    }
+    onState("closed");
+  })();
+  return () => abort.abort();
+}

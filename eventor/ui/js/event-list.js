@@ -1,0 +1,151 @@
+// A stream's events, newest first: pages of PAGE, jump to a position, and a live tail that
+// puts new events on top as they are appended (over SSE, resuming after a reconnect).
+
+import { api, live } from "./api.js";
+import { fill, fmtNumber, h, seg } from "./dom.js";
+import { eventItem } from "./event-view.js";
+import { emptyState, errorBox, loading } from "./ui.js";
+
+const PAGE = 25;
+const MAX_ROWS = 250; // the live tail drops the oldest rows past this
+
+/**
+ * eventList(stream, {head, signal, onEvent}) → an element. `head` is the stream's head when
+ * the page loaded (0 for a stream with no events); onEvent(event) hears each live event.
+ */
+export function eventList(stream, { head, signal, onEvent = () => {} }) {
+  const base = `/v1/streams/${seg(stream)}`;
+  const state = { head, from: null, newest: 0, oldest: 0, pending: 0, liveStop: null };
+
+  const list = h("ol", { class: "events", id: "events", "aria-label": "Events, newest first" });
+  const status = h("div", { class: "card-body", id: "events-status" });
+  const liveToggle = h("input", { type: "checkbox", role: "switch", id: "live-toggle", checked: true });
+  const liveState = h("span", { class: "hint", id: "live-state" });
+  const jumpInput = h("input", { class: "input", type: "number", min: "1", id: "jump-position", inputmode: "numeric", placeholder: "#" });
+  const newer = h("button", { type: "button", class: "btn btn-small", onclick: () => page(state.newest + PAGE) }, "← Newer");
+  const older = h("button", { type: "button", class: "btn btn-small", onclick: () => page(state.oldest - 1) }, "Older →");
+  const newest = h("button", { type: "button", class: "btn btn-small", onclick: () => page(null) }, "Newest");
+  const range = h("span", { id: "events-range" });
+  const banner = h("div", { class: "new-events", hidden: true });
+
+  const jump = h(
+    "form",
+    { class: "jump", role: "search" },
+    h("label", { for: "jump-position", class: "hint" }, "Jump to"),
+    jumpInput,
+    h("button", { type: "submit", class: "btn btn-small" }, "Go"),
+  );
+  jump.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const position = Number(jumpInput.value);
+    if (!Number.isInteger(position) || position < 1) {
+      jumpInput.setAttribute("aria-invalid", "true");
+      fill(status, errorBox(new Error("Give a position: a whole number from 1."), "Cannot jump"));
+      return;
+    }
+    jumpInput.removeAttribute("aria-invalid");
+    page(position, position);
+  });
+
+  const element = h(
+    "div",
+    {},
+    h(
+      "div",
+      { class: "card-body toolbar" },
+      h("label", { class: "switch" }, liveToggle, "Live tail"),
+      liveState,
+      jump,
+    ),
+    status,
+    banner,
+    list,
+    h("div", { class: "pager" }, range, h("div", { class: "pager-buttons" }, newest, newer, older)),
+  );
+
+  function updatePager() {
+    const atNewest = state.from === null || state.newest >= state.head;
+    newer.disabled = atNewest;
+    newest.disabled = atNewest;
+    older.disabled = state.oldest <= 1;
+    fill(
+      range,
+      state.newest
+        ? `Showing #${fmtNumber(state.oldest)}–#${fmtNumber(state.newest)} of ${fmtNumber(state.head)}`
+        : "",
+    );
+  }
+
+  async function page(from, open = null) {
+    if (from !== null && from >= state.head) from = null;
+    state.from = from;
+    fill(status, loading());
+    try {
+      const result =
+        state.head === 0 && from === null
+          ? { head: 0, events: [] }
+          : await api(`${base}/events`, { query: { direction: "backward", limit: PAGE, from: from ?? undefined }, signal });
+      state.head = Math.max(state.head, result.head);
+      fill(status);
+      if (from === null) {
+        state.pending = 0;
+        banner.hidden = true;
+      }
+      fill(list, result.events.map((event) => eventItem(event, { expanded: event.position === open })));
+      state.newest = result.events.length ? result.events[0].position : 0;
+      state.oldest = result.events.length ? result.events[result.events.length - 1].position : 0;
+      if (!result.events.length) fill(status, emptyState("No events yet", h("p", {}, "Append one with the form on this page, or through the API.")));
+      updatePager();
+      if (open !== null) list.querySelector(`[data-position="${open}"] .event-toggle`)?.focus();
+    } catch (error) {
+      if (error.name !== "AbortError") fill(status, errorBox(error, "Could not read the events"));
+    }
+  }
+
+  function received(event) {
+    if (event.position <= state.head) return; // already read with a page
+    state.head = Math.max(state.head, event.position);
+    onEvent(event);
+    if (state.from === null) {
+      if (state.newest === 0) fill(status);
+      list.prepend(eventItem(event, { fresh: true }));
+      state.newest = event.position;
+      if (!state.oldest) state.oldest = event.position;
+      while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
+      state.oldest = Number(list.lastElementChild.dataset.position);
+    } else {
+      state.pending += 1;
+      fill(
+        banner,
+        h("button", { type: "button", class: "btn btn-small", onclick: () => page(null) }, `${fmtNumber(state.pending)} new · show newest`),
+      );
+      banner.hidden = false;
+    }
+    updatePager();
+  }
+
+  function setLive(on) {
+    state.liveStop?.();
+    state.liveStop = null;
+    liveState.textContent = "";
+    if (!on) return;
+    state.liveStop = live(`${base}/live`, {
+      query: { from: state.head + 1 },
+      signal,
+      onMessage: ({ data }) => received(JSON.parse(data)),
+      onState: (s) => {
+        liveState.textContent = { open: "● live", connecting: "connecting…", reconnecting: "reconnecting…", closed: "" }[s];
+        liveState.classList.toggle("live-on", s === "open");
+      },
+      onError: (error) => fill(status, errorBox(error, "Live tail")),
+    });
+  }
+
+  liveToggle.addEventListener("change", () => {
+    if (!liveToggle.checked) setLive(false);
+    else if (state.from === null) page(null).then(() => setLive(true)); // catch up, then tail
+    else setLive(true);
+  });
+  page(null).then(() => setLive(liveToggle.checked));
+  return element;
+}

@@ -1,0 +1,114 @@
+// The dashboard's entry point: the router (history API, deep links under /dashboard), the
+// navigation, the connection indicator, and errors nobody else caught.
+
+import { fill, h, refreshTimes } from "./dom.js";
+import { navigate, setRenderer } from "./router.js";
+import { onConnection, stats } from "./stats.js";
+
+const ROUTES = [
+  [/^\/dashboard\/?$/, "overview", "Overview"],
+  [/^\/dashboard\/streams\/?$/, "streams", "Streams"],
+  [/^\/dashboard\/streams\/([^/]+)\/?$/, "stream", "Stream"],
+  [/^\/dashboard\/subscriptions\/?$/, "subscriptions", "Subscriptions"],
+  [/^\/dashboard\/subscriptions\/([^/]+)\/?$/, "subscription", "Subscription"],
+  [/^\/dashboard\/new-subscription\/?$/, "subscription-form", "New subscription"],
+];
+const NAV_SECTION = { stream: "streams", subscription: "subscriptions", "subscription-form": "subscriptions" };
+
+const main = document.getElementById("main");
+let current = null; // the AbortController of the page on screen
+let firstRender = true;
+
+function match(pathname) {
+  for (const [pattern, page, title] of ROUTES) {
+    const found = pattern.exec(pathname);
+    if (!found) continue;
+    try {
+      return { page, title, params: found.slice(1).map(decodeURIComponent) };
+    } catch {
+      return null; // a malformed %-escape
+    }
+  }
+  return null;
+}
+
+async function render() {
+  current?.abort();
+  const controller = new AbortController();
+  current = controller;
+  const route = match(location.pathname);
+  const section = route ? NAV_SECTION[route.page] || route.page : "";
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    if (link.dataset.nav === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  const setTitle = (text) => (document.title = `${text} · Eventor`);
+  if (!route) {
+    setTitle("Not found");
+    fill(
+      main,
+      h("h1", { class: "page-title", tabindex: "-1" }, "Page not found"),
+      h("p", {}, "Nothing lives at this address. ", h("a", { href: "/dashboard" }, "Back to the overview"), "."),
+    );
+    return;
+  }
+  setTitle(route.title);
+  try {
+    const module = await import(`./pages/${route.page}.js`);
+    if (controller.signal.aborted) return;
+    fill(main);
+    module.default(main, {
+      params: route.params,
+      query: new URLSearchParams(location.search),
+      signal: controller.signal,
+      setTitle,
+    });
+  } catch (error) {
+    showGlobalError(error);
+    return;
+  }
+  // Move focus to the new page (for screen readers and keyboards), unless the page took it.
+  if (!firstRender && !main.contains(document.activeElement)) (main.querySelector("h1") || main).focus({ preventScroll: true });
+  firstRender = false;
+  window.scrollTo(0, 0);
+}
+
+function showGlobalError(error) {
+  fill(
+    document.getElementById("global-error"),
+    h(
+      "div",
+      { class: "alert alert-error", role: "alert" },
+      h("strong", {}, "Something went wrong in the dashboard: "),
+      String(error?.message || error),
+      " ",
+      h("button", { type: "button", class: "btn btn-small", onclick: () => fill(document.getElementById("global-error")) }, "Dismiss"),
+    ),
+  );
+}
+
+document.addEventListener("click", (event) => {
+  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const link = event.target.closest("a[href]");
+  if (!link || link.target || link.hasAttribute("download")) return;
+  const url = new URL(link.href, location.href);
+  if (url.origin !== location.origin || !/^\/dashboard(\/|$)/.test(url.pathname)) return;
+  event.preventDefault();
+  if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
+});
+window.addEventListener("popstate", render);
+setRenderer(render);
+window.addEventListener("unhandledrejection", (event) => showGlobalError(event.reason));
+window.addEventListener("error", (event) => showGlobalError(event.error || event.message));
+
+const STATE_TEXT = { connecting: "Connecting…", open: "Live", reconnecting: "Reconnecting…", closed: "Offline" };
+const connection = document.getElementById("connection");
+onConnection((state) => {
+  connection.dataset.state = state;
+  const text = stats.error && state !== "open" ? `${STATE_TEXT[state]} (${stats.error.message})` : STATE_TEXT[state];
+  connection.querySelector(".conn-text").textContent = text;
+  connection.title = state === "open" ? "Receiving live updates" : text;
+});
+setInterval(() => refreshTimes(main), 5000);
+
+render();

@@ -1,0 +1,149 @@
+// The overview: how much there is, how fast it flows, and which subscriptions need a look.
+
+import { api } from "../api.js";
+import { rateChart } from "../chart.js";
+import { fill, fmtNumber, h, pageTitle, subscriptionHref } from "../dom.js";
+import { onStats } from "../stats.js";
+import { attentionRank, attentionReason, badge, card, errorBox, lagBar, loading, statusBadge } from "../ui.js";
+
+const LAG_WINDOW = 10; // samples of each subscription's lag kept to tell a growing lag
+
+function statCard(label, id) {
+  const value = h("div", { class: "stat-value", id, "aria-live": "off" }, "—");
+  const note = h("div", { class: "stat-note" });
+  return { element: h("div", { class: "card stat" }, h("div", { class: "stat-label" }, label), value, note), value, note };
+}
+
+export default function overview(main, { signal }) {
+  const streams = statCard("Streams", "stat-streams");
+  const events = statCard("Events", "stat-events");
+  const subscriptions = statCard("Subscriptions", "stat-subscriptions");
+  const parked = statCard("Parked events", "stat-parked");
+  const chart = rateChart([
+    { key: "appends", label: "Appends", tone: "appends" },
+    { key: "deliveries", label: "Deliveries", tone: "deliveries" },
+  ]);
+  const attention = h("div", { id: "attention" }, loading());
+  const version = h("span");
+
+  fill(
+    main,
+    h("div", { class: "page-head" }, h("div", {}, pageTitle("Overview"), h("p", { class: "page-sub" }, version))),
+    h("div", { class: "stat-grid" }, streams.element, events.element, subscriptions.element, parked.element),
+    h(
+      "div",
+      { class: "stack" },
+      card("Throughput, last 5 minutes", { id: "throughput" }, chart.element),
+      card(
+        "Needs attention",
+        { flush: true, id: "needs-attention", actions: h("a", { href: "/dashboard/subscriptions" }, "All subscriptions →") },
+        attention,
+      ),
+    ),
+  );
+
+  const lags = new Map(); // name → recent lags, oldest first
+  let lastCounters = "";
+  let fetching = false;
+  let subscriptionError = null;
+
+  async function refreshSubscriptions() {
+    if (fetching) return;
+    fetching = true;
+    try {
+      const { subscriptions: list } = await api("/v1/subscriptions", { signal });
+      subscriptionError = null;
+      for (const sub of list) {
+        const seen = (lags.get(sub.name) || []).concat(sub.lag).slice(-LAG_WINDOW);
+        lags.set(sub.name, seen);
+      }
+      renderAttention(list);
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      subscriptionError = error;
+      fill(attention, h("div", { class: "card-body" }, errorBox(error, "Could not load the subscriptions")));
+    } finally {
+      fetching = false;
+    }
+  }
+
+  const growing = (name) => {
+    const seen = lags.get(name) || [];
+    if (seen.length < 3) return false;
+    const last = seen[seen.length - 1];
+    return last > 0 && last > seen[0] && seen.slice(-3).every((v, i, a) => i === 0 || v >= a[i - 1]);
+  };
+
+  function renderAttention(list) {
+    const needy = list
+      .map((sub) => ({ sub, grow: growing(sub.name) }))
+      .filter(({ sub, grow }) => attentionReason(sub, grow) !== null)
+      .sort((a, b) => attentionRank(a.sub, a.grow) - attentionRank(b.sub, b.grow) || b.sub.lag - a.sub.lag);
+    if (list.length === 0) {
+      fill(
+        attention,
+        h(
+          "div",
+          { class: "empty" },
+          h("p", { class: "empty-title" }, "No subscriptions yet"),
+          h("p", {}, "Push a stream's events to a webhook: ", h("a", { href: "/dashboard/new-subscription" }, "create a subscription"), "."),
+        ),
+      );
+      return;
+    }
+    if (needy.length === 0) {
+      fill(
+        attention,
+        h("div", { class: "empty" }, h("p", { class: "empty-title" }, "All good"), h("p", {}, `All ${list.length} subscriptions are delivering.`)),
+      );
+      return;
+    }
+    fill(
+      attention,
+      needy.map(({ sub, grow }) =>
+        h(
+          "div",
+          { class: "attention", dataset: { subscription: sub.name } },
+          h("a", { class: "attention-name", href: subscriptionHref(sub.name) }, sub.name),
+          statusBadge(sub.status),
+          lagBar(sub.position, sub.head),
+          h("div", { class: "attention-why" }, attentionReason(sub, grow)),
+        ),
+      ),
+    );
+  }
+
+  const stop = onStats((stats) => {
+    const s = stats.latest;
+    version.textContent = `Eventor ${s.version}, up since ${new Date(s.started).toLocaleString()}`;
+    streams.value.textContent = fmtNumber(s.streams.total);
+    fill(streams.note, h("a", { href: "/dashboard/streams" }, "Browse streams →"));
+    events.value.textContent = fmtNumber(s.streams.events);
+    fill(events.note, `${fmtNumber(s.counters.appended_events)} appended since start`);
+    chart.update({ appends: stats.appends, deliveries: stats.deliveries });
+    if (!s.subscriptions) {
+      subscriptions.value.textContent = "—";
+      fill(subscriptions.note, "not enabled on this server");
+      parked.value.textContent = "—";
+      fill(attention, h("div", { class: "empty" }, h("p", {}, "This server runs no subscriptions.")));
+      return;
+    }
+    const subs = s.subscriptions;
+    subscriptions.value.textContent = fmtNumber(subs.total);
+    fill(
+      subscriptions.note,
+      badge(`${fmtNumber(subs.active)} active`, "ok"),
+      subs.retrying ? badge(`${fmtNumber(subs.retrying)} retrying`, "warn") : null,
+      subs.paused ? badge(`${fmtNumber(subs.paused)} paused`, "bad") : null,
+    );
+    parked.value.textContent = fmtNumber(subs.parked_events);
+    fill(parked.note, subs.parked_events ? badge("replay or reset them", "warn") : "none");
+    // Re-read the subscriptions when something moved, and every few seconds to watch lags.
+    const counters = JSON.stringify([s.counters, subs, s.streams.events]);
+    if (counters !== lastCounters || subscriptionError || (Date.parse(s.time) / 1000) % 5 < 1) {
+      lastCounters = counters;
+      refreshSubscriptions();
+    }
+  });
+  signal.addEventListener("abort", stop);
+}

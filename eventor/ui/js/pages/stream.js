@@ -1,0 +1,197 @@
+// One stream: its events (newest first, paged, live), the payload shapes per event type,
+// its subscriptions, and a form to append a test event.
+
+import { api } from "../api.js";
+import { appendForm } from "../append-form.js";
+import { STREAM_NAME, fill, fmtBytes, fmtNumber, h, pageTitle, seg, subscriptionHref, timeAgo } from "../dom.js";
+import { eventList } from "../event-list.js";
+import { card, copyButton, emptyState, errorBox, jsonView, lagBar, loading, statusBadge } from "../ui.js";
+
+async function load(name, signal) {
+  // Listing by prefix says whether the stream exists without a 404 for a new one.
+  const { streams } = await api("/v1/streams", { query: { prefix: name, limit: 1 }, signal });
+  if (!streams.length || streams[0].name !== name) return null;
+  return api(`/v1/streams/${seg(name)}`, { signal });
+}
+
+function shapesView(introspection) {
+  const entries = Object.entries(introspection.event_variants || {});
+  if (!entries.length) return emptyState("No payload shapes yet", h("p", {}, "They appear with the first events."));
+  return entries.flatMap(([type, variants]) =>
+    variants.map((variant) => {
+      let parsed;
+      let isJson = true;
+      try {
+        parsed = JSON.parse(variant.body);
+      } catch {
+        isJson = false;
+      }
+      const keys = isJson && parsed && typeof parsed === "object" && !Array.isArray(parsed) ? Object.keys(parsed).sort() : null;
+      return h(
+        "div",
+        { class: "shape", dataset: { type } },
+        h(
+          "div",
+          { class: "shape-head" },
+          h("span", { class: "shape-type" }, type),
+          keys
+            ? h("span", { class: "chips" }, keys.length ? keys.map((k) => h("span", { class: "chip mono" }, k)) : h("span", { class: "chip" }, "{ }"))
+            : h("span", { class: "chip" }, isJson ? (Array.isArray(parsed) ? "array" : typeof parsed) : "not JSON"),
+          h("span", { class: "hint" }, `example: #${variant.position}, `, timeAgo(variant.created)),
+        ),
+        isJson ? jsonView(parsed) : h("pre", { class: "text" }, variant.body),
+      );
+    }),
+  );
+}
+
+function typesView(eventTypes) {
+  const types = Object.entries(eventTypes).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  if (!types.length) return h("p", { class: "card-body hint" }, "None yet.");
+  return h(
+    "ul",
+    { class: "kv-list", id: "event-types" },
+    types.map(([type, count]) =>
+      h("li", { dataset: { type } }, h("span", { class: "grow" }, type), h("strong", { class: "mono" }, fmtNumber(count))),
+    ),
+  );
+}
+
+async function subscriptionsView(name, names, signal) {
+  const create = h("a", { class: "btn btn-small", href: `/dashboard/new-subscription?stream=${seg(name)}` }, "New subscription");
+  if (!names.length) return h("div", { class: "card-body" }, h("p", { class: "hint first" }, "No subscription delivers this stream."), create);
+  let byName = new Map();
+  let problem = null;
+  try {
+    const { subscriptions } = await api("/v1/subscriptions", { signal });
+    byName = new Map(subscriptions.map((s) => [s.name, s]));
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    problem = error;
+  }
+  return [
+    problem ? h("div", { class: "card-body" }, errorBox(problem, "Could not load the subscriptions")) : null,
+    h(
+      "ul",
+      { class: "kv-list", id: "stream-subscriptions" },
+      names.map((sub) => {
+        const status = byName.get(sub);
+        return h(
+          "li",
+          { dataset: { subscription: sub } },
+          h("a", { class: "grow", href: subscriptionHref(sub) }, sub),
+          status ? statusBadge(status.status) : null,
+          status ? lagBar(status.position, status.head) : null,
+        );
+      }),
+    ),
+    h("div", { class: "card-body" }, create),
+  ];
+}
+
+export default async function stream(main, { params: [name], signal, setTitle }) {
+  setTitle(name);
+  const crumbs = h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/dashboard/streams" }, "Streams"), " / ");
+  const head = h(
+    "div",
+    { class: "page-head" },
+    h("div", {}, crumbs, h("div", { class: "title-row" }, pageTitle(name), copyButton(name, "Copy stream name"))),
+  );
+  if (!STREAM_NAME.test(name)) {
+    fill(main, head, errorBox(new Error("Stream names are 1–200 characters of A–Z a–z 0–9 _ - . : and do not start with . or -."), `“${name}” is not a stream name`));
+    return;
+  }
+  fill(main, head, loading());
+  let info;
+  try {
+    info = await load(name, signal);
+  } catch (error) {
+    if (error.name !== "AbortError") fill(main, head, errorBox(error, "Could not load the stream"));
+    return;
+  }
+  const counts = { ...(info?.event_types || {}) };
+  const metaHead = h("strong", { id: "stream-head" }, fmtNumber(info?.head || 0));
+  const metaUpdated = h("span", {}, info ? timeAgo(info.updated) : "never");
+  const typesBody = h("div", {}, typesView(counts));
+  head.firstChild.append(
+    h(
+      "p",
+      { class: "meta" },
+      h("span", {}, metaHead, " events"),
+      h("span", {}, h("strong", {}, fmtNumber(Object.keys(counts).length)), " types"),
+      info ? h("span", {}, h("strong", {}, fmtBytes(info.size_bytes)), " on disk") : null,
+      info ? h("span", {}, "created ", timeAgo(info.created)) : null,
+      h("span", {}, "last event ", metaUpdated),
+    ),
+  );
+
+  const events = eventList(name, {
+    head: info?.head || 0,
+    signal,
+    onEvent(event) {
+      metaHead.textContent = fmtNumber(event.position);
+      fill(metaUpdated, timeAgo(event.created));
+      counts[event.type] = (counts[event.type] || 0) + 1;
+      fill(typesBody, typesView(counts));
+    },
+  });
+  const shapes = h("div", { id: "shapes", hidden: true });
+  const panels = { events: h("div", { id: "panel-events", role: "tabpanel", "aria-labelledby": "tab-events" }, events), shapes };
+  shapes.setAttribute("role", "tabpanel");
+  shapes.setAttribute("aria-labelledby", "tab-shapes");
+  let shapesLoaded = false;
+
+  const tabs = ["events", "shapes"].map((key) =>
+    h(
+      "button",
+      { type: "button", class: "tab", role: "tab", id: `tab-${key}`, "aria-controls": panels[key].id, "aria-selected": String(key === "events"), tabindex: key === "events" ? "0" : "-1" },
+      key === "events" ? "Events" : "Payload shapes",
+    ),
+  );
+  function select(key) {
+    for (const tab of tabs) {
+      const on = tab.id === `tab-${key}`;
+      tab.setAttribute("aria-selected", String(on));
+      tab.tabIndex = on ? 0 : -1;
+    }
+    for (const [k, panel] of Object.entries(panels)) panel.hidden = k !== key;
+    if (key === "shapes" && !shapesLoaded) {
+      shapesLoaded = true;
+      fill(shapes, loading());
+      api(`/introspect/${seg(name)}`, { signal })
+        .then((introspection) => fill(shapes, shapesView(introspection)))
+        .catch((error) => error.name !== "AbortError" && fill(shapes, h("div", { class: "card-body" }, errorBox(error, "Could not load the shapes"))));
+    }
+  }
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => select(index ? "shapes" : "events"));
+    tab.addEventListener("keydown", (event) => {
+      if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
+      const other = tabs[1 - index];
+      other.focus();
+      select(other.id.slice(4));
+    });
+  });
+
+  const subscriptions = h("div", {}, loading());
+  fill(
+    main,
+    head,
+    info ? null : h("div", { class: "alert alert-warn", role: "status" }, "This stream has no events yet. Append the first one to create it."),
+    h(
+      "div",
+      { class: "grid-2" },
+      h("section", { class: "card", "aria-label": "Events" }, h("div", { class: "tabs", role: "tablist" }, tabs), panels.events, shapes),
+      h(
+        "div",
+        { class: "stack" },
+        card("Append an event", { id: "append" }, appendForm(name, { types: Object.keys(counts), signal })),
+        card("Event types", { flush: true, id: "types" }, typesBody),
+        card("Subscriptions", { flush: true, id: "subscriptions" }, subscriptions),
+      ),
+    ),
+  );
+  subscriptionsView(name, info?.subscriptions || [], signal)
+    .then((view) => fill(subscriptions, view))
+    .catch((error) => error.name !== "AbortError" && fill(subscriptions, errorBox(error)));
+}

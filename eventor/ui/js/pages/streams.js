@@ -1,0 +1,175 @@
+// The streams: a searchable (by prefix), paginated list. The API pages by name (`after`);
+// the pages seen so far are kept so "Previous" needs no request back.
+
+import { api } from "../api.js";
+import { STREAM_NAME, debounce, fill, fmtNumber, h, pageTitle, streamHref, timeAgo } from "../dom.js";
+import { setQuery } from "../router.js";
+import { emptyState, errorBox, loading } from "../ui.js";
+
+const PAGE = 50;
+const TYPE_CHIPS = 3;
+
+function typeCell(info) {
+  if (!info) return h("span", { class: "muted" }, "…");
+  const types = Object.entries(info.event_types).sort((a, b) => b[1] - a[1]);
+  if (types.length === 0) return h("span", { class: "muted" }, "—");
+  return h(
+    "div",
+    { class: "chips", title: types.map(([t, n]) => `${t}: ${n}`).join("\n") },
+    types.slice(0, TYPE_CHIPS).map(([type]) => h("span", { class: "chip" }, type)),
+    types.length > TYPE_CHIPS ? h("span", { class: "chip muted" }, `+${types.length - TYPE_CHIPS}`) : null,
+  );
+}
+
+export default function streams(main, { query, signal }) {
+  const state = { prefix: query.get("prefix") || "", cursors: [query.get("after") || ""], page: null };
+  const search = h("input", {
+    class: "input",
+    type: "search",
+    id: "stream-search",
+    placeholder: "Search by name prefix…",
+    value: state.prefix,
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-describedby": "stream-search-hint",
+  });
+  const body = h("div", { id: "streams-list" }, loading());
+  const count = h("span", { class: "muted" });
+
+  fill(
+    main,
+    h(
+      "div",
+      { class: "page-head" },
+      h("div", {}, pageTitle("Streams"), h("p", { class: "page-sub" }, count)),
+      h(
+        "div",
+        { class: "search" },
+        h("label", { class: "visually-hidden", for: "stream-search" }, "Search streams"),
+        search,
+        h("span", { id: "stream-search-hint", class: "visually-hidden" }, "Shows the streams whose names start with this text"),
+      ),
+    ),
+    h("section", { class: "card", "aria-label": "Streams" }, body),
+  );
+
+  let loadId = 0;
+  async function load() {
+    const id = ++loadId;
+    const after = state.cursors[state.cursors.length - 1];
+    setQuery({ prefix: state.prefix, after });
+    try {
+      const page = await api("/v1/streams", { query: { prefix: state.prefix, after, limit: PAGE }, signal });
+      if (id !== loadId) return;
+      state.page = page;
+      render(page);
+      details(page.streams, id);
+    } catch (error) {
+      if (error.name !== "AbortError") fill(body, h("div", { class: "card-body" }, errorBox(error, "Could not list the streams")));
+    }
+  }
+
+  const rows = new Map(); // name → the row's types cell
+
+  function render(page) {
+    rows.clear();
+    const first = state.cursors.length === 1;
+    fill(count, state.prefix ? `Names starting with “${state.prefix}”` : "All streams, by name");
+    if (page.streams.length === 0) {
+      const valid = STREAM_NAME.test(state.prefix);
+      fill(
+        body,
+        state.prefix
+          ? emptyState(
+              `No stream starts with “${state.prefix}”`,
+              valid ? h("p", {}, h("a", { href: streamHref(state.prefix) }, `Open “${state.prefix}”`), " to append its first event.") : null,
+            )
+          : emptyState(
+              "No streams yet",
+              h("p", {}, "A stream is created by its first event. From a shell:"),
+              h("pre", {}, `curl -X POST ${location.origin}/v1/streams/orders/events \\\n  -H 'Content-Type: application/json' \\\n  -d '{"type": "OrderPlaced", "data": {"id": 1}}'`),
+            ),
+      );
+      return;
+    }
+    const table = h(
+      "table",
+      { class: "table stackable" },
+      h(
+        "thead",
+        {},
+        h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col", class: "num" }, "Events"), h("th", { scope: "col" }, "Types"), h("th", { scope: "col" }, "Last event")),
+      ),
+      h(
+        "tbody",
+        {},
+        page.streams.map((stream) => {
+          const types = h("td", { class: "wide", "data-label": "Types" }, typeCell(null));
+          rows.set(stream.name, types);
+          return h(
+            "tr",
+            { dataset: { stream: stream.name } },
+            h("td", { class: "cell-name wide" }, h("a", { href: streamHref(stream.name) }, stream.name)),
+            h("td", { class: "num", "data-label": "Events" }, fmtNumber(stream.head)),
+            types,
+            h("td", { "data-label": "Last event" }, timeAgo(stream.updated)),
+          );
+        }),
+      ),
+    );
+    const previous = h("button", { type: "button", class: "btn btn-small", disabled: first, onclick: () => go(-1) }, "← Previous");
+    const next = h("button", { type: "button", class: "btn btn-small", disabled: !page.next, onclick: () => go(1) }, "Next →");
+    const from = (state.cursors.length - 1) * PAGE + 1;
+    fill(
+      body,
+      h("div", { class: "table-wrap" }, table),
+      h(
+        "div",
+        { class: "pager" },
+        h("span", {}, `Showing ${fmtNumber(from)}–${fmtNumber(from + page.streams.length - 1)}`),
+        h("div", { class: "pager-buttons" }, previous, next),
+      ),
+    );
+  }
+
+  // Event types per stream come from each stream's info: a few at a time, this page only.
+  async function details(list, id) {
+    const queue = [...list];
+    const worker = async () => {
+      while (queue.length && id === loadId && !signal.aborted) {
+        const { name } = queue.shift();
+        try {
+          const info = await api(`/v1/streams/${encodeURIComponent(name)}`, { signal });
+          const cell = rows.get(name);
+          if (cell && id === loadId) fill(cell, typeCell(info));
+        } catch (error) {
+          if (error.name === "AbortError") return;
+          const cell = rows.get(name);
+          if (cell) fill(cell, h("span", { class: "form-error", title: error.message }, "unavailable"));
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+  }
+
+  function go(step) {
+    if (step > 0 && state.page?.next) state.cursors.push(state.page.next);
+    else if (step < 0 && state.cursors.length > 1) state.cursors.pop();
+    load().then(() => {
+      // Keep the keyboard where it was: on the pager (the buttons were redrawn).
+      const [previous, next] = body.querySelectorAll(".pager button");
+      const wanted = step > 0 ? next : previous;
+      (wanted && !wanted.disabled ? wanted : step > 0 ? previous : next)?.focus();
+    });
+  }
+
+  search.addEventListener(
+    "input",
+    debounce(() => {
+      state.prefix = search.value.trim();
+      state.cursors = [""];
+      load();
+    }, 200),
+  );
+  load();
+}

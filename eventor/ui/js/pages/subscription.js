@@ -1,0 +1,289 @@
+// One subscription: status and progress, actions (pause, resume, reset, delete), its
+// configuration (never the secret), the delivery attempt log, and parked events with replay.
+
+import { api } from "../api.js";
+import { SUBSCRIPTION_NAME, fill, fmtNumber, h, pageTitle, seg, streamHref, timeAgo } from "../dom.js";
+import { navigate } from "../router.js";
+import { onStats } from "../stats.js";
+import { badge, card, confirmDialog, emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
+
+const LOG_SIZE = 50;
+
+function seconds(value) {
+  return `${value} s`;
+}
+
+function maskedHeader(name, value) {
+  const shown = h("span", { class: "masked" }, "••••••");
+  const reveal = h("button", { type: "button", class: "btn btn-small btn-ghost", "aria-label": `Show the value of ${name}` }, "Show");
+  reveal.addEventListener("click", () => {
+    const hidden = shown.classList.toggle("masked");
+    shown.textContent = hidden ? "••••••" : value;
+    reveal.textContent = hidden ? "Show" : "Hide";
+    reveal.setAttribute("aria-label", `${hidden ? "Show" : "Hide"} the value of ${name}`);
+  });
+  return h("div", {}, h("code", {}, name), ": ", shown, " ", reveal);
+}
+
+function configView(sub) {
+  const c = sub.config;
+  const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
+  const headers = Object.entries(c.headers || {});
+  return h(
+    "dl",
+    { class: "props", id: "config" },
+    row("Stream", h("a", { href: streamHref(c.stream) }, c.stream)),
+    row("URL", h("code", {}, c.url)),
+    row("Headers", headers.length ? headers.map(([n, v]) => maskedHeader(n, v)) : h("span", { class: "muted" }, "none")),
+    row("Event types", c.event_types ? h("div", { class: "chips" }, c.event_types.map((t) => h("span", { class: "chip" }, t))) : h("span", { class: "muted" }, "all")),
+    row("Signing", c.secret_set ? badge("secret set", "ok") : h("span", { class: "muted" }, "not signed")),
+    row("Batch size", String(c.batch_size)),
+    row("Timeout", seconds(c.timeout)),
+    row("Attempts", c.max_attempts === 0 ? "retry forever" : `${c.max_attempts} per event`),
+    row("Backoff", `${seconds(c.backoff.initial)} → ${seconds(c.backoff.max)}`),
+    row("When exhausted", c.on_exhausted === "park" ? "park the event, go on" : "pause"),
+    row("Created", timeAgo(sub.created), c.created_by === "original" ? [" ", badge("original API", "neutral")] : null),
+  );
+}
+
+function resultBadge(delivery) {
+  if (delivery.status_code !== null && delivery.status_code >= 200 && delivery.status_code < 300) return badge(String(delivery.status_code), "ok");
+  return badge(delivery.status_code !== null ? String(delivery.status_code) : "error", "bad");
+}
+
+function deliveriesView(deliveries) {
+  if (!deliveries.length) return emptyState("No attempts yet");
+  return h(
+    "table",
+    { class: "table stackable flow", id: "deliveries" },
+    h("thead", {}, h("tr", {}, ["When", "Position", "Attempt", "Result", "Duration", "Details"].map((t) => h("th", { scope: "col" }, t)))),
+    h(
+      "tbody",
+      {},
+      deliveries.map((d) =>
+        h(
+          "tr",
+          { dataset: { position: String(d.position), attempt: String(d.attempt) } },
+          h("td", {}, timeAgo(d.at)),
+          h("td", { class: "num", "data-label": "position" }, fmtNumber(d.position)),
+          h("td", { class: "num", "data-label": "attempt" }, String(d.attempt)),
+          h("td", {}, resultBadge(d)),
+          h("td", { class: "num", "data-label": "took" }, `${Math.round(d.duration_ms)} ms`),
+          h(
+            "td",
+            { class: "wide" },
+            d.error ? h("div", { class: "form-error delivery-error" }, d.error) : null,
+            d.response_excerpt
+              ? h("details", {}, h("summary", { class: "hint" }, "Response"), h("pre", { class: "text" }, d.response_excerpt))
+              : null,
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function parkedView(parked) {
+  if (!parked.length) return emptyState("No parked events", h("p", {}, "Events that exhaust their attempts under the park policy wait here."));
+  return h(
+    "table",
+    { class: "table stackable flow", id: "parked" },
+    h("thead", {}, h("tr", {}, ["Position", "Event id", "Error", "Parked"].map((t) => h("th", { scope: "col" }, t)))),
+    h(
+      "tbody",
+      {},
+      parked.map((p) =>
+        h(
+          "tr",
+          { dataset: { position: String(p.position) } },
+          h("td", { class: "num", "data-label": "position" }, fmtNumber(p.position)),
+          h("td", { class: "wide" }, h("code", {}, p.event_id)),
+          h("td", { class: "wide form-error" }, p.error),
+          h("td", { "data-label": "parked" }, timeAgo(p.at)),
+        ),
+      ),
+    ),
+  );
+}
+
+export default async function subscription(main, { params: [name], signal, setTitle }) {
+  setTitle(name);
+  const base = `/v1/subscriptions/${seg(name)}`;
+  const badgeSlot = h("span", { id: "status" });
+  const notice = h("div", { id: "notice" });
+  const actionError = h("div", { id: "action-error" });
+  const progress = h("div", {}, loading());
+  const deliveries = h("div", {}, loading());
+  const parked = h("div", {}, loading());
+  const config = h("div", {}, loading());
+  const toggle = h("button", { type: "button", class: "btn", id: "toggle-pause", disabled: true }, "Pause");
+  const replay = h("button", { type: "button", class: "btn btn-small", id: "replay-parked", disabled: true }, "Replay parked");
+  let sub = null;
+
+  const head = h(
+    "div",
+    { class: "page-head" },
+    h(
+      "div",
+      {},
+      h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/dashboard/subscriptions" }, "Subscriptions"), " / "),
+      h("div", { class: "title-row" }, pageTitle(name), badgeSlot),
+    ),
+    h(
+      "div",
+      { class: "actions" },
+      toggle,
+      h("a", { class: "btn", href: `/dashboard/new-subscription?edit=${seg(name)}` }, "Edit"),
+      h("button", { type: "button", class: "btn", id: "reset", onclick: () => reset() }, "Reset…"),
+      h("button", { type: "button", class: "btn btn-danger", id: "delete", onclick: () => remove() }, "Delete…"),
+    ),
+  );
+  if (!SUBSCRIPTION_NAME.test(name)) {
+    fill(main, head, errorBox(new Error("Subscription names are 1–100 characters of A–Z a–z 0–9 _ - ."), `“${name}” is not a subscription name`));
+    return;
+  }
+  fill(
+    main,
+    head,
+    actionError,
+    notice,
+    h(
+      "div",
+      { class: "grid-2" },
+      h(
+        "div",
+        { class: "stack" },
+        card("Progress", { id: "progress" }, progress),
+        card("Delivery attempts", { id: "attempts", flush: true, actions: h("span", { class: "hint" }, `latest ${LOG_SIZE}, newest first`) }, deliveries),
+        card("Parked events", { id: "parked-events", flush: true, actions: replay }, parked),
+      ),
+      card("Configuration", { id: "configuration" }, config),
+    ),
+  );
+
+  function renderStatus() {
+    fill(badgeSlot, statusBadge(sub.status));
+    toggle.disabled = false;
+    toggle.textContent = sub.status === "paused" ? "Resume" : "Pause";
+    toggle.className = sub.status === "paused" ? "btn btn-primary" : "btn";
+    if (sub.status === "paused") {
+      fill(notice, h("div", { class: "alert alert-warn", role: "status" }, h("strong", {}, "Paused"), sub.paused_reason ? `: ${sub.paused_reason}` : ""));
+    } else if (sub.status === "retrying") {
+      fill(
+        notice,
+        h("div", { class: "alert alert-error", role: "status" }, h("strong", {}, `Retrying event #${sub.position + 1}`), ` after ${sub.attempts} failed attempt${sub.attempts === 1 ? "" : "s"}: `, sub.last_error || ""),
+      );
+    } else fill(notice);
+    fill(
+      progress,
+      lagBar(sub.position, sub.head),
+      h(
+        "p",
+        { class: "meta" },
+        h("span", {}, "delivered up to ", h("strong", { id: "position" }, `#${fmtNumber(sub.position)}`)),
+        h("span", {}, "stream head ", h("strong", {}, `#${fmtNumber(sub.head)}`)),
+        h("span", {}, "lag ", h("strong", { id: "lag" }, fmtNumber(sub.lag))),
+        h("span", {}, "last delivery ", timeAgo(sub.last_delivered_at)),
+      ),
+      sub.last_error ? h("p", { class: "form-error", id: "last-error" }, "Last error: ", sub.last_error) : null,
+    );
+    fill(config, configView(sub));
+    replay.disabled = sub.parked === 0;
+  }
+
+  let refreshing = false;
+  async function refresh() {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const [status, log, dead] = await Promise.all([
+        api(base, { signal }),
+        api(`${base}/deliveries`, { query: { limit: LOG_SIZE }, signal }),
+        api(`${base}/parked`, { signal }),
+      ]);
+      sub = status;
+      renderStatus();
+      fill(deliveries, deliveriesView(log.deliveries));
+      fill(parked, parkedView(dead.parked));
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      if (error.status === 404 && !sub) {
+        fill(main, head, errorBox(error, "No such subscription"), h("p", {}, h("a", { href: "/dashboard/subscriptions" }, "All subscriptions")));
+        return;
+      }
+      fill(notice, errorBox(error, "Could not refresh"));
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  async function act(path, body, doneText) {
+    fill(actionError);
+    try {
+      sub = await api(`${base}/${path}`, { method: "POST", body, signal });
+      renderStatus();
+      if (doneText) fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, doneText));
+      refresh();
+    } catch (error) {
+      if (error.name !== "AbortError") fill(actionError, errorBox(error, "The server refused"));
+    }
+  }
+
+  toggle.addEventListener("click", () => act(sub.status === "paused" ? "resume" : "pause"));
+  replay.addEventListener("click", async () => {
+    fill(actionError);
+    try {
+      const { replaying } = await api(`${base}/parked/replay`, { method: "POST", signal });
+      fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, `Replaying ${replaying} parked event${replaying === 1 ? "" : "s"}.`));
+      refresh();
+    } catch (error) {
+      if (error.name !== "AbortError") fill(actionError, errorBox(error, "Could not replay"));
+    }
+  });
+
+  async function reset() {
+    const value = await confirmDialog({
+      title: `Reset “${name}”?`,
+      body: [
+        h("p", {}, "Give the last position to count as delivered: the next delivery is the event after it."),
+        h("p", {}, "A lower position delivers events again; a higher one skips them, and they are never delivered."),
+      ],
+      confirm: "Reset position",
+      danger: true,
+      input: {
+        label: `Position (0 = from the start; the stream's head is ${sub ? sub.head : "?"})`,
+        value: sub ? String(sub.position) : "0",
+        attrs: { type: "number", min: "0", inputmode: "numeric" },
+        validate: (text) => (/^\d+$/.test(text.trim()) ? null : "A whole number, 0 or more."),
+      },
+    });
+    if (value !== null) await act("reset", { position: Number(value) }, `Reset: the next delivery is #${Number(value) + 1}.`);
+  }
+
+  async function remove() {
+    const yes = await confirmDialog({
+      title: `Delete “${name}”?`,
+      body: h("p", {}, "Deliveries stop at once and its position is forgotten. The stream and its events stay."),
+      confirm: "Delete subscription",
+      danger: true,
+    });
+    if (!yes) return;
+    try {
+      await api(base, { method: "DELETE", signal });
+      navigate("/dashboard/subscriptions");
+    } catch (error) {
+      if (error.name !== "AbortError") fill(actionError, errorBox(error, "Could not delete"));
+    }
+  }
+
+  await refresh();
+  let seen = "";
+  const stop = onStats((stats) => {
+    const key = JSON.stringify([stats.latest.counters, stats.latest.subscriptions, stats.latest.streams.events]);
+    if (key !== seen) {
+      seen = key;
+      if (sub) refresh();
+    }
+  });
+  signal.addEventListener("abort", stop);
+}

@@ -1,0 +1,128 @@
+// The subscriptions: status, progress (a lag bar), last delivery and last error; filtered
+// by status or name, refreshed as deliveries happen.
+
+import { api } from "../api.js";
+import { fill, fmtNumber, h, pageTitle, streamHref, subscriptionHref, timeAgo } from "../dom.js";
+import { setQuery } from "../router.js";
+import { onStats } from "../stats.js";
+import { emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
+
+const FILTERS = ["all", "active", "retrying", "paused"];
+
+export default function subscriptions(main, { query, signal }) {
+  const state = { status: FILTERS.includes(query.get("status")) ? query.get("status") : "all", text: query.get("q") || "", list: null };
+  const body = h("div", { id: "subscriptions-list" }, loading());
+  const search = h("input", { class: "input", type: "search", id: "subscription-filter", placeholder: "Filter by name or stream…", value: state.text, autocomplete: "off" });
+  const filterButtons = FILTERS.map((status) =>
+    h("button", { type: "button", class: "btn btn-small", "aria-pressed": String(status === state.status), dataset: { filter: status } }, status[0].toUpperCase() + status.slice(1)),
+  );
+  const counts = h("p", { class: "page-sub" });
+
+  fill(
+    main,
+    h(
+      "div",
+      { class: "page-head" },
+      h("div", {}, pageTitle("Subscriptions"), counts),
+      h("a", { class: "btn btn-primary", href: "/dashboard/new-subscription" }, "New subscription"),
+    ),
+    h(
+      "div",
+      { class: "toolbar section-gap", role: "group", "aria-label": "Filters" },
+      h("div", { class: "actions", role: "group", "aria-label": "Status" }, filterButtons),
+      h("div", { class: "search" }, h("label", { class: "visually-hidden", for: "subscription-filter" }, "Filter subscriptions"), search),
+    ),
+    h("section", { class: "card section-gap", "aria-label": "Subscriptions" }, body),
+  );
+
+  function render() {
+    const list = state.list;
+    if (!list) return;
+    const text = state.text.toLowerCase();
+    const shown = list.filter(
+      (s) => (state.status === "all" || s.status === state.status) && (!text || s.name.toLowerCase().includes(text) || s.stream.toLowerCase().includes(text)),
+    );
+    const by = (status) => list.filter((s) => s.status === status).length;
+    counts.textContent = `${fmtNumber(list.length)} in all: ${fmtNumber(by("active"))} active, ${fmtNumber(by("retrying"))} retrying, ${fmtNumber(by("paused"))} paused`;
+    if (!list.length) {
+      fill(body, emptyState("No subscriptions yet", h("p", {}, "A subscription pushes a stream's events to a webhook, in order. ", h("a", { href: "/dashboard/new-subscription" }, "Create one"), ".")));
+      return;
+    }
+    if (!shown.length) {
+      fill(body, emptyState("Nothing matches the filter"));
+      return;
+    }
+    fill(
+      body,
+      h(
+        "table",
+        { class: "table stackable" },
+        h(
+          "thead",
+          {},
+          h("tr", {}, ["Name", "Status", "Progress", "Last delivery", "Last error"].map((t) => h("th", { scope: "col" }, t))),
+        ),
+        h(
+          "tbody",
+          {},
+          shown.map((s) =>
+            h(
+              "tr",
+              { dataset: { subscription: s.name } },
+              h(
+                "td",
+                { class: "wide" },
+                h("a", { class: "cell-name", href: subscriptionHref(s.name) }, s.name),
+                h("div", { class: "hint" }, "stream ", h("a", { href: streamHref(s.stream) }, s.stream)),
+              ),
+              h("td", {}, statusBadge(s.status), s.parked ? [" ", h("span", { class: "badge tone-warn plain" }, `${fmtNumber(s.parked)} parked`)] : null),
+              h("td", { class: "wide" }, lagBar(s.position, s.head)),
+              h("td", { "data-label": "Last delivery" }, timeAgo(s.last_delivered_at)),
+              h("td", { class: "wide cell-error", title: s.last_error || s.paused_reason || "" }, s.last_error || s.paused_reason || h("span", { class: "muted" }, "—")),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  let fetching = false;
+  async function load() {
+    if (fetching) return;
+    fetching = true;
+    try {
+      state.list = (await api("/v1/subscriptions", { signal })).subscriptions.sort((a, b) => a.name.localeCompare(b.name));
+      render();
+    } catch (error) {
+      if (error.name !== "AbortError") fill(body, h("div", { class: "card-body" }, errorBox(error, "Could not load the subscriptions")));
+    } finally {
+      fetching = false;
+    }
+  }
+
+  for (const button of filterButtons) {
+    button.addEventListener("click", () => {
+      state.status = button.dataset.filter;
+      for (const b of filterButtons) b.setAttribute("aria-pressed", String(b === button));
+      setQuery({ status: state.status === "all" ? "" : state.status, q: state.text });
+      render();
+    });
+  }
+  search.addEventListener("input", () => {
+    state.text = search.value.trim();
+    setQuery({ status: state.status === "all" ? "" : state.status, q: state.text });
+    render();
+  });
+
+  let seen = "";
+  const stop = onStats((stats) => {
+    const s = stats.latest;
+    const key = JSON.stringify([s.counters, s.subscriptions, s.streams.events]);
+    if (key !== seen) {
+      seen = key;
+      load();
+    }
+  });
+  signal.addEventListener("abort", stop);
+  load();
+}

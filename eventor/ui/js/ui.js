@@ -1,0 +1,213 @@
+// Small building blocks shared by the pages: badges, the lag bar, JSON views, copy buttons,
+// error messages and the confirmation dialog.
+
+import { fill, fmtNumber, h } from "./dom.js";
+
+const STATUS_TONE = { active: "ok", retrying: "warn", paused: "bad" };
+
+/** A status badge: a word and a dot, the color only a second cue. */
+export function statusBadge(status) {
+  return h("span", { class: ["badge", `tone-${STATUS_TONE[status] || "neutral"}`], dataset: { status } }, status);
+}
+
+export function badge(text, tone = "neutral", title) {
+  return h("span", { class: ["badge", `tone-${tone}`], title }, text);
+}
+
+/** How far a subscription is: position of head, the lag as the unfilled, tinted part. */
+export function lagBar(position, head) {
+  const lag = Math.max(head - position, 0);
+  const ratio = head > 0 ? Math.min(position / head, 1) : 1;
+  return h(
+    "div",
+    { class: "lag" },
+    h(
+      "div",
+      {
+        class: ["lag-bar", lag > 0 && "behind"],
+        role: "progressbar",
+        "aria-label": "delivered",
+        "aria-valuemin": "0",
+        "aria-valuemax": String(head),
+        "aria-valuenow": String(Math.min(position, head)),
+      },
+      h("div", { class: "lag-fill", style: { width: `${(ratio * 100).toFixed(2)}%` } }),
+    ),
+    h(
+      "span",
+      { class: "lag-text" },
+      `${fmtNumber(position)} / ${fmtNumber(head)}`,
+      lag > 0 ? h("span", { class: "lag-behind" }, ` · ${fmtNumber(lag)} behind`) : null,
+    ),
+  );
+}
+
+/** A button copying `text()` to the clipboard, saying so for a moment. */
+export function copyButton(text, label = "Copy") {
+  const button = h("button", { type: "button", class: "btn btn-small btn-ghost", "aria-label": label }, "Copy");
+  button.addEventListener("click", async () => {
+    const value = typeof text === "function" ? text() : text;
+    try {
+      await navigator.clipboard.writeText(value);
+      button.textContent = "Copied";
+    } catch {
+      // The clipboard API needs a secure context (https or localhost): select the text instead.
+      const area = h("textarea", { class: "visually-hidden", value });
+      document.body.append(area);
+      area.select();
+      button.textContent = document.execCommand("copy") ? "Copied" : "Select and copy by hand";
+      area.remove();
+    }
+    setTimeout(() => (button.textContent = "Copy"), 1500);
+  });
+  return button;
+}
+
+const MAX_HIGHLIGHT = 200_000;
+
+/** Pretty-printed JSON as text nodes, with token classes for color. Never parsed as HTML. */
+export function jsonView(value) {
+  const pre = h("pre", { class: "json" });
+  const text = JSON.stringify(value, null, 2) ?? "null";
+  if (text.length > MAX_HIGHLIGHT) {
+    pre.textContent = text;
+    return pre;
+  }
+  const tokens = /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|([^"\w-]+|\w+|-)/g;
+  let match;
+  while ((match = tokens.exec(text))) {
+    const [, string, colon, literal, number] = match;
+    if (string && colon) pre.append(h("span", { class: "j-key" }, string), colon);
+    else if (string) pre.append(h("span", { class: "j-str" }, string));
+    else if (literal) pre.append(h("span", { class: "j-lit" }, literal));
+    else if (number) pre.append(h("span", { class: "j-num" }, number));
+    else pre.append(match[0]);
+  }
+  return pre;
+}
+
+/** A labelled block of data with a copy button. */
+export function dataBlock(label, body, copyText) {
+  return h(
+    "div",
+    { class: "data-block" },
+    h("div", { class: "data-block-head" }, h("span", { class: "label" }, label), copyButton(copyText, `Copy ${label}`)),
+    body,
+  );
+}
+
+/** Base64 → its bytes as text when they are printable UTF-8, else null. */
+export function printableText(base64) {
+  try {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return /^[\P{Cc}\t\n\r]*$/u.test(text) ? text : null;
+  } catch {
+    return null;
+  }
+}
+
+/** An error message box (role=alert) for `error`, or nothing when `error` is null. */
+export function errorBox(error, prefix = "") {
+  if (!error) return null;
+  const status = error.status ? ` (${error.status})` : "";
+  return h(
+    "div",
+    { class: "alert alert-error", role: "alert" },
+    h("strong", {}, prefix || "Error", status, ": "),
+    h("span", { class: "alert-text" }, error.message || String(error)),
+  );
+}
+
+/** Put `error` in `slot` (an element), or empty it. */
+export function showError(slot, error, prefix) {
+  fill(slot, errorBox(error, prefix));
+}
+
+export function emptyState(title, ...body) {
+  return h("div", { class: "empty" }, h("p", { class: "empty-title" }, title), ...body);
+}
+
+export function loading(text = "Loading…") {
+  return h("p", { class: "loading", role: "status" }, text);
+}
+
+/**
+ * confirmDialog({title, body, confirm, danger, input}) → Promise of true/false (or the input's
+ * value when `input` is given, null when cancelled). A native modal <dialog>: focus is trapped
+ * and Escape cancels.
+ */
+export function confirmDialog({ title, body, confirm = "Confirm", danger = false, input = null }) {
+  return new Promise((resolve) => {
+    const field = input
+      ? h("input", { id: "dialog-input", class: "input", ...input.attrs, value: input.value ?? "" })
+      : null;
+    const error = h("div", { class: "form-error" });
+    const dialog = h(
+      "dialog",
+      { class: "dialog", "aria-labelledby": "dialog-title" },
+      h(
+        "form",
+        { method: "dialog" },
+        h("h2", { id: "dialog-title" }, title),
+        h("div", { class: "dialog-body" }, body),
+        field ? h("label", { class: "field" }, h("span", { class: "label" }, input.label), field) : null,
+        error,
+        h(
+          "div",
+          { class: "dialog-actions" },
+          h("button", { type: "button", class: "btn", value: "cancel", onclick: () => dialog.close("cancel") }, "Cancel"),
+          h("button", { type: "submit", class: ["btn", danger ? "btn-danger" : "btn-primary"], value: "ok" }, confirm),
+        ),
+      ),
+    );
+    dialog.querySelector("form").addEventListener("submit", (event) => {
+      if (field && input.validate) {
+        const problem = input.validate(field.value);
+        if (problem) {
+          event.preventDefault();
+          fill(error, problem);
+          field.setAttribute("aria-invalid", "true");
+          field.focus();
+        }
+      }
+    });
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      if (dialog.returnValue !== "ok") resolve(input ? null : false);
+      else resolve(input ? field.value : true);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    (field || dialog.querySelector(".btn-primary, .btn-danger")).focus();
+  });
+}
+
+/** A card with a heading (and optional actions on its right). */
+export function card(title, { actions = null, flush = false, id, headingId } = {}, ...body) {
+  return h(
+    "section",
+    { class: "card", id, "aria-labelledby": headingId },
+    title ? h("div", { class: "card-head" }, h("h2", { id: headingId }, title), actions) : null,
+    h("div", { class: ["card-body", flush && "flush"] }, ...body),
+  );
+}
+
+/** Why a subscription needs a look, or null. `lagGrowing` comes from watching it over time. */
+export function attentionReason(sub, lagGrowing = false) {
+  if (sub.status === "retrying") return sub.last_error ? `Retrying: ${sub.last_error}` : "Retrying";
+  if (sub.status === "paused") return `Paused${sub.paused_reason ? `: ${sub.paused_reason}` : ""}`;
+  if (sub.parked > 0) return `${sub.parked} parked event${sub.parked === 1 ? "" : "s"}`;
+  if (lagGrowing) return `Lag growing: ${sub.lag} behind`;
+  return null;
+}
+
+/** Order for "needs attention first": retrying, paused, parked, growing lag, lag, the rest. */
+export function attentionRank(sub, lagGrowing = false) {
+  if (sub.status === "retrying") return 0;
+  if (sub.status === "paused") return 1;
+  if (sub.parked > 0) return 2;
+  if (lagGrowing) return 3;
+  if (sub.lag > 0) return 4;
+  return 5;
+}
