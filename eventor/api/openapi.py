@@ -46,6 +46,9 @@ TAGS = {
 }
 
 
+ENCODED_SLASH_400 = "a path parameter holds an encoded slash (%2F), which no name may hold"
+
+
 class UndocumentedRoutes(ValueError):
     """Some routes have no `Doc` and are not hidden."""
 
@@ -111,6 +114,10 @@ class _Builder:
             str(status): self._response(body, text)
             for status, (body, text) in doc.responses.items()
         }
+        if "{" in route.path and "400" not in responses:
+            # The app refuses an encoded slash in any path parameter (app.py), whatever the route.
+            body = Problem if route.errors == "problem" else str
+            responses["400"] = self._response(body, ENCODED_SLASH_400)
         op["responses"] = responses or {"default": {"description": "undocumented"}}
         return op
 
