@@ -65,6 +65,22 @@ def test_missing_or_empty_event_type_is_400(client, server, stream, event_type):
     assert stream_files(server.data_dir) == before
 
 
+@pytest.mark.parametrize("event_type", ["x" * 201, "a\tb"])
+def test_event_type_breaking_the_rule_is_400(client, server, stream, event_type):
+    status, got, body = raw_request(
+        server.url, "POST", f"/streams/{stream}", b"{}", {"X-Event-Type": event_type}
+    )
+    assert status == 400
+    assert got["content-type"].startswith("text/plain")
+    assert b"type" in body
+    assert get(client, stream) == []
+
+
+def test_event_type_of_200_characters(client, stream):
+    assert post(client, stream, b"{}", "y" * 200).status_code == 200
+    assert get(client, stream)[0]["type"] == "y" * 200
+
+
 def test_positions_start_at_one_without_gaps(client, stream):
     for n in range(5):
         assert post(client, stream, json.dumps({"n": n}).encode()).status_code == 200

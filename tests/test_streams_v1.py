@@ -94,6 +94,7 @@ def test_client_ids_are_kept(client, stream):
         (b"{}", "missing type"),
         (b'{"type": ""}', "empty type"),
         (b'{"type": "' + b"x" * 201 + b'"}', "type too long"),
+        (b'{"type": "a\\tb"}', "type with a control character"),
         (b'{"type": 5}', "type not a string"),
         (b'{"type": null}', "type null"),
         (b'{"type": "T", "id": 5}', "id not a string"),
