@@ -21,7 +21,9 @@ READY_LINE = re.compile(r"serving http://([^\s,]+):(\d+),")
 class ServerProcess:
     """An `eventor serve` subprocess on a free port. Restartable on the same data dir."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self, data_dir: Path, log_path: Path, *args: str, env: dict[str, str] | None = None
+    ):
         self.data_dir = data_dir
         self.log_path = log_path
         self.args = list(args)
@@ -32,8 +34,17 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         port = self.port or 0
-        cmd = [sys.executable, "-m", "eventor", "serve", "--port", str(port),
-               "--data", str(self.data_dir), *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "eventor",
+            "serve",
+            "--port",
+            str(port),
+            "--data",
+            str(self.data_dir),
+            *self.args,
+        ]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         offset = self._log.tell()
         self.proc = subprocess.Popen(
@@ -88,8 +99,9 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Factory: make_server(*args, env=None, data_dir=None) -> a started ServerProcess."""
     servers: list[ServerProcess] = []
 
-    def make(*args: str, env: dict[str, str] | None = None,
-             data_dir: Path | None = None) -> ServerProcess:
+    def make(
+        *args: str, env: dict[str, str] | None = None, data_dir: Path | None = None
+    ) -> ServerProcess:
         base = tmp_path_factory.mktemp("eventor")
         server = ServerProcess(data_dir or base / "data", base / "server.log", *args, env=env)
         servers.append(server)
