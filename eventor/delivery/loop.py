@@ -11,9 +11,9 @@ import asyncio
 import copy
 import enum
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..errors import StreamNotFound
@@ -41,8 +41,19 @@ READ_PAGE = 500
 ERROR_PAUSE = 1.0
 
 
+_second = -1
+_second_text = ""
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The time as RFC 3339 UTC with microseconds (the date part is formatted once a second)."""
+    global _second, _second_text
+    now = time.time()
+    second = int(now)
+    if second != _second:
+        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = second
+    return f"{_second_text}.{int((now - second) * 1_000_000):06d}Z"
 
 
 class Result(enum.Enum):

@@ -42,6 +42,8 @@ class Sender:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Content-Type", "Accept-Encoding"),
             cookie_jar=aiohttp.DummyCookieJar(),
+            # send() bounds each attempt itself; aiohttp's own timers would only add work
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
         )
 
     async def close(self) -> None:
