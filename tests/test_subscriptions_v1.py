@@ -117,6 +117,9 @@ def test_bad_bodies_and_names(client, stream, sub):
     assert r.status_code == 415
     detail = problem(client.put("/v1/subscriptions/a!b", json={"stream": stream, "url": URL}), 400)
     assert "invalid subscription name" in detail
+    for method, path in (("GET", ""), ("DELETE", ""), ("POST", "/pause"), ("GET", "/parked")):
+        r = client.request(method, f"/v1/subscriptions/a!b{path}")
+        assert "invalid subscription name" in problem(r, 400)
 
 
 def test_update_cannot_move_to_another_stream(client, stream, sub):

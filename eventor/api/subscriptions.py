@@ -215,7 +215,7 @@ class SubscriptionRoutes:
         return json_response(SubscriptionListOut([self._out(s) for s in self._service.all()]))
 
     async def put(self, request: Request) -> Response:
-        name = check_subscription_name(request.path_params["name"])
+        name = _name(request)
         require_json(request)
         body = decode(_put, await read_body(request, MAX_BODY), "subscription")
         spec = SubscriptionSpec(
@@ -236,22 +236,22 @@ class SubscriptionRoutes:
         return json_response(self._out(subscription), 201 if created else 200)
 
     async def get(self, request: Request) -> Response:
-        return json_response(self._out(self._service.get(request.path_params["name"])))
+        return json_response(self._out(self._service.get(_name(request))))
 
     async def delete(self, request: Request) -> Response:
-        name = request.path_params["name"]
+        name = _name(request)
         if not await self._service.delete(name):
             self._service.get(name)  # raises SubscriptionNotFound
         return Response(status_code=204)
 
     async def pause(self, request: Request) -> Response:
-        return json_response(self._out(await self._service.pause(request.path_params["name"])))
+        return json_response(self._out(await self._service.pause(_name(request))))
 
     async def resume(self, request: Request) -> Response:
-        return json_response(self._out(await self._service.resume(request.path_params["name"])))
+        return json_response(self._out(await self._service.resume(_name(request))))
 
     async def reset(self, request: Request) -> Response:
-        name = request.path_params["name"]
+        name = _name(request)
         self._service.get(name)
         require_json(request)
         body = decode(_reset, await read_body(request, MAX_BODY), "reset")
@@ -260,7 +260,7 @@ class SubscriptionRoutes:
     async def deliveries(self, request: Request) -> Response:
         limit = int_param(query(request), "limit", 100, low=1, high=1000)
         assert limit is not None
-        attempts = self._service.deliveries(request.path_params["name"], limit)
+        attempts = self._service.deliveries(_name(request), limit)
         return json_response(
             DeliveriesOut(
                 [
@@ -280,14 +280,19 @@ class SubscriptionRoutes:
         )
 
     async def parked(self, request: Request) -> Response:
-        parked = self._service.parked(request.path_params["name"])
+        parked = self._service.parked(_name(request))
         return json_response(
             ParkedListOut([ParkedOut(p.position, p.event_id, p.error, p.at) for p in parked])
         )
 
     async def replay(self, request: Request) -> Response:
-        count = await self._service.replay_parked(request.path_params["name"])
+        count = await self._service.replay_parked(_name(request))
         return json_response(ReplayOut(count), 202)
+
+
+def _name(request: Request) -> str:
+    """The subscription name in the path; 400 unless it follows the naming rule."""
+    return check_subscription_name(request.path_params["name"])
 
 
 def _doc(

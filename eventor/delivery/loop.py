@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("eventor.delivery")
 
 #: Events read from storage at a time (at least one batch).
-READ_PAGE = 500
+READ_PAGE = 200
+#: A batch stops growing past this much event data (events may be up to the data limit).
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 #: After an unexpected error (e.g. the storage failing), wait this long before trying again.
 ERROR_PAUSE = 1.0
 
@@ -184,14 +186,18 @@ class SubscriptionLoop:
                 if self.halted or self.replay_requested:
                     break
                 batch: list[RecordedEvent] = []
+                size = 0
                 while index < count and len(batch) < batch_size:
                     event = events[index]
-                    index += 1
                     if types is None or event.type in types:
+                        size += len(event.data)
+                        if batch and size > MAX_BATCH_BYTES:
+                            break
                         batch.append(event)
                     elif not batch:
                         s.position = event.position  # passed over: filtered out
                         self._dirty()
+                    index += 1
                 if not batch:
                     continue
                 result = await self._deliver(batch, builder, policy, sender, counters)
