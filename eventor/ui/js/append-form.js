@@ -81,8 +81,10 @@ export function appendForm(stream, { types = [], onAppended = () => {}, signal }
     result,
     h("div", { class: "actions" }, submit),
   );
-  for (const input of [dataInput, metaInput]) {
-    input.addEventListener("blur", check);
+  // Checked on submit; once a field shows an error, re-checked as it is edited. (Not on blur:
+  // an error appearing then moves the button away from the click that caused the blur.)
+  for (const input of [typeInput, dataInput, metaInput]) {
+    input.addEventListener("input", () => input.hasAttribute("aria-invalid") && check());
   }
 
   form.addEventListener("submit", async (event) => {

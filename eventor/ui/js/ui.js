@@ -148,7 +148,7 @@ export function confirmDialog({ title, body, confirm = "Confirm", danger = false
       { class: "dialog", "aria-labelledby": "dialog-title" },
       h(
         "form",
-        { method: "dialog" },
+        { method: "dialog", novalidate: true },
         h("h2", { id: "dialog-title" }, title),
         h("div", { class: "dialog-body" }, body),
         field ? h("label", { class: "field" }, h("span", { class: "label" }, input.label), field) : null,

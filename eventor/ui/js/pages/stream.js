@@ -98,7 +98,7 @@ export default async function stream(main, { params: [name], signal, setTitle })
     h("div", {}, crumbs, h("div", { class: "title-row" }, pageTitle(name), copyButton(name, "Copy stream name"))),
   );
   if (!STREAM_NAME.test(name)) {
-    fill(main, head, errorBox(new Error("Stream names are 1–200 characters of A–Z a–z 0–9 _ - . : and do not start with . or -."), `“${name}” is not a stream name`));
+    fill(main, head, errorBox(new Error("Stream names are 1-200 characters of A-Z a-z 0-9 _ - . : and do not start with . or -."), `“${name}” is not a stream name`));
     return;
   }
   fill(main, head, loading());

@@ -187,7 +187,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
           h(
             "div",
             { class: "card-body" },
-            editing ? null : field("name", "Name", nameInput, "1–100 characters of A–Z a–z 0–9 _ - ."),
+            editing ? null : field("name", "Name", nameInput, "1-100 characters of A-Z a-z 0-9 _ - ."),
             field("stream", "Stream", streamInput, editing ? "The stream cannot change." : "An existing stream, or one that does not exist yet."),
             streamOptions,
             field("url", "Webhook URL", urlInput, "http:// or https://. Any 2xx answer counts as delivered."),
@@ -259,9 +259,9 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     const problems = [];
     const fail = (key, message) => problems.push([key, message]);
     const name = editing || nameInput.value.trim();
-    if (!editing && !SUBSCRIPTION_NAME.test(name)) fail("name", "Use 1–100 characters of A–Z a–z 0–9 _ - .");
+    if (!editing && !SUBSCRIPTION_NAME.test(name)) fail("name", "Use 1-100 characters of A-Z a-z 0-9 _ - .");
     const stream = streamInput.value.trim();
-    if (!STREAM_NAME.test(stream)) fail("stream", "Use 1–200 characters of A–Z a–z 0–9 _ - . : (not starting with . or -).");
+    if (!STREAM_NAME.test(stream)) fail("stream", "Use 1-200 characters of A-Z a-z 0-9 _ - . : (not starting with . or -).");
     const url = urlInput.value.trim();
     if (!/^https?:\/\/[^\s/]+/i.test(url)) fail("url", "Give an http:// or https:// address.");
     const headers = {};

@@ -139,7 +139,7 @@ export default async function subscription(main, { params: [name], signal, setTi
     ),
   );
   if (!SUBSCRIPTION_NAME.test(name)) {
-    fill(main, head, errorBox(new Error("Subscription names are 1–100 characters of A–Z a–z 0–9 _ - ."), `“${name}” is not a subscription name`));
+    fill(main, head, errorBox(new Error("Subscription names are 1-100 characters of A-Z a-z 0-9 _ - ."), `“${name}” is not a subscription name`));
     return;
   }
   fill(

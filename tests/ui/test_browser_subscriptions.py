@@ -1,0 +1,252 @@
+"""The subscription pages in Chromium, against a real server and a real webhook receiver:
+create through the form, pause and resume, a failing receiver, parked events, reset, delete."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from delivery.receiver import Receiver, Reply
+from helpers import unique, wait_until
+
+from .conftest import ConsoleWatch
+
+pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+OpenPage = Callable[..., Page]
+FAST = {"backoff": {"initial": 0.02, "max": 0.05}}
+
+
+def sub_name() -> str:
+    return f"ui_{uuid.uuid4().hex[:10]}"
+
+
+def append(api: httpx.Client, stream: str, count: int, start: int = 1) -> None:
+    events = [{"type": "Tick", "data": {"n": n}} for n in range(start, start + count)]
+    r = api.post(f"/v1/streams/{stream}/events", json=events)
+    assert r.status_code == 201, r.text
+
+
+def subscribe(api: httpx.Client, name: str, stream: str, url: str, **options: Any) -> None:
+    r = api.put(f"/v1/subscriptions/{name}", json={"stream": stream, "url": url, **options})
+    assert r.status_code == 201, r.text
+
+
+def status(api: httpx.Client, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = api.get(f"/v1/subscriptions/{name}").json()
+    return body
+
+
+def delivered(receiver: Receiver, count: int) -> list[int]:
+    return [r.position for r in receiver.wait_for(lambda requests: len(requests) >= count)]
+
+
+def test_a_subscription_created_through_the_form_delivers(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("orders"), sub_name()
+    append(api, stream, 3)
+    page = open_page(f"/dashboard/new-subscription?stream={stream}")
+    expect(page.locator("#sub-stream")).to_have_value(stream)
+    page.fill("#sub-name", name)
+    page.fill("#sub-url", receiver.url)
+    page.get_by_role("button", name="Add header").click()
+    page.get_by_label("Header name").fill("X-Team")
+    page.get_by_label("Value").fill("billing")
+    page.get_by_role("button", name="+ Tick").click()  # the stream's known types, one click
+    expect(page.locator("#sub-event-types")).to_have_value("Tick")
+    page.get_by_role("button", name="Create subscription").click()
+
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    assert delivered(receiver, 3) == [1, 2, 3]
+    assert receiver.received()[0].headers["x-team"] == "billing"
+    expect(page.locator("#status")).to_have_text("active")
+    expect(page.locator("#position")).to_have_text("#3")
+    expect(page.locator("#config")).to_contain_text(receiver.url)
+    expect(page.locator("#config")).not_to_contain_text("billing")  # header values are masked
+    expect(page.locator("#deliveries tbody tr")).to_have_count(3)
+
+
+def test_the_form_shows_what_to_fix(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
+) -> None:
+    stream, taken = unique("form"), sub_name()
+    subscribe(api, taken, stream, receiver.url)
+    page = open_page("/dashboard/new-subscription")
+    page.fill("#sub-name", "no spaces allowed")
+    page.fill("#sub-url", "ftp://example.com")
+    page.get_by_role("button", name="Create subscription").click()
+    expect(page.locator("#sub-name-error")).to_contain_text("A-Z a-z 0-9")
+    expect(page.locator("#sub-stream-error")).to_contain_text("1-200 characters")
+    expect(page.locator("#sub-url-error")).to_contain_text("http:// or https://")
+    expect(page.locator("#sub-name")).to_be_focused()
+
+    # A name in use: refused here, the existing subscription left alone.
+    page.fill("#sub-name", taken)
+    page.fill("#sub-stream", stream)
+    page.fill("#sub-url", "http://127.0.0.1:9/elsewhere")
+    page.get_by_role("button", name="Create subscription").click()
+    expect(page.locator("#sub-name-error")).to_contain_text("exists already")
+    assert status(api, taken)["url"] == receiver.url
+
+    # Refused by the API: its message, on the field it is about.
+    console.allow(r"status of 400")
+    page.fill("#sub-name", sub_name())
+    page.get_by_role("button", name="Add header").click()
+    page.get_by_label("Header name").fill("Content-Length")
+    page.get_by_label("Value").fill("1")
+    page.get_by_role("button", name="Create subscription").click()
+    expect(page.locator("#form-error [role=alert]")).to_contain_text("cannot be set")
+    expect(page.locator("#sub-headers-error")).to_contain_text("Content-Length")
+    expect(page).to_have_url(re.compile(r"/dashboard/new-subscription$"))
+
+
+def test_pause_stops_deliveries_and_resume_delivers_the_rest_in_order(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("ticks"), sub_name()
+    append(api, stream, 3)
+    subscribe(api, name, stream, receiver.url)
+    assert delivered(receiver, 3) == [1, 2, 3]
+
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#position")).to_have_text("#3")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#status")).to_have_text("paused")
+    expect(page.locator("#notice")).to_contain_text("Paused")
+    assert status(api, name)["status"] == "paused"
+
+    append(api, stream, 4, start=4)
+    expect(page.locator("#lag")).to_have_text("4")  # the page saw the stream grow...
+    time.sleep(0.3)  # ...and a paused subscription sends nothing, not even a moment later
+    assert len(receiver.received()) == 3
+
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#status")).to_have_text("active")
+    assert delivered(receiver, 7) == [1, 2, 3, 4, 5, 6, 7]
+    expect(page.locator("#position")).to_have_text("#7")
+    expect(page.locator("#lag")).to_have_text("0")
+
+
+def test_a_failing_receiver_shows_the_error_and_the_attempt_log(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("fails"), sub_name()
+    receiver.decide(lambda request: Reply(500, b"boom: the database is down"))
+    append(api, stream, 2)
+    subscribe(api, name, stream, receiver.url, max_attempts=2, **FAST)
+    wait_until(lambda: status(api, name)["status"] == "paused", what="paused after 2 attempts")
+
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#status")).to_have_text("paused")
+    expect(page.locator("#notice")).to_contain_text("500")
+    expect(page.locator("#last-error")).to_contain_text("500")
+    attempts = page.locator("#deliveries tbody tr")
+    expect(attempts).to_have_count(2)
+    expect(attempts.first.locator(".badge")).to_have_text("500")
+    expect(attempts.first).to_contain_text(re.compile(r"\d+ ms"))
+    attempts.first.get_by_text("Response").click()
+    expect(attempts.first.locator("pre")).to_have_text("boom: the database is down")
+
+    # Fixed receiver, resumed: the same event is retried, then the rest, in order.
+    receiver.decide(None)
+    page.get_by_role("button", name="Resume").click()
+    wait_until(lambda: receiver.positions()[-2:] == [1, 2], what="1 and 2 delivered")
+    expect(page.locator("#status")).to_have_text("active")
+    expect(attempts.first.locator(".badge")).to_have_text("200")
+
+
+def test_parked_events_are_listed_and_replayed(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("parks"), sub_name()
+    receiver.decide(lambda request: Reply(503))
+    append(api, stream, 2)
+    subscribe(api, name, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_until(lambda: status(api, name)["parked"] == 2, what="two parked events")
+
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#parked tbody tr")).to_have_count(2)
+    expect(page.locator("#parked")).to_contain_text("503")
+    receiver.decide(None)
+    page.get_by_role("button", name="Replay parked").click()
+    expect(page.locator("#action-error")).to_contain_text("Replaying 2 parked events")
+    wait_until(lambda: receiver.positions()[-2:] == [1, 2], what="the parked events replayed")
+    expect(page.locator("#parked-events")).to_contain_text("No parked events")
+
+
+def test_reset_and_delete_ask_first(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("resets"), sub_name()
+    append(api, stream, 3)
+    subscribe(api, name, stream, receiver.url)
+    assert delivered(receiver, 3) == [1, 2, 3]
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#position")).to_have_text("#3")
+
+    page.get_by_role("button", name="Reset…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert status(api, name)["position"] == 3
+
+    page.get_by_role("button", name="Reset…").click()
+    page.fill("#dialog-input", "-1")
+    dialog.get_by_role("button", name="Reset position").click()
+    expect(dialog).to_contain_text("A whole number")
+    page.fill("#dialog-input", "1")
+    dialog.get_by_role("button", name="Reset position").click()
+    expect(page.locator("#action-error")).to_contain_text("the next delivery is #2")
+    assert delivered(receiver, 5) == [1, 2, 3, 2, 3]
+
+    page.get_by_role("button", name="Delete…").click()
+    page.keyboard.press("Escape")  # Escape cancels too
+    expect(dialog).to_have_count(0)
+    assert status(api, name)["name"] == name
+    page.get_by_role("button", name="Delete…").click()
+    dialog.get_by_role("button", name="Delete subscription").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/subscriptions$"))
+    assert api.get(f"/v1/subscriptions/{name}").status_code == 404
+    expect(page.locator(f'[data-subscription="{name}"]')).to_have_count(0)
+
+
+def test_subscriptions_list_and_the_streams_subscriptions(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, running, stopped = unique("listed"), sub_name(), sub_name()
+    append(api, stream, 2)
+    subscribe(api, running, stream, receiver.url)
+    subscribe(api, stopped, stream, receiver.url, start="end")
+    api.post(f"/v1/subscriptions/{stopped}/pause")
+    append(api, stream, 1, start=3)
+    delivered(receiver, 3)
+
+    page = open_page("/dashboard/subscriptions")
+    row = page.locator(f'#subscriptions-list tr[data-subscription="{running}"]')
+    expect(row.locator(".badge").first).to_have_text("active")
+    expect(row).to_contain_text("3 / 3")
+    paused_row = page.locator(f'#subscriptions-list tr[data-subscription="{stopped}"]')
+    expect(paused_row.locator(".badge").first).to_have_text("paused")
+    expect(paused_row).to_contain_text("1 behind")
+    page.get_by_role("button", name="Paused", exact=True).click()
+    expect(row).to_have_count(0)
+    expect(paused_row).to_be_visible()
+    page.get_by_role("button", name="All", exact=True).click()
+    page.fill("#subscription-filter", running)
+    expect(page.locator("#subscriptions-list tbody tr")).to_have_count(1)
+
+    page.get_by_role("link", name=stream).first.click()
+    expect(page.locator("h1")).to_have_text(stream)
+    subs = page.locator("#stream-subscriptions")
+    expect(subs.locator(f'[data-subscription="{running}"] .badge')).to_have_text("active")
+    expect(subs.locator(f'[data-subscription="{stopped}"] .badge')).to_have_text("paused")
