@@ -26,13 +26,24 @@ def describe(data_root: Path) -> dict[str, str]:
         "python": platform.python_version(),
         "packages": ", ".join(f"{name} {_version(name)}" for name in PACKAGES),
         "wrk": _wrk_version(),
-        "data dirs on": f"{data_root} ({filesystem(data_root)})",
+        "data dirs on": f"{data_root.parent} ({filesystem(data_root)})",
         "load average at start": load_average(),
     }
 
 
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def busy_warning() -> str:
+    """A warning when the last minute's load says other work competes for the cores."""
+    load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    if load < cores / 2:
+        return ""
+    return (
+        f"Busy machine: load average {load:.1f} on {cores} cores when the run started; "
+        "other work competed for the CPU, so these figures are low and noisy."
+    )
 
 
 def filesystem(path: Path) -> str:

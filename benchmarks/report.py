@@ -139,8 +139,8 @@ def footprint_rows(f: Footprint) -> list[list[str]]:
     return [
         ["scenario", "RSS MB (start -> after)", "open fds (start -> after)", "target", "verdict"],
         [
-            f"{f.streams:,} streams x {f.events_per_stream} events "
-            f"(filled in {f.fill_seconds:.0f} s)",
+            f"{f.streams:,} streams x {f.events_per_stream} events (created in "
+            f"{f.fill_seconds:.0f} s, {f.streams / f.fill_seconds:,.0f} streams/s)",
             f"{f.rss_start_mb:.0f} -> {f.rss_mb:.0f}",
             f"{f.fds_start} -> {f.fds}",
             f"RSS <= {MAX_RSS_MB:.0f} MB, fds <= {f.max_open_files} + 50",
@@ -175,6 +175,7 @@ class RunInfo:
     warmup: int
     machine: dict[str, str]
     load_at_end: str
+    busy: str = ""  # a warning when other work shared the machine
 
 
 def markdown_section(
@@ -186,8 +187,9 @@ def markdown_section(
         "## Streams: appends and reads",
         "### How to run",
         HOW_TO_RUN,
-        f"### Results ({info.machine['date']})",
+        "### Results of the last run",
         f"{machine}\n- load average at end: {info.load_at_end}",
+        *([f"**{info.busy}**"] if info.busy else []),
         markdown_table(main_rows(summaries)),
         "Per run, and where the time went:",
         markdown_table(detail_rows(summaries)),
@@ -227,20 +229,20 @@ port and its own data dir under a temporary directory, and is stopped at the end
 
 def meaning(info: RunInfo) -> str:
     return f"""\
-- **events/s** = wrk's completed requests per second x events per request. Each figure is the
-  median of {info.runs} runs of {info.seconds:g} s (after a {info.warmup:g} s warm-up);
-  min-max shows the spread. The runs go round by round through all scenarios, so a burst of
-  background load hits every scenario alike instead of one.
+- **events/s** = requests wrk saw answered 2xx per second x events per request. Each figure is
+  the median of {info.runs} runs of {info.seconds} s (after a {info.warmup} s warm-up); min-max
+  shows the spread. The runs go round by round through all scenarios, so a burst of background
+  load hits every scenario alike instead of one.
 - Every scenario has its own fresh server and data dir (one per scenario, kept for its runs), with
   `--durability full`: every 2xx was fsynced first. A run is INVALID if any request failed or if
   the server's own count of appended events (`/metrics`) is below what wrk saw acknowledged.
 - **Ceiling**: the same stack as `eventor serve` (uvicorn, uvloop, httptools, no access log) with
-  a raw ASGI app that reads the body and answers 200, sent the same ~{len(V1_BODY)}-byte body as a
-  v1 append. No Python server beats it here; "vs ceiling" is the share of it Eventor keeps.
+  a raw ASGI app that reads the body and answers 200, sent the same body as a v1 append.
+  No Python server beats it here; "vs ceiling" is the share of it Eventor keeps (at c=64).
 - Bodies: a v1 append is `{{"type": ..., "data": ...}}` ({len(V1_BODY)} bytes); the original
-  route gets the data alone ({len(ORIGINAL_BODY)} bytes) with `X-Event-Type`; a batch of 100 is
-  {len(v1_batch(100)):,} bytes. 100 streams: each request picks a stream at random (wrk Lua).
-  Reads: pages of 1000 from random positions of a {READ_STREAM_EVENTS:,}-event stream.
+  route gets the data alone ({len(ORIGINAL_BODY)} bytes) with `X-Event-Type`; a batch of 100
+  is {len(v1_batch(100)):,} bytes. 100 streams: each request picks a stream at random (wrk
+  Lua). Reads: pages of 1000 from random positions of a {READ_STREAM_EVENTS:,}-event stream.
 - **Latency** (p50 / p99): wrk's time from sending a request to its whole answer, percentiles of
   all requests of a run, median over the runs. At c=1 it is the floor of a durable append: one
   HTTP round trip plus one fsync.

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="eventor-bench-", dir=args.data_root))
     facts = machine.describe(workdir)
+    busy = machine.busy_warning()
+    if busy:
+        print(f"warning: {busy}", file=sys.stderr)
     if machine.filesystem(workdir) == "tmpfs":
         print(f"warning: {workdir} is on tmpfs: fsync costs nothing there", file=sys.stderr)
     try:
@@ -77,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"data dirs and logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    info = report.RunInfo(args.runs, args.seconds, args.warmup, facts, machine.load_average())
+    info = report.RunInfo(args.runs, args.seconds, args.warmup, facts, machine.load_average(), busy)
     summaries = report.summarize(benches)
     print()
     for label, value in facts.items():
         print(f"{label}: {value}")
     print(f"load average at end: {info.load_at_end}\n")
+    if busy:
+        print(f"warning: {busy}\n")
     print(report.text_table(report.main_rows(summaries)) + "\n")
     print(report.text_table(report.detail_rows(summaries)) + "\n")
     if found is not None:

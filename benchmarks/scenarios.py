@@ -146,7 +146,7 @@ class Run:
         failed = {kind: n for kind, n in self.wrk.errors.items() if n}
         if failed:
             found.append(f"failed requests {failed}")
-        acknowledged = (self.wrk.requests - self.wrk.errors["status"]) * self.events_per_request
+        acknowledged = self.wrk.answered * self.events_per_request
         if self.appended is not None and self.appended < acknowledged:
             found.append(f"server appended {self.appended} < {acknowledged} acknowledged events")
         return found

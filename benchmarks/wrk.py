@@ -72,9 +72,14 @@ class WrkResult:
     cpu_seconds: float  # wrk's own CPU time (user + system)
 
     @property
+    def answered(self) -> int:
+        """Requests answered with a 2xx or 3xx (wrk counts the others as status errors)."""
+        return self.requests - self.errors["status"]
+
+    @property
     def rate(self) -> float:
-        """Completed requests per second (wrk counts non-2xx/3xx ones too, as status errors)."""
-        return self.requests / self.seconds
+        """Requests answered with a 2xx or 3xx, per second."""
+        return self.answered / self.seconds
 
     @property
     def failures(self) -> int:
