@@ -112,9 +112,11 @@ def test_sigkill_loses_no_acknowledged_event(make_server):
 
 
 def test_restart_after_sigkill_lists_streams_with_correct_heads(make_server):
-    server = make_server()
+    server = make_server("--durability", "normal")  # survives SIGKILL; fewer fsyncs, faster
     names = [f"heads-{n:03d}" for n in range(200)]
-    second = {name: 1 + n % 3 for n, name in enumerate(names)}  # events in the second round
+    # The last streams by name move on just before the crash: the catalog's lazy mirror of
+    # their heads is behind, and a re-check in name order reaches them last.
+    moved = {name: 1 + n % 3 for n, name in enumerate(names[-20:])}
     with (
         httpx.Client(base_url=server.url, timeout=30) as c,
         ThreadPoolExecutor(16) as pool,
@@ -125,19 +127,17 @@ def test_restart_after_sigkill_lists_streams_with_correct_heads(make_server):
             assert r.status_code == 201, r.text
 
         list(pool.map(append, names, [1] * len(names)))
-        # The catalog mirrors heads lazily: let it catch up, then move every head past it, so
-        # that the catalog is behind the stream files when the server dies.
-        time.sleep(0.5)
-        list(pool.map(append, names, [second[name] for name in names]))
+        time.sleep(0.5)  # not a wait for a result: lets the catalog mirror round one
+        list(pool.map(append, moved, moved.values()))
     server.kill()
     server.restart()
-    heads = {name: 1 + second[name] for name in names}
+    heads = {name: 1 + moved.get(name, 0) for name in names}
     with httpx.Client(base_url=server.url, timeout=30) as c:
         listed = c.get("/v1/streams", params={"prefix": "heads-", "limit": 1000}).json()
         assert {s["name"]: s["head"] for s in listed["streams"]} == heads
         introspected = {s["name"]: s["total"] for s in c.get("/introspect").json()}
         assert introspected == heads
-        for name in names[:10]:
+        for name in names[-3:]:
             assert c.get(f"/v1/streams/{name}").json()["event_types"] == {"T": heads[name]}
 
 
