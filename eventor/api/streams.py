@@ -145,7 +145,10 @@ class StreamRoutes:
                 raise InvalidRequest("query parameter 'wait' applies to forward reads only")
             start = int_param(params, "from", None, low=0)
             result = await self._store.read(
-                stream, _LAST_POSITION if start is None else start, limit, backward=True
+                stream,
+                _LAST_POSITION if start is None else min(start, _LAST_POSITION),
+                limit,
+                backward=True,
             )
             last = result.events[-1].position if result.events else 0
             next_: int | None = last - 1 if last > 1 else None
@@ -164,11 +167,11 @@ class StreamRoutes:
         stream = check_stream_name(request.path_params["stream"])
         last_id = header(request, b"last-event-id")
         if last_id:
-            if not last_id.isdigit():
+            if not (last_id.isascii() and last_id.isdigit() and len(last_id) < 19):
                 raise InvalidRequest(f"Last-Event-ID must be a position, got {last_id!r}")
             start = int(last_id) + 1
         else:
-            start_param = int_param(query(request), "from", None, low=0)
+            start_param = int_param(query(request), "from", None, low=0, high=_LAST_POSITION)
             start = (self._store.head(stream) or 0) + 1 if start_param is None else start_param
         return StreamingResponse(
             self._sse(stream, max(start, 1)),
