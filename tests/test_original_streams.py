@@ -211,6 +211,10 @@ def test_read_from_offset_with_limit(client, stream):
         (0, "", None),  # an empty segment is another route: 404
         (1, "-1", [2, 3, 4, 5]),  # negative: everything, up to the cap
         (0, "99999999999999999999999", [1, 2, 3, 4, 5]),
+        (0, "9" * 5000, [1, 2, 3, 4, 5]),  # beyond Go's range: saturates
+        (0, "-" + "9" * 5000, [1, 2, 3, 4, 5]),
+        ("9" * 5000, 10, []),
+        ("-" + "9" * 5000, 10, [1, 2, 3, 4, 5]),
     ],
 )
 def test_numeric_segments_follow_go_atoi(client, stream, offset, limit, expected):

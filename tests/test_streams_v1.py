@@ -19,6 +19,7 @@ from helpers import (
     assert_problem,
     positions,
     raw_data,
+    raw_request,
     read_all,
     stream_files,
     unique,
@@ -524,6 +525,14 @@ def test_bad_read_parameters_are_400(client, ten, params):
     assert any(name in detail for name in params)
 
 
+def test_positions_beyond_any_head(client, ten):
+    huge = "9" * 30
+    body = read(client, ten, direction="backward", limit=2, **{"from": huge}).json()
+    assert positions(body["events"]) == [10, 9]
+    assert_problem(read(client, ten, **{"from": huge}), 400)
+    assert_problem(read(client, ten, **{"from": "9" * 5000}), 400)
+
+
 def test_limit_bounds_are_accepted(client, ten):
     assert positions(read(client, ten, limit=1).json()["events"]) == [1]
     assert len(read(client, ten, limit=1000).json()["events"]) == 10
@@ -687,11 +696,28 @@ def test_live_keeps_multiline_data_intact(server, client, stream):
 
 @pytest.mark.parametrize(
     ("params", "headers"),
-    [({"from": "x"}, {}), ({"from": -3}, {}), ({}, {"last-event-id": "abc"})],
+    [
+        ({"from": "x"}, {}),
+        ({"from": -3}, {}),
+        ({"from": "9" * 30}, {}),
+        ({}, {"last-event-id": "abc"}),
+        ({}, {"last-event-id": "-1"}),
+        ({}, {"last-event-id": "9" * 30}),
+        ({}, {"last-event-id": "9" * 5000}),
+    ],
 )
 def test_bad_live_parameters_are_400(client, stream, params, headers):
     r = client.get(f"/v1/streams/{stream}/live", params=params, headers=headers)
     assert_problem(r, 400)
+
+
+def test_last_event_id_that_is_not_ascii_is_400(server, stream):
+    # '\xb2' is a superscript two: a digit to Python's str.isdigit, not a position.
+    status, got, _ = raw_request(
+        server.url, "GET", f"/v1/streams/{stream}/live", headers={"Last-Event-ID": "\xb2"}
+    )
+    assert status == 400
+    assert got["content-type"].startswith("application/problem+json")
 
 
 # -- listing and info --------------------------------------------------------------------------
