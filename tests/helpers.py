@@ -97,10 +97,6 @@ def stream_files(data_dir: Path) -> set[str]:
     return {p.name for p in streams.iterdir()} if streams.exists() else set()
 
 
-def all_files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")}
-
-
 def metric(text: str, name: str) -> float:
     """The value of the unlabelled sample `name` in a Prometheus text exposition."""
     for line in text.splitlines():

@@ -797,6 +797,20 @@ def test_stream_info(client, stream):
     assert later["size_bytes"] > info["size_bytes"]
 
 
+def test_stream_info_lists_its_subscriptions(client, stream):
+    append_ok(client, stream, {"type": "T"})
+    names = [f"{stream}-b", f"{stream}-a"]
+    for name in names:  # from the end: nothing to deliver to the (closed) receiver
+        config = {"stream": stream, "url": "http://127.0.0.1:9/hook", "start": "end"}
+        assert client.put(f"/v1/subscriptions/{name}", json=config).status_code == 201
+    try:
+        assert client.get(f"/v1/streams/{stream}").json()["subscriptions"] == sorted(names)
+    finally:
+        for name in names:
+            client.delete(f"/v1/subscriptions/{name}")
+    assert client.get(f"/v1/streams/{stream}").json()["subscriptions"] == []
+
+
 # -- errors and methods ------------------------------------------------------------------------
 
 
