@@ -222,11 +222,30 @@ def test_untrusted_data_is_shown_as_text_never_run(open_page: OpenPage, api: htt
     # (an alert() would have been an unexpected dialog: the fixture fails the test on one)
 
 
-@pytest.mark.parametrize("path", ["/dashboard", "/dashboard/streams", "/dashboard/subscriptions"])
-def test_narrow_screens_do_not_scroll_sideways(
+PHONE_STREAM = "phone:a-rather-long-stream-name-for-a-small-screen"
+PHONE_SUB = "phone_subscription_with_a_long_name"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard",
+        "/dashboard/streams",
+        f"/dashboard/streams/{PHONE_STREAM}",
+        "/dashboard/subscriptions",
+        f"/dashboard/subscriptions/{PHONE_SUB}",
+        "/dashboard/new-subscription",
+        "/dashboard/no/such/page",
+    ],
+)
+def test_every_page_fits_a_phone_in_dark_mode(
     open_page: OpenPage, api: httpx.Client, path: str
 ) -> None:
-    append(api, unique("narrow-a-rather-long-stream-name-for-a-phone"), {"type": "T"})
+    append(api, PHONE_STREAM, {"type": "AVeryLongEventTypeNameThatCouldOverflow", "data": {}})
+    api.put(
+        f"/v1/subscriptions/{PHONE_SUB}",
+        json={"stream": PHONE_STREAM, "url": "http://127.0.0.1:9/unreachable", "start": "end"},
+    )
     page = open_page(path, viewport=NARROW, color_scheme="dark")
     expect(page.locator("h1")).to_be_visible()
     expect(page.locator("main .loading")).to_have_count(0)

@@ -14,10 +14,11 @@ function niceMax(value) {
 }
 
 /**
- * rateChart(series, slots) → {element, update(values)}: `series` is [{key, label, tone}];
- * update takes {key: [numbers, oldest first]} and redraws.
+ * rateChart(series, slots) → {element, update(values), setSlots(n)}: `series` is
+ * [{key, label, tone}]; update takes {key: [numbers, oldest first]} and redraws the last `slots`.
  */
 export function rateChart(series, slots = 300) {
+  let last = {};
   const plot = svg("g");
   const grid = svg("g", { class: "chart-grid" });
   const figure = svg(
@@ -38,7 +39,8 @@ export function rateChart(series, slots = 300) {
   const axis = element.querySelector(".chart-axis");
 
   function update(values) {
-    const all = series.flatMap((s) => values[s.key] || []);
+    last = values;
+    const all = series.flatMap((s) => (values[s.key] || []).slice(-slots));
     const max = niceMax(Math.max(0, ...all));
     const innerW = W - PAD.left - PAD.right;
     const innerH = H - PAD.top - PAD.bottom;
@@ -69,7 +71,7 @@ export function rateChart(series, slots = 300) {
     fill(
       axis,
       h("span", { class: "axis-max" }, `${fmtRate(max)}/s`),
-      h("span", { class: "axis-start" }, `${Math.round(slots / 60)} min ago`),
+      h("span", { class: "axis-start" }, slots >= 120 ? `${Math.round(slots / 60)} min ago` : `${slots} s ago`),
       h("span", { class: "axis-end" }, "now"),
     );
     const now = series.map((s) => {
@@ -91,6 +93,11 @@ export function rateChart(series, slots = 300) {
     summary.textContent = now.map((s) => `${s.label}: ${s.value === null ? "no data" : `${fmtRate(s.value)} per second`}`).join("; ");
   }
 
+  function setSlots(count) {
+    slots = count;
+    update(last);
+  }
+
   update({});
-  return { element, update };
+  return { element, update, setSlots };
 }

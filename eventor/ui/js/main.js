@@ -34,6 +34,7 @@ function match(pathname) {
 
 async function render() {
   current?.abort();
+  fill(document.getElementById("global-error"));
   const controller = new AbortController();
   current = controller;
   const route = match(location.pathname);

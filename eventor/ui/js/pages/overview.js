@@ -24,6 +24,21 @@ export default function overview(main, { signal }) {
     { key: "deliveries", label: "Deliveries", tone: "deliveries" },
   ]);
   const attention = h("div", { id: "attention" }, loading());
+  const title = h("span", {}, "Throughput, last 5 minutes");
+  const windows = [
+    [60, "1 min"],
+    [300, "5 min"],
+  ].map(([slots, label]) =>
+    h("button", { type: "button", class: "btn btn-small", "aria-pressed": String(slots === 300), dataset: { slots: String(slots) } }, label),
+  );
+  for (const button of windows) {
+    button.addEventListener("click", () => {
+      for (const b of windows) b.setAttribute("aria-pressed", String(b === button));
+      const slots = Number(button.dataset.slots);
+      title.textContent = `Throughput, last ${slots === 60 ? "minute" : "5 minutes"}`;
+      chart.setSlots(slots);
+    });
+  }
   const version = h("span");
 
   fill(
@@ -33,7 +48,7 @@ export default function overview(main, { signal }) {
     h(
       "div",
       { class: "stack" },
-      card("Throughput, last 5 minutes", { id: "throughput" }, chart.element),
+      card(title, { id: "throughput", actions: h("div", { class: "actions", role: "group", "aria-label": "Time window" }, windows) }, chart.element),
       card(
         "Needs attention",
         { flush: true, id: "needs-attention", actions: h("a", { href: "/dashboard/subscriptions" }, "All subscriptions →") },

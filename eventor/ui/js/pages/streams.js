@@ -4,6 +4,7 @@
 import { api } from "../api.js";
 import { STREAM_NAME, debounce, fill, fmtNumber, h, pageTitle, streamHref, timeAgo } from "../dom.js";
 import { setQuery } from "../router.js";
+import { onStats } from "../stats.js";
 import { emptyState, errorBox, loading } from "../ui.js";
 
 const PAGE = 50;
@@ -35,6 +36,9 @@ export default function streams(main, { query, signal }) {
   });
   const body = h("div", { id: "streams-list" }, loading());
   const count = h("span", { class: "muted" });
+  const total = h("span", { id: "streams-total" }, "All");
+  const stopStats = onStats((stats) => (total.textContent = fmtNumber(stats.latest.streams.total)));
+  signal.addEventListener("abort", stopStats);
 
   fill(
     main,
@@ -74,7 +78,7 @@ export default function streams(main, { query, signal }) {
   function render(page) {
     rows.clear();
     const first = state.cursors.length === 1;
-    fill(count, state.prefix ? `Names starting with “${state.prefix}”` : "All streams, by name");
+    fill(count, state.prefix ? `Names starting with “${state.prefix}”` : total, state.prefix ? "" : " streams, by name");
     if (page.streams.length === 0) {
       const valid = STREAM_NAME.test(state.prefix);
       fill(
