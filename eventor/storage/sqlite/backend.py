@@ -128,10 +128,11 @@ class SQLiteStorage(Storage):
         """
         loop = asyncio.get_running_loop()
         known = {stream_file_name(name) for name in self._registry_names()}
+        files = await loop.run_in_executor(self._executor, os.listdir, streams_dir)
         orphans = [
-            path
-            for path in streams_dir.iterdir()
-            if path.name.endswith(STREAM_SUFFIX) and path.name not in known
+            streams_dir / file
+            for file in files
+            if file.endswith(STREAM_SUFFIX) and file not in known
         ]
         for path in orphans:
             name = await loop.run_in_executor(self._executor, read_stream_name, path)

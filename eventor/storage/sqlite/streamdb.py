@@ -7,6 +7,7 @@ its stream; the catalog only mirrors head and counts so listing needs no open fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -165,6 +166,7 @@ class StreamDatabase:
         rows: list[tuple[object, ...]] = []
         batch_ids: dict[str, int] = {}
         new_variants: list[tuple[str, str, int]] = []
+        pending_shapes: set[tuple[str, str]] = set()
         added: dict[str, int] = {}
         for events, expected in requests:
             outcome = self._check(events, expected, head, batch_ids)
@@ -195,11 +197,12 @@ class StreamDatabase:
                     )
                 )
                 shapes = self._shapes.get(event.type)
-                if shapes is None or (
+                new_shape = shapes is None or (
                     event.shape not in shapes and len(shapes) < MAX_VARIANTS_PER_TYPE
-                ):
-                    if not any(v[:2] == (event.type, event.shape) for v in new_variants):
-                        new_variants.append((event.type, event.shape, head))
+                )
+                if new_shape and (event.type, event.shape) not in pending_shapes:
+                    pending_shapes.add((event.type, event.shape))
+                    new_variants.append((event.type, event.shape, head))
             results.append(AppendResult(self.name, first, head, tuple(ids)))
         if rows:
             self._write(rows, new_variants)
@@ -291,10 +294,8 @@ class StreamDatabase:
     def size_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 total += os.stat(f"{self.path}{suffix}").st_size
-            except FileNotFoundError:
-                pass
         return total
 
     def variants(self) -> list[RecordedEvent]:
