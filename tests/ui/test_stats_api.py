@@ -90,11 +90,11 @@ def test_live_stats_push_the_history_then_one_sample_a_second(
             assert len(history) >= 2
             stream = unique("live-stats")
             client.post(f"/v1/streams/{stream}/events", json={"type": "T"})
-            later = [json.loads(m["data"]) for m in sse.take(3)]
+            later = [json.loads(m["data"]) for m in sse.take(2)]
         for message in later:
             assert len(message["rates"]["appends_per_second"]) == 1
             assert message["streams"]["total"] >= 1
         ends = [m["rates"]["end"] for m in later]
         assert ends == sorted(ends)
-        assert len(set(ends)) == 3
+        assert len(set(ends)) == 2
         assert any(m["counters"]["appended_events"] >= 1 for m in later)
