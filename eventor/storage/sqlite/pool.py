@@ -139,15 +139,32 @@ class StreamPool:
             slot.closing = False
         was_open = slot.db is not None
         loop = asyncio.get_running_loop()
+        early = None
+        if appends and calls:
+            # Reads answer before the appends' commit and fsync, not after (delivery latency).
+            def early(results: list[tuple[bool, Any]]) -> None:
+                loop.call_soon_threadsafe(_resolve, calls, results)
+
         job = loop.run_in_executor(
-            self._executor, self._run, slot, [a[0] for a in appends], [c[0] for c in calls], closing
+            self._executor,
+            self._run,
+            slot,
+            [a[0] for a in appends],
+            [c[0] for c in calls],
+            closing,
+            early,
         )
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
         job.add_done_callback(lambda done: self._finish(slot, done, appends, calls, was_open))
 
     def _run(
-        self, slot: _Slot, appends: list[AppendRequest], calls: list[Call], closing: bool
+        self,
+        slot: _Slot,
+        appends: list[AppendRequest],
+        calls: list[Call],
+        closing: bool,
+        early: Callable[[list[tuple[bool, Any]]], None] | None = None,
     ) -> _JobResult:
         """On a worker thread: the slot's database is ours alone until this returns."""
         result = _JobResult()
@@ -169,6 +186,8 @@ class StreamPool:
                     result.call_results.append((True, fn(db)))
                 except BaseException as exc:  # handed to the caller's future
                     result.call_results.append((False, exc))
+            if early is not None:
+                early(list(result.call_results))
             if appends:
                 before = db.head
                 result.append_results = db.append_batch(appends, now)
@@ -233,6 +252,17 @@ class StreamPool:
                 slot.closing = True
                 self._kick(slot)
                 excess -= 1
+
+
+def _resolve(
+    calls: list[tuple[Call, bool, asyncio.Future[Any]]], results: list[tuple[bool, Any]]
+) -> None:
+    for (_, _, future), (ok, value) in zip(calls, results, strict=True):
+        if ok:
+            if not future.done():
+                future.set_result(value)
+        else:
+            _fail(future, value)
 
 
 def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
