@@ -1,4 +1,4 @@
-"""Delivery benchmark (run by hand): `python benchmarks/delivery.py [--runs 3]`.
+"""Delivery benchmark (run by hand, from the repo root): `python -m benchmarks.delivery`.
 
 Starts an Eventor server and a webhook receiver (separate processes, loopback) and measures:
 catch-up and live events/s of one subscription (batch_size 1) beside the sequential aiohttp
@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-HERE = Path(__file__).resolve()
+ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"serving http://([^\s,]+):(\d+),")
 
 
@@ -80,7 +80,9 @@ def receiver_main(port_file: str) -> None:
 class Processes:
     def __init__(self, data: Path, server_args: list[str]) -> None:
         port_file = data / "receiver.port"
-        self.receiver = subprocess.Popen([sys.executable, str(HERE), "--receiver", str(port_file)])
+        self.receiver = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.delivery", "--receiver", str(port_file)], cwd=ROOT
+        )
         while not port_file.exists() or not port_file.read_text():
             time.sleep(0.02)
         self.receiver_url = f"http://127.0.0.1:{port_file.read_text()}"
@@ -344,14 +346,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
     parser.add_argument("--durability", default="full")
+    parser.add_argument("--max-open-files", default="256")
     args = parser.parse_args()
     if args.receiver:
         receiver_main(args.receiver)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        p = Processes(Path(tmp), ["--durability", args.durability])
+        from .machine import describe, load_average
+
+        server_args = ["--durability", args.durability, "--max-open-files", args.max_open_files]
+        p = Processes(Path(tmp), server_args)
         try:
-            out: dict[str, Any] = {"runs": args.runs, "durability": args.durability}
+            out: dict[str, Any] = {"machine": describe(Path(tmp)), "server_args": server_args}
             out["ceiling_rps"] = median_of(
                 args.runs, lambda r: asyncio.run(ceiling(p.hook("ceiling"), 5000))
             )
@@ -365,6 +371,7 @@ def main() -> None:
                 args.runs, lambda r: catch_up(p, r, 100_000, 100)
             )
             out["idle_1000"] = median_of(args.runs, lambda r: idle_thousand(p, r))
+            out["load_average_at_end"] = load_average()
         finally:
             p.stop()
     print(json.dumps(out, indent=2))
