@@ -169,7 +169,7 @@ class Subscription:
 
 @dataclass(slots=True)
 class SubscriptionRecord:
-    """A subscription as loaded at start: its state, newest attempts (oldest first) and parked events."""
+    """A subscription as loaded at start: state, newest attempts (oldest first), parked events."""
 
     subscription: Subscription
     attempts: list[DeliveryAttempt] = field(default_factory=list)
