@@ -100,8 +100,7 @@ export function live(path, { query, onMessage, onState = () => {}, onError = () 
       const { value, done } = await reader.read();
       if (done) return;
       buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n")) >= 0) {
+      for (let end = buffer.indexOf("\n"); end >= 0; end = buffer.indexOf("\n")) {
         const line = buffer.slice(0, end).replace(/\r$/, "");
         buffer = buffer.slice(end + 1);
         if (line === "") {
@@ -127,7 +126,11 @@ export function live(path, { query, onMessage, onState = () => {}, onError = () 
       try {
         const headers = { Accept: "text/event-stream" };
         if (lastId !== null) headers["Last-Event-ID"] = lastId;
-        const response = await send(path, { query: lastId === null ? query : undefined, headers, signal: abort.signal });
+        const response = await send(path, {
+          query: lastId === null ? query : undefined,
+          headers,
+          signal: abort.signal,
+        });
         if (!response.ok) {
           const error = await errorOf(response);
           onError(error);

@@ -22,7 +22,7 @@ export function jsonProblem(text, { objectOnly = false, allowEmpty = false } = {
     return `Not valid JSON: ${error.message}`;
   }
   if (objectOnly && (value === null || typeof value !== "object" || Array.isArray(value))) {
-    return "Metadata must be a JSON object, e.g. {\"correlation_id\": \"…\"}.";
+    return 'Metadata must be a JSON object, e.g. {"correlation_id": "…"}.';
   }
   return null;
 }
@@ -50,9 +50,26 @@ function field(id, label, control, hint) {
 
 /** The form for `stream`; onAppended(result) after a success. `types` suggests event types. */
 export function appendForm(stream, { types = [], onAppended = () => {}, signal } = {}) {
-  const typeInput = h("input", { class: "input", required: true, maxlength: "200", list: "known-types", autocomplete: "off", value: types[0] || "" });
-  const dataInput = h("textarea", { class: "input", rows: "7", spellcheck: "false", value: '{\n  "example": true\n}' });
-  const metaInput = h("textarea", { class: "input short", rows: "2", spellcheck: "false", placeholder: '{"correlation_id": "…"}' });
+  const typeInput = h("input", {
+    class: "input",
+    required: true,
+    maxlength: "200",
+    list: "known-types",
+    autocomplete: "off",
+    value: types[0] || "",
+  });
+  const dataInput = h("textarea", {
+    class: "input",
+    rows: "7",
+    spellcheck: "false",
+    value: '{\n  "example": true\n}',
+  });
+  const metaInput = h("textarea", {
+    class: "input short",
+    rows: "2",
+    spellcheck: "false",
+    placeholder: '{"correlation_id": "…"}',
+  });
   const type = field("append-type", "Event type", typeInput);
   const data = field("append-data", "Data (JSON)", dataInput);
   const meta = field("append-metadata", "Metadata (JSON object, optional)", metaInput);
@@ -74,7 +91,11 @@ export function appendForm(stream, { types = [], onAppended = () => {}, signal }
   const form = h(
     "form",
     { id: "append-form", novalidate: true },
-    h("datalist", { id: "known-types" }, types.map((t) => h("option", { value: t }))),
+    h(
+      "datalist",
+      { id: "known-types" },
+      types.map((t) => h("option", { value: t })),
+    ),
     type.element,
     data.element,
     meta.element,
@@ -91,7 +112,9 @@ export function appendForm(stream, { types = [], onAppended = () => {}, signal }
     event.preventDefault();
     fill(result);
     const problems = check();
-    const first = [problems.type && typeInput, problems.data && dataInput, problems.meta && metaInput].find(Boolean);
+    const first = [problems.type && typeInput, problems.data && dataInput, problems.meta && metaInput].find(
+      Boolean,
+    );
     if (first) {
       first.focus();
       return;

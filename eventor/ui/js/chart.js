@@ -49,7 +49,13 @@ export function rateChart(series, slots = 300) {
     fill(
       grid,
       [0, 0.5, 1].map((f) =>
-        svg("line", { x1: PAD.left, x2: W - PAD.right, y1: y(max * f), y2: y(max * f), "vector-effect": "non-scaling-stroke" }),
+        svg("line", {
+          x1: PAD.left,
+          x2: W - PAD.right,
+          y1: y(max * f),
+          y2: y(max * f),
+          "vector-effect": "non-scaling-stroke",
+        }),
       ),
     );
     fill(
@@ -63,7 +69,11 @@ export function rateChart(series, slots = 300) {
           "g",
           { class: `series tone-${s.tone}` },
           svg("path", { d: area, class: "series-area" }),
-          svg("polyline", { points: points.join(" "), class: "series-line", "vector-effect": "non-scaling-stroke" }),
+          svg("polyline", {
+            points: points.join(" "),
+            class: "series-line",
+            "vector-effect": "non-scaling-stroke",
+          }),
         );
       }),
     );
@@ -71,7 +81,11 @@ export function rateChart(series, slots = 300) {
     fill(
       axis,
       h("span", { class: "axis-max" }, `${fmtRate(max)}/s`),
-      h("span", { class: "axis-start" }, slots >= 120 ? `${Math.round(slots / 60)} min ago` : `${slots} s ago`),
+      h(
+        "span",
+        { class: "axis-start" },
+        slots >= 120 ? `${Math.round(slots / 60)} min ago` : `${slots} s ago`,
+      ),
       h("span", { class: "axis-end" }, "now"),
     );
     const now = series.map((s) => {
@@ -90,7 +104,9 @@ export function rateChart(series, slots = 300) {
         ),
       ),
     );
-    summary.textContent = now.map((s) => `${s.label}: ${s.value === null ? "no data" : `${fmtRate(s.value)} per second`}`).join("; ");
+    summary.textContent = now
+      .map((s) => `${s.label}: ${s.value === null ? "no data" : `${fmtRate(s.value)} per second`}`)
+      .join("; ");
   }
 
   function setSlots(count) {

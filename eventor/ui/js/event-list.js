@@ -21,9 +21,24 @@ export function eventList(stream, { head, signal, onEvent = () => {} }) {
   const status = h("div", { class: "card-body", id: "events-status" });
   const liveToggle = h("input", { type: "checkbox", role: "switch", id: "live-toggle", checked: true });
   const liveState = h("span", { class: "hint", id: "live-state" });
-  const jumpInput = h("input", { class: "input", type: "number", min: "1", id: "jump-position", inputmode: "numeric", placeholder: "#" });
-  const newer = h("button", { type: "button", class: "btn btn-small", onclick: () => page(state.newest + PAGE) }, "← Newer");
-  const older = h("button", { type: "button", class: "btn btn-small", onclick: () => page(state.oldest - 1) }, "Older →");
+  const jumpInput = h("input", {
+    class: "input",
+    type: "number",
+    min: "1",
+    id: "jump-position",
+    inputmode: "numeric",
+    placeholder: "#",
+  });
+  const newer = h(
+    "button",
+    { type: "button", class: "btn btn-small", onclick: () => page(state.newest + PAGE) },
+    "← Newer",
+  );
+  const older = h(
+    "button",
+    { type: "button", class: "btn btn-small", onclick: () => page(state.oldest - 1) },
+    "Older →",
+  );
   const newest = h("button", { type: "button", class: "btn btn-small", onclick: () => page(null) }, "Newest");
   const range = h("span", { id: "events-range" });
   const banner = h("div", { class: "new-events", hidden: true });
@@ -84,17 +99,30 @@ export function eventList(stream, { head, signal, onEvent = () => {} }) {
       const result =
         state.head === 0 && from === null
           ? { head: 0, events: [] }
-          : await api(`${base}/events`, { query: { direction: "backward", limit: PAGE, from: from ?? undefined }, signal });
+          : await api(`${base}/events`, {
+              query: { direction: "backward", limit: PAGE, from: from ?? undefined },
+              signal,
+            });
       state.head = Math.max(state.head, result.head);
       fill(status);
       if (from === null) {
         state.pending = 0;
         banner.hidden = true;
       }
-      fill(list, result.events.map((event) => eventItem(event, { expanded: event.position === open })));
+      fill(
+        list,
+        result.events.map((event) => eventItem(event, { expanded: event.position === open })),
+      );
       state.newest = result.events.length ? result.events[0].position : 0;
       state.oldest = result.events.length ? result.events[result.events.length - 1].position : 0;
-      if (!result.events.length) fill(status, emptyState("No events yet", h("p", {}, "Append one with the form on this page, or through the API.")));
+      if (!result.events.length)
+        fill(
+          status,
+          emptyState(
+            "No events yet",
+            h("p", {}, "Append one with the form on this page, or through the API."),
+          ),
+        );
       updatePager();
       if (open !== null) list.querySelector(`[data-position="${open}"] .event-toggle`)?.focus();
     } catch (error) {
@@ -117,7 +145,11 @@ export function eventList(stream, { head, signal, onEvent = () => {} }) {
       state.pending += 1;
       fill(
         banner,
-        h("button", { type: "button", class: "btn btn-small", onclick: () => page(null) }, `${fmtNumber(state.pending)} new · show newest`),
+        h(
+          "button",
+          { type: "button", class: "btn btn-small", onclick: () => page(null) },
+          `${fmtNumber(state.pending)} new · show newest`,
+        ),
       );
       banner.hidden = false;
     }
@@ -134,7 +166,12 @@ export function eventList(stream, { head, signal, onEvent = () => {} }) {
       signal,
       onMessage: ({ data }) => received(JSON.parse(data)),
       onState: (s) => {
-        liveState.textContent = { open: "● live", connecting: "connecting…", reconnecting: "reconnecting…", closed: "" }[s];
+        liveState.textContent = {
+          open: "● live",
+          connecting: "connecting…",
+          reconnecting: "reconnecting…",
+          closed: "",
+        }[s];
         liveState.classList.toggle("live-on", s === "open");
       },
       onError: (error) => fill(status, errorBox(error, "Live tail")),
@@ -143,7 +180,8 @@ export function eventList(stream, { head, signal, onEvent = () => {} }) {
 
   liveToggle.addEventListener("change", () => {
     if (!liveToggle.checked) setLive(false);
-    else if (state.from === null) page(null).then(() => setLive(true)); // catch up, then tail
+    else if (state.from === null)
+      page(null).then(() => setLive(true)); // catch up, then tail
     else setLive(true);
   });
   page(null).then(() => setLive(liveToggle.checked));

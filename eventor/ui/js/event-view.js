@@ -54,5 +54,10 @@ export function eventItem(event, { expanded = false, fresh = false } = {}) {
     toggle.setAttribute("aria-expanded", String(open));
     body.hidden = !open;
   });
-  return h("li", { class: ["event", fresh && "new"], dataset: { position: String(event.position) } }, toggle, body);
+  return h(
+    "li",
+    { class: ["event", fresh && "new"], dataset: { position: String(event.position) } },
+    toggle,
+    body,
+  );
 }

@@ -13,7 +13,11 @@ const ROUTES = [
   [/^\/dashboard\/subscriptions\/([^/]+)\/?$/, "subscription", "Subscription"],
   [/^\/dashboard\/new-subscription\/?$/, "subscription-form", "New subscription"],
 ];
-const NAV_SECTION = { stream: "streams", subscription: "subscriptions", "subscription-form": "subscriptions" };
+const NAV_SECTION = {
+  stream: "streams",
+  subscription: "subscriptions",
+  "subscription-form": "subscriptions",
+};
 
 const main = document.getElementById("main");
 let current = null; // the AbortController of the page on screen
@@ -43,13 +47,21 @@ async function render() {
     if (link.dataset.nav === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  const setTitle = (text) => (document.title = `${text} · Eventor`);
+  const setTitle = (text) => {
+    document.title = `${text} · Eventor`;
+  };
   if (!route) {
     setTitle("Not found");
     fill(
       main,
       h("h1", { class: "page-title", tabindex: "-1" }, "Page not found"),
-      h("p", {}, "Nothing lives at this address. ", h("a", { href: "/dashboard" }, "Back to the overview"), "."),
+      h(
+        "p",
+        {},
+        "Nothing lives at this address. ",
+        h("a", { href: "/dashboard" }, "Back to the overview"),
+        ".",
+      ),
     );
     return;
   }
@@ -69,7 +81,8 @@ async function render() {
     return;
   }
   // Move focus to the new page (for screen readers and keyboards), unless the page took it.
-  if (!firstRender && !main.contains(document.activeElement)) (main.querySelector("h1") || main).focus({ preventScroll: true });
+  if (!firstRender && !main.contains(document.activeElement))
+    (main.querySelector("h1") || main).focus({ preventScroll: true });
   firstRender = false;
   window.scrollTo(0, 0);
 }
@@ -83,13 +96,29 @@ function showGlobalError(error) {
       h("strong", {}, "Something went wrong in the dashboard: "),
       String(error?.message || error),
       " ",
-      h("button", { type: "button", class: "btn btn-small", onclick: () => fill(document.getElementById("global-error")) }, "Dismiss"),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-small",
+          onclick: () => fill(document.getElementById("global-error")),
+        },
+        "Dismiss",
+      ),
     ),
   );
 }
 
 document.addEventListener("click", (event) => {
-  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  if (
+    event.defaultPrevented ||
+    event.button !== 0 ||
+    event.metaKey ||
+    event.ctrlKey ||
+    event.shiftKey ||
+    event.altKey
+  )
+    return;
   const link = event.target.closest("a[href]");
   if (!link || link.target || link.hasAttribute("download")) return;
   const url = new URL(link.href, location.href);
@@ -102,11 +131,17 @@ setRenderer(render);
 window.addEventListener("unhandledrejection", (event) => showGlobalError(event.reason));
 window.addEventListener("error", (event) => showGlobalError(event.error || event.message));
 
-const STATE_TEXT = { connecting: "Connecting…", open: "Live", reconnecting: "Reconnecting…", closed: "Offline" };
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  open: "Live",
+  reconnecting: "Reconnecting…",
+  closed: "Offline",
+};
 const connection = document.getElementById("connection");
 onConnection((state) => {
   connection.dataset.state = state;
-  const text = stats.error && state !== "open" ? `${STATE_TEXT[state]} (${stats.error.message})` : STATE_TEXT[state];
+  const text =
+    stats.error && state !== "open" ? `${STATE_TEXT[state]} (${stats.error.message})` : STATE_TEXT[state];
   connection.querySelector(".conn-text").textContent = text;
   connection.title = state === "open" ? "Receiving live updates" : text;
 });

@@ -8,7 +8,14 @@ const stateListeners = new Set();
 let stop = null;
 
 /** The latest snapshot (GET /v1/stats's shape), the rate series, and the connection state. */
-export const stats = { latest: null, appends: [], deliveries: [], end: null, state: "connecting", error: null };
+export const stats = {
+  latest: null,
+  appends: [],
+  deliveries: [],
+  end: null,
+  state: "connecting",
+  error: null,
+};
 
 function receive({ data }) {
   const snapshot = JSON.parse(data);

@@ -7,7 +7,11 @@ const STATUS_TONE = { active: "ok", retrying: "warn", paused: "bad" };
 
 /** A status badge: a word and a dot, the color only a second cue. */
 export function statusBadge(status) {
-  return h("span", { class: ["badge", `tone-${STATUS_TONE[status] || "neutral"}`], dataset: { status } }, status);
+  return h(
+    "span",
+    { class: ["badge", `tone-${STATUS_TONE[status] || "neutral"}`], dataset: { status } },
+    status,
+  );
 }
 
 export function badge(text, tone = "neutral", title) {
@@ -44,7 +48,11 @@ export function lagBar(position, head) {
 
 /** A button copying `text()` to the clipboard, saying so for a moment. */
 export function copyButton(text, label = "Copy") {
-  const button = h("button", { type: "button", class: "btn btn-small btn-ghost", "aria-label": label }, "Copy");
+  const button = h(
+    "button",
+    { type: "button", class: "btn btn-small btn-ghost", "aria-label": label },
+    "Copy",
+  );
   button.addEventListener("click", async () => {
     const value = typeof text === "function" ? text() : text;
     try {
@@ -58,7 +66,9 @@ export function copyButton(text, label = "Copy") {
       button.textContent = document.execCommand("copy") ? "Copied" : "Select and copy by hand";
       area.remove();
     }
-    setTimeout(() => (button.textContent = "Copy"), 1500);
+    setTimeout(() => {
+      button.textContent = "Copy";
+    }, 1500);
   });
   return button;
 }
@@ -73,9 +83,9 @@ export function jsonView(value) {
     pre.textContent = text;
     return pre;
   }
-  const tokens = /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|([^"\w-]+|\w+|-)/g;
-  let match;
-  while ((match = tokens.exec(text))) {
+  const tokens =
+    /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|([^"\w-]+|\w+|-)/g;
+  for (const match of text.matchAll(tokens)) {
     const [, string, colon, literal, number] = match;
     if (string && colon) pre.append(h("span", { class: "j-key" }, string), colon);
     else if (string) pre.append(h("span", { class: "j-str" }, string));
@@ -91,7 +101,12 @@ export function dataBlock(label, body, copyText) {
   return h(
     "div",
     { class: "data-block" },
-    h("div", { class: "data-block-head" }, h("span", { class: "label" }, label), copyButton(copyText, `Copy ${label}`)),
+    h(
+      "div",
+      { class: "data-block-head" },
+      h("span", { class: "label" }, label),
+      copyButton(copyText, `Copy ${label}`),
+    ),
     body,
   );
 }
@@ -156,8 +171,16 @@ export function confirmDialog({ title, body, confirm = "Confirm", danger = false
         h(
           "div",
           { class: "dialog-actions" },
-          h("button", { type: "button", class: "btn", value: "cancel", onclick: () => dialog.close("cancel") }, "Cancel"),
-          h("button", { type: "submit", class: ["btn", danger ? "btn-danger" : "btn-primary"], value: "ok" }, confirm),
+          h(
+            "button",
+            { type: "button", class: "btn", value: "cancel", onclick: () => dialog.close("cancel") },
+            "Cancel",
+          ),
+          h(
+            "button",
+            { type: "submit", class: ["btn", danger ? "btn-danger" : "btn-primary"], value: "ok" },
+            confirm,
+          ),
         ),
       ),
     );

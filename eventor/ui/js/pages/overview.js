@@ -4,14 +4,27 @@ import { api } from "../api.js";
 import { rateChart } from "../chart.js";
 import { fill, fmtNumber, h, pageTitle, subscriptionHref } from "../dom.js";
 import { onStats } from "../stats.js";
-import { attentionRank, attentionReason, badge, card, errorBox, lagBar, loading, statusBadge } from "../ui.js";
+import {
+  attentionRank,
+  attentionReason,
+  badge,
+  card,
+  errorBox,
+  lagBar,
+  loading,
+  statusBadge,
+} from "../ui.js";
 
 const LAG_WINDOW = 10; // samples of each subscription's lag kept to tell a growing lag
 
 function statCard(label, id) {
   const value = h("div", { class: "stat-value", id, "aria-live": "off" }, "—");
   const note = h("div", { class: "stat-note" });
-  return { element: h("div", { class: "card stat" }, h("div", { class: "stat-label" }, label), value, note), value, note };
+  return {
+    element: h("div", { class: "card stat" }, h("div", { class: "stat-label" }, label), value, note),
+    value,
+    note,
+  };
 }
 
 export default function overview(main, { signal }) {
@@ -29,7 +42,16 @@ export default function overview(main, { signal }) {
     [60, "1 min"],
     [300, "5 min"],
   ].map(([slots, label]) =>
-    h("button", { type: "button", class: "btn btn-small", "aria-pressed": String(slots === 300), dataset: { slots: String(slots) } }, label),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn btn-small",
+        "aria-pressed": String(slots === 300),
+        dataset: { slots: String(slots) },
+      },
+      label,
+    ),
   );
   for (const button of windows) {
     button.addEventListener("click", () => {
@@ -43,15 +65,30 @@ export default function overview(main, { signal }) {
 
   fill(
     main,
-    h("div", { class: "page-head" }, h("div", {}, pageTitle("Overview"), h("p", { class: "page-sub" }, version))),
+    h(
+      "div",
+      { class: "page-head" },
+      h("div", {}, pageTitle("Overview"), h("p", { class: "page-sub" }, version)),
+    ),
     h("div", { class: "stat-grid" }, streams.element, events.element, subscriptions.element, parked.element),
     h(
       "div",
       { class: "stack" },
-      card(title, { id: "throughput", actions: h("div", { class: "actions", role: "group", "aria-label": "Time window" }, windows) }, chart.element),
+      card(
+        title,
+        {
+          id: "throughput",
+          actions: h("div", { class: "actions", role: "group", "aria-label": "Time window" }, windows),
+        },
+        chart.element,
+      ),
       card(
         "Needs attention",
-        { flush: true, id: "needs-attention", actions: h("a", { href: "/dashboard/subscriptions" }, "All subscriptions →") },
+        {
+          flush: true,
+          id: "needs-attention",
+          actions: h("a", { href: "/dashboard/subscriptions" }, "All subscriptions →"),
+        },
         attention,
       ),
     ),
@@ -101,7 +138,13 @@ export default function overview(main, { signal }) {
           "div",
           { class: "empty" },
           h("p", { class: "empty-title" }, "No subscriptions yet"),
-          h("p", {}, "Push a stream's events to a webhook: ", h("a", { href: "/dashboard/new-subscription" }, "create a subscription"), "."),
+          h(
+            "p",
+            {},
+            "Push a stream's events to a webhook: ",
+            h("a", { href: "/dashboard/new-subscription" }, "create a subscription"),
+            ".",
+          ),
         ),
       );
       return;
@@ -109,7 +152,12 @@ export default function overview(main, { signal }) {
     if (needy.length === 0) {
       fill(
         attention,
-        h("div", { class: "empty" }, h("p", { class: "empty-title" }, "All good"), h("p", {}, `All ${list.length} subscriptions are delivering.`)),
+        h(
+          "div",
+          { class: "empty" },
+          h("p", { class: "empty-title" }, "All good"),
+          h("p", {}, `All ${list.length} subscriptions are delivering.`),
+        ),
       );
       return;
     }

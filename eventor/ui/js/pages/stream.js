@@ -3,7 +3,17 @@
 
 import { api } from "../api.js";
 import { appendForm } from "../append-form.js";
-import { STREAM_NAME, fill, fmtBytes, fmtNumber, h, pageTitle, seg, subscriptionHref, timeAgo } from "../dom.js";
+import {
+  STREAM_NAME,
+  fill,
+  fmtBytes,
+  fmtNumber,
+  h,
+  pageTitle,
+  seg,
+  subscriptionHref,
+  timeAgo,
+} from "../dom.js";
 import { eventList } from "../event-list.js";
 import { card, copyButton, emptyState, errorBox, jsonView, lagBar, loading, statusBadge } from "../ui.js";
 
@@ -16,7 +26,8 @@ async function load(name, signal) {
 
 function shapesView(introspection) {
   const entries = Object.entries(introspection.event_variants || {});
-  if (!entries.length) return emptyState("No payload shapes yet", h("p", {}, "They appear with the first events."));
+  if (!entries.length)
+    return emptyState("No payload shapes yet", h("p", {}, "They appear with the first events."));
   return entries.flatMap(([type, variants]) =>
     variants.map((variant) => {
       let parsed;
@@ -26,7 +37,10 @@ function shapesView(introspection) {
       } catch {
         isJson = false;
       }
-      const keys = isJson && parsed && typeof parsed === "object" && !Array.isArray(parsed) ? Object.keys(parsed).sort() : null;
+      const keys =
+        isJson && parsed && typeof parsed === "object" && !Array.isArray(parsed)
+          ? Object.keys(parsed).sort()
+          : null;
       return h(
         "div",
         { class: "shape", dataset: { type } },
@@ -35,8 +49,18 @@ function shapesView(introspection) {
           { class: "shape-head" },
           h("span", { class: "shape-type" }, type),
           keys
-            ? h("span", { class: "chips" }, keys.length ? keys.map((k) => h("span", { class: "chip mono" }, k)) : h("span", { class: "chip" }, "{ }"))
-            : h("span", { class: "chip" }, isJson ? (Array.isArray(parsed) ? "array" : typeof parsed) : "not JSON"),
+            ? h(
+                "span",
+                { class: "chips" },
+                keys.length
+                  ? keys.map((k) => h("span", { class: "chip mono" }, k))
+                  : h("span", { class: "chip" }, "{ }"),
+              )
+            : h(
+                "span",
+                { class: "chip" },
+                isJson ? (Array.isArray(parsed) ? "array" : typeof parsed) : "not JSON",
+              ),
           h("span", { class: "hint" }, `example: #${variant.position}, `, timeAgo(variant.created)),
         ),
         isJson ? jsonView(parsed) : h("pre", { class: "text" }, variant.body),
@@ -52,14 +76,29 @@ function typesView(eventTypes) {
     "ul",
     { class: "kv-list", id: "event-types" },
     types.map(([type, count]) =>
-      h("li", { dataset: { type } }, h("span", { class: "grow" }, type), h("strong", { class: "mono" }, fmtNumber(count))),
+      h(
+        "li",
+        { dataset: { type } },
+        h("span", { class: "grow" }, type),
+        h("strong", { class: "mono" }, fmtNumber(count)),
+      ),
     ),
   );
 }
 
 async function subscriptionsView(name, names, signal) {
-  const create = h("a", { class: "btn btn-small", href: `/dashboard/new-subscription?stream=${seg(name)}` }, "New subscription");
-  if (!names.length) return h("div", { class: "card-body" }, h("p", { class: "hint first" }, "No subscription delivers this stream."), create);
+  const create = h(
+    "a",
+    { class: "btn btn-small", href: `/dashboard/new-subscription?stream=${seg(name)}` },
+    "New subscription",
+  );
+  if (!names.length)
+    return h(
+      "div",
+      { class: "card-body" },
+      h("p", { class: "hint first" }, "No subscription delivers this stream."),
+      create,
+    );
   let byName = new Map();
   let problem = null;
   try {
@@ -91,14 +130,31 @@ async function subscriptionsView(name, names, signal) {
 
 export default async function stream(main, { params: [name], signal, setTitle }) {
   setTitle(name);
-  const crumbs = h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/dashboard/streams" }, "Streams"), " / ");
+  const crumbs = h(
+    "nav",
+    { class: "crumbs", "aria-label": "Breadcrumb" },
+    h("a", { href: "/dashboard/streams" }, "Streams"),
+    " / ",
+  );
   const head = h(
     "div",
     { class: "page-head" },
-    h("div", {}, crumbs, h("div", { class: "title-row" }, pageTitle(name), copyButton(name, "Copy stream name"))),
+    h(
+      "div",
+      {},
+      crumbs,
+      h("div", { class: "title-row" }, pageTitle(name), copyButton(name, "Copy stream name")),
+    ),
   );
   if (!STREAM_NAME.test(name)) {
-    fill(main, head, errorBox(new Error("Stream names are 1-200 characters of A-Z a-z 0-9 _ - . : and do not start with . or -."), `“${name}” is not a stream name`));
+    fill(
+      main,
+      head,
+      errorBox(
+        new Error("Stream names are 1-200 characters of A-Z a-z 0-9 _ - . : and do not start with . or -."),
+        `“${name}” is not a stream name`,
+      ),
+    );
     return;
   }
   fill(main, head, loading());
@@ -136,7 +192,10 @@ export default async function stream(main, { params: [name], signal, setTitle })
     },
   });
   const shapes = h("div", { id: "shapes", hidden: true });
-  const panels = { events: h("div", { id: "panel-events", role: "tabpanel", "aria-labelledby": "tab-events" }, events), shapes };
+  const panels = {
+    events: h("div", { id: "panel-events", role: "tabpanel", "aria-labelledby": "tab-events" }, events),
+    shapes,
+  };
   shapes.setAttribute("role", "tabpanel");
   shapes.setAttribute("aria-labelledby", "tab-shapes");
   let shapesLoaded = false;
@@ -144,7 +203,15 @@ export default async function stream(main, { params: [name], signal, setTitle })
   const tabs = ["events", "shapes"].map((key) =>
     h(
       "button",
-      { type: "button", class: "tab", role: "tab", id: `tab-${key}`, "aria-controls": panels[key].id, "aria-selected": String(key === "events"), tabindex: key === "events" ? "0" : "-1" },
+      {
+        type: "button",
+        class: "tab",
+        role: "tab",
+        id: `tab-${key}`,
+        "aria-controls": panels[key].id,
+        "aria-selected": String(key === "events"),
+        tabindex: key === "events" ? "0" : "-1",
+      },
       key === "events" ? "Events" : "Payload shapes",
     ),
   );
@@ -160,7 +227,11 @@ export default async function stream(main, { params: [name], signal, setTitle })
       fill(shapes, loading());
       api(`/introspect/${seg(name)}`, { signal })
         .then((introspection) => fill(shapes, shapesView(introspection)))
-        .catch((error) => error.name !== "AbortError" && fill(shapes, h("div", { class: "card-body" }, errorBox(error, "Could not load the shapes"))));
+        .catch(
+          (error) =>
+            error.name !== "AbortError" &&
+            fill(shapes, h("div", { class: "card-body" }, errorBox(error, "Could not load the shapes"))),
+        );
     }
   }
   tabs.forEach((tab, index) => {
@@ -177,11 +248,23 @@ export default async function stream(main, { params: [name], signal, setTitle })
   fill(
     main,
     head,
-    info ? null : h("div", { class: "alert alert-warn", role: "status" }, "This stream has no events yet. Append the first one to create it."),
+    info
+      ? null
+      : h(
+          "div",
+          { class: "alert alert-warn", role: "status" },
+          "This stream has no events yet. Append the first one to create it.",
+        ),
     h(
       "div",
       { class: "grid-2" },
-      h("section", { class: "card", "aria-label": "Events" }, h("div", { class: "tabs", role: "tablist" }, tabs), panels.events, shapes),
+      h(
+        "section",
+        { class: "card", "aria-label": "Events" },
+        h("div", { class: "tabs", role: "tablist" }, tabs),
+        panels.events,
+        shapes,
+      ),
       h(
         "div",
         { class: "stack" },

@@ -37,7 +37,9 @@ export default function streams(main, { query, signal }) {
   const body = h("div", { id: "streams-list" }, loading());
   const count = h("span", { class: "muted" });
   const total = h("span", { id: "streams-total" }, "All");
-  const stopStats = onStats((stats) => (total.textContent = fmtNumber(stats.latest.streams.total)));
+  const stopStats = onStats((stats) => {
+    total.textContent = fmtNumber(stats.latest.streams.total);
+  });
   signal.addEventListener("abort", stopStats);
 
   fill(
@@ -51,7 +53,11 @@ export default function streams(main, { query, signal }) {
         { class: "search" },
         h("label", { class: "visually-hidden", for: "stream-search" }, "Search streams"),
         search,
-        h("span", { id: "stream-search-hint", class: "visually-hidden" }, "Shows the streams whose names start with this text"),
+        h(
+          "span",
+          { id: "stream-search-hint", class: "visually-hidden" },
+          "Shows the streams whose names start with this text",
+        ),
       ),
     ),
     h("section", { class: "card", "aria-label": "Streams" }, body),
@@ -69,7 +75,8 @@ export default function streams(main, { query, signal }) {
       render(page);
       details(page.streams, id);
     } catch (error) {
-      if (error.name !== "AbortError") fill(body, h("div", { class: "card-body" }, errorBox(error, "Could not list the streams")));
+      if (error.name !== "AbortError")
+        fill(body, h("div", { class: "card-body" }, errorBox(error, "Could not list the streams")));
     }
   }
 
@@ -78,7 +85,11 @@ export default function streams(main, { query, signal }) {
   function render(page) {
     rows.clear();
     const first = state.cursors.length === 1;
-    fill(count, state.prefix ? `Names starting with “${state.prefix}”` : total, state.prefix ? "" : " streams, by name");
+    fill(
+      count,
+      state.prefix ? `Names starting with “${state.prefix}”` : total,
+      state.prefix ? "" : " streams, by name",
+    );
     if (page.streams.length === 0) {
       const valid = STREAM_NAME.test(state.prefix);
       fill(
@@ -86,12 +97,23 @@ export default function streams(main, { query, signal }) {
         state.prefix
           ? emptyState(
               `No stream starts with “${state.prefix}”`,
-              valid ? h("p", {}, h("a", { href: streamHref(state.prefix) }, `Open “${state.prefix}”`), " to append its first event.") : null,
+              valid
+                ? h(
+                    "p",
+                    {},
+                    h("a", { href: streamHref(state.prefix) }, `Open “${state.prefix}”`),
+                    " to append its first event.",
+                  )
+                : null,
             )
           : emptyState(
               "No streams yet",
               h("p", {}, "A stream is created by its first event. From a shell:"),
-              h("pre", {}, `curl -X POST ${location.origin}/v1/streams/orders/events \\\n  -H 'Content-Type: application/json' \\\n  -d '{"type": "OrderPlaced", "data": {"id": 1}}'`),
+              h(
+                "pre",
+                {},
+                `curl -X POST ${location.origin}/v1/streams/orders/events \\\n  -H 'Content-Type: application/json' \\\n  -d '{"type": "OrderPlaced", "data": {"id": 1}}'`,
+              ),
             ),
       );
       return;
@@ -102,7 +124,14 @@ export default function streams(main, { query, signal }) {
       h(
         "thead",
         {},
-        h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col", class: "num" }, "Events"), h("th", { scope: "col" }, "Types"), h("th", { scope: "col" }, "Last event")),
+        h(
+          "tr",
+          {},
+          h("th", { scope: "col" }, "Name"),
+          h("th", { scope: "col", class: "num" }, "Events"),
+          h("th", { scope: "col" }, "Types"),
+          h("th", { scope: "col" }, "Last event"),
+        ),
       ),
       h(
         "tbody",
@@ -121,8 +150,16 @@ export default function streams(main, { query, signal }) {
         }),
       ),
     );
-    const previous = h("button", { type: "button", class: "btn btn-small", disabled: first, onclick: () => go(-1) }, "← Previous");
-    const next = h("button", { type: "button", class: "btn btn-small", disabled: !page.next, onclick: () => go(1) }, "Next →");
+    const previous = h(
+      "button",
+      { type: "button", class: "btn btn-small", disabled: first, onclick: () => go(-1) },
+      "← Previous",
+    );
+    const next = h(
+      "button",
+      { type: "button", class: "btn btn-small", disabled: !page.next, onclick: () => go(1) },
+      "Next →",
+    );
     const from = (state.cursors.length - 1) * PAGE + 1;
     fill(
       body,

@@ -2,7 +2,16 @@
 // wrong; the API's own message is shown on the field it concerns.
 
 import { api } from "../api.js";
-import { STREAM_NAME, SUBSCRIPTION_NAME, debounce, fill, h, pageTitle, seg, subscriptionHref } from "../dom.js";
+import {
+  STREAM_NAME,
+  SUBSCRIPTION_NAME,
+  debounce,
+  fill,
+  h,
+  pageTitle,
+  seg,
+  subscriptionHref,
+} from "../dom.js";
 import { navigate } from "../router.js";
 import { errorBox, loading } from "../ui.js";
 
@@ -55,7 +64,11 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
         " / ",
       ),
       pageTitle(editing ? `Edit “${editing}”` : "New subscription"),
-      h("p", { class: "page-sub" }, "Pushes a stream's events to a webhook, one request at a time, in order, at least once."),
+      h(
+        "p",
+        { class: "page-sub" },
+        "Pushes a stream's events to a webhook, one request at a time, in order, at least once.",
+      ),
     ),
   );
   let current = null;
@@ -88,17 +101,62 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     );
   };
 
-  const nameInput = h("input", { class: "input", name: "name", required: true, maxlength: "100", autocomplete: "off", spellcheck: "false", value: editing || "" });
-  const streamInput = h("input", { class: "input", name: "stream", required: true, list: "stream-options", autocomplete: "off", spellcheck: "false", value: c?.stream || query.get("stream") || "", disabled: !!editing });
+  const nameInput = h("input", {
+    class: "input",
+    name: "name",
+    required: true,
+    maxlength: "100",
+    autocomplete: "off",
+    spellcheck: "false",
+    value: editing || "",
+  });
+  const streamInput = h("input", {
+    class: "input",
+    name: "stream",
+    required: true,
+    list: "stream-options",
+    autocomplete: "off",
+    spellcheck: "false",
+    value: c?.stream || query.get("stream") || "",
+    disabled: !!editing,
+  });
   const streamOptions = h("datalist", { id: "stream-options" });
-  const urlInput = h("input", { class: "input", name: "url", type: "url", required: true, placeholder: "https://example.com/hooks/orders", value: c?.url || "", spellcheck: "false" });
+  const urlInput = h("input", {
+    class: "input",
+    name: "url",
+    type: "url",
+    required: true,
+    placeholder: "https://example.com/hooks/orders",
+    value: c?.url || "",
+    spellcheck: "false",
+  });
   const headerRows = h("div", { class: "header-rows" });
   const typeChoices = h("div", { class: "chips type-choices" });
-  const typesInput = h("input", { class: "input", name: "event_types", placeholder: "all types", value: (c?.event_types || []).join(", "), autocomplete: "off" });
-  const secretInput = h("input", { class: "input mono", name: "secret", autocomplete: "off", spellcheck: "false", placeholder: editing && c?.secret_set ? "(unchanged)" : "none: deliveries are not signed" });
+  const typesInput = h("input", {
+    class: "input",
+    name: "event_types",
+    placeholder: "all types",
+    value: (c?.event_types || []).join(", "),
+    autocomplete: "off",
+  });
+  const secretInput = h("input", {
+    class: "input mono",
+    name: "secret",
+    autocomplete: "off",
+    spellcheck: "false",
+    placeholder: editing && c?.secret_set ? "(unchanged)" : "none: deliveries are not signed",
+  });
   const removeSecret = h("input", { type: "checkbox", id: "sub-remove-secret" });
-  const startPosition = h("input", { class: "input", type: "number", min: "0", id: "sub-start-position", value: "0", "aria-label": "Start after position" });
-  const number = (key, value, attrs = {}) => h("input", { class: "input", type: "number", name: key, value: String(value), step: "any", ...attrs });
+  const startPosition = h("input", {
+    class: "input",
+    type: "number",
+    min: "0",
+    id: "sub-start-position",
+    value: "0",
+    "aria-label": "Start after position",
+  });
+  const number = (key, value, attrs = {}) =>
+    h("input", { class: "input", type: "number", name: key, value: String(value), step: "any", ...attrs });
   controls.start = startPosition;
   const batch = number("batch_size", c?.batch_size ?? 1, { min: "1", max: "1000", step: "1" });
   const timeout = number("timeout", c?.timeout ?? 10, { min: "0.001" });
@@ -119,16 +177,53 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
   controls.secret = secretInput;
   controls.headers = headerRows;
   const formError = h("div", { id: "form-error" });
-  const submit = h("button", { type: "submit", class: "btn btn-primary" }, editing ? "Save changes" : "Create subscription");
+  const submit = h(
+    "button",
+    { type: "submit", class: "btn btn-primary" },
+    editing ? "Save changes" : "Create subscription",
+  );
 
   function addHeader(name = "", value = "") {
     const row = h(
       "div",
       { class: "row header-row" },
-      h("label", { class: "field" }, h("span", { class: "label" }, "Header name"), h("input", { class: "input", value: name, autocomplete: "off", spellcheck: "false", dataset: { header: "name" } })),
-      h("label", { class: "field" }, h("span", { class: "label" }, "Value"), h("input", { class: "input", value, autocomplete: "off", spellcheck: "false", dataset: { header: "value" } })),
+      h(
+        "label",
+        { class: "field" },
+        h("span", { class: "label" }, "Header name"),
+        h("input", {
+          class: "input",
+          value: name,
+          autocomplete: "off",
+          spellcheck: "false",
+          dataset: { header: "name" },
+        }),
+      ),
+      h(
+        "label",
+        { class: "field" },
+        h("span", { class: "label" }, "Value"),
+        h("input", {
+          class: "input",
+          value,
+          autocomplete: "off",
+          spellcheck: "false",
+          dataset: { header: "value" },
+        }),
+      ),
     );
-    row.append(h("button", { type: "button", class: "btn btn-small btn-ghost", "aria-label": "Remove this header", onclick: () => row.remove() }, "Remove"));
+    row.append(
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-small btn-ghost",
+          "aria-label": "Remove this header",
+          onclick: () => row.remove(),
+        },
+        "Remove",
+      ),
+    );
     headerRows.append(row);
     return row;
   }
@@ -144,25 +239,33 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     if (!STREAM_NAME.test(stream)) return;
     try {
       const { streams } = await api("/v1/streams", { query: { prefix: stream, limit: 20 }, signal });
-      fill(streamOptions, streams.map((s) => h("option", { value: s.name })));
+      fill(
+        streamOptions,
+        streams.map((s) => h("option", { value: s.name })),
+      );
       if (!streams.some((s) => s.name === stream)) return;
       const info = await api(`/v1/streams/${seg(stream)}`, { signal });
       fill(
         typeChoices,
-        Object.keys(info.event_types).sort().map((type) =>
-          h(
-            "button",
-            {
-              type: "button",
-              class: "chip chip-button",
-              onclick: () => {
-                const have = typesInput.value.split(",").map((t) => t.trim()).filter(Boolean);
-                if (!have.includes(type)) typesInput.value = [...have, type].join(", ");
+        Object.keys(info.event_types)
+          .sort()
+          .map((type) =>
+            h(
+              "button",
+              {
+                type: "button",
+                class: "chip chip-button",
+                onclick: () => {
+                  const have = typesInput.value
+                    .split(",")
+                    .map((t) => t.trim())
+                    .filter(Boolean);
+                  if (!have.includes(type)) typesInput.value = [...have, type].join(", ");
+                },
               },
-            },
-            `+ ${type}`,
+              `+ ${type}`,
+            ),
           ),
-        ),
       );
     } catch (error) {
       if (error.name !== "AbortError") fill(typeChoices, h("span", { class: "form-error" }, error.message));
@@ -188,7 +291,12 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
             "div",
             { class: "card-body" },
             editing ? null : field("name", "Name", nameInput, "1-100 characters of A-Z a-z 0-9 _ - ."),
-            field("stream", "Stream", streamInput, editing ? "The stream cannot change." : "An existing stream, or one that does not exist yet."),
+            field(
+              "stream",
+              "Stream",
+              streamInput,
+              editing ? "The stream cannot change." : "An existing stream, or one that does not exist yet.",
+            ),
             streamOptions,
             field("url", "Webhook URL", urlInput, "http:// or https://. Any 2xx answer counts as delivered."),
             h(
@@ -197,7 +305,15 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
               h("legend", {}, "Headers sent with every delivery"),
               headerRows,
               errors.headers,
-              h("button", { type: "button", class: "btn btn-small", onclick: () => addHeader().querySelector("input").focus() }, "Add header"),
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "btn btn-small",
+                  onclick: () => addHeader().querySelector("input").focus(),
+                },
+                "Add header",
+              ),
             ),
             editing
               ? null
@@ -207,10 +323,20 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
                   h("legend", {}, "Start"),
                   startChoice("beginning", "from the first event", true),
                   startChoice("end", "with new events only", false),
-                  h("span", { class: "choice" }, startChoice("position", "after position", false), startPosition),
+                  h(
+                    "span",
+                    { class: "choice" },
+                    startChoice("position", "after position", false),
+                    startPosition,
+                  ),
                   errors.start,
                 ),
-            field("event_types", "Event types", typesInput, "Comma-separated; empty delivers every type. Others are passed over."),
+            field(
+              "event_types",
+              "Event types",
+              typesInput,
+              "Comma-separated; empty delivers every type. Others are passed over.",
+            ),
             typeChoices,
           ),
         ),
@@ -229,17 +355,62 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
               "div",
               { class: "field" },
               h("label", { class: "label", for: "sub-secret" }, "Signing secret"),
-              h("div", { class: "row" }, secretInput, h("button", { type: "button", class: "btn btn-small", onclick: () => (secretInput.value = newSecret()) }, "Generate")),
-              h("span", { class: "hint", id: "sub-secret-hint" }, "Standard Webhooks: whsec_ + base64. It is never shown again after saving."),
-              editing && c?.secret_set ? h("label", { class: "choice" }, removeSecret, "Remove the secret") : null,
+              h(
+                "div",
+                { class: "row" },
+                secretInput,
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "btn btn-small",
+                    onclick: () => {
+                      secretInput.value = newSecret();
+                    },
+                  },
+                  "Generate",
+                ),
+              ),
+              h(
+                "span",
+                { class: "hint", id: "sub-secret-hint" },
+                "Standard Webhooks: whsec_ + base64. It is never shown again after saving.",
+              ),
+              editing && c?.secret_set
+                ? h("label", { class: "choice" }, removeSecret, "Remove the secret")
+                : null,
               errors.secret,
             ),
-            h("div", { class: "row" }, field("batch_size", "Batch size", batch), field("timeout", "Timeout (s)", timeout)),
-            h("div", { class: "row" }, field("max_attempts", "Attempts per event", attempts, "0 = forever"), field("on_exhausted", "When exhausted", onExhausted)),
-            h("div", { class: "row" }, field("backoff_initial", "Backoff from (s)", backoffInitial), field("backoff_max", "Backoff up to (s)", backoffMax)),
+            h(
+              "div",
+              { class: "row" },
+              field("batch_size", "Batch size", batch),
+              field("timeout", "Timeout (s)", timeout),
+            ),
+            h(
+              "div",
+              { class: "row" },
+              field("max_attempts", "Attempts per event", attempts, "0 = forever"),
+              field("on_exhausted", "When exhausted", onExhausted),
+            ),
+            h(
+              "div",
+              { class: "row" },
+              field("backoff_initial", "Backoff from (s)", backoffInitial),
+              field("backoff_max", "Backoff up to (s)", backoffMax),
+            ),
           ),
         ),
-        h("div", { class: "actions" }, submit, h("a", { class: "btn", href: editing ? subscriptionHref(editing) : "/dashboard/subscriptions" }, "Cancel")),
+        h(
+          "div",
+          { class: "actions" },
+          submit,
+          h(
+            "a",
+            { class: "btn", href: editing ? subscriptionHref(editing) : "/dashboard/subscriptions" },
+            "Cancel",
+          ),
+        ),
       ),
     ),
   );
@@ -261,7 +432,8 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     const name = editing || nameInput.value.trim();
     if (!editing && !SUBSCRIPTION_NAME.test(name)) fail("name", "Use 1-100 characters of A-Z a-z 0-9 _ - .");
     const stream = streamInput.value.trim();
-    if (!STREAM_NAME.test(stream)) fail("stream", "Use 1-200 characters of A-Z a-z 0-9 _ - . : (not starting with . or -).");
+    if (!STREAM_NAME.test(stream))
+      fail("stream", "Use 1-200 characters of A-Z a-z 0-9 _ - . : (not starting with . or -).");
     const url = urlInput.value.trim();
     if (!/^https?:\/\/[^\s/]+/i.test(url)) fail("url", "Give an http:// or https:// address.");
     const headers = {};
@@ -276,11 +448,15 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     if (!editing) {
       const start = form.querySelector("input[name=start]:checked").value;
       if (start === "position") {
-        if (!/^\d+$/.test(startPosition.value.trim())) fail("start", "The start position is a whole number, 0 or more.");
+        if (!/^\d+$/.test(startPosition.value.trim()))
+          fail("start", "The start position is a whole number, 0 or more.");
         body.start = Number(startPosition.value);
       } else body.start = start;
     }
-    const types = typesInput.value.split(",").map((t) => t.trim()).filter(Boolean);
+    const types = typesInput.value
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean);
     body.event_types = types.length ? types : null;
     if (removeSecret.checked) body.secret = null;
     else if (secretInput.value.trim()) body.secret = secretInput.value.trim();
@@ -304,7 +480,13 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     const { name, body, problems } = collect();
     if (problems.length) {
       for (const [key, message] of problems) setError(key, message);
-      fill(formError, errorBox(new Error(`${problems.length === 1 ? "One field needs" : `${problems.length} fields need`} a fix.`), "Check the form"));
+      fill(
+        formError,
+        errorBox(
+          new Error(`${problems.length === 1 ? "One field needs" : `${problems.length} fields need`} a fix.`),
+          "Check the form",
+        ),
+      );
       const first = controls[problems[0][0]];
       (first?.tagName === "DIV" ? first.querySelector("input") : first)?.focus();
       return;
@@ -315,7 +497,10 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
         // PUT would update an existing one: refuse instead, so a name typo cannot clobber it.
         const { subscriptions } = await api("/v1/subscriptions", { signal });
         if (subscriptions.some((s) => s.name === name)) {
-          setError("name", "A subscription with this name exists already: pick another name, or edit that one.");
+          setError(
+            "name",
+            "A subscription with this name exists already: pick another name, or edit that one.",
+          );
           nameInput.focus();
           return;
         }

@@ -15,7 +15,11 @@ function seconds(value) {
 
 function maskedHeader(name, value) {
   const shown = h("span", { class: "masked" }, "••••••");
-  const reveal = h("button", { type: "button", class: "btn btn-small btn-ghost", "aria-label": `Show the value of ${name}` }, "Show");
+  const reveal = h(
+    "button",
+    { type: "button", class: "btn btn-small btn-ghost", "aria-label": `Show the value of ${name}` },
+    "Show",
+  );
   reveal.addEventListener("click", () => {
     const hidden = shown.classList.toggle("masked");
     shown.textContent = hidden ? "••••••" : value;
@@ -34,20 +38,37 @@ function configView(sub) {
     { class: "props", id: "config" },
     row("Stream", h("a", { href: streamHref(c.stream) }, c.stream)),
     row("URL", h("code", {}, c.url)),
-    row("Headers", headers.length ? headers.map(([n, v]) => maskedHeader(n, v)) : h("span", { class: "muted" }, "none")),
-    row("Event types", c.event_types ? h("div", { class: "chips" }, c.event_types.map((t) => h("span", { class: "chip" }, t))) : h("span", { class: "muted" }, "all")),
+    row(
+      "Headers",
+      headers.length ? headers.map(([n, v]) => maskedHeader(n, v)) : h("span", { class: "muted" }, "none"),
+    ),
+    row(
+      "Event types",
+      c.event_types
+        ? h(
+            "div",
+            { class: "chips" },
+            c.event_types.map((t) => h("span", { class: "chip" }, t)),
+          )
+        : h("span", { class: "muted" }, "all"),
+    ),
     row("Signing", c.secret_set ? badge("secret set", "ok") : h("span", { class: "muted" }, "not signed")),
     row("Batch size", String(c.batch_size)),
     row("Timeout", seconds(c.timeout)),
     row("Attempts", c.max_attempts === 0 ? "retry forever" : `${c.max_attempts} per event`),
     row("Backoff", `${seconds(c.backoff.initial)} → ${seconds(c.backoff.max)}`),
     row("When exhausted", c.on_exhausted === "park" ? "park the event, go on" : "pause"),
-    row("Created", timeAgo(sub.created), c.created_by === "original" ? [" ", badge("original API", "neutral")] : null),
+    row(
+      "Created",
+      timeAgo(sub.created),
+      c.created_by === "original" ? [" ", badge("original API", "neutral")] : null,
+    ),
   );
 }
 
 function resultBadge(delivery) {
-  if (delivery.status_code !== null && delivery.status_code >= 200 && delivery.status_code < 300) return badge(String(delivery.status_code), "ok");
+  if (delivery.status_code !== null && delivery.status_code >= 200 && delivery.status_code < 300)
+    return badge(String(delivery.status_code), "ok");
   return badge(delivery.status_code !== null ? String(delivery.status_code) : "error", "bad");
 }
 
@@ -56,7 +77,17 @@ function deliveriesView(deliveries) {
   return h(
     "table",
     { class: "table stackable flow", id: "deliveries" },
-    h("thead", {}, h("tr", {}, ["When", "Position", "Attempt", "Result", "Duration", "Details"].map((t) => h("th", { scope: "col" }, t)))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["When", "Position", "Attempt", "Result", "Duration", "Details"].map((t) =>
+          h("th", { scope: "col" }, t),
+        ),
+      ),
+    ),
     h(
       "tbody",
       {},
@@ -74,7 +105,12 @@ function deliveriesView(deliveries) {
             { class: "wide" },
             d.error ? h("div", { class: "form-error delivery-error" }, d.error) : null,
             d.response_excerpt
-              ? h("details", {}, h("summary", { class: "hint" }, "Response"), h("pre", { class: "text" }, d.response_excerpt))
+              ? h(
+                  "details",
+                  {},
+                  h("summary", { class: "hint" }, "Response"),
+                  h("pre", { class: "text" }, d.response_excerpt),
+                )
               : null,
           ),
         ),
@@ -84,11 +120,23 @@ function deliveriesView(deliveries) {
 }
 
 function parkedView(parked) {
-  if (!parked.length) return emptyState("No parked events", h("p", {}, "Events that exhaust their attempts under the park policy wait here."));
+  if (!parked.length)
+    return emptyState(
+      "No parked events",
+      h("p", {}, "Events that exhaust their attempts under the park policy wait here."),
+    );
   return h(
     "table",
     { class: "table stackable flow", id: "parked" },
-    h("thead", {}, h("tr", {}, ["Position", "Event id", "Error", "Parked"].map((t) => h("th", { scope: "col" }, t)))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Position", "Event id", "Error", "Parked"].map((t) => h("th", { scope: "col" }, t)),
+      ),
+    ),
     h(
       "tbody",
       {},
@@ -117,7 +165,11 @@ export default async function subscription(main, { params: [name], signal, setTi
   const parked = h("div", {}, loading());
   const config = h("div", {}, loading());
   const toggle = h("button", { type: "button", class: "btn", id: "toggle-pause", disabled: true }, "Pause");
-  const replay = h("button", { type: "button", class: "btn btn-small", id: "replay-parked", disabled: true }, "Replay parked");
+  const replay = h(
+    "button",
+    { type: "button", class: "btn btn-small", id: "replay-parked", disabled: true },
+    "Replay parked",
+  );
   let sub = null;
 
   const head = h(
@@ -126,7 +178,12 @@ export default async function subscription(main, { params: [name], signal, setTi
     h(
       "div",
       {},
-      h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "/dashboard/subscriptions" }, "Subscriptions"), " / "),
+      h(
+        "nav",
+        { class: "crumbs", "aria-label": "Breadcrumb" },
+        h("a", { href: "/dashboard/subscriptions" }, "Subscriptions"),
+        " / ",
+      ),
       h("div", { class: "title-row" }, pageTitle(name), badgeSlot),
     ),
     h(
@@ -135,11 +192,22 @@ export default async function subscription(main, { params: [name], signal, setTi
       toggle,
       h("a", { class: "btn", href: `/dashboard/new-subscription?edit=${seg(name)}` }, "Edit"),
       h("button", { type: "button", class: "btn", id: "reset", onclick: () => reset() }, "Reset…"),
-      h("button", { type: "button", class: "btn btn-danger", id: "delete", onclick: () => remove() }, "Delete…"),
+      h(
+        "button",
+        { type: "button", class: "btn btn-danger", id: "delete", onclick: () => remove() },
+        "Delete…",
+      ),
     ),
   );
   if (!SUBSCRIPTION_NAME.test(name)) {
-    fill(main, head, errorBox(new Error("Subscription names are 1-100 characters of A-Z a-z 0-9 _ - ."), `“${name}” is not a subscription name`));
+    fill(
+      main,
+      head,
+      errorBox(
+        new Error("Subscription names are 1-100 characters of A-Z a-z 0-9 _ - ."),
+        `“${name}” is not a subscription name`,
+      ),
+    );
     return;
   }
   fill(
@@ -154,7 +222,15 @@ export default async function subscription(main, { params: [name], signal, setTi
         "div",
         { class: "stack" },
         card("Progress", { id: "progress" }, progress),
-        card("Delivery attempts", { id: "attempts", flush: true, actions: h("span", { class: "hint" }, `latest ${LOG_SIZE}, newest first`) }, deliveries),
+        card(
+          "Delivery attempts",
+          {
+            id: "attempts",
+            flush: true,
+            actions: h("span", { class: "hint" }, `latest ${LOG_SIZE}, newest first`),
+          },
+          deliveries,
+        ),
         card("Parked events", { id: "parked-events", flush: true, actions: replay }, parked),
       ),
       card("Configuration", { id: "configuration" }, config),
@@ -167,11 +243,25 @@ export default async function subscription(main, { params: [name], signal, setTi
     toggle.textContent = sub.status === "paused" ? "Resume" : "Pause";
     toggle.className = sub.status === "paused" ? "btn btn-primary" : "btn";
     if (sub.status === "paused") {
-      fill(notice, h("div", { class: "alert alert-warn", role: "status" }, h("strong", {}, "Paused"), sub.paused_reason ? `: ${sub.paused_reason}` : ""));
+      fill(
+        notice,
+        h(
+          "div",
+          { class: "alert alert-warn", role: "status" },
+          h("strong", {}, "Paused"),
+          sub.paused_reason ? `: ${sub.paused_reason}` : "",
+        ),
+      );
     } else if (sub.status === "retrying") {
       fill(
         notice,
-        h("div", { class: "alert alert-error", role: "status" }, h("strong", {}, `Retrying event #${sub.position + 1}`), ` after ${sub.attempts} failed attempt${sub.attempts === 1 ? "" : "s"}: `, sub.last_error || ""),
+        h(
+          "div",
+          { class: "alert alert-error", role: "status" },
+          h("strong", {}, `Retrying event #${sub.position + 1}`),
+          ` after ${sub.attempts} failed attempt${sub.attempts === 1 ? "" : "s"}: `,
+          sub.last_error || "",
+        ),
       );
     } else fill(notice);
     fill(
@@ -185,7 +275,9 @@ export default async function subscription(main, { params: [name], signal, setTi
         h("span", {}, "lag ", h("strong", { id: "lag" }, fmtNumber(sub.lag))),
         h("span", {}, "last delivery ", timeAgo(sub.last_delivered_at)),
       ),
-      sub.last_error ? h("p", { class: "form-error", id: "last-error" }, "Last error: ", sub.last_error) : null,
+      sub.last_error
+        ? h("p", { class: "form-error", id: "last-error" }, "Last error: ", sub.last_error)
+        : null,
     );
     fill(config, configView(sub));
     replay.disabled = sub.parked === 0;
@@ -208,7 +300,12 @@ export default async function subscription(main, { params: [name], signal, setTi
     } catch (error) {
       if (error.name === "AbortError") return;
       if (error.status === 404 && !sub) {
-        fill(main, head, errorBox(error, "No such subscription"), h("p", {}, h("a", { href: "/dashboard/subscriptions" }, "All subscriptions")));
+        fill(
+          main,
+          head,
+          errorBox(error, "No such subscription"),
+          h("p", {}, h("a", { href: "/dashboard/subscriptions" }, "All subscriptions")),
+        );
         return;
       }
       fill(notice, errorBox(error, "Could not refresh"));
@@ -234,7 +331,14 @@ export default async function subscription(main, { params: [name], signal, setTi
     fill(actionError);
     try {
       const { replaying } = await api(`${base}/parked/replay`, { method: "POST", signal });
-      fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, `Replaying ${replaying} parked event${replaying === 1 ? "" : "s"}.`));
+      fill(
+        actionError,
+        h(
+          "div",
+          { class: "alert alert-ok", role: "status" },
+          `Replaying ${replaying} parked event${replaying === 1 ? "" : "s"}.`,
+        ),
+      );
       refresh();
     } catch (error) {
       if (error.name !== "AbortError") fill(actionError, errorBox(error, "Could not replay"));
@@ -246,7 +350,11 @@ export default async function subscription(main, { params: [name], signal, setTi
       title: `Reset “${name}”?`,
       body: [
         h("p", {}, "Give the last position to count as delivered: the next delivery is the event after it."),
-        h("p", {}, "A lower position delivers events again; a higher one skips them, and they are never delivered."),
+        h(
+          "p",
+          {},
+          "A lower position delivers events again; a higher one skips them, and they are never delivered.",
+        ),
       ],
       confirm: "Reset position",
       danger: true,
@@ -257,13 +365,18 @@ export default async function subscription(main, { params: [name], signal, setTi
         validate: (text) => (/^\d+$/.test(text.trim()) ? null : "A whole number, 0 or more."),
       },
     });
-    if (value !== null) await act("reset", { position: Number(value) }, `Reset: the next delivery is #${Number(value) + 1}.`);
+    if (value !== null)
+      await act("reset", { position: Number(value) }, `Reset: the next delivery is #${Number(value) + 1}.`);
   }
 
   async function remove() {
     const yes = await confirmDialog({
       title: `Delete “${name}”?`,
-      body: h("p", {}, "Deliveries stop at once and its position is forgotten. The stream and its events stay."),
+      body: h(
+        "p",
+        {},
+        "Deliveries stop at once and its position is forgotten. The stream and its events stay.",
+      ),
       confirm: "Delete subscription",
       danger: true,
     });
@@ -279,7 +392,11 @@ export default async function subscription(main, { params: [name], signal, setTi
   await refresh();
   let seen = "";
   const stop = onStats((stats) => {
-    const key = JSON.stringify([stats.latest.counters, stats.latest.subscriptions, stats.latest.streams.events]);
+    const key = JSON.stringify([
+      stats.latest.counters,
+      stats.latest.subscriptions,
+      stats.latest.streams.events,
+    ]);
     if (key !== seen) {
       seen = key;
       if (sub) refresh();

@@ -10,11 +10,31 @@ import { emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
 const FILTERS = ["all", "active", "retrying", "paused"];
 
 export default function subscriptions(main, { query, signal }) {
-  const state = { status: FILTERS.includes(query.get("status")) ? query.get("status") : "all", text: query.get("q") || "", list: null };
+  const state = {
+    status: FILTERS.includes(query.get("status")) ? query.get("status") : "all",
+    text: query.get("q") || "",
+    list: null,
+  };
   const body = h("div", { id: "subscriptions-list" }, loading());
-  const search = h("input", { class: "input", type: "search", id: "subscription-filter", placeholder: "Filter by name or stream…", value: state.text, autocomplete: "off" });
+  const search = h("input", {
+    class: "input",
+    type: "search",
+    id: "subscription-filter",
+    placeholder: "Filter by name or stream…",
+    value: state.text,
+    autocomplete: "off",
+  });
   const filterButtons = FILTERS.map((status) =>
-    h("button", { type: "button", class: "btn btn-small", "aria-pressed": String(status === state.status), dataset: { filter: status } }, status[0].toUpperCase() + status.slice(1)),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn btn-small",
+        "aria-pressed": String(status === state.status),
+        dataset: { filter: status },
+      },
+      status[0].toUpperCase() + status.slice(1),
+    ),
   );
   const counts = h("p", { class: "page-sub" });
 
@@ -30,7 +50,12 @@ export default function subscriptions(main, { query, signal }) {
       "div",
       { class: "toolbar section-gap", role: "group", "aria-label": "Filters" },
       h("div", { class: "actions", role: "group", "aria-label": "Status" }, filterButtons),
-      h("div", { class: "search" }, h("label", { class: "visually-hidden", for: "subscription-filter" }, "Filter subscriptions"), search),
+      h(
+        "div",
+        { class: "search" },
+        h("label", { class: "visually-hidden", for: "subscription-filter" }, "Filter subscriptions"),
+        search,
+      ),
     ),
     h("section", { class: "card section-gap", "aria-label": "Subscriptions" }, body),
   );
@@ -40,12 +65,26 @@ export default function subscriptions(main, { query, signal }) {
     if (!list) return;
     const text = state.text.toLowerCase();
     const shown = list.filter(
-      (s) => (state.status === "all" || s.status === state.status) && (!text || s.name.toLowerCase().includes(text) || s.stream.toLowerCase().includes(text)),
+      (s) =>
+        (state.status === "all" || s.status === state.status) &&
+        (!text || s.name.toLowerCase().includes(text) || s.stream.toLowerCase().includes(text)),
     );
     const by = (status) => list.filter((s) => s.status === status).length;
     counts.textContent = `${fmtNumber(list.length)} in all: ${fmtNumber(by("active"))} active, ${fmtNumber(by("retrying"))} retrying, ${fmtNumber(by("paused"))} paused`;
     if (!list.length) {
-      fill(body, emptyState("No subscriptions yet", h("p", {}, "A subscription pushes a stream's events to a webhook, in order. ", h("a", { href: "/dashboard/new-subscription" }, "Create one"), ".")));
+      fill(
+        body,
+        emptyState(
+          "No subscriptions yet",
+          h(
+            "p",
+            {},
+            "A subscription pushes a stream's events to a webhook, in order. ",
+            h("a", { href: "/dashboard/new-subscription" }, "Create one"),
+            ".",
+          ),
+        ),
+      );
       return;
     }
     if (!shown.length) {
@@ -60,7 +99,13 @@ export default function subscriptions(main, { query, signal }) {
         h(
           "thead",
           {},
-          h("tr", {}, ["Name", "Status", "Progress", "Last delivery", "Last error"].map((t) => h("th", { scope: "col" }, t))),
+          h(
+            "tr",
+            {},
+            ["Name", "Status", "Progress", "Last delivery", "Last error"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
         ),
         h(
           "tbody",
@@ -75,10 +120,21 @@ export default function subscriptions(main, { query, signal }) {
                 h("a", { class: "cell-name", href: subscriptionHref(s.name) }, s.name),
                 h("div", { class: "hint" }, "stream ", h("a", { href: streamHref(s.stream) }, s.stream)),
               ),
-              h("td", {}, statusBadge(s.status), s.parked ? [" ", h("span", { class: "badge tone-warn plain" }, `${fmtNumber(s.parked)} parked`)] : null),
+              h(
+                "td",
+                {},
+                statusBadge(s.status),
+                s.parked
+                  ? [" ", h("span", { class: "badge tone-warn plain" }, `${fmtNumber(s.parked)} parked`)]
+                  : null,
+              ),
               h("td", { class: "wide" }, lagBar(s.position, s.head)),
               h("td", { "data-label": "Last delivery" }, timeAgo(s.last_delivered_at)),
-              h("td", { class: "wide cell-error", title: s.last_error || s.paused_reason || "" }, s.last_error || s.paused_reason || h("span", { class: "muted" }, "—")),
+              h(
+                "td",
+                { class: "wide cell-error", title: s.last_error || s.paused_reason || "" },
+                s.last_error || s.paused_reason || h("span", { class: "muted" }, "—"),
+              ),
             ),
           ),
         ),
@@ -91,10 +147,13 @@ export default function subscriptions(main, { query, signal }) {
     if (fetching) return;
     fetching = true;
     try {
-      state.list = (await api("/v1/subscriptions", { signal })).subscriptions.sort((a, b) => a.name.localeCompare(b.name));
+      state.list = (await api("/v1/subscriptions", { signal })).subscriptions.sort((a, b) =>
+        a.name.localeCompare(b.name),
+      );
       render();
     } catch (error) {
-      if (error.name !== "AbortError") fill(body, h("div", { class: "card-body" }, errorBox(error, "Could not load the subscriptions")));
+      if (error.name !== "AbortError")
+        fill(body, h("div", { class: "card-body" }, errorBox(error, "Could not load the subscriptions")));
     } finally {
       fetching = false;
     }
