@@ -171,6 +171,8 @@ class StatsRoutes:
     def __init__(self, store: EventStore, sampler: StatsSampler) -> None:
         self._store = store
         self.sampler = sampler
+        # The one-sample message of the latest tick, shared by every open dashboard.
+        self._tick_message: tuple[int, bytes] | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -231,9 +233,16 @@ class StatsRoutes:
         sent = -KEEP  # the first message carries the whole history
         while True:
             taken = sampler.count
-            body = encoder.encode(await self.snapshot(min(taken - sent, KEEP)))
+            cached = self._tick_message
+            if taken - sent == 1 and cached is not None and cached[0] == taken:
+                message = cached[1]
+            else:
+                body = encoder.encode(await self.snapshot(min(taken - sent, KEEP)))
+                message = b"id: %d\nevent: stats\ndata: %s\n\n" % (taken, body)
+                if taken - sent == 1:
+                    self._tick_message = (taken, message)
             sent = taken
-            yield b"id: %d\nevent: stats\ndata: %s\n\n" % (taken, body)
+            yield message
             # Without a sample (the sampler is not running) the counts still go out.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(sampler.interval * 2):
