@@ -250,3 +250,13 @@ def test_subscriptions_list_and_the_streams_subscriptions(
     subs = page.locator("#stream-subscriptions")
     expect(subs.locator(f'[data-subscription="{running}"] .badge')).to_have_text("active")
     expect(subs.locator(f'[data-subscription="{stopped}"] .badge')).to_have_text("paused")
+
+
+def test_an_unknown_subscription_says_so(open_page: OpenPage, console: ConsoleWatch) -> None:
+    console.allow(r"status of 404")
+    name = sub_name()
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("No such subscription (404)")
+    expect(alert).to_contain_text(name)  # the API's own words
+    expect(page.get_by_role("link", name="All subscriptions")).to_be_visible()
