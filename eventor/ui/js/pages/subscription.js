@@ -284,8 +284,9 @@ export default async function subscription(main, { params: [name], signal, setTi
   }
 
   let refreshing = false;
+  let deleting = false; // no refresh may race the DELETE into a 404
   async function refresh() {
-    if (refreshing) return;
+    if (refreshing || deleting) return;
     refreshing = true;
     try {
       const [status, log, dead] = await Promise.all([
@@ -382,9 +383,11 @@ export default async function subscription(main, { params: [name], signal, setTi
     });
     if (!yes) return;
     try {
+      deleting = true;
       await api(base, { method: "DELETE", signal });
       navigate("/dashboard/subscriptions");
     } catch (error) {
+      deleting = false;
       if (error.name !== "AbortError") fill(actionError, errorBox(error, "Could not delete"));
     }
   }
