@@ -79,6 +79,7 @@ def receiver_main(port_file: str) -> None:
 
 class Processes:
     def __init__(self, data: Path, server_args: list[str]) -> None:
+        data.mkdir(parents=True, exist_ok=True)
         port_file = data / "receiver.port"
         self.receiver = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.delivery", "--receiver", str(port_file)], cwd=ROOT
@@ -319,6 +320,7 @@ def idle_thousand(p: Processes, run: int, count: int = 1000) -> dict[str, float]
     sent: dict[str, float] = {}
     started = time.monotonic()
     asyncio.run(one_each(sent))
+    appended = time.monotonic()
     p.wait_received(count, timeout=60)
     records = p.dump()
     done = max(r[2] for r in records)
@@ -329,6 +331,7 @@ def idle_thousand(p: Processes, run: int, count: int = 1000) -> dict[str, float]
     return {
         "idle_cpu_percent": cpu,
         "rss_mb": rss,
+        "appends_took_s": appended - started,
         "all_delivered_s": done - started,
         "worst_append_to_receipt_s": worst,
     }
@@ -347,6 +350,7 @@ def main() -> None:
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
     parser.add_argument("--durability", default="full")
     parser.add_argument("--max-open-files", default="256")
+    parser.add_argument("--idle-max-open-files", default="2048")
     args = parser.parse_args()
     if args.receiver:
         receiver_main(args.receiver)
@@ -370,10 +374,21 @@ def main() -> None:
             out["catch_up_100k_batch_100_eps"] = median_of(
                 args.runs, lambda r: catch_up(p, r, 100_000, 100)
             )
-            out["idle_1000"] = median_of(args.runs, lambda r: idle_thousand(p, r))
-            out["load_average_at_end"] = load_average()
         finally:
             p.stop()
+        # 1,000 streams: a fresh server for each run, with room to keep every stream open
+        idle_args = ["--durability", args.durability, "--max-open-files", args.idle_max_open_files]
+        out["idle_1000_server_args"] = idle_args
+
+        def idle_run(run: int) -> dict[str, float]:
+            fresh = Processes(Path(tmp) / f"idle{run}", idle_args)
+            try:
+                return idle_thousand(fresh, run)
+            finally:
+                fresh.stop()
+
+        out["idle_1000"] = median_of(args.runs, idle_run)
+        out["load_average_at_end"] = load_average()
     print(json.dumps(out, indent=2))
 
 
