@@ -28,8 +28,19 @@ class AppendedSignal:
         """The last head notified for `stream` (0 when none since start)."""
         return self._heads.get(stream, 0)
 
+    def wake_all(self) -> None:
+        """Wake every waiter now (e.g. at shutdown); those whose stream did not grow get False."""
+        waiters, self._waiters = self._waiters, {}
+        for stream_waiters in waiters.values():
+            for waiter in stream_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
     async def wait(self, stream: str, after: int, timeout: float | None = None) -> bool:
-        """Wait until `stream`'s head passes `after`; False when `timeout` seconds pass first."""
+        """Wait until `stream`'s head passes `after`.
+
+        False when `timeout` seconds pass first, or when `wake_all` interrupts the wait.
+        """
         if self._heads.get(stream, 0) > after:
             return True
         loop = asyncio.get_running_loop()
@@ -49,6 +60,8 @@ class AppendedSignal:
                     del self._waiters[stream]
             if self._heads.get(stream, 0) > after:
                 return True
+            if self._waiters.get(stream) is not waiters:
+                return False  # woken by wake_all, not by an append
 
     def waiting(self) -> int:
         """How many waiters there are (for metrics)."""

@@ -11,12 +11,16 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 from .errors import EventorError
 from .settings import DEFAULT_MAX_OPEN_FILES, DURABILITIES, Limits, Settings
+
+if TYPE_CHECKING:
+    from .api.app import EventorApp
 
 log = logging.getLogger("eventor")
 
@@ -196,7 +200,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+        loop.add_signal_handler(sig, _stop, app, server, sig)
     address = sock.getsockname()
     log.info(
         "Eventor %s serving http://%s:%d, data in %s (durability %s)",
@@ -225,6 +229,11 @@ def _make_server_class() -> type:
             yield
 
     return Server
+
+
+def _stop(app: EventorApp, server: Any, sig: int) -> None:
+    app.begin_shutdown()
+    server.handle_exit(sig, None)
 
 
 def _host_for_url(host: str) -> str:

@@ -32,7 +32,13 @@ class EventStore:
         self.storage = storage
         self.limits = limits
         self.appended = AppendedSignal()
+        self.stopping = False
         storage.set_append_listener(self.appended.notify)
+
+    def begin_shutdown(self) -> None:
+        """The server is stopping: end long polls and live streams instead of waiting."""
+        self.stopping = True
+        self.appended.wake_all()
 
     async def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion = ANY
@@ -85,7 +91,7 @@ class EventStore:
             result = await self.storage.read(stream, start, limit)
         except StreamNotFound:
             result = ReadResult(0, [])
-        if result.events or wait <= 0:
+        if result.events or wait <= 0 or self.stopping:
             return result
         if await self.appended.wait(stream, max(start - 1, result.head), wait):
             return await self.storage.read(stream, start, limit)

@@ -59,6 +59,10 @@ class EventorApp:
         await self.subscriptions.start()
         self.stats.start()
 
+    def begin_shutdown(self) -> None:
+        """A stop was asked for: end long polls and live streams so the server can drain."""
+        self.store.begin_shutdown()
+
     async def shutdown(self) -> None:
         await self.stats.stop()
         await self.subscriptions.stop()

@@ -231,7 +231,7 @@ class StatsRoutes:
         sampler = self.sampler
         yield b"retry: 1000\n\n"
         sent = -KEEP  # the first message carries the whole history
-        while True:
+        while not self._store.stopping:
             taken = sampler.count
             cached = self._tick_message
             if taken - sent == 1 and cached is not None and cached[0] == taken:

@@ -182,7 +182,7 @@ class StreamRoutes:
     async def _sse(self, stream: str, start: int) -> AsyncIterator[bytes]:
         yield b"retry: 1000\n\n"
         position = start
-        while True:
+        while not self._store.stopping:
             try:
                 events = (await self._store.read(stream, position, SSE_PAGE)).events
             except StreamNotFound:

@@ -1,0 +1,41 @@
+"""A graceful stop (SIGTERM) ends open live streams and long polls at once and exits cleanly."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+
+
+def test_sigterm_with_live_streams_and_long_polls_open_stops_promptly(make_server):
+    server = make_server()
+    results: dict[str, object] = {}
+
+    def long_poll() -> None:
+        r = httpx.get(f"{server.url}/v1/streams/quiet/events?wait=30", timeout=40)
+        results["long_poll"] = (r.status_code, r.json()["events"])
+
+    def live(path: str) -> None:
+        with httpx.stream("GET", server.url + path, timeout=40) as r:
+            results[path] = b"".join(r.iter_bytes())
+
+    threads = [
+        threading.Thread(target=long_poll),
+        threading.Thread(target=live, args=("/v1/streams/quiet/live",)),
+        threading.Thread(target=live, args=("/v1/stats/live",)),
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # let the three requests reach their waits (no condition to poll here)
+    started = time.monotonic()
+    assert server.stop(signal.SIGTERM, timeout=10) == 0
+    took = time.monotonic() - started
+    for t in threads:
+        t.join(5)
+    # uvicorn would wait 5 s for open streams before cutting them; ours end when the stop begins.
+    assert took < 3, took
+    assert results["long_poll"] == (200, [])
+    assert b"retry:" in results["/v1/streams/quiet/live"]  # type: ignore[operator]
+    assert "Eventor stopped" in server.log()
