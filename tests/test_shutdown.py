@@ -17,9 +17,14 @@ def test_sigterm_with_live_streams_and_long_polls_open_stops_promptly(make_serve
         r = httpx.get(f"{server.url}/v1/streams/quiet/events?wait=30", timeout=40)
         results["long_poll"] = (r.status_code, r.json()["events"])
 
+    streaming = threading.Barrier(3)
+
     def live(path: str) -> None:
         with httpx.stream("GET", server.url + path, timeout=40) as r:
-            results[path] = b"".join(r.iter_bytes())
+            chunks = r.iter_bytes()
+            first = next(chunks)
+            streaming.wait(10)
+            results[path] = first + b"".join(chunks)
 
     threads = [
         threading.Thread(target=long_poll),
@@ -28,7 +33,7 @@ def test_sigterm_with_live_streams_and_long_polls_open_stops_promptly(make_serve
     ]
     for t in threads:
         t.start()
-    time.sleep(0.5)  # let the three requests reach their waits (no condition to poll here)
+    streaming.wait(10)  # both live streams are open and have sent their first message
     started = time.monotonic()
     assert server.stop(signal.SIGTERM, timeout=10) == 0
     took = time.monotonic() - started
