@@ -17,10 +17,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import footprint, machine, report  # noqa: E402
+from benchmarks.fill import FillError  # noqa: E402
 from benchmarks.profile import profile  # noqa: E402
 from benchmarks.scenarios import SCENARIOS, Bench, Scenario, prepare  # noqa: E402
-from benchmarks.servers import ServerGroup  # noqa: E402
-from benchmarks.wrk import ensure_wrk  # noqa: E402
+from benchmarks.servers import ServerError, ServerGroup  # noqa: E402
+from benchmarks.wrk import WrkError, ensure_wrk  # noqa: E402
 
 FOOTPRINT = "footprint"
 NAMES = [s.name for s in SCENARIOS] + [FOOTPRINT]
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: servers stopped", file=sys.stderr)
         return 130
+    except (ServerError, WrkError, FillError) as exc:
+        hint = "" if args.keep else " (--keep keeps the servers' logs)"
+        print(f"benchmark failed: {exc}{hint}", file=sys.stderr)
+        return 1
     finally:
         if args.keep:
             print(f"data dirs and logs kept in {workdir}")
