@@ -218,11 +218,15 @@ class SubscriptionService:
             loop = self._loop(name)
             s = loop.subscription
             if s.status == PAUSED:
-                await self.engine.stopped(loop)
                 s.status = ACTIVE
                 s.paused_reason = None
                 s.attempts = 0
-                await self._save_and_run(loop)
+                if self.engine.carry_on(loop):
+                    s.updated = utc_now()
+                    await self._storage.save_subscription(copy.copy(s))
+                else:
+                    await self.engine.stopped(loop)
+                    await self._save_and_run(loop)
             return s
 
     async def reset(self, name: str, position: int) -> Subscription:

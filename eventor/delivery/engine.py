@@ -96,6 +96,14 @@ class DeliveryEngine:
         """Make `loop` send no further request; cancel its in-flight one only when asked."""
         self._halt(loop, cancel_in_flight=cancel_in_flight)
 
+    def carry_on(self, loop: SubscriptionLoop) -> bool:
+        """Undo `halt` while the loop's request is still in flight; False if its task ends."""
+        task = loop.task
+        if task is None or task.done() or task.cancelling() or not loop.in_request:
+            return False
+        loop.halted = False
+        return True
+
     async def stopped(self, loop: SubscriptionLoop) -> None:
         """Wait until `loop`'s task has ended (after `halt`)."""
         task = loop.task

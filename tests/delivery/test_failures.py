@@ -243,3 +243,20 @@ def test_deleting_during_backoff_and_recreating_starts_afresh(client, stream, re
     requests = receiver.wait_count(2)
     assert requests[1].headers["x-eventor-attempt"] == "1"
     assert httpx.get(f"{client.base_url}/v1/subscriptions/{sub}").json()["attempts"] == 0
+
+
+def test_resume_while_a_paused_request_is_in_flight_answers_at_once(
+    client, stream, receiver: Receiver
+):
+    receiver.script(Reply(delay=1.0))
+    append(client, stream, 3)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url)
+    receiver.wait_count(1)
+    client.post(f"/v1/subscriptions/{sub}/pause")
+    t = time.monotonic()
+    assert client.post(f"/v1/subscriptions/{sub}/resume").json()["status"] == "active"
+    assert time.monotonic() - t < 0.5
+    assert [r.position for r in receiver.wait_count(3)] == [1, 2, 3]
+    wait_status(client, sub, lambda s: s["position"] == 3)
+    assert len(receiver.received()) == 3
