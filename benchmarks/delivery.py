@@ -3,8 +3,9 @@
 Starts an Eventor server and a webhook receiver (separate processes, loopback) and measures:
 catch-up and live events/s of one subscription (batch_size 1) beside the sequential aiohttp
 ceiling; append -> receipt latency at a steady 1,000 events/s; catch-up of 100,000 events with
-batch_size 100; 1,000 idle subscriptions (CPU, RSS), then one append per stream. Prints the
-median of the runs. Both processes use time.monotonic(), which Linux shares across processes.
+batch_size 100; 1,000 idle subscriptions (CPU, RSS), then one append per stream. Prints, for
+each figure, [median, min, max] of the runs. Both processes use time.monotonic(), which Linux
+shares across processes.
 """
 
 from __future__ import annotations
@@ -338,10 +339,18 @@ def idle_thousand(p: Processes, run: int, count: int = 1000) -> dict[str, float]
 
 
 def median_of(runs: int, fn: Callable[[int], Any]) -> Any:
+    """The median of `runs` results (per key for dicts), with the range beside it."""
     results = [fn(run) for run in range(runs)]
     if isinstance(results[0], dict):
-        return {k: statistics.median(r[k] for r in results) for k in results[0]}
-    return statistics.median(results)
+        return {
+            k: [
+                statistics.median(r[k] for r in results),
+                min(r[k] for r in results),
+                max(r[k] for r in results),
+            ]
+            for k in results[0]
+        }
+    return [statistics.median(results), min(results), max(results)]
 
 
 def main() -> None:
