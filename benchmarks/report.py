@@ -13,7 +13,11 @@ from .scenarios import ORIGINAL_BODY, READ_STREAM_EVENTS, V1_BODY, Bench, Scenar
 
 BEGIN = "<!-- BEGIN streams: written by `python benchmarks/run.py --write`; edits here are lost -->"
 END = "<!-- END streams -->"
-TITLE = "# Eventor benchmarks\n\nMeasured by hand with the harness in `benchmarks/`, not in CI.\n"
+TITLE = (
+    "# Eventor benchmarks\n\nMeasured by hand with the harnesses in `benchmarks/`, not in CI. "
+    "Each section belongs to\none harness; `benchmarks/run.py --write` rewrites only the part "
+    "between its markers.\n"
+)
 
 
 @dataclass(frozen=True)
