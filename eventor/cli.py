@@ -17,7 +17,13 @@ import click
 
 from . import __version__
 from .errors import EventorError
-from .settings import DEFAULT_MAX_OPEN_FILES, DURABILITIES, Limits, Settings
+from .settings import (
+    DEFAULT_MAX_OPEN_FILES,
+    DURABILITIES,
+    SYNC_METHODS,
+    Limits,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from .api.app import EventorApp
@@ -71,6 +77,16 @@ def main() -> None:
     type=click.Choice(DURABILITIES),
     help="full: fsync before acknowledging (survives power loss); "
     "normal: survives a crash of the process; off: throwaway data.",
+)
+@click.option(
+    "--sync-method",
+    default="auto",
+    show_default=True,
+    envvar="EVENTOR_SYNC_METHOD",
+    show_envvar=True,
+    type=click.Choice(SYNC_METHODS),
+    help="How durability full reaches the disk: syncfs (one sync of the data dir's file "
+    "system shared by the commits of many streams; Linux), fsync (one per commit), or auto.",
 )
 @click.option(
     "--max-event-bytes",
@@ -138,6 +154,7 @@ def serve(
     port: int,
     data_dir: Path,
     durability: str,
+    sync_method: str,
     max_event_bytes: int,
     max_request_bytes: int,
     max_append_events: int,
@@ -152,11 +169,16 @@ def serve(
         port=port,
         data_dir=data_dir,
         durability=durability,  # type: ignore[arg-type]
+        sync_method=sync_method,  # type: ignore[arg-type]
         limits=Limits(max_event_bytes, max_request_bytes, max_append_events, max_original_read),
         max_open_files=max_open_files,
         log_level=log_level,
         access_log=access_log,
     )
+    import os
+
+    if os.environ.get("EVENTOR_SWITCH_INTERVAL"):
+        sys.setswitchinterval(float(os.environ["EVENTOR_SWITCH_INTERVAL"]))
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

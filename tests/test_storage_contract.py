@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import TIMESTAMP
@@ -30,12 +31,20 @@ MakeStorage = Callable[[], Storage]
 Body = Callable[[Storage], Awaitable[None]]
 
 
-def _sqlite(path: Path) -> MakeStorage:
-    settings = Settings(data_dir=path, durability="normal", max_open_files=8)
-    return lambda: open_storage(path, settings)
+def _sqlite(**options: Any) -> Callable[[Path], MakeStorage]:
+    def make(path: Path) -> MakeStorage:
+        settings = Settings(data_dir=path, max_open_files=8, **options)
+        return lambda: open_storage(path, settings)
+
+    return make
 
 
-BACKENDS: dict[str, Callable[[Path], MakeStorage]] = {"sqlite": _sqlite}
+BACKENDS: dict[str, Callable[[Path], MakeStorage]] = {
+    "sqlite-normal": _sqlite(durability="normal"),
+    # durability full both ways: one fsync per commit, and syncfs shared across streams
+    "sqlite-full-fsync": _sqlite(durability="full", sync_method="fsync"),
+    "sqlite-full-syncfs": _sqlite(durability="full", sync_method="syncfs"),
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -1,10 +1,15 @@
 """Open stream databases: an LRU of them, each with a queue of work run one job at a time.
 
 Every operation on a stream goes through its slot. While a job runs on a worker thread, new
-appends wait in the slot; the next job takes all of them in one transaction and one fsync
-(group commit). Reads queue the same way and run at the start of the next job. Appends to
-different streams run in parallel on the worker threads. Idle streams past the file budget are
-closed, least recently used first.
+appends wait in the slot; the next job takes all of them in one transaction (group commit).
+Reads queue the same way and run at the start of the next job. Appends to different streams run
+in parallel on the worker threads. With a `SyncBarrier` (durability `full` on Linux), a commit
+is acknowledged once a syncfs() that began after it returns, so commits of many streams share
+one sync; until then the slot stays busy, so no reader sees an event before it is durable.
+
+Open files are budgeted: a stream's database and WAL count from the moment its first job is
+about to open them. A stream that needs its file while the budget is spent waits until the least
+recently used idle stream has been closed.
 """
 
 from __future__ import annotations
@@ -19,17 +24,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ...errors import EventorError, StorageError
-from ...settings import Durability
 from ...types import AppendResult, ExpectedVersion, NewEvent
+from .durability import SyncBarrier
 from .files import stream_path
-from .streamdb import AppendRequest, StreamDatabase, StreamState
+from .streamdb import AppendRequest, StreamDatabase, StreamState, Synchronous
 
 T = TypeVar("T")
 #: Each open stream holds its database file and its WAL file.
 FILES_PER_STREAM = 2
 
 Call = Callable[[StreamDatabase], Any]
-#: Told, on the event loop, of every commit: (stream state after it, number of events appended).
+Appends = list[tuple[AppendRequest, asyncio.Future[AppendResult]]]
+Calls = list[tuple[Call, asyncio.Future[Any]]]
+#: Told, on the event loop, of every durable commit: (stream state after it, events appended).
 CommitListener = Callable[[StreamState, int], None]
 #: Told, on the event loop, of a stream's state as its file says when the file is opened.
 OpenListener = Callable[[StreamState], None]
@@ -44,10 +51,14 @@ class _Slot:
     name: str
     path: Path
     db: StreamDatabase | None = None
-    appends: list[tuple[AppendRequest, asyncio.Future[AppendResult]]] = field(default_factory=list)
-    calls: list[tuple[Call, bool, asyncio.Future[Any]]] = field(default_factory=list)
+    appends: Appends = field(default_factory=list)
+    calls: Calls = field(default_factory=list)
     closing: bool = False
     running: bool = False
+    #: Counted in the file budget: its database is open, or a job is about to open it.
+    holds_files: bool = False
+    #: The running job closes the database.
+    closing_job: bool = False
 
 
 @dataclass(slots=True)
@@ -66,27 +77,35 @@ class StreamPool:
     def __init__(
         self,
         data_dir: Path,
-        durability: Durability,
+        synchronous: Synchronous,
+        barrier: SyncBarrier | None,
         max_open_files: int,
         executor: ThreadPoolExecutor,
         on_commit: CommitListener,
         on_open: OpenListener,
     ) -> None:
         self._data_dir = data_dir
-        self._durability = durability
+        self._synchronous = synchronous
+        self._barrier = barrier
         self._max_open = max(1, max_open_files // FILES_PER_STREAM)
         self._executor = executor
         self._on_commit = on_commit
         self._on_open = on_open
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
-        self._open_count = 0
+        self._waiting_for_files: OrderedDict[str, _Slot] = OrderedDict()
+        self._holding = 0
         self._jobs: set[asyncio.Future[_JobResult]] = set()
         self.commits = 0
         self.appended_events = 0
 
     @property
+    def syncs(self) -> int:
+        """syncfs() calls made (each makes the commits of many streams durable)."""
+        return 0 if self._barrier is None else self._barrier.syncs
+
+    @property
     def open_streams(self) -> int:
-        return self._open_count
+        return sum(1 for slot in self._slots.values() if slot.db is not None)
 
     def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
@@ -102,22 +121,28 @@ class StreamPool:
         """Run `fn(db)` on a worker thread with the stream's open database (never creating it)."""
         slot = self._slot(stream)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        slot.calls.append((fn, False, future))
+        slot.calls.append((fn, future))
         slot.closing = False
         self._kick(slot)
         return future
 
     async def close(self) -> None:
-        """Wait for running work, then close every open database."""
-        while self._jobs:
-            await asyncio.wait(set(self._jobs))
+        """Wait for running work (and its durability), then close every open database."""
+        while self._jobs or (self._barrier is not None and self._barrier.busy):
+            if self._jobs:
+                await asyncio.wait(set(self._jobs))
+            if self._barrier is not None:
+                await self._barrier.drain()
         loop = asyncio.get_running_loop()
         for slot in list(self._slots.values()):
             if slot.db is not None:
                 await loop.run_in_executor(self._executor, slot.db.close)
                 slot.db = None
         self._slots.clear()
-        self._open_count = 0
+        self._waiting_for_files.clear()
+        self._holding = 0
+        if self._barrier is not None:
+            self._barrier.close()
 
     def _slot(self, stream: str) -> _Slot:
         slot = self._slots.get(stream)
@@ -131,17 +156,24 @@ class StreamPool:
     def _kick(self, slot: _Slot) -> None:
         if slot.running or not (slot.appends or slot.calls or slot.closing):
             return
+        work = bool(slot.appends or slot.calls)
+        if work and not slot.holds_files:
+            if self._holding >= self._max_open:
+                self._waiting_for_files[slot.name] = slot
+                self._evict()
+                return
+            slot.holds_files = True
+            self._holding += 1
         slot.running = True
         appends, slot.appends = slot.appends, []
         calls, slot.calls = slot.calls, []
-        closing = slot.closing and not appends and not calls
-        if closing:
-            slot.closing = False
-        was_open = slot.db is not None
+        closing = slot.closing and not work
+        slot.closing = False
+        slot.closing_job = closing
         loop = asyncio.get_running_loop()
         early = None
         if appends and calls:
-            # Reads answer before the appends' commit and fsync, not after (delivery latency).
+            # Reads answer before the appends' commit and sync, not after (delivery latency).
             def early(results: list[tuple[bool, Any]]) -> None:
                 loop.call_soon_threadsafe(_resolve, calls, results)
 
@@ -149,14 +181,14 @@ class StreamPool:
             self._executor,
             self._run,
             slot,
-            [a[0] for a in appends],
-            [c[0] for c in calls],
+            [request for request, _ in appends],
+            [fn for fn, _ in calls],
             closing,
             early,
         )
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
-        job.add_done_callback(lambda done: self._finish(slot, done, appends, calls, was_open))
+        job.add_done_callback(lambda done: self._finish(slot, done.result(), appends, calls))
 
     def _run(
         self,
@@ -177,7 +209,7 @@ class StreamPool:
             now = utc_now()
             if slot.db is None:
                 slot.db = StreamDatabase.open(
-                    slot.path, slot.name, self._durability, create=bool(appends), created=now
+                    slot.path, slot.name, self._synchronous, create=bool(appends), created=now
                 )
                 result.opened = slot.db.state()
             db = slot.db
@@ -198,66 +230,77 @@ class StreamPool:
             result.failure = exc
         return result
 
-    def _finish(
+    def _finish(self, slot: _Slot, result: _JobResult, appends: Appends, calls: Calls) -> None:
+        if result.committed is not None and self._barrier is not None:
+            # Acknowledge (and let anyone read) the commit only once it is on disk.
+            self._barrier.after(lambda error: self._complete(slot, result, appends, calls, error))
+        else:
+            self._complete(slot, result, appends, calls, None)
+
+    def _complete(
         self,
         slot: _Slot,
-        done: asyncio.Future[_JobResult],
-        appends: list[tuple[AppendRequest, asyncio.Future[AppendResult]]],
-        calls: list[tuple[Call, bool, asyncio.Future[Any]]],
-        was_open: bool,
+        result: _JobResult,
+        appends: Appends,
+        calls: Calls,
+        sync_error: BaseException | None,
     ) -> None:
         slot.running = False
-        result = done.result()
-        now_open = slot.db is not None
-        if now_open != was_open:
-            self._open_count += 1 if now_open else -1
+        slot.closing_job = False
+        if slot.db is None and slot.holds_files:
+            slot.holds_files = False
+            self._holding -= 1
         if result.opened is not None:
             self._on_open(result.opened)
         if result.failure is not None:
             error = _storage_error(result.failure)
             for _, future in appends:
                 _fail(future, error)
-            for _, _, future in calls:
+            for _, future in calls:
                 _fail(future, error)
         else:
             if result.committed is not None:
                 self.commits += 1
                 self.appended_events += result.appended
                 self._on_commit(result.committed, result.appended)
+            failed = None
+            if sync_error is not None:
+                failed = StorageError(f"the append was committed but not synced: {sync_error}")
             for (_, future), outcome in zip(appends, result.append_results, strict=True):
                 if isinstance(outcome, EventorError):
                     _fail(future, outcome)
+                elif failed is not None:
+                    _fail(future, failed)
                 elif not future.done():
                     future.set_result(outcome)
-            for (_, _, future), (ok, value) in zip(calls, result.call_results, strict=True):
-                if ok:
-                    if not future.done():
-                        future.set_result(value)
-                else:
-                    _fail(future, value)
+            _resolve(calls, result.call_results)
         if slot.appends or slot.calls or slot.closing:
             self._kick(slot)
-        elif slot.db is None and self._slots.get(slot.name) is slot:
+        elif not slot.holds_files and self._slots.get(slot.name) is slot:
             del self._slots[slot.name]
+        while self._waiting_for_files and self._holding < self._max_open:
+            _, waiting = self._waiting_for_files.popitem(last=False)
+            self._kick(waiting)
         self._evict()
 
     def _evict(self) -> None:
-        excess = self._open_count - self._max_open
+        """Close least recently used idle streams until the budget has room for the waiting."""
+        closing = sum(1 for slot in self._slots.values() if slot.closing or slot.closing_job)
+        excess = self._holding + len(self._waiting_for_files) - self._max_open - closing
         if excess <= 0:
             return
         for slot in list(self._slots.values()):
             if excess <= 0:
                 break
-            if slot.db is not None and not slot.running and not slot.closing:
+            idle = not (slot.running or slot.closing or slot.appends or slot.calls)
+            if slot.db is not None and idle:
                 slot.closing = True
                 self._kick(slot)
                 excess -= 1
 
 
-def _resolve(
-    calls: list[tuple[Call, bool, asyncio.Future[Any]]], results: list[tuple[bool, Any]]
-) -> None:
-    for (_, _, future), (ok, value) in zip(calls, results, strict=True):
+def _resolve(calls: Calls, results: list[tuple[bool, Any]]) -> None:
+    for (_, future), (ok, value) in zip(calls, results, strict=True):
         if ok:
             if not future.done():
                 future.set_result(value)

@@ -13,11 +13,11 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from ...errors import EventorError, IdempotencyConflict, StreamNotFound, WrongExpectedVersion
 from ...ids import new_ids
-from ...settings import Durability
 from ...types import (
     ANY,
     EXISTS,
@@ -35,30 +35,31 @@ MAX_VARIANTS_PER_TYPE = 100
 #: Page cache per open stream (KiB). Many streams stay open, so keep each small.
 CACHE_KIB = 1024
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    position     INTEGER PRIMARY KEY,
-    id           TEXT NOT NULL UNIQUE,
-    type         TEXT NOT NULL,
-    data         BLOB NOT NULL,
-    content_type TEXT,              -- NULL means application/json
-    is_json      INTEGER NOT NULL,
-    metadata     BLOB,
-    created      TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS event_types (
-    type TEXT PRIMARY KEY, count INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS count_event_types AFTER INSERT ON events BEGIN
-    INSERT INTO event_types (type, count) VALUES (new.type, 1)
-    ON CONFLICT (type) DO UPDATE SET count = count + 1;
-END;
-CREATE TABLE IF NOT EXISTS variants (
-    type TEXT NOT NULL, shape TEXT NOT NULL, position INTEGER NOT NULL,
-    PRIMARY KEY (type, shape)
-) WITHOUT ROWID;
-"""
+# Separate statements, run in one transaction when a stream's file is made: the schema and the
+# stream's identity appear together or not at all.
+_SCHEMA = (
+    """CREATE TABLE events (
+        position     INTEGER PRIMARY KEY,
+        id           TEXT NOT NULL UNIQUE,
+        type         TEXT NOT NULL,
+        data         BLOB NOT NULL,
+        content_type TEXT,              -- NULL means application/json
+        is_json      INTEGER NOT NULL,
+        metadata     BLOB,
+        created      TEXT NOT NULL
+    )""",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE event_types (type TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID",
+    """CREATE TRIGGER count_event_types AFTER INSERT ON events BEGIN
+        INSERT INTO event_types (type, count) VALUES (new.type, 1)
+        ON CONFLICT (type) DO UPDATE SET count = count + 1;
+    END""",
+    """CREATE TABLE variants (
+        type TEXT NOT NULL, shape TEXT NOT NULL, position INTEGER NOT NULL,
+        PRIMARY KEY (type, shape)
+    ) WITHOUT ROWID""",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
 
 _COLUMNS = (
     "id, ?, position, type, data, coalesce(content_type, 'application/json'), is_json,"
@@ -77,6 +78,7 @@ _ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_CHUNK = 512
 
 AppendRequest = tuple[Sequence[NewEvent], ExpectedVersion]
+Synchronous = Literal["FULL", "NORMAL", "OFF"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,38 +114,48 @@ class StreamDatabase:
 
     @classmethod
     def open(
-        cls, path: Path, name: str, durability: Durability, *, create: bool, created: str
+        cls, path: Path, name: str, synchronous: Synchronous, *, create: bool, created: str
     ) -> StreamDatabase:
         """Open the stream's file; with `create`, make it when missing (its meta says `name`).
 
-        Raises StreamNotFound when the file is missing and `create` is false.
+        Raises StreamNotFound when the file is missing (or was left half-made by a crash while
+        it was being created) and `create` is false.
         """
         existed = path.exists()
         if not existed and not create:
             raise StreamNotFound(name)
-        mode = "rw" if existed else "rwc"
         conn = sqlite3.connect(
-            f"file:{quote(str(path))}?mode={mode}",
+            f"file:{quote(str(path))}?mode={'rw' if existed else 'rwc'}",
             uri=True,
             isolation_level=None,
             check_same_thread=False,
             cached_statements=32,
         )
         try:
-            configure(conn, durability)
-            if not existed:
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            configure(conn, synchronous)
+            made = (
+                existed
+                and conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+                ).fetchone()
+            )
+            if made:
+                stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
+                if stored is None or stored[0] != name:
+                    raise EventorError(f"{path} holds stream {stored!r}, expected {name!r}")
+            elif not create:
+                raise StreamNotFound(name)
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
                 conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
                     [("name", name), ("created", created)],
                 )
-                if durability == "full":
+                conn.execute("COMMIT")
+                if synchronous == "FULL":
                     _fsync_dir(path.parent)
-            else:
-                stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
-                if stored is None or stored[0] != name:
-                    raise EventorError(f"{path} holds stream {stored!r}, expected {name!r}")
             return cls(conn, path, name)
         except BaseException:
             conn.close()
@@ -309,11 +321,11 @@ class StreamDatabase:
         return list(map(RecordedEvent._make, rows))
 
 
-def configure(conn: sqlite3.Connection, durability: Durability) -> None:
+def configure(conn: sqlite3.Connection, synchronous: Synchronous) -> None:
     """WAL with the connection holding the lock: no -shm file, one process per data dir."""
     conn.execute("PRAGMA locking_mode = EXCLUSIVE")
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {durability.upper()}")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
 
 
