@@ -175,10 +175,6 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
-    import os
-
-    if os.environ.get("EVENTOR_SWITCH_INTERVAL"):
-        sys.setswitchinterval(float(os.environ["EVENTOR_SWITCH_INTERVAL"]))
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
