@@ -238,9 +238,10 @@ def live(p: Processes, run: int, count: int) -> float:
 
 async def paced_appends(
     url: str, stream: str, rate: int, seconds: float, writers: int
-) -> dict[int, float]:
-    """Single-event appends at a steady total `rate`; position -> monotonic send time."""
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Single-event appends at a steady total `rate`: position -> monotonic send, ack time."""
     sent: dict[int, float] = {}
+    acked: dict[int, float] = {}
     interval = writers / rate
     body = json.dumps({"type": "Paced", "data": {"pad": "x" * 64}}).encode()
     t0 = time.monotonic() + 0.05
@@ -257,12 +258,14 @@ async def paced_appends(
                 data=body,
                 headers={"Content-Type": "application/json"},
             ) as r:
-                sent[(await r.json())["first_position"]] = at
+                position = (await r.json())["first_position"]
+            sent[position] = at
+            acked[position] = time.monotonic()
 
     connector = aiohttp.TCPConnector(limit=writers * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(writer(session, w) for w in range(writers)))
-    return sent
+    return sent, acked
 
 
 def latency(p: Processes, run: int, rate: int = 1000, seconds: float = 5) -> dict[str, float]:
@@ -270,16 +273,26 @@ def latency(p: Processes, run: int, rate: int = 1000, seconds: float = 5) -> dic
     name = f"paced_{run}"
     p.subscribe(name, stream)
     p.dump()
-    sent = asyncio.run(paced_appends(p.url, stream, rate, seconds, 8))
+    sent, acked = asyncio.run(paced_appends(p.url, stream, rate, seconds, 8))
     p.wait_received(len(sent))
     records = p.dump()
     assert in_order(records, len(sent)), "paced deliveries out of order"
     ms = sorted((at - sent[pos]) * 1000 for _, pos, at in records)
+    append_ms = sorted((acked[pos] - sent[pos]) * 1000 for pos in sent)
+    after_ack_ms = sorted((at - acked[pos]) * 1000 for _, pos, at in records)
     p.http.delete(f"/v1/subscriptions/{name}")
+
+    def p99(values: list[float]) -> float:
+        return values[int(len(values) * 0.99) - 1]
+
     return {
         "p50_ms": statistics.median(ms),
-        "p99_ms": ms[int(len(ms) * 0.99) - 1],
+        "p99_ms": p99(ms),
         "max_ms": ms[-1],
+        "append_alone_p50_ms": statistics.median(append_ms),
+        "append_alone_p99_ms": p99(append_ms),
+        "ack_to_receipt_p50_ms": statistics.median(after_ack_ms),
+        "ack_to_receipt_p99_ms": p99(after_ack_ms),
         "out_of_order": 0,
         "achieved_rate": len(sent) / seconds,
     }
@@ -360,10 +373,14 @@ def main() -> None:
     parser.add_argument("--durability", default="full")
     parser.add_argument("--max-open-files", default="256")
     parser.add_argument("--idle-max-open-files", default="2048")
+    parser.add_argument(
+        "--only", default="throughput,latency,batch,idle", help="comma-separated scenarios"
+    )
     args = parser.parse_args()
     if args.receiver:
         receiver_main(args.receiver)
         return
+    only = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         from .machine import describe, load_average
 
@@ -386,11 +403,14 @@ def main() -> None:
                     "live_vs_ceiling": live_rate / top,
                 }
 
-            out["batch_size_1"] = median_of(args.runs, throughput)
-            out["latency_at_1000"] = median_of(args.runs, lambda r: latency(p, r))
-            out["catch_up_100k_batch_100_eps"] = median_of(
-                args.runs, lambda r: catch_up(p, r, 100_000, 100)
-            )
+            if "throughput" in only:
+                out["batch_size_1"] = median_of(args.runs, throughput)
+            if "latency" in only:
+                out["latency_at_1000"] = median_of(args.runs, lambda r: latency(p, r))
+            if "batch" in only:
+                out["catch_up_100k_batch_100_eps"] = median_of(
+                    args.runs, lambda r: catch_up(p, r, 100_000, 100)
+                )
         finally:
             p.stop()
         # 1,000 streams: a fresh server for each run, with room to keep every stream open
@@ -404,7 +424,8 @@ def main() -> None:
             finally:
                 fresh.stop()
 
-        out["idle_1000"] = median_of(args.runs, idle_run)
+        if "idle" in only:
+            out["idle_1000"] = median_of(args.runs, idle_run)
         out["load_average_at_end"] = load_average()
     print(json.dumps(out, indent=2))
 
