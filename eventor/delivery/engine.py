@@ -134,7 +134,8 @@ class DeliveryEngine:
         while True:
             await self._dirty_event.wait()
             self._dirty_event.clear()
-            await self.flush()
+            # shielded: a stop must not cut a write in half (the final flush waits for it)
+            await asyncio.shield(self.flush())
             await asyncio.sleep(self._flush_interval)
 
     async def flush(self) -> None:
