@@ -49,7 +49,9 @@ def run_until_stopped(make_server, receiver: Receiver, sig: int) -> tuple[list[i
     subscribe(client, "crashy", "load", receiver.url)
     appender = Appender(server.url, "load")
     appender.start()
-    receiver.wait_count(400, timeout=20)
+    # long enough that a broken group commit would repeat far more than the last window
+    first = receiver.wait_count(1, timeout=20)[0].at
+    receiver.wait_for(lambda rs: len(rs) >= 400 and rs[-1].at - first > 1.5, timeout=30)
     stopped_at = time.monotonic()
     server.stop(sig)
     appender.halt.set()
