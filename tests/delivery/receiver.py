@@ -27,6 +27,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic()
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per connection
 
     @property
     def position(self) -> int:
@@ -115,6 +116,7 @@ class Receiver:
             {k.lower(): v for k, v in request.headers.items()},
             body,
             time.monotonic(),
+            tuple((request.transport and request.transport.get_extra_info("peername")) or ("", 0)),
         )
         with self._lock:
             self.requests.append(received)

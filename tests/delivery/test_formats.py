@@ -141,3 +141,10 @@ def test_data_bytes_are_delivered_exactly_as_appended(client, stream, receiver: 
     assert first.headers["user-agent"].startswith("Eventor/")
     assert first.headers["x-event-stream"] == stream
     assert first.headers["x-eventor-attempt"] == "1"
+
+
+def test_deliveries_reuse_one_keep_alive_connection(client, stream, receiver: Receiver):
+    append(client, stream, 30)
+    subscribe(client, name(), stream, receiver.url)
+    requests = receiver.wait_count(30)
+    assert len({r.peer for r in requests}) == 1
