@@ -220,6 +220,12 @@ def test_state_survives_a_restart(make_server, receiver):
     subscribe(c, "pauser", "orders", receiver.url, max_attempts=1, event_types=["T"])
     wait_status(c, "parker", lambda s: s["position"] == 4)
     wait_status(c, "pauser", lambda s: s["status"] == "paused")
+    append(c, "busy", 150)
+    with Receiver() as fine:
+        subscribe(c, "busy", "busy", fine.url)
+        wait_status(c, "busy", lambda s: s["position"] == 150)
+    busy_log = c.get("/v1/subscriptions/busy/deliveries?limit=1000").json()["deliveries"]
+    assert [d["position"] for d in busy_log] == list(range(150, 50, -1))  # the last 100
     c.post("/subscriptions/original_one", json={"stream": "orders", "url": receiver.url})
     c.post("/subscriptions/original_one/pause")
     before = {s["name"]: s for s in c.get("/v1/subscriptions").json()["subscriptions"]}
@@ -229,6 +235,7 @@ def test_state_survives_a_restart(make_server, receiver):
     after = {s["name"]: s for s in c.get("/v1/subscriptions").json()["subscriptions"]}
     assert after == before
     assert c.get("/v1/subscriptions/parker/deliveries").json() == log_before
+    assert c.get("/v1/subscriptions/busy/deliveries?limit=1000").json()["deliveries"] == busy_log
     parked = c.get("/v1/subscriptions/parker/parked").json()["parked"]
     assert [p["position"] for p in parked] == [3]
     assert after["pauser"]["paused_reason"] == "HTTP 500 Internal Server Error"
