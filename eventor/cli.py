@@ -20,7 +20,6 @@ from .errors import EventorError
 from .settings import (
     DEFAULT_MAX_OPEN_FILES,
     DURABILITIES,
-    SYNC_METHODS,
     Limits,
     Settings,
 )
@@ -77,16 +76,6 @@ def main() -> None:
     type=click.Choice(DURABILITIES),
     help="full: fsync before acknowledging (survives power loss); "
     "normal: survives a crash of the process; off: throwaway data.",
-)
-@click.option(
-    "--sync-method",
-    default="auto",
-    show_default=True,
-    envvar="EVENTOR_SYNC_METHOD",
-    show_envvar=True,
-    type=click.Choice(SYNC_METHODS),
-    help="How durability full reaches the disk: syncfs (one sync of the data dir's file "
-    "system shared by the commits of many streams; Linux), fsync (one per commit), or auto.",
 )
 @click.option(
     "--max-event-bytes",
@@ -154,7 +143,6 @@ def serve(
     port: int,
     data_dir: Path,
     durability: str,
-    sync_method: str,
     max_event_bytes: int,
     max_request_bytes: int,
     max_append_events: int,
@@ -169,7 +157,6 @@ def serve(
         port=port,
         data_dir=data_dir,
         durability=durability,  # type: ignore[arg-type]
-        sync_method=sync_method,  # type: ignore[arg-type]
         limits=Limits(max_event_bytes, max_request_bytes, max_append_events, max_original_read),
         max_open_files=max_open_files,
         log_level=log_level,

@@ -8,8 +8,7 @@ from typing import Literal
 
 Durability = Literal["full", "normal", "off"]
 DURABILITIES: tuple[Durability, ...] = ("full", "normal", "off")
-SyncMethod = Literal["auto", "syncfs", "fsync"]
-SYNC_METHODS: tuple[SyncMethod, ...] = ("auto", "syncfs", "fsync")
+
 
 MiB = 1024 * 1024
 DEFAULT_MAX_OPEN_FILES = 256
@@ -34,9 +33,6 @@ class Settings:
     port: int = 9400
     data_dir: Path = Path("data")
     durability: Durability = "full"
-    #: How `full` reaches the disk: one syncfs() shared by the commits of many streams (Linux),
-    #: or an fsync per commit. `auto` picks syncfs where it exists.
-    sync_method: SyncMethod = "auto"
     limits: Limits = Limits()
     #: File descriptors the open stream databases may hold (an LRU; each open stream holds two).
     max_open_files: int = DEFAULT_MAX_OPEN_FILES

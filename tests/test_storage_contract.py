@@ -41,9 +41,7 @@ def _sqlite(**options: Any) -> Callable[[Path], MakeStorage]:
 
 BACKENDS: dict[str, Callable[[Path], MakeStorage]] = {
     "sqlite-normal": _sqlite(durability="normal"),
-    # durability full both ways: one fsync per commit, and syncfs shared across streams
-    "sqlite-full-fsync": _sqlite(durability="full", sync_method="fsync"),
-    "sqlite-full-syncfs": _sqlite(durability="full", sync_method="syncfs"),
+    "sqlite-full": _sqlite(durability="full"),
 }
 
 

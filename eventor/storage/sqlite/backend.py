@@ -30,7 +30,6 @@ from ...types import (
 from ..base import Storage
 from . import subscriptions
 from .catalog import Catalog
-from .durability import SyncBarrier, syncfs_available
 from .files import CATALOG_FILE, LOCK_FILE, STREAM_SUFFIX, STREAMS_DIR, stream_file_name
 from .pool import StreamPool
 from .registry import Registry
@@ -47,6 +46,7 @@ log = logging.getLogger("eventor.storage")
 #: Seconds between catalog writes of the registry under load (it is a cache; see catalog.py).
 CATALOG_FLUSH_INTERVAL = 0.2
 WORKER_THREADS = 8
+_SYNCHRONOUS: dict[str, Synchronous] = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
 
 class DataDirInUse(OSError):
@@ -69,11 +69,9 @@ class SQLiteStorage(Storage):
         self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="eventor-stream")
         self._catalog_executor = ThreadPoolExecutor(1, thread_name_prefix="eventor-catalog")
         self._catalog: Catalog | None = None
-        synchronous, barrier = _sync_plan(settings, data_dir)
         self._pool = StreamPool(
             data_dir,
-            synchronous,
-            barrier,
+            _SYNCHRONOUS[settings.durability],
             settings.max_open_files,
             self._executor,
             on_commit=self._committed,
@@ -250,7 +248,6 @@ class SQLiteStorage(Storage):
             "commits": self._pool.commits,
             "appended_events": self._pool.appended_events,
             "open_streams": self._pool.open_streams,
-            "syncs": self._pool.syncs,
         }
 
     # -- registry upkeep -----------------------------------------------------------------------
@@ -310,20 +307,6 @@ class SQLiteStorage(Storage):
     def _check_open(self) -> None:
         if not self._open:
             raise StorageUnavailable("the storage is not open")
-
-
-def _sync_plan(settings: Settings, data_dir: Path) -> tuple[Synchronous, SyncBarrier | None]:
-    """How stream commits reach the disk (see durability.py)."""
-    if settings.durability == "off":
-        return "OFF", None
-    if settings.durability == "normal":
-        return "NORMAL", None
-    method = settings.sync_method
-    if method == "auto":
-        method = "syncfs" if syncfs_available() else "fsync"
-    if method == "syncfs":
-        return "NORMAL", SyncBarrier(data_dir)
-    return "FULL", None
 
 
 def _safe_file_name(name: str) -> str | None:

@@ -3,9 +3,7 @@
 Every operation on a stream goes through its slot. While a job runs on a worker thread, new
 appends wait in the slot; the next job takes all of them in one transaction (group commit).
 Reads queue the same way and run at the start of the next job. Appends to different streams run
-in parallel on the worker threads. With a `SyncBarrier` (durability `full` on Linux), a commit
-is acknowledged once a syncfs() that began after it returns, so commits of many streams share
-one sync; until then the slot stays busy, so no reader sees an event before it is durable.
+in parallel on the worker threads.
 
 Open files are budgeted: a stream's database and WAL count from the moment its first job is
 about to open them. A stream that needs its file while the budget is spent waits until the least
@@ -25,7 +23,6 @@ from typing import Any, TypeVar
 
 from ...errors import EventorError, StorageError
 from ...types import AppendResult, ExpectedVersion, NewEvent
-from .durability import SyncBarrier
 from .files import stream_path
 from .streamdb import AppendRequest, StreamDatabase, StreamState, Synchronous
 
@@ -36,7 +33,7 @@ FILES_PER_STREAM = 2
 Call = Callable[[StreamDatabase], Any]
 Appends = list[tuple[AppendRequest, asyncio.Future[AppendResult]]]
 Calls = list[tuple[Call, asyncio.Future[Any]]]
-#: Told, on the event loop, of every durable commit: (stream state after it, events appended).
+#: Told, on the event loop, of every commit: (stream state after it, events appended).
 CommitListener = Callable[[StreamState, int], None]
 #: Told, on the event loop, of a stream's state as its file says when the file is opened.
 OpenListener = Callable[[StreamState], None]
@@ -78,7 +75,6 @@ class StreamPool:
         self,
         data_dir: Path,
         synchronous: Synchronous,
-        barrier: SyncBarrier | None,
         max_open_files: int,
         executor: ThreadPoolExecutor,
         on_commit: CommitListener,
@@ -86,7 +82,6 @@ class StreamPool:
     ) -> None:
         self._data_dir = data_dir
         self._synchronous = synchronous
-        self._barrier = barrier
         self._max_open = max(1, max_open_files // FILES_PER_STREAM)
         self._executor = executor
         self._on_commit = on_commit
@@ -97,11 +92,6 @@ class StreamPool:
         self._jobs: set[asyncio.Future[_JobResult]] = set()
         self.commits = 0
         self.appended_events = 0
-
-    @property
-    def syncs(self) -> int:
-        """syncfs() calls made (each makes the commits of many streams durable)."""
-        return 0 if self._barrier is None else self._barrier.syncs
 
     @property
     def open_streams(self) -> int:
@@ -127,12 +117,9 @@ class StreamPool:
         return future
 
     async def close(self) -> None:
-        """Wait for running work (and its durability), then close every open database."""
-        while self._jobs or (self._barrier is not None and self._barrier.busy):
-            if self._jobs:
-                await asyncio.wait(set(self._jobs))
-            if self._barrier is not None:
-                await self._barrier.drain()
+        """Wait for running work, then close every open database."""
+        while self._jobs:
+            await asyncio.wait(set(self._jobs))
         loop = asyncio.get_running_loop()
         for slot in list(self._slots.values()):
             if slot.db is not None:
@@ -141,8 +128,6 @@ class StreamPool:
         self._slots.clear()
         self._waiting_for_files.clear()
         self._holding = 0
-        if self._barrier is not None:
-            self._barrier.close()
 
     def _slot(self, stream: str) -> _Slot:
         slot = self._slots.get(stream)
@@ -173,7 +158,7 @@ class StreamPool:
         loop = asyncio.get_running_loop()
         early = None
         if appends and calls:
-            # Reads answer before the appends' commit and sync, not after (delivery latency).
+            # Reads answer before the appends' commit and fsync, not after (delivery latency).
             def early(results: list[tuple[bool, Any]]) -> None:
                 loop.call_soon_threadsafe(_resolve, calls, results)
 
@@ -188,7 +173,7 @@ class StreamPool:
         )
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
-        job.add_done_callback(lambda done: self._finish(slot, done.result(), appends, calls))
+        job.add_done_callback(lambda done: self._complete(slot, done.result(), appends, calls))
 
     def _run(
         self,
@@ -230,21 +215,7 @@ class StreamPool:
             result.failure = exc
         return result
 
-    def _finish(self, slot: _Slot, result: _JobResult, appends: Appends, calls: Calls) -> None:
-        if result.committed is not None and self._barrier is not None:
-            # Acknowledge (and let anyone read) the commit only once it is on disk.
-            self._barrier.after(lambda error: self._complete(slot, result, appends, calls, error))
-        else:
-            self._complete(slot, result, appends, calls, None)
-
-    def _complete(
-        self,
-        slot: _Slot,
-        result: _JobResult,
-        appends: Appends,
-        calls: Calls,
-        sync_error: BaseException | None,
-    ) -> None:
+    def _complete(self, slot: _Slot, result: _JobResult, appends: Appends, calls: Calls) -> None:
         slot.running = False
         slot.closing_job = False
         if slot.db is None and slot.holds_files:
@@ -263,14 +234,9 @@ class StreamPool:
                 self.commits += 1
                 self.appended_events += result.appended
                 self._on_commit(result.committed, result.appended)
-            failed = None
-            if sync_error is not None:
-                failed = StorageError(f"the append was committed but not synced: {sync_error}")
             for (_, future), outcome in zip(appends, result.append_results, strict=True):
                 if isinstance(outcome, EventorError):
                     _fail(future, outcome)
-                elif failed is not None:
-                    _fail(future, failed)
                 elif not future.done():
                     future.set_result(outcome)
             _resolve(calls, result.call_results)
