@@ -40,7 +40,8 @@ OpenListener = Callable[[StreamState], None]
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339, UTC, microseconds: 2026-11-28T02:54:41.123456Z."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @dataclass(slots=True)
@@ -251,6 +252,8 @@ class StreamPool:
 
     def _evict(self) -> None:
         """Close least recently used idle streams until the budget has room for the waiting."""
+        if self._holding + len(self._waiting_for_files) <= self._max_open:
+            return
         closing = sum(1 for slot in self._slots.values() if slot.closing or slot.closing_job)
         excess = self._holding + len(self._waiting_for_files) - self._max_open - closing
         if excess <= 0:
