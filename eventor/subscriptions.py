@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
+from .clock import utc_now
 from .delivery import DeliveryEngine
-from .delivery.loop import SubscriptionLoop, utc_now
+from .delivery.loop import SubscriptionLoop
 from .delivery.signing import SECRET_RULE, secret_key
 from .errors import InvalidRequest, SubscriptionExists, SubscriptionNotFound
 from .names import check_stream_name, check_subscription_name

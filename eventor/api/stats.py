@@ -13,13 +13,13 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from .. import __version__
+from ..clock import format_utc
 from ..storage.base import Storage
 from ..store import EventStore
 from .rendering import encoder, json_response
@@ -29,10 +29,6 @@ SubscriptionStats = Callable[[], dict[str, int]]
 
 INTERVAL = 1.0
 KEEP = 300  # samples: five minutes at one a second
-
-
-def _utc(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class StreamCounts(msgspec.Struct):
@@ -196,8 +192,8 @@ class StatsRoutes:
             )
         return StatsOut(
             version=__version__,
-            time=_utc(self.sampler.now()),
-            started=_utc(self.sampler.started),
+            time=format_utc(self.sampler.now()),
+            started=format_utc(self.sampler.started),
             streams=StreamCounts(
                 len(streams), sum(s.head for s in streams), storage.get("open_streams", 0)
             ),
@@ -211,7 +207,7 @@ class StatsRoutes:
             ),
             rates=Rates(
                 self.sampler.interval,
-                _utc(samples[-1].wall) if samples else None,
+                format_utc(samples[-1].wall) if samples else None,
                 [s.appends for s in samples],
                 [s.deliveries for s in samples],
             ),

@@ -11,11 +11,11 @@ import asyncio
 import copy
 import enum
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..clock import utc_now
 from ..errors import StreamNotFound
 from ..types import (
     PARK,
@@ -41,21 +41,6 @@ READ_PAGE = 200
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 #: After an unexpected error (e.g. the storage failing), wait this long before trying again.
 ERROR_PAUSE = 1.0
-
-
-_second = -1
-_second_text = ""
-
-
-def utc_now() -> str:
-    """The time as RFC 3339 UTC with microseconds (the date part is formatted once a second)."""
-    global _second, _second_text
-    now = time.time()
-    second = int(now)
-    if second != _second:
-        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second = second
-    return f"{_second_text}.{int((now - second) * 1_000_000):06d}Z"
 
 
 class Result(enum.Enum):

@@ -17,10 +17,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ...clock import utc_now
 from ...errors import EventorError, StorageError
 from ...types import AppendResult, ExpectedVersion, NewEvent
 from .files import stream_path
@@ -37,11 +37,6 @@ Calls = list[tuple[Call, asyncio.Future[Any]]]
 CommitListener = Callable[[StreamState, int], None]
 #: Told, on the event loop, of a stream's state as its file says when the file is opened.
 OpenListener = Callable[[StreamState], None]
-
-
-def utc_now() -> str:
-    """RFC 3339, UTC, microseconds: 2026-11-28T02:54:41.123456Z."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @dataclass(slots=True)
