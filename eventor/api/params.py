@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
@@ -17,6 +18,7 @@ from .problems import HTTPProblem
 # properties: on the append path those cost more than the storage does (BENCHMARKS.md).
 
 _NO_QUERY: Mapping[str, str] = {}
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 
 
 def header(request: Request, name: bytes) -> str | None:
@@ -41,7 +43,7 @@ def query(request: Request) -> Mapping[str, str]:
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body; 413 as soon as it is known to exceed `limit` bytes."""
     declared = header(request, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise LimitExceeded(f"the request body is {declared} bytes; at most {limit} allowed")
     body = b""
     more = True
@@ -78,10 +80,9 @@ def int_param(
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(name, f"must be an integer, got {raw!r}") from None
+    if _INTEGER.fullmatch(raw) is None:  # int() would also take "1_000", " 7" and "٣"
+        raise _bad(name, f"must be an integer, got {raw!r}")
+    value = int(raw)
     if (low is not None and value < low) or (high is not None and value > high):
         raise _bad(name, f"must be {_range(low, high)}, got {value}")
     return value
@@ -113,10 +114,7 @@ def expected_version(query: Mapping[str, str]) -> ExpectedVersion:
         return ANY
     if raw in (NO_STREAM, EXISTS):
         return raw
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
+    value = int(raw) if _INTEGER.fullmatch(raw) else -1
     if value < 0:
         raise _bad(
             "expected_version", f"must be any, no_stream, exists or an integer >= 0; got {raw!r}"
