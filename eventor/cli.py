@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("eventor")
 
 _LIMITS = Limits()
+_DEFAULTS = Settings()
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -123,6 +124,25 @@ def main() -> None:
     help="File descriptors open stream databases may hold (two per open stream).",
 )
 @click.option(
+    "--attempt-log-size",
+    default=_DEFAULTS.attempt_log_size,
+    show_default=True,
+    envvar="EVENTOR_ATTEMPT_LOG_SIZE",
+    show_envvar=True,
+    type=click.IntRange(1, 100_000),
+    help="Delivery attempts kept per subscription in its attempt log.",
+)
+@click.option(
+    "--position-flush-interval",
+    default=_DEFAULTS.position_flush_interval,
+    show_default=True,
+    envvar="EVENTOR_POSITION_FLUSH_INTERVAL",
+    show_envvar=True,
+    type=click.FloatRange(0.001, 10),
+    help="Seconds between writes of subscription positions (after a crash, at most this "
+    "window of deliveries is repeated).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -148,6 +168,8 @@ def serve(
     max_append_events: int,
     max_original_read: int,
     max_open_files: int,
+    attempt_log_size: int,
+    position_flush_interval: float,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -159,6 +181,8 @@ def serve(
         durability=durability,  # type: ignore[arg-type]
         limits=Limits(max_event_bytes, max_request_bytes, max_append_events, max_original_read),
         max_open_files=max_open_files,
+        attempt_log_size=attempt_log_size,
+        position_flush_interval=position_flush_interval,
         log_level=log_level,
         access_log=access_log,
     )
