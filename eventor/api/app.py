@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ..errors import EventorError, InvalidName
 from ..names import check_stream_name
@@ -52,7 +52,6 @@ class EventorApp:
             *DocsRoutes(lambda: self.router.routes).routes(),
         ]
         self.router = Router(routes)
-        self.mounts: dict[str, ASGIApp] = {}
 
     async def startup(self) -> None:
         await self.storage.open()
@@ -80,10 +79,6 @@ class EventorApp:
         method: str = scope["method"]
         route, params, allowed = self.router.match(method, path)
         if route is None:
-            for prefix, app in self.mounts.items():
-                if path == prefix or path.startswith(prefix + "/"):
-                    await app(scope, receive, send)
-                    return
             style: ErrorStyle = "problem" if path.startswith("/v1/") else "text"
             meant, meant_params = self.router.match_encoded_slashes(method, scope.get("raw_path"))
             if meant is not None:
