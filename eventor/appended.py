@@ -24,10 +24,6 @@ class AppendedSignal:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    def head(self, stream: str) -> int:
-        """The last head notified for `stream` (0 when none since start)."""
-        return self._heads.get(stream, 0)
-
     def wake_all(self) -> None:
         """Wake every waiter now (e.g. at shutdown); those whose stream did not grow get False."""
         waiters, self._waiters = self._waiters, {}
@@ -62,7 +58,3 @@ class AppendedSignal:
                 return True
             if self._waiters.get(stream) is not waiters:
                 return False  # woken by wake_all, not by an append
-
-    def waiting(self) -> int:
-        """How many waiters there are (for metrics)."""
-        return sum(len(w) for w in self._waiters.values())

@@ -15,10 +15,6 @@ _SUBSCRIPTION = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _ORIGINAL_SUBSCRIPTION = re.compile(r"[A-Za-z0-9_]{1,100}")
 
 
-def is_stream_name(name: str) -> bool:
-    return _STREAM.fullmatch(name) is not None
-
-
 def check_stream_name(name: str) -> str:
     """Return `name` when it is a valid stream name, else raise InvalidName."""
     if _STREAM.fullmatch(name) is None:

@@ -93,7 +93,7 @@ class EventStore:
             result = ReadResult(0, [])
         if result.events or wait <= 0 or self.stopping:
             return result
-        if await self.appended.wait(stream, max(start - 1, result.head), wait):
+        if await self.appended.wait(stream, start - 1, wait):
             return await self.storage.read(stream, start, limit)
         return result
 
