@@ -20,6 +20,7 @@ from .errors import EventorError
 from .settings import (
     DEFAULT_MAX_OPEN_FILES,
     DURABILITIES,
+    FLUSH_METHODS,
     Limits,
     Settings,
 )
@@ -77,6 +78,16 @@ def main() -> None:
     type=click.Choice(DURABILITIES),
     help="full: fsync before acknowledging (survives power loss); "
     "normal: survives a crash of the process; off: throwaway data.",
+)
+@click.option(
+    "--flush",
+    default=None,
+    envvar="EVENTOR_FLUSH",
+    show_envvar=True,
+    type=click.Choice(FLUSH_METHODS),
+    help="How durability full reaches the disk: syncfs (one flush of the file system for "
+    "many streams' commits; the default on Linux) or fsync (each stream's file as it commits: "
+    "for a data dir on a file system other programs write to heavily).",
 )
 @click.option(
     "--max-event-bytes",
@@ -163,6 +174,7 @@ def serve(
     port: int,
     data_dir: Path,
     durability: str,
+    flush: str | None,
     max_event_bytes: int,
     max_request_bytes: int,
     max_append_events: int,
@@ -179,6 +191,7 @@ def serve(
         port=port,
         data_dir=data_dir,
         durability=durability,  # type: ignore[arg-type]
+        flush=flush,  # type: ignore[arg-type]
         limits=Limits(max_event_bytes, max_request_bytes, max_append_events, max_original_read),
         max_open_files=max_open_files,
         attempt_log_size=attempt_log_size,

@@ -19,10 +19,12 @@ _local = threading.local()
 
 def _random(size: int) -> bytes:
     pool: bytes = getattr(_local, "pool", b"")
-    if len(pool) < size:
-        pool = os.urandom(max(_POOL_BYTES, size))
-    _local.pool = pool[size:]
-    return pool[:size]
+    used: int = getattr(_local, "used", 0)
+    if len(pool) - used < size:
+        pool = _local.pool = os.urandom(max(_POOL_BYTES, size))
+        used = 0
+    _local.used = used + size
+    return pool[used : used + size]
 
 
 def new_ids(count: int, version: int = 7) -> list[str]:

@@ -8,6 +8,10 @@ from typing import Literal
 
 Durability = Literal["full", "normal", "off"]
 DURABILITIES: tuple[Durability, ...] = ("full", "normal", "off")
+#: How durability `full` reaches the disk: one `syncfs` for many streams' commits (Linux), or
+#: an fsync of each stream's file as it commits.
+FlushMethod = Literal["syncfs", "fsync"]
+FLUSH_METHODS: tuple[FlushMethod, ...] = ("syncfs", "fsync")
 
 
 MiB = 1024 * 1024
@@ -33,6 +37,8 @@ class Settings:
     port: int = 9400
     data_dir: Path = Path("data")
     durability: Durability = "full"
+    #: None: syncfs where the platform has it, else fsync.
+    flush: FlushMethod | None = None
     limits: Limits = Limits()
     #: File descriptors the open stream databases may hold (an LRU; each open stream holds two).
     max_open_files: int = DEFAULT_MAX_OPEN_FILES

@@ -93,3 +93,35 @@ def test_fifty_concurrent_appenders_on_one_stream(make_server):
     commits = metric(text, "eventor_commits_total")
     assert appended == expected
     assert commits < appended, f"{commits} commits for {appended} events: no group commit"
+
+
+def test_appends_to_many_streams_share_flushes(make_server):
+    """With durability full, appends to different streams are made durable together: one
+    flush of the file system for many commits, each still acknowledged only after it."""
+    server = make_server()
+    streams = [unique("spread") for _ in range(APPENDERS)]
+    acked: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def appender(index: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            for n in range(APPENDS_EACH):
+                r = c.post(f"/v1/streams/{streams[index]}/events", json={"type": "T", "data": n})
+                assert r.status_code in (200, 201), r.text
+                with lock:
+                    acked[streams[index]] = r.json()["last_position"]
+
+    run_threads(APPENDERS, appender)
+
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        for stream in streams:
+            events = read_all(c, stream)
+            assert [e["data"] for e in events] == list(range(APPENDS_EACH))
+            assert acked[stream] == APPENDS_EACH
+        text = c.get("/metrics").text
+    appended = metric(text, "eventor_appended_events_total")
+    commits = metric(text, "eventor_commits_total")
+    flushes = metric(text, "eventor_disk_flushes_total")
+    assert appended == APPENDERS * APPENDS_EACH
+    assert commits >= APPENDERS  # at least one per stream
+    assert 0 < flushes < commits, f"{flushes} flushes for {commits} commits: none shared"

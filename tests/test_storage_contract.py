@@ -42,6 +42,7 @@ def _sqlite(**options: Any) -> Callable[[Path], MakeStorage]:
 BACKENDS: dict[str, Callable[[Path], MakeStorage]] = {
     "sqlite-normal": _sqlite(durability="normal"),
     "sqlite-full": _sqlite(durability="full"),
+    "sqlite-full-fsync": _sqlite(durability="full", flush="fsync"),
 }
 
 

@@ -39,6 +39,16 @@ class _StorageCollector(Collector):
             "Storage transactions that appended events (group commits) since start",
             stats.get("commits", 0),
         )
+        yield CounterMetricFamily(
+            "eventor_disk_flushes",
+            "File system flushes (syncfs) that made rounds of commits durable, since start",
+            stats.get("flushes", 0),
+        )
+        yield CounterMetricFamily(
+            "eventor_disk_flush_seconds",
+            "Time spent in those flushes, since start",
+            stats.get("flush_microseconds", 0) / 1e6,
+        )
         yield GaugeMetricFamily("eventor_streams", "Streams", stats.get("streams", 0))
         yield GaugeMetricFamily(
             "eventor_open_streams", "Stream databases open now", stats.get("open_streams", 0)

@@ -28,7 +28,8 @@ from ...types import (
     SubscriptionRecord,
 )
 from ..base import Storage
-from . import subscriptions
+from . import barrier, subscriptions
+from .barrier import SyncBarrier
 from .catalog import Catalog
 from .files import CATALOG_FILE, LOCK_FILE, STREAM_SUFFIX, STREAMS_DIR, stream_file_name
 from .pool import StreamPool
@@ -69,14 +70,37 @@ class SQLiteStorage(Storage):
         self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="eventor-stream")
         self._catalog_executor = ThreadPoolExecutor(1, thread_name_prefix="eventor-catalog")
         self._catalog: Catalog | None = None
-        self._pool = StreamPool(
-            data_dir,
-            _SYNCHRONOUS[settings.durability],
-            settings.max_open_files,
-            self._executor,
-            on_commit=self._committed,
-            on_open=self._opened,
-        )
+        synchronous = _SYNCHRONOUS[settings.durability]
+        self._barrier: SyncBarrier | None = None
+        flush = settings.flush or ("syncfs" if barrier.available() else "fsync")
+        if flush == "syncfs" and not barrier.available():
+            raise StorageUnavailable("--flush syncfs: this platform has no syncfs; use fsync")
+        if synchronous == "FULL" and flush == "syncfs":
+            # Commits write without syncing; one flush of the file system makes each round
+            # of them durable before any is acknowledged (see barrier.py).
+            self._barrier = SyncBarrier(data_dir / STREAMS_DIR)
+            self._pool = StreamPool(
+                data_dir,
+                "NORMAL",
+                settings.max_open_files,
+                self._executor,
+                on_commit=self._committed,
+                on_open=self._opened,
+                barrier=self._barrier,
+            )
+        else:
+            full = synchronous == "FULL"
+            self._pool = StreamPool(
+                data_dir,
+                synchronous,
+                settings.max_open_files,
+                self._executor,
+                on_commit=self._committed,
+                on_open=self._opened,
+                # Each commit syncs its own file: sync many streams in parallel.
+                parallel_rounds=WORKER_THREADS if full else 1,
+                streams_per_round=1 if full else None,
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -109,6 +133,8 @@ class SQLiteStorage(Storage):
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()
         await self._pool.close()
+        if self._barrier is not None:
+            self._barrier.close()
         await self._flush_catalog()
         if self._catalog is not None:
             await self._catalog_call(self._catalog.set_state, "clean_shutdown", "1")
@@ -179,7 +205,7 @@ class SQLiteStorage(Storage):
             raise StreamNotFound(stream)
 
         def read(db: StreamDatabase) -> ReadResult:
-            return ReadResult(db.head, db.read(start, limit, backward))
+            return ReadResult(db.durable_head, db.read(start, limit, backward))
 
         return await self._pool.call(stream, read)
 
@@ -204,7 +230,12 @@ class SQLiteStorage(Storage):
 
         def info(db: StreamDatabase) -> StreamInfo:
             return StreamInfo(
-                db.name, db.head, db.created, db.updated, db.size_bytes(), dict(db.event_types)
+                db.name,
+                db.durable_head,
+                db.created,
+                db.updated,
+                db.size_bytes(),
+                dict(db.event_types),
             )
 
         return await self._pool.call(stream, info)
@@ -246,6 +277,11 @@ class SQLiteStorage(Storage):
         return {
             "streams": len(self._registry),
             "commits": self._pool.commits,
+            "commit_rounds": self._pool.rounds,
+            "flushes": self._barrier.flushes if self._barrier is not None else 0,
+            "flush_microseconds": (
+                int(self._barrier.flush_seconds * 1e6) if self._barrier is not None else 0
+            ),
             "appended_events": self._pool.appended_events,
             "open_streams": self._pool.open_streams,
         }

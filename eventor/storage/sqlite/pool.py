@@ -1,9 +1,18 @@
 """Open stream databases: an LRU of them, each with a queue of work run one job at a time.
 
-Every operation on a stream goes through its slot. While a job runs on a worker thread, new
-appends wait in the slot; the next job takes all of them in one transaction (group commit).
-Reads queue the same way and run at the start of the next job. Appends to different streams run
-in parallel on the worker threads.
+Every operation on a stream goes through its slot. While a stream's database is busy, new
+appends wait in its slot; the next job takes all of them in one transaction (group commit).
+
+Appends run in rounds: one job on a worker thread commits the waiting appends of every ready
+stream, one transaction per stream. With a `SyncBarrier` (durability `full` on Linux) the
+commits do not sync; the round then waits for one flush of the file system that covers them
+all, and only then are the appends acknowledged. The streams are free again as soon as their
+commits are written, so the next round writes while this one's flush runs: a stream's reads see
+only what is flushed (`StreamDatabase.durable_head`). Without a barrier, each commit syncs its
+own file as SQLite's `synchronous` setting says.
+
+Reads (and other calls) run as their own jobs when the stream has no appends waiting, else at
+the start of its next round.
 
 Open files are budgeted: a stream's database and WAL count from the moment its first job is
 about to open them. A stream that needs its file while the budget is spent waits until the least
@@ -23,23 +32,28 @@ from typing import Any, TypeVar
 from ...clock import utc_now
 from ...errors import EventorError, StorageError
 from ...types import AppendResult, ExpectedVersion, NewEvent
+from .barrier import SyncBarrier
 from .files import stream_path
 from .streamdb import AppendRequest, StreamDatabase, StreamState, Synchronous
 
 T = TypeVar("T")
 #: Each open stream holds its database file and its WAL file.
 FILES_PER_STREAM = 2
+#: Rounds under way (writing or waiting for their flush), at most: one writes while the one
+#: before it flushes. Appends arriving meanwhile wait and make the next round bigger; more
+#: rounds in flight only made them smaller (measured: no gain with 3 or 4).
+MAX_ROUNDS_IN_FLIGHT = 2
 
 Call = Callable[[StreamDatabase], Any]
 Appends = list[tuple[AppendRequest, asyncio.Future[AppendResult]]]
 Calls = list[tuple[Call, asyncio.Future[Any]]]
-#: Told, on the event loop, of every commit: (stream state after it, events appended).
+#: Told, on the event loop, of every durable commit: (stream state after it, events appended).
 CommitListener = Callable[[StreamState, int], None]
 #: Told, on the event loop, of a stream's state as its file says when the file is opened.
 OpenListener = Callable[[StreamState], None]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Slot:
     name: str
     path: Path
@@ -47,7 +61,12 @@ class _Slot:
     appends: Appends = field(default_factory=list)
     calls: Calls = field(default_factory=list)
     closing: bool = False
-    running: bool = False
+    #: A job holds the database.
+    busy: bool = False
+    #: Waiting for a round to take its appends.
+    ready: bool = False
+    #: Rounds whose commits to this stream are written but not yet flushed.
+    unflushed: int = 0
     #: Counted in the file budget: its database is open, or a job is about to open it.
     holds_files: bool = False
     #: The running job closes the database.
@@ -64,6 +83,26 @@ class _JobResult:
     failure: BaseException | None = None
 
 
+@dataclass(slots=True, eq=False)
+class _Work:
+    """One stream's part of a job: what it was given and, once run, what came of it."""
+
+    slot: _Slot
+    appends: Appends
+    calls: Calls
+    closing: bool = False
+    result: _JobResult = field(default_factory=_JobResult)
+
+
+@dataclass(slots=True, eq=False)
+class _Job:
+    work: list[_Work]
+    #: A round of appends (counted against the round limits), not a read or a close.
+    round: bool
+    #: The loop has handed the streams back (their commits are written).
+    released: bool = False
+
+
 class StreamPool:
     """Runs work on stream databases, at most one job per stream at a time."""
 
@@ -75,19 +114,33 @@ class StreamPool:
         executor: ThreadPoolExecutor,
         on_commit: CommitListener,
         on_open: OpenListener,
+        barrier: SyncBarrier | None = None,
+        parallel_rounds: int = 1,
+        streams_per_round: int | None = None,
     ) -> None:
+        """`barrier`: flush each round through it (the databases then commit without syncing:
+        pass `synchronous="NORMAL"`). `parallel_rounds` may write at once, each taking at most
+        `streams_per_round` ready streams (None: all of them)."""
         self._data_dir = data_dir
         self._synchronous = synchronous
         self._max_open = max(1, max_open_files // FILES_PER_STREAM)
         self._executor = executor
         self._on_commit = on_commit
         self._on_open = on_open
+        self._barrier = barrier
+        self._parallel_rounds = parallel_rounds
+        self._streams_per_round = streams_per_round
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
         self._waiting_for_files: OrderedDict[str, _Slot] = OrderedDict()
+        self._ready: list[_Slot] = []
         self._holding = 0
-        self._jobs: set[asyncio.Future[_JobResult]] = set()
+        self._writing = 0
+        self._in_flight = 0
+        self._failed: BaseException | None = None
+        self._jobs: set[asyncio.Future[None]] = set()
         self.commits = 0
         self.appended_events = 0
+        self.rounds = 0
 
     @property
     def open_streams(self) -> int:
@@ -96,8 +149,11 @@ class StreamPool:
     def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
     ) -> asyncio.Future[AppendResult]:
-        slot = self._slot(stream)
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        if self._failed is not None:
+            future.set_exception(self._failed)
+            return future
+        slot = self._slot(stream)
         slot.appends.append(((events, expected), future))
         slot.closing = False
         self._kick(slot)
@@ -123,6 +179,7 @@ class StreamPool:
                 slot.db = None
         self._slots.clear()
         self._waiting_for_files.clear()
+        self._ready.clear()
         self._holding = 0
 
     def _slot(self, stream: str) -> _Slot:
@@ -134,10 +191,17 @@ class StreamPool:
             self._slots.move_to_end(stream)
         return slot
 
+    # -- scheduling (on the event loop) ----------------------------------------------------------
+
     def _kick(self, slot: _Slot) -> None:
-        if slot.running or not (slot.appends or slot.calls or slot.closing):
+        if slot.busy or slot.ready:
             return
         work = bool(slot.appends or slot.calls)
+        closing = slot.closing and not work
+        if not work and not closing:
+            return
+        if closing and slot.unflushed:
+            return  # closed once its commits are flushed (see _after)
         if work and not slot.holds_files:
             if self._holding >= self._max_open:
                 self._waiting_for_files[slot.name] = slot
@@ -145,100 +209,169 @@ class StreamPool:
                 return
             slot.holds_files = True
             self._holding += 1
-        slot.running = True
-        appends, slot.appends = slot.appends, []
+        if slot.appends:
+            slot.ready = True
+            self._ready.append(slot)
+            self._start_rounds()
+            return
         calls, slot.calls = slot.calls, []
-        closing = slot.closing and not work
         slot.closing = False
-        slot.closing_job = closing
+        self._submit(_Job([_Work(slot, [], calls, closing)], round=False))
+
+    def _start_rounds(self) -> None:
+        while (
+            self._ready
+            and self._writing < self._parallel_rounds
+            and self._in_flight < MAX_ROUNDS_IN_FLIGHT
+        ):
+            if self._streams_per_round is None:
+                slots, self._ready = self._ready, []
+            else:
+                slots = self._ready[: self._streams_per_round]
+                del self._ready[: self._streams_per_round]
+            work = []
+            for slot in slots:
+                slot.ready = False
+                appends, slot.appends = slot.appends, []
+                calls, slot.calls = slot.calls, []
+                slot.closing = False
+                work.append(_Work(slot, appends, calls))
+            self._writing += 1
+            self._in_flight += 1
+            self.rounds += 1
+            self._submit(_Job(work, round=True))
+
+    def _submit(self, job: _Job) -> None:
+        for work in job.work:
+            work.slot.busy = True
+            work.slot.closing_job = work.closing
         loop = asyncio.get_running_loop()
-        early = None
-        if appends and calls:
-            # Reads answer before the appends' commit and fsync, not after (delivery latency).
-            def early(results: list[tuple[bool, Any]]) -> None:
-                loop.call_soon_threadsafe(_resolve, calls, results)
+        done = loop.run_in_executor(self._executor, self._run_job, job, loop)
+        self._jobs.add(done)
+        done.add_done_callback(self._jobs.discard)
+        done.add_done_callback(lambda finished: self._finish(job, finished))
 
-        job = loop.run_in_executor(
-            self._executor,
-            self._run,
-            slot,
-            [request for request, _ in appends],
-            [fn for fn, _ in calls],
-            closing,
-            early,
-        )
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
-        job.add_done_callback(lambda done: self._complete(slot, done.result(), appends, calls))
+    # -- on a worker thread ---------------------------------------------------------------------
 
-    def _run(
-        self,
-        slot: _Slot,
-        appends: list[AppendRequest],
-        calls: list[Call],
-        closing: bool,
-        early: Callable[[list[tuple[bool, Any]]], None] | None = None,
-    ) -> _JobResult:
-        """On a worker thread: the slot's database is ours alone until this returns."""
-        result = _JobResult()
+    def _run_job(self, job: _Job, loop: asyncio.AbstractEventLoop) -> None:
+        for work in job.work:
+            self._run(work)
+            if self._barrier is None and work.result.committed is not None and work.slot.db:
+                work.slot.db.durable_head = work.slot.db.head  # synced by its commit
+        if self._barrier is not None and any(work.result.appended for work in job.work):
+            loop.call_soon_threadsafe(self._release, job)
+            self._barrier.wait()
+
+    def _run(self, work: _Work) -> None:
+        """The slot's database is ours alone until the loop releases the slot."""
+        slot, result = work.slot, work.result
         try:
-            if closing:
+            if work.closing:
                 if slot.db is not None:
                     slot.db.close()
                     slot.db = None
-                return result
+                return
             now = utc_now()
             if slot.db is None:
                 slot.db = StreamDatabase.open(
-                    slot.path, slot.name, self._synchronous, create=bool(appends), created=now
+                    slot.path,
+                    slot.name,
+                    self._synchronous,
+                    create=bool(work.appends),
+                    created=now,
                 )
                 result.opened = slot.db.state()
             db = slot.db
-            for fn in calls:
+            for fn, _ in work.calls:
                 try:
                     result.call_results.append((True, fn(db)))
                 except BaseException as exc:  # handed to the caller's future
                     result.call_results.append((False, exc))
-            if early is not None:
-                early(list(result.call_results))
-            if appends:
+            if work.appends:
                 before = db.head
-                result.append_results = db.append_batch(appends, now)
+                result.append_results = db.append_batch([r for r, _ in work.appends], now)
                 result.appended = db.head - before
                 if result.appended:
                     result.committed = db.state()
         except BaseException as exc:
             result.failure = exc
-        return result
 
-    def _complete(self, slot: _Slot, result: _JobResult, appends: Appends, calls: Calls) -> None:
-        slot.running = False
-        slot.closing_job = False
-        if slot.db is None and slot.holds_files:
-            slot.holds_files = False
-            self._holding -= 1
-        if result.opened is not None:
-            self._on_open(result.opened)
-        if result.failure is not None:
-            error = _storage_error(result.failure)
-            for _, future in appends:
-                _fail(future, error)
-            for _, future in calls:
-                _fail(future, error)
-        else:
-            if result.committed is not None:
+    # -- completion (on the event loop) ---------------------------------------------------------
+
+    def _release(self, job: _Job) -> None:
+        """The job's commits are written: its streams may take more work; reads are answered."""
+        if job.released:
+            return
+        job.released = True
+        if job.round:
+            self._writing -= 1
+        for work in job.work:
+            slot, result = work.slot, work.result
+            slot.busy = False
+            slot.closing_job = False
+            if slot.db is None and slot.holds_files:
+                slot.holds_files = False
+                self._holding -= 1
+            if result.opened is not None:
+                self._on_open(result.opened)
+            if result.failure is not None:
+                error = _storage_error(result.failure)
+                for _, future in work.appends:
+                    _fail(future, error)
+                for _, future in work.calls:
+                    _fail(future, error)
+                continue
+            _resolve(work.calls, result.call_results)
+            if result.appended:
+                slot.unflushed += 1
+        for work in job.work:
+            self._after(work.slot)
+        self._start_rounds()
+
+    def _finish(self, job: _Job, done: asyncio.Future[None]) -> None:
+        """The job is over, and its commits are flushed (or the flush failed)."""
+        self._release(job)
+        if job.round:
+            self._in_flight -= 1
+        flush_error = done.exception()
+        if flush_error is not None and self._failed is None:
+            self._failed = StorageError(
+                f"the disk failed: {flush_error}; appends are refused until Eventor restarts"
+            )
+            self._failed.__cause__ = flush_error
+        for work in job.work:
+            slot, result = work.slot, work.result
+            if result.failure is not None:
+                continue
+            if result.appended:
+                slot.unflushed -= 1
+            if flush_error is not None:
+                for _, future in work.appends:
+                    _fail(future, self._failed or flush_error)
+                continue
+            committed = result.committed
+            if committed is not None:
+                if slot.db is not None and committed.head > slot.db.durable_head:
+                    slot.db.durable_head = committed.head
                 self.commits += 1
                 self.appended_events += result.appended
-                self._on_commit(result.committed, result.appended)
-            for (_, future), outcome in zip(appends, result.append_results, strict=True):
+                self._on_commit(committed, result.appended)
+            for (_, future), outcome in zip(work.appends, result.append_results, strict=True):
                 if isinstance(outcome, EventorError):
                     _fail(future, outcome)
                 elif not future.done():
                     future.set_result(outcome)
-            _resolve(calls, result.call_results)
+        for work in job.work:
+            self._after(work.slot)
+        self._start_rounds()
+
+    def _after(self, slot: _Slot) -> None:
         if slot.appends or slot.calls or slot.closing:
             self._kick(slot)
-        elif not slot.holds_files and self._slots.get(slot.name) is slot:
+        elif (
+            not (slot.holds_files or slot.busy or slot.unflushed)
+            and self._slots.get(slot.name) is slot
+        ):
             del self._slots[slot.name]
         while self._waiting_for_files and self._holding < self._max_open:
             _, waiting = self._waiting_for_files.popitem(last=False)
@@ -256,7 +389,14 @@ class StreamPool:
         for slot in list(self._slots.values()):
             if excess <= 0:
                 break
-            idle = not (slot.running or slot.closing or slot.appends or slot.calls)
+            idle = not (
+                slot.busy
+                or slot.ready
+                or slot.closing
+                or slot.unflushed
+                or slot.appends
+                or slot.calls
+            )
             if slot.db is not None and idle:
                 slot.closing = True
                 self._kick(slot)
