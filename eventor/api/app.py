@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -21,7 +21,7 @@ from .dashboard import DashboardRoutes
 from .docs import DocsRoutes
 from .ops import OpsRoutes, SubscriptionCollector
 from .problems import HTTPProblem, from_error, problem_response, text_response
-from .routing import ErrorStyle, Route, Router
+from .routing import ErrorStyle, Handler, RawHandler, Route, Router
 from .stats import StatsRoutes, StatsSampler
 from .streams import StreamRoutes
 from .subscriptions import SubscriptionRoutes
@@ -94,9 +94,13 @@ class EventorApp:
             await response(scope, receive, send)
             return
         scope["path_params"] = params
-        request = Request(scope, receive)
         try:
-            response = await route.handler(request)
+            if route.raw:
+                await cast(RawHandler, route.handler)(scope, receive, send)
+                return
+            response = await cast(Handler, route.handler)(Request(scope, receive))
+        except ClientDisconnect:
+            return  # nobody to answer
         except HTTPProblem as problem:
             response = _render(problem, route.errors)
         except EventorError as error:

@@ -9,6 +9,7 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from ..names import check_stream_name
 from ..payloads import describe
@@ -31,6 +32,9 @@ from .schemas import (
 MISSING_TYPE = "Event must have type specified in x-event-type header"
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 _MAX_OFFSET = 2**62
+_CREATED = b"Created\n"
+_CREATED_LENGTH = (b"content-length", b"%d" % len(_CREATED))
+_TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
 
 
 def go_atoi(text: str) -> int:
@@ -57,7 +61,9 @@ class OriginalRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("POST", "/streams/{stream}", self.append, errors="text", doc=APPEND_DOC),
+            Route(
+                "POST", "/streams/{stream}", self.append, errors="text", doc=APPEND_DOC, raw=True
+            ),
             Route(
                 "GET", "/streams/{stream}/{offset}/{limit}", self.read, errors="text", doc=READ_DOC
             ),
@@ -71,24 +77,32 @@ class OriginalRoutes:
             ),
         ]
 
-    async def append(self, request: Request) -> Response:
-        stream = check_stream_name(request.path_params["stream"])
-        event_type = (header(request, b"x-event-type") or "").strip()
+    async def append(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Raw ASGI: the hottest route (see routing.py)."""
+        stream = check_stream_name(scope["path_params"]["stream"])
+        event_type = (header(scope, b"x-event-type") or "").strip()
         if not event_type:
             raise HTTPProblem(400, MISSING_TYPE)
-        content_type = header(request, b"content-type") or JSON_CONTENT_TYPE
-        body = await read_body(request, self._limits.max_event_bytes)
+        content_type = header(scope, b"content-type") or JSON_CONTENT_TYPE
+        body = await read_body(scope, receive, self._limits.max_event_bytes)
         is_json, shape = describe(body, content_type)
         event = NewEvent(event_type, body, content_type, is_json, None, None, shape, id_version=4)
         result = await self._store.append(stream, [event])
-        return Response(
-            "Created\n",
-            headers={
-                "x-event-position": str(result.first_position),
-                "x-event-uuid": result.ids[0],
-            },
-            media_type="text/plain",
+        # The headers Starlette's Response("Created\n", headers=..., media_type="text/plain")
+        # gave, in its order.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"x-event-position", b"%d" % result.first_position),
+                    (b"x-event-uuid", result.ids[0].encode()),
+                    _CREATED_LENGTH,
+                    _TEXT_PLAIN,
+                ],
+            }
         )
+        await send({"type": "http.response.body", "body": _CREATED})
 
     async def read(self, request: Request) -> Response:
         stream = check_stream_name(request.path_params["stream"])

@@ -111,7 +111,7 @@ class OriginalSubscriptionRoutes:
 
     async def create(self, request: Request) -> Response:
         name = request.path_params["name"]
-        raw = await read_body(request, MAX_BODY)
+        raw = await read_body(request.scope, request.receive, MAX_BODY)
         try:
             body = _decoder.decode(raw)
         except msgspec.ValidationError as exc:

@@ -81,7 +81,7 @@ class DashboardRoutes:
         if file is None:
             raise HTTPProblem(404, f"no file {relative!r} in the dashboard")
         headers = {**_HEADERS, "etag": file.etag}
-        if header(request, b"if-none-match") == file.etag:
+        if header(request.scope, b"if-none-match") == file.etag:
             return Response(status_code=304, headers=headers)
         return Response(file.body, media_type=file.media_type, headers=headers)
 

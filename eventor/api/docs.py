@@ -90,7 +90,7 @@ class DocsRoutes:
         path, media_type = ASSETS[name]
         asset = self._load(path, f"{media_type}; charset=utf-8")
         headers = {"etag": asset.etag, "cache-control": "no-cache"}
-        if header(request, b"if-none-match") == asset.etag:
+        if header(request.scope, b"if-none-match") == asset.etag:
             return Response(status_code=304, headers=headers)
         return Response(asset.body, media_type=asset.media_type, headers=headers)
 

@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
 
 from ..errors import LimitExceeded
 from ..payloads import is_json_content_type
@@ -15,23 +16,24 @@ from ..types import ANY, EXISTS, NO_STREAM, ExpectedVersion
 from .problems import HTTPProblem
 
 # The helpers below read the ASGI scope directly rather than through Starlette's Request
-# properties: on the append path those cost more than the storage does (BENCHMARKS.md).
+# properties: on the append path those cost more than the storage does (BENCHMARKS.md). Handlers
+# built on Request pass `request.scope` (and `request.receive`).
 
 _NO_QUERY: Mapping[str, str] = {}
 _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 
 
-def header(request: Request, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     """The first value of header `name` (lower-case bytes), or None."""
-    for key, value in request.scope["headers"]:
+    for key, value in scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))
     return None
 
 
-def query(request: Request) -> Mapping[str, str]:
+def query(scope: Scope) -> Mapping[str, str]:
     """The query parameters (the first value of each)."""
-    raw: bytes = request.scope["query_string"]
+    raw: bytes = scope["query_string"]
     if not raw:
         return _NO_QUERY
     params: dict[str, str] = {}
@@ -40,15 +42,15 @@ def query(request: Request) -> Mapping[str, str]:
     return params
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole body; 413 as soon as it is known to exceed `limit` bytes."""
-    declared = header(request, b"content-length")
+    declared = header(scope, b"content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise LimitExceeded(f"the request body is {declared} bytes; at most {limit} allowed")
     body = b""
     more = True
     while more:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         body += message.get("body", b"")
@@ -58,9 +60,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-def require_json(request: Request) -> None:
+def require_json(scope: Scope) -> None:
     """415 unless the body is declared JSON (or not declared at all)."""
-    content_type = header(request, b"content-type")
+    content_type = header(scope, b"content-type")
     if content_type and not is_json_content_type(content_type):
         raise HTTPProblem(
             415,

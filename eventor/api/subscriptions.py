@@ -216,8 +216,9 @@ class SubscriptionRoutes:
 
     async def put(self, request: Request) -> Response:
         name = _name(request)
-        require_json(request)
-        body = decode(_put, await read_body(request, MAX_BODY), "subscription")
+        require_json(request.scope)
+        raw = await read_body(request.scope, request.receive, MAX_BODY)
+        body = decode(_put, raw, "subscription")
         spec = SubscriptionSpec(
             stream=body.stream,
             url=body.url,
@@ -253,12 +254,12 @@ class SubscriptionRoutes:
     async def reset(self, request: Request) -> Response:
         name = _name(request)
         self._service.get(name)
-        require_json(request)
-        body = decode(_reset, await read_body(request, MAX_BODY), "reset")
+        require_json(request.scope)
+        body = decode(_reset, await read_body(request.scope, request.receive, MAX_BODY), "reset")
         return json_response(self._out(await self._service.reset(name, body.position)))
 
     async def deliveries(self, request: Request) -> Response:
-        limit = int_param(query(request), "limit", 100, low=1, high=1000)
+        limit = int_param(query(request.scope), "limit", 100, low=1, high=1000)
         assert limit is not None
         attempts = self._service.deliveries(_name(request), limit)
         return json_response(
