@@ -205,7 +205,7 @@ class SQLiteStorage(Storage):
             raise StreamNotFound(stream)
 
         def read(db: StreamDatabase) -> ReadResult:
-            return ReadResult(db.durable_head, db.read(start, limit, backward))
+            return ReadResult(db.head, db.read(start, limit, backward))
 
         return await self._pool.call(stream, read)
 
@@ -231,7 +231,7 @@ class SQLiteStorage(Storage):
         def info(db: StreamDatabase) -> StreamInfo:
             return StreamInfo(
                 db.name,
-                db.durable_head,
+                db.head,
                 db.created,
                 db.updated,
                 db.size_bytes(),

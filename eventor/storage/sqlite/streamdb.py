@@ -65,9 +65,7 @@ _COLUMNS = (
     "id, ?, position, type, data, coalesce(content_type, 'application/json'), is_json,"
     " metadata, created"
 )
-_READ_FORWARD = (
-    f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position LIMIT ?"
-)
+_READ_FORWARD = f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?"
 _READ_BACKWARD = f"SELECT {_COLUMNS} FROM events WHERE position <= ? ORDER BY position DESC LIMIT ?"
 _INSERT = (
     "INSERT INTO events (position, id, type, data, content_type, is_json, metadata, created)"
@@ -102,9 +100,6 @@ class StreamDatabase:
         self.path = path
         self.name = name
         self.head: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
-        #: The last position known to be on disk: reads stop there. Behind `head` while a
-        #: commit written without syncing waits for its flush (see `pool`).
-        self.durable_head = self.head
         self.created: str = conn.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()[
             0
         ]
@@ -301,13 +296,8 @@ class StreamDatabase:
         return None if ok else WrongExpectedVersion(self.name, expected, head)
 
     def read(self, start: int, limit: int, backward: bool) -> list[RecordedEvent]:
-        """Up to `limit` events from position `start` on (or back), none past `durable_head`."""
-        if backward:
-            params: tuple[object, ...] = (self.name, min(start, self.durable_head), limit)
-            rows = self._conn.execute(_READ_BACKWARD, params).fetchall()
-        else:
-            params = (self.name, start, self.durable_head, limit)
-            rows = self._conn.execute(_READ_FORWARD, params).fetchall()
+        sql = _READ_BACKWARD if backward else _READ_FORWARD
+        rows = self._conn.execute(sql, (self.name, start, limit)).fetchall()
         return list(map(RecordedEvent._make, rows))
 
     def state(self) -> StreamState:
