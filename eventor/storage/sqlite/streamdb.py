@@ -95,8 +95,11 @@ class StreamState:
 class StreamDatabase:
     """An open stream database file."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, name: str) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, name: str, synchronous: Synchronous
+    ) -> None:
         self._conn = conn
+        self._synchronous = synchronous
         self.path = path
         self.name = name
         self.head: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
@@ -156,13 +159,19 @@ class StreamDatabase:
                 conn.execute("COMMIT")
                 if synchronous == "FULL":
                     _fsync_dir(path.parent)
-            return cls(conn, path, name)
+            return cls(conn, path, name, synchronous)
         except BaseException:
             conn.close()
             raise
 
     def close(self) -> None:
         self._conn.close()
+
+    def set_synchronous(self, synchronous: Synchronous) -> None:
+        """Make the next commits sync (FULL) or not (NORMAL: the caller flushes them)."""
+        if synchronous != self._synchronous:
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._synchronous = synchronous
 
     def append_batch(
         self, requests: Sequence[AppendRequest], now: str
