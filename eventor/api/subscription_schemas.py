@@ -33,7 +33,10 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ) = None
     event_types: list[str] | None = None
     secret: (
-        Annotated[str, Meta(description="whsec_ + base64 of 24-64 bytes; null removes it")]
+        Annotated[
+            str,
+            Meta(description="whsec_ + base64 of the key (24-64 bytes advised); null removes it"),
+        ]
         | UnsetType
         | None
     ) = UNSET

@@ -21,7 +21,8 @@ ORIGINAL_MAX_ATTEMPTS = len(ORIGINAL_DELAYS) + 1
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, or a fixed schedule (the original's).
+    """Exponential backoff with jitter, within [initial, maximum], or a fixed schedule (the
+    original's).
 
     `max_attempts` 0 retries forever. A `Retry-After` (429/503) replaces the computed delay,
     capped at `maximum`.
@@ -54,7 +55,10 @@ class RetryPolicy:
             if seconds is not None:
                 return min(seconds, self.maximum)
         exponent = min(failures - 1, 64)  # 2**64 * anything is past any maximum
-        return float(self.random() * min(self.maximum, self.initial * 2**exponent))
+        step = min(self.maximum, self.initial * 2**exponent)
+        # "Equal jitter": the upper half of the step, never below `initial` (the spec: delays
+        # between backoff.initial and backoff.max). The first retry waits exactly `initial`.
+        return float(max(self.initial, step * (0.5 + 0.5 * self.random())))
 
     async def wait(self, failures: int, retry_after: str | None = None) -> None:
         await self.sleep(self.delay(failures, retry_after))

@@ -14,13 +14,24 @@ from eventor.types import SubscriptionConfig
 NOW = 1_800_000_000.0
 
 
-def test_full_jitter_grows_exponentially_up_to_the_max():
+def test_jittered_backoff_grows_exponentially_between_initial_and_max():
     top = RetryPolicy(initial=1, maximum=10, random=lambda: 1.0)
     assert [top.delay(n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
     bottom = RetryPolicy(initial=1, maximum=10, random=lambda: 0.0)
-    assert {bottom.delay(n) for n in range(1, 7)} == {0.0}
+    assert [bottom.delay(n) for n in range(1, 7)] == [1, 1, 2, 4, 5, 5]
     half = RetryPolicy(initial=0.5, maximum=300, random=lambda: 0.5)
-    assert half.delay(3) == 0.5 * 2 * 0.5 * 2
+    assert half.delay(3) == 0.5 * 2 * 2 * 0.75
+
+
+def test_every_backoff_delay_lies_between_initial_and_max():
+    import random
+
+    rng = random.Random(7)
+    policy = RetryPolicy(initial=0.25, maximum=20, random=rng.random)
+    delays = [policy.delay(n) for n in range(1, 40) for _ in range(50)]
+    assert min(delays) >= 0.25
+    assert max(delays) <= 20
+    assert policy.delay(1) == 0.25
 
 
 def test_huge_attempt_numbers_do_not_overflow():
@@ -38,7 +49,7 @@ def test_retry_after_seconds_replaces_the_backoff_capped_at_max():
     policy = RetryPolicy(initial=1, maximum=30, random=lambda: 0.0, clock=lambda: NOW)
     assert policy.delay(1, "7") == 7
     assert policy.delay(1, "3600") == 30
-    assert policy.delay(1, "soon") == 0.0  # unreadable: the normal backoff
+    assert policy.delay(1, "soon") == 1.0  # unreadable: the normal backoff
 
 
 def test_retry_after_http_date():
@@ -81,4 +92,4 @@ def test_wait_sleeps_through_the_injected_sleep():
         await policy.wait(4, "9")
 
     asyncio.run(run())
-    assert slept == [1, 2, 4, 9]
+    assert slept == [2, 3, 6, 9]
