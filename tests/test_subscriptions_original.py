@@ -94,6 +94,21 @@ def test_unknown_names_on_pause_and_resume_are_400(client):
         assert text(r, 400) == "Subscription doesn't exist\n"
 
 
+def test_original_deliveries_say_json_whatever_the_append_said(client, stream, sub, receiver):
+    """curl -d sends application/x-www-form-urlencoded; the original delivered application/json."""
+    r = client.post(
+        f"/streams/{stream}",
+        content=b'{"n": 1}',
+        headers={"X-Event-Type": "Ping", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200
+    r = client.post(f"/subscriptions/{sub}", json={"stream": stream, "url": receiver.url})
+    assert r.status_code == 200
+    [request] = receiver.wait_count(1)
+    assert request.headers["content-type"] == "application/json"
+    assert request.body == b'{"n": 1}'
+
+
 def test_a_receiver_written_for_the_original_works_unchanged(client, stream, sub, receiver):
     """It reads X-Event-Position/Uuid/Created, the raw JSON body and its own header."""
     for i in range(4):

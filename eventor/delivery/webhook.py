@@ -37,6 +37,9 @@ class WebhookBuilder:
     ) -> None:
         self.batch = config.batch_size > 1
         self._clock = clock
+        # original-api.md: its deliveries say application/json, whatever the append said (curl
+        # -d sends a form type, say). v1 deliveries carry the event's own content type.
+        self._content_type = "application/json" if config.original else None
         source = f"/streams/{config.stream}"
         self._source = source
         custom = {k: v for k, v in config.headers.items() if not k.lower().startswith(_OURS)}
@@ -76,7 +79,7 @@ class WebhookBuilder:
             event = events[0]
             body = event.data
             position = event.position
-            headers["Content-Type"] = event.content_type
+            headers["Content-Type"] = self._content_type or event.content_type
             headers["X-Event-Position"] = str(position)
             headers["X-Event-Uuid"] = event.id
             headers["X-Event-Created"] = event.created
