@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from ...clock import utc_now
 from ...errors import EventorError, StorageError
 from ...types import AppendResult, ExpectedVersion, NewEvent
-from .barrier import SyncBarrier
+from .barrier import SyncBarrier, SyncFailed
 from .files import stream_path
 from .streamdb import AppendRequest, StreamDatabase, StreamState, Synchronous
 
@@ -96,6 +96,8 @@ class _Job:
     work: list[_Work]
     #: A round of appends (counted against `parallel_rounds`), not a read or a close.
     round: bool
+    #: The flush after the round's commits failed: none of them may be acknowledged.
+    flush_error: SyncFailed | None = None
 
 
 class StreamPool:
@@ -252,16 +254,22 @@ class StreamPool:
         # its directory entry flushed too: syncfs.
         solo = len(writers) == 1 and writers[0].slot.db is not None
         for work in job.work:
-            if work.appends and work.slot.db is not None:
-                work.slot.db.set_synchronous("FULL" if solo else "NORMAL")
-            self._run(work, loop)
+            self._run(work, loop, "FULL" if solo else "NORMAL")
         if not solo and any(work.result.appended for work in job.work):
-            self._barrier.wait()
+            try:
+                self._barrier.wait()
+            except SyncFailed as exc:
+                job.flush_error = exc
 
-    def _run(self, work: _Work, loop: asyncio.AbstractEventLoop) -> None:
-        """The slot's database is ours alone until the job is over."""
+    def _run(
+        self, work: _Work, loop: asyncio.AbstractEventLoop, commit: Synchronous | None = None
+    ) -> None:
+        """The slot's database is ours alone until the job is over. `commit`: how this job's
+        commit syncs, when not as the database was opened."""
         slot, result = work.slot, work.result
         try:
+            if commit is not None and work.appends and slot.db is not None:
+                slot.db.set_synchronous(commit)
             if work.closing:
                 if slot.db is not None:
                     slot.db.close()
@@ -302,7 +310,12 @@ class StreamPool:
         """The job is over: its commits are on disk (or the flush failed)."""
         if job.round:
             self._writing -= 1
-        flush_error = done.exception()
+        crash = done.exception()
+        if crash is not None:  # a bug, not the disk: fail this job's work, keep serving
+            for work in job.work:
+                if work.result.failure is None:
+                    work.result.failure = crash
+        flush_error = job.flush_error
         if flush_error is not None and self._failed is None:
             self._failed = StorageError(
                 f"the disk failed: {flush_error}; appends are refused until Eventor restarts"

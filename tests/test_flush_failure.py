@@ -1,0 +1,78 @@
+"""When the flush that makes a round durable fails, none of the round's appends is
+acknowledged, and appends are refused from then on (the kernel may have dropped the pages it
+could not write, so nothing written since can be promised). Reads of what was flushed before
+still work.
+
+A real disk error cannot be produced here, so the pool runs with real SQLite files and a flush
+that fails from its second call on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from eventor.errors import StorageError
+from eventor.storage.sqlite.barrier import SyncBarrier
+from eventor.storage.sqlite.files import STREAMS_DIR
+from eventor.storage.sqlite.pool import StreamPool
+from eventor.types import ANY, NewEvent
+
+
+def event(n: int) -> NewEvent:
+    return NewEvent("T", b'{"n": %d}' % n, "application/json", True, None, None, '["n"]')
+
+
+def test_a_failed_flush_fails_its_round_and_every_later_append(tmp_path: Path) -> None:
+    (tmp_path / STREAMS_DIR).mkdir()
+    flushes: list[int] = []
+    release_first = threading.Event()
+    first_entered = threading.Event()
+
+    def flush(fd: int) -> None:
+        flushes.append(fd)
+        if len(flushes) == 1:
+            first_entered.set()
+            assert release_first.wait(10)  # holds round 1 while round 2 gathers
+        else:
+            raise OSError(5, "Input/output error")
+
+    async def main() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            barrier = SyncBarrier(tmp_path / STREAMS_DIR, flush)
+            pool = StreamPool(
+                tmp_path,
+                "NORMAL",
+                64,
+                executor,
+                on_commit=lambda state, count: None,
+                on_open=lambda state: None,
+                barrier=barrier,
+            )
+            first = pool.append("a", [event(1)], ANY)  # round 1, flushed (held for now)
+            second = [pool.append("b", [event(1)], ANY), pool.append("c", [event(1)], ANY)]
+            entered = await asyncio.to_thread(first_entered.wait, 10)
+            assert entered
+            assert not first.done()  # acknowledged only once flushed
+            assert not any(f.done() for f in second)  # one round at a time
+            release_first.set()
+            assert (await first).last_position == 1
+            # Round 2 (b and c) is flushed after round 1, and that flush fails.
+            outcomes = await asyncio.gather(*second, return_exceptions=True)
+            assert all(isinstance(o, StorageError) for o in outcomes), outcomes
+            assert "the disk failed" in str(outcomes[0])
+            # From now on appends are refused at once, without touching the disk.
+            with pytest.raises(StorageError, match="until Eventor restarts"):
+                await pool.append("a", [event(2)], ANY)
+            assert len(flushes) == 2
+            # What was flushed before can still be read.
+            read = await pool.call("a", lambda db: db.read(1, 10, False))
+            assert [e.data for e in read] == [b'{"n": 1}']
+            await pool.close()
+            barrier.close()
+
+    asyncio.run(main())
