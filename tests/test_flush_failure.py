@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from eventor.errors import StorageError
-from eventor.storage.sqlite.barrier import SyncBarrier
+from eventor.errors import StorageError, StorageUnavailable
+from eventor.settings import Settings
+from eventor.storage.base import open_storage
+from eventor.storage.sqlite.backend import SQLiteStorage
+from eventor.storage.sqlite.barrier import SyncBarrier, available
 from eventor.storage.sqlite.files import STREAMS_DIR
 from eventor.storage.sqlite.pool import StreamPool
 from eventor.types import ANY, NewEvent
@@ -74,5 +77,29 @@ def test_a_failed_flush_fails_its_round_and_every_later_append(tmp_path: Path) -
             assert [e.data for e in read] == [b'{"n": 1}']
             await pool.close()
             barrier.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.skipif(not available(), reason="syncfs is Linux only")
+def test_after_a_failed_flush_the_storage_is_not_ready(tmp_path: Path) -> None:
+    """/ready is `storage.is_open`: false once the disk failed, so traffic goes elsewhere."""
+
+    def flush(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    async def main() -> None:
+        storage = open_storage(tmp_path / "data", Settings(data_dir=tmp_path / "data"))
+        assert isinstance(storage, SQLiteStorage)
+        await storage.open()
+        assert storage.is_open
+        assert storage._barrier is not None  # syncfs is used on Linux
+        storage._barrier._flush = flush  # a disk error cannot be made here
+        with pytest.raises(StorageError, match="No space left"):
+            await storage.append("s", [event(1)])
+        assert not storage.is_open
+        with pytest.raises(StorageUnavailable, match="the disk failed"):
+            await storage.list_streams()
+        await storage.close()
 
     asyncio.run(main())

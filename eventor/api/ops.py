@@ -115,7 +115,7 @@ class OpsRoutes:
 
     async def ready(self, request: Request) -> Response:
         if not self._storage.is_open:
-            raise HTTPProblem(503, "the storage is not open", code="not-ready")
+            raise HTTPProblem(503, "the storage is not open or its disk failed", code="not-ready")
         return json_response({"status": "ready"})
 
     async def metrics(self, request: Request) -> Response:
@@ -136,7 +136,11 @@ READY_DOC = Doc(
     tag="operations",
     responses={
         200: (ReadyOut, "ready; `status` is `ready`"),
-        503: (Problem, "not ready: the storage is not open (starting or stopping)"),
+        503: (
+            Problem,
+            "not ready: the storage is not open (starting or stopping), or its disk failed a"
+            " flush (restart needed)",
+        ),
     },
 )
 METRICS_DOC = Doc(

@@ -106,7 +106,8 @@ class SQLiteStorage(Storage):
 
     @property
     def is_open(self) -> bool:
-        return self._open
+        """Open, and its disk has not failed a flush (after one, only a restart helps)."""
+        return self._open and self._pool.failed is None
 
     async def open(self) -> None:
         streams_dir = self.data_dir / STREAMS_DIR
@@ -343,6 +344,8 @@ class SQLiteStorage(Storage):
     def _check_open(self) -> None:
         if not self._open:
             raise StorageUnavailable("the storage is not open")
+        if self._pool.failed is not None:
+            raise StorageUnavailable(str(self._pool.failed))
 
 
 def _safe_file_name(name: str) -> str | None:

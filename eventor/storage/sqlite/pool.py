@@ -139,6 +139,11 @@ class StreamPool:
         self.rounds = 0
 
     @property
+    def failed(self) -> BaseException | None:
+        """Why appends are refused: a flush to disk failed. None while all is well."""
+        return self._failed
+
+    @property
     def open_streams(self) -> int:
         return sum(1 for slot in self._slots.values() if slot.db is not None)
 
