@@ -93,9 +93,13 @@ class EventStore:
             result = ReadResult(0, [])
         if result.events or wait <= 0 or self.stopping:
             return result
-        if await self.appended.wait(stream, start - 1, wait):
+        await self.appended.wait(stream, start - 1, wait)
+        if self.stopping:
+            return result
+        try:  # events arrived, or the time is up: either way, answer with the head as it is now
             return await self.storage.read(stream, start, limit)
-        return result
+        except StreamNotFound:
+            return result
 
     async def read_all(self, stream: str, after: int, limit: int) -> list[RecordedEvent]:
         """Events after position `after`; [] for an unknown stream (original API semantics)."""

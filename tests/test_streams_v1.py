@@ -604,6 +604,40 @@ def test_long_poll_returns_as_soon_as_an_event_arrives(server, client, ten):
     assert waiter.done_at - appended_at < 2.0, "the long poll must return well before `wait`"
 
 
+def test_long_poll_is_not_ended_by_events_before_from(server, client, ten):
+    """`from` past the head: appends that stop short of it keep the poll waiting."""
+
+    def poll() -> httpx.Response:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            return read(c, ten, wait=20, **{"from": 13})
+
+    waiter = Background(poll)
+    time.sleep(0.3)
+    assert waiter.running
+    append_ok(client, ten, {"type": "Early", "data": 11})
+    append_ok(client, ten, {"type": "Early", "data": 12})
+    time.sleep(0.3)
+    assert waiter.running, "events before `from` must not end the long poll"
+    append_ok(client, ten, {"type": "Late", "data": 13})
+    body = waiter.result(timeout=5).json()
+    assert positions(body["events"]) == [13]
+    assert body["head"] == 13
+
+
+def test_long_poll_times_out_with_the_current_head(server, client, ten):
+    def poll() -> httpx.Response:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            return read(c, ten, wait=1.0, **{"from": 20})
+
+    waiter = Background(poll)
+    time.sleep(0.2)
+    append_ok(client, ten, {"type": "Early", "data": 11})
+    body = waiter.result(timeout=5).json()
+    assert body["events"] == []
+    assert body["head"] == 11, "the head as it is when the time is up"
+    assert body["next"] == 20
+
+
 def test_long_poll_returns_at_once_when_events_are_there(client, ten):
     started = time.monotonic()
     body = read(client, ten, wait=60, **{"from": 10}).json()
