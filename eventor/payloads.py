@@ -32,11 +32,14 @@ def describe(data: bytes, content_type: str, *, known_json: bool = False) -> tup
         return False, f"({content_type.partition(';')[0].strip().lower() or 'no content type'})"
     first = data.lstrip()[:1]
     try:
+        if not known_json:
+            data.decode()  # JSON is UTF-8; msgspec does not check inside values it skips
         if first == b"{":
             keys = _KEYS_ONLY.decode(data)
             return True, _encode(sorted(keys)).decode()
         if not known_json:
             _ANY.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nested deeper than the parser goes; kept, but not as JSON.
         return False, "(not JSON)"
     return True, _KINDS.get(first, "(number)")

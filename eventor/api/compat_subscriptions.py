@@ -13,7 +13,7 @@ from starlette.responses import Response
 from ..errors import SubscriptionExists, SubscriptionNotFound
 from ..subscriptions import SubscriptionService
 from ..types import PAUSED, Subscription
-from .params import read_body
+from .params import decode_json, read_body
 from .problems import HTTPProblem
 from .rendering import json_response
 from .routing import Doc, Param, Route
@@ -112,12 +112,7 @@ class OriginalSubscriptionRoutes:
     async def create(self, request: Request) -> Response:
         name = request.path_params["name"]
         raw = await read_body(request.scope, request.receive, MAX_BODY)
-        try:
-            body = _decoder.decode(raw)
-        except msgspec.ValidationError as exc:
-            raise HTTPProblem(400, f"invalid subscription: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise HTTPProblem(400, f"the body is not valid JSON: {exc}") from None
+        body = decode_json(_decoder, raw, "subscription")
         if not body.stream:
             raise HTTPProblem(400, "stream is required")
         if not body.url:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
+import msgspec
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
-from ..errors import LimitExceeded
+from ..errors import InvalidRequest, LimitExceeded
 from ..payloads import is_json_content_type
 from ..types import ANY, EXISTS, NO_STREAM, ExpectedVersion
 from .problems import HTTPProblem
@@ -19,6 +21,7 @@ from .problems import HTTPProblem
 # properties: on the append path those cost more than the storage does (BENCHMARKS.md). Handlers
 # built on Request pass `request.scope` (and `request.receive`).
 
+T = TypeVar("T")
 _NO_QUERY: Mapping[str, str] = {}
 _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 
@@ -58,6 +61,23 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise LimitExceeded(f"the request body is over {limit} bytes, the most allowed")
         more = message.get("more_body", False)
     return body
+
+
+def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
+    """`body` decoded as `what`, or InvalidRequest (400) saying what to fix."""
+    try:
+        body.decode()  # JSON is UTF-8; msgspec does not check inside the values it skips
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid {what}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"the body is not valid UTF-8 (byte {exc.start}), so not JSON either"
+        ) from None
+    except RecursionError:
+        raise InvalidRequest("the body's JSON is nested too deeply") from None
 
 
 def require_json(scope: Scope) -> None:

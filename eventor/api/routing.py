@@ -93,7 +93,15 @@ class Route:
         last = 0
         for m in _PARAM.finditer(self.path):
             pattern += re.escape(self.path[last : m.start()])
-            pattern += f"(?P<{m[1]}>.+)" if m[2] else f"(?P<{m[1]}>[^/]+)"
+            if m[2]:
+                pattern += f"(?P<{m[1]}>.+)"
+            elif self.path.startswith("/v1/"):
+                # An empty segment matches too, so that the handler refuses the empty name with
+                # a 400 (api-v1.md: any other name is a 400). The original's router (Go) did
+                # not match empty segments: 404 there.
+                pattern += f"(?P<{m[1]}>[^/]*)"
+            else:
+                pattern += f"(?P<{m[1]}>[^/]+)"
             last = m.end()
         pattern += re.escape(self.path[last:]) + "$"
         object.__setattr__(self, "regex", re.compile(pattern))

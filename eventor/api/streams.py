@@ -19,6 +19,7 @@ from ..store import EventStore
 from ..types import JSON_CONTENT_TYPE, NewEvent
 from .params import (
     choice_param,
+    decode_json,
     expected_version,
     header,
     int_param,
@@ -56,12 +57,7 @@ _append_decoder = msgspec.json.Decoder(AppendBody)
 
 def parse_events(body: bytes) -> list[NewEvent]:
     """The events of a v1 append body, or InvalidRequest saying what to fix."""
-    try:
-        decoded = _append_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"invalid event: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    decoded = decode_json(_append_decoder, body, "event")
     items = decoded if isinstance(decoded, list) else [decoded]
     if not items:
         raise InvalidRequest("the array holds no events: send at least one")

@@ -8,11 +8,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import InvalidRequest
 from ..names import check_subscription_name
 from ..subscriptions import UNSET, SubscriptionService, SubscriptionSpec, status_of
 from ..types import Subscription
-from .params import int_param, query, read_body, require_json
+from .params import decode_json, int_param, query, read_body, require_json
 from .rendering import json_response
 from .routing import Doc, Param, Route
 from .schemas import Problem
@@ -38,16 +37,6 @@ _reset = msgspec.json.Decoder(ResetIn)
 _NAME = Param("name", {"type": "string"}, "the subscription's name", True, "path")
 _NOT_FOUND = (Problem, "no subscription has this name")
 _BAD = (Problem, "invalid input: the detail says what to fix")
-
-
-def decode(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
-    """`body` decoded, or InvalidRequest saying what is wrong with it."""
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"invalid {what}: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def subscription_out(s: Subscription, head: int) -> SubscriptionOut:
@@ -218,7 +207,7 @@ class SubscriptionRoutes:
         name = _name(request)
         require_json(request.scope)
         raw = await read_body(request.scope, request.receive, MAX_BODY)
-        body = decode(_put, raw, "subscription")
+        body = decode_json(_put, raw, "subscription")
         spec = SubscriptionSpec(
             stream=body.stream,
             url=body.url,
@@ -255,7 +244,9 @@ class SubscriptionRoutes:
         name = _name(request)
         self._service.get(name)
         require_json(request.scope)
-        body = decode(_reset, await read_body(request.scope, request.receive, MAX_BODY), "reset")
+        body = decode_json(
+            _reset, await read_body(request.scope, request.receive, MAX_BODY), "reset"
+        )
         return json_response(self._out(await self._service.reset(name, body.position)))
 
     async def deliveries(self, request: Request) -> Response:
