@@ -872,6 +872,28 @@ def test_wrong_method_is_405(client, method, path, allowed):
     assert {m.strip() for m in r.headers["allow"].split(",")} >= allowed
 
 
+def test_405_allow_lists_head_beside_get(client):
+    r = client.request("DELETE", "/v1/streams/s")
+    assert {m.strip() for m in r.headers["allow"].split(",")} == {"GET", "HEAD"}
+
+
+@pytest.mark.parametrize("path", ["/v1/streams/s/events", "/streams/s/0/10", "/introspect"])
+def test_cors_preflight_for_reads(client, path):
+    r = client.options(
+        path,
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "last-event-id",
+        },
+    )
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "GET" in r.headers["access-control-allow-methods"]
+    assert r.headers["access-control-allow-headers"] == "last-event-id"
+    assert "GET" in r.headers["allow"]
+
+
 def test_unknown_v1_path_is_a_404_problem(client):
     assert_problem(client.get("/v1/nothing-here"), 404)
     assert_problem(client.get("/v1/streams/s/events/extra"), 404)

@@ -20,6 +20,7 @@ from .compat_subscriptions import OriginalSubscriptionRoutes
 from .dashboard import DashboardRoutes
 from .docs import DocsRoutes
 from .ops import OpsRoutes, SubscriptionCollector
+from .params import header
 from .problems import HTTPProblem, from_error, problem_response, text_response
 from .routing import ErrorStyle, Handler, RawHandler, Route, Router
 from .stats import StatsRoutes, StatsSampler
@@ -81,8 +82,12 @@ class EventorApp:
         if route is None:
             style: ErrorStyle = "problem" if path.startswith("/v1/") else "text"
             meant, meant_params = self.router.match_encoded_slashes(method, scope.get("raw_path"))
+            if "GET" in allowed:
+                allowed.append("HEAD")  # served on every GET route
             if meant is not None:
                 response = _render(_slash_in_name(meant_params), meant.errors)
+            elif method == "OPTIONS" and allowed:
+                response = _preflight(allowed, scope)
             elif allowed:
                 problem = HTTPProblem(
                     405, f"{method} is not allowed here; use {', '.join(allowed)}"
@@ -147,6 +152,20 @@ def _slash_in_name(params: dict[str, str]) -> HTTPProblem:
         f"path parameter {name!r} must not contain '/' (%2F), got {value!r}",
         code="invalid-name",
     )
+
+
+def _preflight(allowed: list[str], scope: Scope) -> Response:
+    """OPTIONS: the methods of the path; for a GET route, a CORS preflight answer too (reads
+    are allowed from any origin, original-api.md), whatever headers the browser asks for."""
+    response = Response(status_code=204, headers={"allow": ", ".join(allowed)})
+    if "GET" in allowed:
+        response.headers["access-control-allow-origin"] = "*"
+        response.headers["access-control-allow-methods"] = "GET, HEAD"
+        asked = header(scope, b"access-control-request-headers")
+        if asked:
+            response.headers["access-control-allow-headers"] = asked
+        response.headers["access-control-max-age"] = "600"
+    return response
 
 
 def _render(problem: HTTPProblem, style: ErrorStyle) -> Response:
