@@ -11,8 +11,9 @@ SUBSCRIPTION_NAME_RULE = "1-100 characters of A-Z a-z 0-9 _ - ."
 
 _STREAM = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]{0,199}")
 _SUBSCRIPTION = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-# The original Eventor's rule, kept for its routes: ^[a-z0-9_]+$, case-insensitively.
-_ORIGINAL_SUBSCRIPTION = re.compile(r"[A-Za-z0-9_]{1,100}")
+# The original Eventor's rule, kept for its routes: ^[a-z0-9_]+$, case-insensitively. It set
+# no length; 1,000 keeps a name within reason in logs and headers.
+_ORIGINAL_SUBSCRIPTION = re.compile(r"[A-Za-z0-9_]{1,1000}")
 
 
 def check_stream_name(name: str) -> str:
@@ -26,6 +27,6 @@ def check_subscription_name(name: str, *, original: bool = False) -> str:
     """Return `name` when it is a valid subscription name, else raise InvalidName."""
     rule = _ORIGINAL_SUBSCRIPTION if original else _SUBSCRIPTION
     if rule.fullmatch(name) is None:
-        allowed = "1-100 characters of a-z 0-9 _" if original else SUBSCRIPTION_NAME_RULE
+        allowed = "1-1000 characters of a-z 0-9 _" if original else SUBSCRIPTION_NAME_RULE
         raise InvalidName(f"invalid subscription name {name!r}: use {allowed}")
     return name

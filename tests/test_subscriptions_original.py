@@ -68,6 +68,16 @@ def test_name_rule_is_case_insensitive(client, stream):
         assert "invalid subscription name" in text(r, 400)
 
 
+def test_long_names_that_match_the_rule_are_taken(client, stream):
+    """original-api.md sets no length on ^[a-z0-9_]+$ (we stop at 1,000 characters)."""
+    long = "long_" + "a" * 150
+    assert text(client.post(f"/subscriptions/{long}", json={"stream": stream, "url": URL}), 200)
+    assert long in {s["name"] for s in client.get("/subscriptions").json()}
+    assert text(client.delete(f"/subscriptions/{long}"), 200)
+    r = client.post(f"/subscriptions/{'a' * 1001}", json={"stream": stream, "url": URL})
+    assert "invalid subscription name" in text(r, 400)
+
+
 def test_create_errors_are_text(client, stream, sub):
     client.post(f"/subscriptions/{sub}", json={"stream": stream, "url": URL})
     r = client.post(f"/subscriptions/{sub}", json={"stream": stream, "url": URL})

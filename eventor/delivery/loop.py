@@ -276,7 +276,8 @@ class SubscriptionLoop:
             error = outcome.error or "failed"
             s.last_error = error
             self._dirty()
-            if outcome.status == 410:
+            if outcome.status == 410 and not config.original:
+                # api-v1.md: 410 pauses at once. The original retried it like any failure.
                 self.pause(f"{error}: the receiver asked to stop (410 Gone)")
                 return Result.STOPPED
             if policy.exhausted(attempt):

@@ -111,6 +111,21 @@ def test_410_gone_pauses_at_once(client, stream, receiver: Receiver):
     assert [r.position for r in receiver.wait_count(4)] == [1, 1, 2, 3]
 
 
+def test_410_is_an_ordinary_failure_for_original_api_subscriptions(
+    client, stream, receiver: Receiver
+):
+    """original-api.md retries any failure 5 times; only v1 pauses at a 410."""
+    receiver.script(Reply(410))
+    append(client, stream, 1)
+    sub = name()
+    r = client.post(f"/subscriptions/{sub}", json={"stream": stream, "url": receiver.url})
+    assert r.status_code == 200
+    s = wait_status(client, sub, lambda s: s["attempts"] == 1)
+    assert s["status"] == "retrying", s
+    assert "410" in s["last_error"]
+    client.delete(f"/subscriptions/{sub}")
+
+
 def test_429_retry_after_is_honoured_and_capped(client, stream):
     append(client, stream, 1)
     with Receiver() as honoured, Receiver() as capped:
