@@ -20,8 +20,8 @@ from eventor.errors import StorageError, StorageUnavailable
 from eventor.settings import Settings
 from eventor.storage.base import open_storage
 from eventor.storage.sqlite.backend import SQLiteStorage
-from eventor.storage.sqlite.barrier import SyncBarrier, available
 from eventor.storage.sqlite.files import STREAMS_DIR
+from eventor.storage.sqlite.flush import FileSystemFlush, available
 from eventor.storage.sqlite.pool import StreamPool
 from eventor.types import ANY, NewEvent
 
@@ -46,7 +46,7 @@ def test_a_failed_flush_fails_its_round_and_every_later_append(tmp_path: Path) -
 
     async def main() -> None:
         with ThreadPoolExecutor(2) as executor:
-            barrier = SyncBarrier(tmp_path / STREAMS_DIR, flush)
+            flusher = FileSystemFlush(tmp_path / STREAMS_DIR, flush)
             pool = StreamPool(
                 tmp_path,
                 "NORMAL",
@@ -54,7 +54,7 @@ def test_a_failed_flush_fails_its_round_and_every_later_append(tmp_path: Path) -
                 executor,
                 on_commit=lambda state, count: None,
                 on_open=lambda state: None,
-                barrier=barrier,
+                flush=flusher,
             )
             first = pool.append("a", [event(1)], ANY)  # round 1, flushed (held for now)
             second = [pool.append("b", [event(1)], ANY), pool.append("c", [event(1)], ANY)]
@@ -76,7 +76,7 @@ def test_a_failed_flush_fails_its_round_and_every_later_append(tmp_path: Path) -
             read = await pool.call("a", lambda db: db.read(1, 10, False))
             assert [e.data for e in read] == [b'{"n": 1}']
             await pool.close()
-            barrier.close()
+            flusher.close()
 
     asyncio.run(main())
 
@@ -93,8 +93,8 @@ def test_after_a_failed_flush_the_storage_is_not_ready(tmp_path: Path) -> None:
         assert isinstance(storage, SQLiteStorage)
         await storage.open()
         assert storage.is_open
-        assert storage._barrier is not None  # syncfs is used on Linux
-        storage._barrier._flush = flush  # a disk error cannot be made here
+        assert storage._flush is not None  # syncfs is used on Linux
+        storage._flush._flush = flush  # a disk error cannot be made here
         with pytest.raises(StorageError, match="No space left"):
             await storage.append("s", [event(1)])
         assert not storage.is_open

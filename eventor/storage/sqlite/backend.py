@@ -28,10 +28,10 @@ from ...types import (
     SubscriptionRecord,
 )
 from ..base import Storage
-from . import barrier, subscriptions
-from .barrier import SyncBarrier
+from . import flush, subscriptions
 from .catalog import Catalog
 from .files import CATALOG_FILE, LOCK_FILE, STREAM_SUFFIX, STREAMS_DIR, stream_file_name
+from .flush import FileSystemFlush
 from .pool import StreamPool
 from .registry import Registry
 from .streamdb import StreamDatabase, StreamState, Synchronous, read_stream_name
@@ -71,36 +71,30 @@ class SQLiteStorage(Storage):
         self._catalog_executor = ThreadPoolExecutor(1, thread_name_prefix="eventor-catalog")
         self._catalog: Catalog | None = None
         synchronous = _SYNCHRONOUS[settings.durability]
-        self._barrier: SyncBarrier | None = None
-        flush = settings.flush or ("syncfs" if barrier.available() else "fsync")
-        if flush == "syncfs" and not barrier.available():
+        method = settings.flush or ("syncfs" if flush.available() else "fsync")
+        if method == "syncfs" and not flush.available():
             raise StorageUnavailable("--flush syncfs: this platform has no syncfs; use fsync")
-        if synchronous == "FULL" and flush == "syncfs":
-            # Commits write without syncing; one flush of the file system makes each round
-            # of them durable before any is acknowledged (see barrier.py).
-            self._barrier = SyncBarrier(data_dir / STREAMS_DIR)
-            self._pool = StreamPool(
-                data_dir,
-                "NORMAL",
-                settings.max_open_files,
-                self._executor,
-                on_commit=self._committed,
-                on_open=self._opened,
-                barrier=self._barrier,
-            )
-        else:
-            full = synchronous == "FULL"
-            self._pool = StreamPool(
-                data_dir,
-                synchronous,
-                settings.max_open_files,
-                self._executor,
-                on_commit=self._committed,
-                on_open=self._opened,
-                # Each commit syncs its own file: sync many streams in parallel.
-                parallel_rounds=WORKER_THREADS if full else 1,
-                streams_per_round=1 if full else None,
-            )
+        self._flush: FileSystemFlush | None = None
+        parallel_rounds, streams_per_round = 1, None
+        if synchronous == "FULL" and method == "syncfs":
+            # Commits write without syncing; one flush of the file system makes each round of
+            # them durable before any is acknowledged (see flush.py).
+            self._flush = FileSystemFlush(data_dir / STREAMS_DIR)
+            synchronous = "NORMAL"
+        elif synchronous == "FULL":
+            # Each commit syncs its own file: sync many streams in parallel.
+            parallel_rounds, streams_per_round = WORKER_THREADS, 1
+        self._pool = StreamPool(
+            data_dir,
+            synchronous,
+            settings.max_open_files,
+            self._executor,
+            on_commit=self._committed,
+            on_open=self._opened,
+            flush=self._flush,
+            parallel_rounds=parallel_rounds,
+            streams_per_round=streams_per_round,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -134,8 +128,8 @@ class SQLiteStorage(Storage):
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()
         await self._pool.close()
-        if self._barrier is not None:
-            self._barrier.close()
+        if self._flush is not None:
+            self._flush.close()
         await self._flush_catalog()
         if self._catalog is not None:
             await self._catalog_call(self._catalog.set_state, "clean_shutdown", "1")
@@ -278,10 +272,9 @@ class SQLiteStorage(Storage):
         return {
             "streams": len(self._registry),
             "commits": self._pool.commits,
-            "commit_rounds": self._pool.rounds,
-            "flushes": self._barrier.flushes if self._barrier is not None else 0,
+            "flushes": self._flush.flushes if self._flush is not None else 0,
             "flush_microseconds": (
-                int(self._barrier.flush_seconds * 1e6) if self._barrier is not None else 0
+                int(self._flush.flush_seconds * 1e6) if self._flush is not None else 0
             ),
             "appended_events": self._pool.appended_events,
             "open_streams": self._pool.open_streams,

@@ -4,14 +4,14 @@ Every operation on a stream goes through its slot. While a stream's database is 
 appends wait in its slot; the next job takes all of them in one transaction (group commit).
 
 Appends run in rounds: one job on a worker thread commits the waiting appends of every ready
-stream, one transaction per stream. With a `SyncBarrier` (durability `full` on Linux) the
+stream, one transaction per stream. With a `FileSystemFlush` (durability `full` on Linux) the
 commits do not sync; the round then waits for one flush of the file system that covers them
 all, and only then are the appends acknowledged and the streams free for more work, so nothing
 reads an event before it is on disk. (A round that appends to a single open stream syncs just
 its file instead: see `_run_job`.) One round runs at a time and the next one takes whatever
 waited meanwhile. (Letting the next round write while this one flushes was measured too: no
 faster on one stream or on 100, A/B medians within 2 %, and reads then had to be held back
-from unflushed events.) Without a barrier (`--flush fsync`), each commit syncs its own file,
+from unflushed events.) Without one (`--flush fsync`), each commit syncs its own file,
 and rounds of one stream each run in parallel.
 
 Reads (and other calls) run as their own jobs when the stream has no appends waiting, else at
@@ -35,8 +35,8 @@ from typing import Any, TypeVar
 from ...clock import utc_now
 from ...errors import EventorError, StorageError
 from ...types import AppendResult, ExpectedVersion, NewEvent
-from .barrier import SyncBarrier, SyncFailed
 from .files import stream_path
+from .flush import FileSystemFlush, SyncFailed
 from .streamdb import AppendRequest, StreamDatabase, StreamState, Synchronous
 
 T = TypeVar("T")
@@ -111,11 +111,11 @@ class StreamPool:
         executor: ThreadPoolExecutor,
         on_commit: CommitListener,
         on_open: OpenListener,
-        barrier: SyncBarrier | None = None,
+        flush: FileSystemFlush | None = None,
         parallel_rounds: int = 1,
         streams_per_round: int | None = None,
     ) -> None:
-        """`barrier`: flush each round through it (the databases then commit without syncing:
+        """`flush`: made after each round (the databases then commit without syncing:
         pass `synchronous="NORMAL"`). `parallel_rounds` may write at once, each taking at most
         `streams_per_round` ready streams (None: all of them)."""
         self._data_dir = data_dir
@@ -124,7 +124,7 @@ class StreamPool:
         self._executor = executor
         self._on_commit = on_commit
         self._on_open = on_open
-        self._barrier = barrier
+        self._flush = flush
         self._parallel_rounds = parallel_rounds
         self._streams_per_round = streams_per_round
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
@@ -136,7 +136,6 @@ class StreamPool:
         self._jobs: set[asyncio.Future[None]] = set()
         self.commits = 0
         self.appended_events = 0
-        self.rounds = 0
 
     @property
     def failed(self) -> BaseException | None:
@@ -232,7 +231,6 @@ class StreamPool:
                 slot.closing = False
                 work.append(_Work(slot, appends, calls))
             self._writing += 1
-            self.rounds += 1
             self._submit(_Job(work, round=True))
 
     def _submit(self, job: _Job) -> None:
@@ -248,7 +246,7 @@ class StreamPool:
     # -- on a worker thread ---------------------------------------------------------------------
 
     def _run_job(self, job: _Job, loop: asyncio.AbstractEventLoop) -> None:
-        if self._barrier is None:
+        if self._flush is None:
             for work in job.work:
                 self._run(work, loop)
             return
@@ -262,7 +260,7 @@ class StreamPool:
             self._run(work, loop, "FULL" if solo else "NORMAL")
         if not solo and any(work.result.appended for work in job.work):
             try:
-                self._barrier.wait()
+                self._flush()
             except SyncFailed as exc:
                 job.flush_error = exc
 

@@ -1,4 +1,4 @@
-"""One flush to disk for the commits of many streams: `syncfs` shared by all who wait.
+"""One flush to disk for the commits of many streams: `syncfs` of the data directory.
 
 With one file per stream, an fsync per commit costs an fsync per stream: under load spread
 over many streams that is one fsync per event, and each costs the kernel tens of microseconds
@@ -55,61 +55,40 @@ class SyncFailed(OSError):
     """A flush to disk failed: what was written since the last good one may be lost."""
 
 
-class SyncBarrier:
-    """`wait()` returns once a flush that started after the call has finished.
+class FileSystemFlush:
+    """Flushes the file system holding `path` (see `syncfs`), one caller at a time.
 
-    Callers arriving while a flush runs share the next one: however many threads wait, at
-    most one flush runs and one more is pending. After a failed flush every wait raises
-    SyncFailed: the kernel may have dropped the dirty pages, so nothing written since the
-    last good flush can be promised, now or later.
+    After a failed flush every later call raises SyncFailed without trying again: the kernel
+    may have dropped the dirty pages, so nothing written since the last good flush can be
+    promised, now or later.
     """
 
     def __init__(self, path: Path, flush: Callable[[int], None] = syncfs) -> None:
         self._path = path
         self._fd = -1  # opened at the first flush: the directory may not exist yet
         self._flush = flush
-        self._cond = threading.Condition()
-        self._started = 0
-        self._finished = 0
-        self._running = False
+        self._lock = threading.Lock()
         self._error: OSError | None = None
         self.flushes = 0
         self.flush_seconds = 0.0
 
-    def wait(self) -> None:
-        with self._cond:
-            target = self._started + 1
-            while self._finished < target and self._error is None:
-                if self._running:
-                    self._cond.wait()
-                    continue
-                self._started += 1
-                number = self._started
-                self._running = True
-                self._cond.release()
+    def __call__(self) -> None:
+        with self._lock:
+            if self._error is None:
                 began = time.perf_counter()
                 try:
                     if self._fd < 0:
                         self._fd = os.open(self._path, os.O_RDONLY)
                     self._flush(self._fd)
                 except OSError as exc:
-                    error: OSError | None = exc
-                else:
-                    error = None
-                finally:
-                    self._cond.acquire()
-                    self._running = False
-                    self._finished = number
-                    self.flushes += 1
-                    self.flush_seconds += time.perf_counter() - began
-                    self._cond.notify_all()
-                if error is not None:
-                    self._error = error
+                    self._error = exc
+                self.flushes += 1
+                self.flush_seconds += time.perf_counter() - began
             if self._error is not None:
                 raise SyncFailed(f"flushing the data directory to disk failed: {self._error}")
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
