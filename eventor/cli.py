@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,7 +238,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         await app.startup()
     except DataDirInUse as exc:
         raise click.ClickException(str(exc)) from None
-    except (OSError, EventorError) as exc:
+    except (OSError, EventorError, sqlite3.Error) as exc:  # sqlite3: e.g. a corrupt catalog
         raise click.ClickException(f"cannot open the data dir {settings.data_dir}: {exc}") from None
     config = uvicorn.Config(
         app,
@@ -250,6 +251,10 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         server_header=False,
         proxy_headers=False,
     )
+    if settings.access_log:
+        # uvicorn sets its access logger to its own level, kept at warning unless debugging;
+        # asked for, the access lines (INFO) must show at every --log-level.
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -115,6 +115,21 @@ def test_data_dir_that_is_a_file_is_a_one_line_error(tmp_path):
     assert_one_line_error(code, output, str(afile / "below"))
 
 
+def test_corrupt_catalog_is_a_one_line_error(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "catalog.db").write_bytes(os.urandom(5000))
+    code, output = run("serve", "--port", "0", "--data", str(data))
+    assert_one_line_error(code, output, str(data), "not a database")
+
+
+def test_access_log_shows_requests_at_the_default_log_level(make_server):
+    server = make_server("--access-log")
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get("/health").status_code == 200
+    wait_until(lambda: '"GET /health HTTP/1.1" 200' in server.log(), what="the access line")
+
+
 def test_unwritable_data_dir_is_a_one_line_error(tmp_path):
     prefix: list[str] = []
     if os.geteuid() == 0:
