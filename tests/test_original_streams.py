@@ -81,6 +81,16 @@ def test_event_type_of_200_characters(client, stream):
     assert get(client, stream)[0]["type"] == "y" * 200
 
 
+def test_a_utf8_event_type_header_reads_back_as_sent(client, stream):
+    """curl and Go send header values as UTF-8 bytes; the original stored those bytes."""
+    r = client.post(
+        f"/streams/{stream}", content=b"{}", headers=[(b"X-Event-Type", "Über".encode())]
+    )
+    assert r.status_code == 200
+    assert get(client, stream)[0]["type"] == "Über"
+    assert client.get(f"/v1/streams/{stream}/events").json()["events"][0]["type"] == "Über"
+
+
 def test_positions_start_at_one_without_gaps(client, stream):
     for n in range(5):
         assert post(client, stream, json.dumps({"n": n}).encode()).status_code == 200

@@ -324,7 +324,7 @@ def test_expected_version_mismatch_on_absent_stream_creates_nothing(client, serv
     assert client.get(f"/streams/{stream}/0/10").json() == []
 
 
-@pytest.mark.parametrize("value", ["bogus", "-1", "1.5", "ANY", "0x1", " 0", "1_0", "\u0660"])
+@pytest.mark.parametrize("value", ["bogus", "-1", "+1", "1.5", "ANY", "0x1", " 0", "1_0", "\u0660"])
 def test_bad_expected_version_is_400(client, stream, value):
     assert_problem(append(client, stream, {"type": "T"}, expected_version=value), 400)
     assert_problem(read(client, stream), 404)

@@ -46,6 +46,16 @@ def go_atoi(text: str) -> int:
     return max(-_MAX_OFFSET, min(int(text), _MAX_OFFSET))
 
 
+def _utf8(latin1: str) -> str:
+    """A header value as its sender meant it: UTF-8 bytes (what curl and Go send) when they
+    are valid UTF-8, else the latin-1 reading HTTP gives them."""
+    raw = latin1.encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return latin1
+
+
 def original_event(event: RecordedEvent) -> OriginalEventOut:
     data = event.data
     body_json = data.decode("utf-8", "replace") if data[:1] in (b"{", b"[") else ""
@@ -80,7 +90,7 @@ class OriginalRoutes:
     async def append(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Raw ASGI: the hottest route (see routing.py)."""
         stream = check_stream_name(scope["path_params"]["stream"])
-        event_type = (header(scope, b"x-event-type") or "").strip()
+        event_type = _utf8(header(scope, b"x-event-type") or "").strip()
         if not event_type:
             raise HTTPProblem(400, MISSING_TYPE)
         content_type = header(scope, b"content-type") or JSON_CONTENT_TYPE

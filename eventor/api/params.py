@@ -24,6 +24,7 @@ from .problems import HTTPProblem
 T = TypeVar("T")
 _NO_QUERY: Mapping[str, str] = {}
 _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+_VERSION = re.compile(r"[0-9]{1,30}")  # a version is written as it is read back: digits only
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -132,11 +133,11 @@ def choice_param(query: Mapping[str, str], name: str, choices: tuple[str, ...]) 
 
 def expected_version(query: Mapping[str, str]) -> ExpectedVersion:
     raw = query.get("expected_version")
-    if raw is None or raw == "" or raw == ANY:
+    if raw is None or raw == "" or raw == ANY:  # empty is absent, as for every parameter
         return ANY
     if raw in (NO_STREAM, EXISTS):
         return raw
-    value = int(raw) if _INTEGER.fullmatch(raw) else -1
+    value = int(raw) if _VERSION.fullmatch(raw) else -1
     if value < 0:
         raise _bad(
             "expected_version", f"must be any, no_stream, exists or an integer >= 0; got {raw!r}"
