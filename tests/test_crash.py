@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from helpers import raw_data, read_all, unique, wait_until
+from helpers import metric, raw_data, read_all, unique, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -139,6 +139,23 @@ def test_restart_after_sigkill_lists_streams_with_correct_heads(make_server):
         assert introspected == heads
         for name in names[-3:]:
             assert c.get(f"/v1/streams/{name}").json()["event_types"] == {"T": heads[name]}
+
+
+def test_a_start_after_a_crash_flushes_before_serving(make_server):
+    """A round cut short by the crash may have written commits it never flushed: the restart
+    makes them durable before anyone can read them (one flush, before any request)."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.post("/v1/streams/crashed/events", json={"type": "T"}).status_code == 201
+    server.kill()
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert metric(c.get("/metrics").text, "eventor_disk_flushes_total") == 1
+        assert c.get("/v1/streams/crashed").json()["head"] == 1
+    assert server.stop() == 0
+    server.restart()  # after a clean stop there is nothing to flush
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert metric(c.get("/metrics").text, "eventor_disk_flushes_total") == 0
 
 
 def test_a_second_server_on_the_same_data_dir_is_refused(make_server):

@@ -71,10 +71,53 @@ def test_a_failed_flush_fails_its_round_and_every_later_append(tmp_path: Path) -
             # From now on appends are refused at once, without touching the disk.
             with pytest.raises(StorageError, match="until Eventor restarts"):
                 await pool.append("a", [event(2)], ANY)
+            with pytest.raises(StorageError, match="until Eventor restarts"):
+                await pool.call("a", lambda db: db.read(1, 10, False))
             assert len(flushes) == 2
-            # What was flushed before can still be read.
-            read = await pool.call("a", lambda db: db.read(1, 10, False))
-            assert [e.data for e in read] == [b'{"n": 1}']
+            await pool.close()
+            flusher.close()
+
+    asyncio.run(main())
+
+
+def test_work_queued_behind_a_failed_round_is_refused_not_run(tmp_path: Path) -> None:
+    """An append waiting for the failed round must not commit on its own (a lone stream's
+    round syncs its file without the flush), nor may a waiting read see unflushed events."""
+    (tmp_path / STREAMS_DIR).mkdir()
+    flushes: list[int] = []
+    release_second = threading.Event()
+    second_entered = threading.Event()
+
+    def flush(fd: int) -> None:
+        flushes.append(fd)
+        if len(flushes) == 2:
+            second_entered.set()
+            assert release_second.wait(10)
+            raise OSError(5, "Input/output error")
+
+    async def main() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            flusher = FileSystemFlush(tmp_path / STREAMS_DIR, flush)
+            pool = StreamPool(
+                tmp_path,
+                "NORMAL",
+                64,
+                executor,
+                on_commit=lambda state, count: None,
+                on_open=lambda state: None,
+                flush=flusher,
+            )
+            assert (await pool.append("a", [event(1)], ANY)).last_position == 1  # a is open
+            failing = pool.append("b", [event(1)], ANY)  # a new file: flushed, and that fails
+            entered = await asyncio.to_thread(second_entered.wait, 10)
+            assert entered
+            waiting_append = pool.append("a", [event(2)], ANY)  # would be a lone-stream round
+            waiting_read = pool.call("b", lambda db: db.read(1, 10, False))
+            release_second.set()
+            outcomes = await asyncio.gather(
+                failing, waiting_append, waiting_read, return_exceptions=True
+            )
+            assert all(isinstance(o, StorageError) for o in outcomes), outcomes
             await pool.close()
             flusher.close()
 

@@ -117,6 +117,10 @@ class SQLiteStorage(Storage):
         clean = await self._catalog_call(catalog.get_state, "clean_shutdown")
         await self._catalog_call(catalog.set_state, "clean_shutdown", None)
         if clean != "1":
+            if self._flush is not None:
+                # Commits of a round cut short by the crash may sit unflushed in the page cache:
+                # make them durable before anyone reads them.
+                await loop.run_in_executor(self._executor, self._flush)
             await self._recover(streams_dir)
         self._open = True
         log.debug("storage open: %d streams, clean=%s", len(self._registry), clean == "1")
@@ -131,8 +135,11 @@ class SQLiteStorage(Storage):
         if self._flush is not None:
             self._flush.close()
         await self._flush_catalog()
-        if self._catalog is not None:
+        if self._catalog is not None and self._pool.failed is None:
+            # After a failed flush the stream files may hold what the catalog does not: leave
+            # the stop unclean, so that the next start re-checks every stream.
             await self._catalog_call(self._catalog.set_state, "clean_shutdown", "1")
+        if self._catalog is not None:
             await self._catalog_call(self._catalog.close)
             self._catalog = None
         self._executor.shutdown()
