@@ -322,7 +322,7 @@ def original_append(c: httpx.Client, seed: Seed) -> Answer:
 @case("POST", ORIGINAL, 400)
 def original_append_no_type(c: httpx.Client, seed: Seed) -> Answer:
     r = c.post(f"/streams/{seed.stream}", content=b"{}")
-    assert r.text == "Event must have type specified in x-event-type header\n"
+    assert r.text == "Event must have type specified in x-event-type header"
     return Answer.of(r)
 
 
@@ -570,7 +570,7 @@ def original_create_subscription(c: httpx.Client, seed: Seed) -> Answer:
 def original_create_taken(c: httpx.Client, seed: Seed) -> Answer:
     name = new_original_subscription(c, seed)
     r = c.post(f"/subscriptions/{name}", json={"stream": seed.stream, "url": seed.hook})
-    assert r.text == "Subscription with this name already exists\n"
+    assert r.text == "Subscription with this name already exists"
     return Answer.of(r)
 
 

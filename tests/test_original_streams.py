@@ -60,7 +60,7 @@ def test_missing_or_empty_event_type_is_400(client, server, stream, event_type):
     status, got, body = raw_request(server.url, "POST", f"/streams/{stream}", b'{"a": 1}', headers)
     assert status == 400
     assert got["content-type"].startswith("text/plain")
-    assert body.decode().rstrip("\n") == MISSING_TYPE
+    assert body.decode() == MISSING_TYPE  # exactly as original-api.md spells it
     assert get(client, stream) == []
     assert stream_files(server.data_dir) == before
 

@@ -84,5 +84,17 @@ def problem_response(problem: HTTPProblem) -> Response:
     return Response(_encoder.encode(body), problem.status, media_type=PROBLEM_CONTENT_TYPE)
 
 
+#: Texts original-api.md gives without the newline Go's http.Error adds to every other one.
+EXACT_TEXTS = frozenset(
+    {
+        "Event must have type specified in x-event-type header",
+        "Subscription with this name already exists",
+    }
+)
+
+
 def text_response(problem: HTTPProblem) -> Response:
-    return Response(problem.detail + "\n", problem.status, media_type="text/plain")
+    """A plain-text error as the original answered: the message and a newline, except for the
+    texts the spec spells out without one (EXACT_TEXTS), which are sent exactly so."""
+    end = "" if problem.detail in EXACT_TEXTS else "\n"
+    return Response(problem.detail + end, problem.status, media_type="text/plain")
