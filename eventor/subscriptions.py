@@ -27,6 +27,7 @@ from .storage.base import Storage
 from .store import EventStore
 from .types import (
     ACTIVE,
+    MAX_POSITION,
     PARK,
     PAUSE,
     PAUSED,
@@ -176,8 +177,7 @@ class SubscriptionService:
         check_subscription_name(name, original=True)
         check_stream_name(stream)
         config = SubscriptionConfig(stream, _check_url(url), _check_headers(headers), original=True)
-        if position < 0:
-            raise InvalidRequest(f"position must be 0 or more, got {position}")
+        _check_position(position)
         async with self._lock(name):
             if name in self.engine.loops:
                 raise SubscriptionExists("Subscription with this name already exists")
@@ -232,8 +232,7 @@ class SubscriptionService:
 
     async def reset(self, name: str, position: int) -> Subscription:
         """Move the position: the next delivery is `position` + 1 (replays or skips)."""
-        if position < 0:
-            raise InvalidRequest(f"position must be 0 or more, got {position}")
+        _check_position(position)
         async with self._lock(name):
             loop = self._loop(name)
             s = loop.subscription
@@ -291,10 +290,11 @@ class SubscriptionService:
             return 0
         if start == END:
             return self.head(stream)
-        if isinstance(start, int) and not isinstance(start, bool) and start >= 0:
+        if isinstance(start, int) and not isinstance(start, bool) and 0 <= start <= MAX_POSITION:
             return start
         raise InvalidRequest(
-            f'start must be "beginning", "end" or a position (an integer >= 0), got {start!r}'
+            f'start must be "beginning", "end" or a position (an integer from 0 to'
+            f" {MAX_POSITION}), got {start!r}"
         )
 
     def _config(
@@ -412,3 +412,8 @@ def _check_event_types(types: list[str] | None) -> list[str] | None:
         if not 1 <= len(t) <= 200:
             raise InvalidRequest("each of event_types must be 1-200 characters")
     return list(dict.fromkeys(types))
+
+
+def _check_position(position: int) -> None:
+    if not 0 <= position <= MAX_POSITION:
+        raise InvalidRequest(f"position must be from 0 to {MAX_POSITION}, got {position}")

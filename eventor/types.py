@@ -14,6 +14,11 @@ EXISTS: Final = "exists"
 ExpectedVersion = int | str
 
 
+#: The largest position anything may name: far past any real stream, and within SQLite's
+#: 64-bit integers even after adding one.
+MAX_POSITION = 2**62
+
+
 @dataclass(slots=True)
 class NewEvent:
     """An event on its way into a stream.

@@ -78,6 +78,14 @@ def test_long_names_that_match_the_rule_are_taken(client, stream):
     assert "invalid subscription name" in text(r, 400)
 
 
+def test_a_position_past_any_stream_is_a_400(client, stream, sub):
+    r = client.post(
+        f"/subscriptions/{sub}", json={"stream": stream, "url": URL, "position": 10**20}
+    )
+    assert "position must be from 0 to" in text(r, 400)
+    assert sub not in {s["name"] for s in client.get("/subscriptions").json()}
+
+
 def test_create_errors_are_text(client, stream, sub):
     client.post(f"/subscriptions/{sub}", json={"stream": stream, "url": URL})
     r = client.post(f"/subscriptions/{sub}", json={"stream": stream, "url": URL})
@@ -89,7 +97,7 @@ def test_create_errors_are_text(client, stream, sub):
         ({"stream": stream, "url": ""}, "url is required"),
         ({"stream": stream, "url": URL, "headers": ["a"]}, "Expected `object | null`"),
         ({"stream": stream, "url": URL, "headers": {"A": 1}}, "Expected `str`"),
-        ({"stream": stream, "url": URL, "position": -1}, "position must be 0 or more"),
+        ({"stream": stream, "url": URL, "position": -1}, "position must be from 0 to"),
         ({"stream": stream, "url": "nope"}, "http:// or https://"),
     ]
     for body, says in cases:

@@ -97,6 +97,7 @@ def test_put_creates_then_updates(client, stream, sub):
         ({"headers": {"X-A": 1}}, "Expected `str`"),
         ({"start": "middle"}, 'start must be "beginning", "end" or a position'),
         ({"start": -1}, "start must be"),
+        ({"start": 10**20}, "start must be"),  # past SQLite's integers: a 400, not a 500
         ({"colour": "red"}, "unknown field `colour`"),
     ],
 )
@@ -158,6 +159,13 @@ def test_reset_validation(client, stream, sub):
     assert "required field `position`" in problem(
         client.post(f"/v1/subscriptions/{sub}/reset", json={}), 400
     )
+    assert "<= 4611686018427387904" in problem(
+        client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 10**20}), 400
+    )
+    # the refused reset changed nothing: the subscription still answers and updates
+    assert client.get(f"/v1/subscriptions/{sub}").json()["position"] == 0
+    r = client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL})
+    assert r.status_code == 200
     assert "limit" in problem(client.get(f"/v1/subscriptions/{sub}/deliveries?limit=0"), 400)
 
 

@@ -210,12 +210,20 @@ READ_DOC = Doc(
     tag="original",
     params=(
         _STREAM,
-        Param("offset", {"type": "integer"}, "return events after this position; " + _GO_INT_DOC),
+        Param(
+            "offset",
+            {"type": "string"},
+            "return events after this position; " + _GO_INT_DOC,
+            required=True,
+            where="path",
+        ),
         Param(
             "limit",
-            {"type": "integer"},
+            {"type": "string"},
             "most events to return: 0 → none; negative or over the server's cap (default "
             "10,000) → the cap; " + _GO_INT_DOC,
+            required=True,
+            where="path",
         ),
     ),
     responses={

@@ -16,7 +16,7 @@ from ..errors import InvalidRequest, StreamNotFound
 from ..names import check_stream_name
 from ..payloads import describe, is_json_content_type
 from ..store import EventStore
-from ..types import JSON_CONTENT_TYPE, NewEvent
+from ..types import JSON_CONTENT_TYPE, MAX_POSITION, NewEvent
 from .params import (
     choice_param,
     decode_json,
@@ -50,7 +50,7 @@ from .schemas import (
 MAX_WAIT = 60.0
 SSE_KEEPALIVE = 15.0
 SSE_PAGE = 500
-_LAST_POSITION = 2**62
+_LAST_POSITION = MAX_POSITION
 
 _append_decoder = msgspec.json.Decoder(AppendBody)
 

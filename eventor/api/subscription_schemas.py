@@ -7,6 +7,8 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ..types import MAX_POSITION
+
 Seconds = Annotated[float, Meta(description="seconds, may be fractional")]
 Time = Annotated[str, Meta(description="RFC 3339, UTC, with microseconds")]
 
@@ -93,7 +95,9 @@ class SubscriptionListOut(msgspec.Struct):
 
 
 class ResetIn(msgspec.Struct, forbid_unknown_fields=True):
-    position: Annotated[int, Meta(ge=0, description="the next delivery is position + 1")]
+    position: Annotated[
+        int, Meta(ge=0, le=MAX_POSITION, description="the next delivery is position + 1")
+    ]
 
 
 class DeliveryOut(msgspec.Struct):
