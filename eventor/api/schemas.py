@@ -9,6 +9,15 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, Meta, Raw, UnsetType
 
+SubscriptionName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="1-100 characters of A-Z a-z 0-9 _ - .",
+    ),
+]
 StreamName = Annotated[
     str,
     Meta(

@@ -14,7 +14,7 @@ from ..types import Subscription
 from .params import decode_json, int_param, query, read_body, require_json
 from .rendering import json_response
 from .routing import Doc, Param, Route
-from .schemas import Problem
+from .schemas import Problem, SubscriptionName
 from .subscription_schemas import (
     BackoffOut,
     ConfigOut,
@@ -34,7 +34,7 @@ MAX_BODY = 1024 * 1024
 _put = msgspec.json.Decoder(SubscriptionIn)
 _reset = msgspec.json.Decoder(ResetIn)
 
-_NAME = Param("name", {"type": "string"}, "the subscription's name", True, "path")
+_NAME = Param("name", SubscriptionName, "the subscription's name", True, "path")
 _NOT_FOUND = (Problem, "no subscription has this name")
 _BAD = (Problem, "invalid input: the detail says what to fix")
 
