@@ -30,6 +30,19 @@ def event(n: int) -> NewEvent:
     return NewEvent("T", b'{"n": %d}' % n, "application/json", True, None, None, '["n"]')
 
 
+def flushed_pool(data: Path, executor: ThreadPoolExecutor, flush: FileSystemFlush) -> StreamPool:
+    """A pool as durability full on Linux runs it: NORMAL commits, rounds flushed by `flush`."""
+    return StreamPool(
+        data,
+        "NORMAL",
+        64,
+        executor,
+        on_commit=lambda state, count: None,
+        on_open=lambda state: None,
+        flush=flush,
+    )
+
+
 def test_a_failed_flush_fails_its_round_and_every_later_append(tmp_path: Path) -> None:
     (tmp_path / STREAMS_DIR).mkdir()
     flushes: list[int] = []
@@ -47,15 +60,7 @@ def test_a_failed_flush_fails_its_round_and_every_later_append(tmp_path: Path) -
     async def main() -> None:
         with ThreadPoolExecutor(2) as executor:
             flusher = FileSystemFlush(tmp_path / STREAMS_DIR, flush)
-            pool = StreamPool(
-                tmp_path,
-                "NORMAL",
-                64,
-                executor,
-                on_commit=lambda state, count: None,
-                on_open=lambda state: None,
-                flush=flusher,
-            )
+            pool = flushed_pool(tmp_path, executor, flusher)
             first = pool.append("a", [event(1)], ANY)  # round 1, flushed (held for now)
             second = [pool.append("b", [event(1)], ANY), pool.append("c", [event(1)], ANY)]
             entered = await asyncio.to_thread(first_entered.wait, 10)
@@ -98,15 +103,7 @@ def test_work_queued_behind_a_failed_round_is_refused_not_run(tmp_path: Path) ->
     async def main() -> None:
         with ThreadPoolExecutor(2) as executor:
             flusher = FileSystemFlush(tmp_path / STREAMS_DIR, flush)
-            pool = StreamPool(
-                tmp_path,
-                "NORMAL",
-                64,
-                executor,
-                on_commit=lambda state, count: None,
-                on_open=lambda state: None,
-                flush=flusher,
-            )
+            pool = flushed_pool(tmp_path, executor, flusher)
             assert (await pool.append("a", [event(1)], ANY)).last_position == 1  # a is open
             failing = pool.append("b", [event(1)], ANY)  # a new file: flushed, and that fails
             entered = await asyncio.to_thread(second_entered.wait, 10)
