@@ -1,8 +1,9 @@
-"""Event ids the server makes: UUIDs that start with the time, so the id index stays compact.
+"""Event ids the server makes: time-ordered (v7) on /v1, random (v4) on the original route.
 
-Random (v4) ids land all over a stream's id index, and each commit then rewrites many pages of
-it; time-ordered ids land at its end. Measured on a 48,000-event stream: 17 µs of CPU per append
-with v4 ids, 6 µs with time-ordered ones (BENCHMARKS.md).
+Random ids land all over a stream's id index, and each commit then rewrites many pages of it;
+time-ordered ids land at its end. Measured on a 48,000-event stream: 17 µs of CPU per append
+with v4 ids, 6 µs with time-ordered ones (BENCHMARKS.md). The original API's contract promises
+random v4 ids, so its route pays that price.
 """
 
 from __future__ import annotations
@@ -28,18 +29,17 @@ def _random(size: int) -> bytes:
 
 
 def new_ids(count: int, version: int = 7) -> list[str]:
-    """`count` UUIDs: 48 bits of Unix milliseconds, then 74 random bits (RFC 9562 layout).
-
-    Version 7 is the standard time-ordered UUID. Version 4 gives the same layout with the v4
-    version digit, for the original API, whose contract promises v4 ids; its 74 random bits keep
-    the ids unguessable.
-    """
+    """`count` UUIDs (RFC 9562) of `version` 7 (48 bits of Unix milliseconds, then 74 random
+    bits) or 4 (122 random bits)."""
+    if version not in (4, 7):
+        raise ValueError(f"UUID version {version}: only 4 and 7 are made here")
     raw = bytearray(_random(16 * count))
-    prefix = (time.time_ns() // 1_000_000).to_bytes(6, "big")
+    prefix = (time.time_ns() // 1_000_000).to_bytes(6, "big") if version == 7 else None
     version_bits = version << 4
     out = []
     for i in range(0, 16 * count, 16):
-        raw[i : i + 6] = prefix
+        if prefix is not None:
+            raw[i : i + 6] = prefix
         raw[i + 6] = (raw[i + 6] & 0x0F) | version_bits
         raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80
         h = raw[i : i + 16].hex()

@@ -27,6 +27,6 @@ def check_subscription_name(name: str, *, original: bool = False) -> str:
     """Return `name` when it is a valid subscription name, else raise InvalidName."""
     rule = _ORIGINAL_SUBSCRIPTION if original else _SUBSCRIPTION
     if rule.fullmatch(name) is None:
-        allowed = "1-1000 characters of a-z 0-9 _" if original else SUBSCRIPTION_NAME_RULE
+        allowed = "1-1000 characters of A-Z a-z 0-9 _" if original else SUBSCRIPTION_NAME_RULE
         raise InvalidName(f"invalid subscription name {name!r}: use {allowed}")
     return name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import msgspec
 
@@ -11,7 +12,20 @@ from .types import JSON_CONTENT_TYPE
 _KEYS_ONLY = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder().encode
+_JSON_STARTS = frozenset(bytes([c]) for c in b'{["-0123456789tfn')
 _KINDS = {b"[": "(array)", b'"': "(string)", b"n": "(null)", b"t": "(boolean)", b"f": "(boolean)"}
+
+
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?)*[ \t]*"
+)
+
+
+def is_media_type(text: str) -> bool:
+    """`type/subtype` with optional `; name=value` parameters, in ASCII (RFC 9110 8.3.1)."""
+    return _MEDIA_TYPE.fullmatch(text) is not None
 
 
 @functools.lru_cache(maxsize=256)
@@ -24,22 +38,37 @@ def is_json_content_type(content_type: str) -> bool:
 def describe(data: bytes, content_type: str, *, known_json: bool = False) -> tuple[bool, str]:
     """(is_json, shape) of an event's data.
 
-    The shape of a JSON object is the sorted list of its top-level keys, as JSON text; other
-    payloads get a name in parentheses: "(array)", "(number)", "(not JSON)", "(image/png)".
+    `is_json`: the content type is JSON and the bytes parse as JSON. The shape comes from the
+    bytes alone, whatever the content type says (the original Eventor ignored it, and its
+    clients often sent JSON as a form): a JSON object's shape is the sorted list of its
+    top-level keys, as JSON text; other JSON values are "(array)", "(string)", "(null)",
+    "(boolean)", "(number)"; bytes that are not JSON are "(not JSON)" under a JSON content
+    type, else named after their content type, e.g. "(image/png)".
     `known_json` skips re-validating bytes that were already parsed as JSON.
     """
-    if not is_json_content_type(content_type):
-        return False, f"({content_type.partition(';')[0].strip().lower() or 'no content type'})"
+    json_type = is_json_content_type(content_type)
+    shape = _json_shape(data, known_json)
+    if shape is not None:
+        return json_type, shape
+    if json_type:
+        return False, "(not JSON)"
+    return False, f"({content_type.partition(';')[0].strip().lower() or 'no content type'})"
+
+
+def _json_shape(data: bytes, known_json: bool) -> str | None:
+    """The shape of `data` as JSON; None when it is not JSON."""
     first = data.lstrip()[:1]
+    if not first or first not in _JSON_STARTS:
+        return None  # saves decoding a binary body just to learn it is not JSON
     try:
         if not known_json:
             data.decode()  # JSON is UTF-8; msgspec does not check inside values it skips
         if first == b"{":
             keys = _KEYS_ONLY.decode(data)
-            return True, _encode(sorted(keys)).decode()
+            return _encode(sorted(keys)).decode()
         if not known_json:
             _ANY.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # RecursionError: nested deeper than the parser goes; kept, but not as JSON.
-        return False, "(not JSON)"
-    return True, _KINDS.get(first, "(number)")
+        return None
+    return _KINDS.get(first, "(number)")

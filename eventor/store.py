@@ -22,6 +22,8 @@ from .types import (
 )
 
 MAX_TYPE_LENGTH = 200
+#: A content type travels as a header on every delivery: it must fit in one.
+MAX_CONTENT_TYPE_LENGTH = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -63,6 +65,16 @@ class EventStore:
                 raise InvalidRequest(
                     f"event {index}: type must be 1-{MAX_TYPE_LENGTH} characters,"
                     " without control characters"
+                )
+            content_type = event.content_type
+            if (
+                not content_type
+                or len(content_type) > MAX_CONTENT_TYPE_LENGTH
+                or (_CONTROL.search(content_type))
+            ):
+                raise InvalidRequest(
+                    f"event {index}: the content type must be 1-{MAX_CONTENT_TYPE_LENGTH}"
+                    " characters, without control characters"
                 )
             if len(event.data) > limits.max_event_bytes:
                 raise LimitExceeded(

@@ -125,6 +125,18 @@ def test_bodies_that_are_not_objects(client, stream):
     assert [v["position"] for v in found["Bin"]] == [11]
 
 
+def test_shapes_come_from_the_body_whatever_its_content_type(client, stream):
+    # curl -d sends a form content type; the original Eventor parsed the body all the same.
+    form = "application/x-www-form-urlencoded"
+    post(client, stream, "E", b'{"a": 1}', content_type=form)
+    post(client, stream, "E", b'{"b": 1}', content_type=form)
+    post(client, stream, "E", b'{"a": 2}')
+    post(client, stream, "E", b'{"c": 1}', content_type="text/plain")
+    post(client, stream, "E", b'{"a": 3}', content_type="text/plain")
+    found = variants(client, stream)
+    assert [v["position"] for v in found["E"]] == [1, 2, 4]
+
+
 def test_unknown_stream(client, server, stream):
     before = stream_files(server.data_dir)
     r = client.get(f"/introspect/{stream}")

@@ -1040,3 +1040,9 @@ def _fuzz(c: httpx.Client, method: str, path: str) -> None:
         check_answer(BUILT, method, path, Answer.of(r))
 
     check()
+
+
+def test_docs_with_a_trailing_slash_redirects_to_the_page(client: httpx.Client) -> None:
+    r = client.get("/docs/")
+    assert (r.status_code, r.headers["location"]) == (308, "/docs")
+    assert client.get("/docs/", follow_redirects=True).status_code == 200

@@ -101,12 +101,16 @@ def test_positions_start_at_one_without_gaps(client, stream):
 
 
 def test_uuids_are_v4_and_times_have_microseconds(client, stream):
-    for _ in range(3):
+    for _ in range(5):
         post(client, stream, b"{}")
-    for event in get(client, stream):
+    events = get(client, stream)
+    for event in events:
         assert UUID_V4.fullmatch(event["uuid"]), event["uuid"]
         assert uuid.UUID(event["uuid"]).version == 4
         assert TIMESTAMP.fullmatch(event["created"])
+    # Random, as the contract says: ids made within moments share no leading time bits (with a
+    # timestamp in front, the first 32 bits change only every 49 days).
+    assert len({event["uuid"][:8] for event in events}) == 5
 
 
 def test_empty_body_is_accepted_and_everything_still_works(server, client, stream):
@@ -310,3 +314,10 @@ def test_wrong_method_is_a_text_405(client, stream):
 def test_get_allows_any_origin(client, stream):
     r = client.get(f"/streams/{stream}/0/10", headers={"origin": "http://elsewhere.example"})
     assert r.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_content_type_too_long_for_a_header_is_a_400(client, stream):
+    r = post(client, stream, b"{}", content_type="text/" + "x" * 300)
+    assert "content type" in assert_text_error(r, 400)
+    assert get(client, stream) == []
+    assert post(client, stream, b"{}", content_type="text/" + "x" * 250).status_code == 200

@@ -107,6 +107,18 @@ def test_client_ids_are_kept(client, stream):
         (b'{"type": "T", "data_base64": "%%%"}', "data_base64 not base64"),
         (b'{"type": "T", "data_base64": "AA==", "data": 1}', "data and data_base64"),
         (b'{"type": "T", "content_type": "text/plain", "data": "x"}', "non-JSON type with data"),
+        (
+            b'{"type": "T", "data_base64": "aGk=",'
+            b' "content_type": "text/plain\\r\\nX-Injected: 1"}',
+            "content type with a line break (it becomes a webhook header)",
+        ),
+        (b'{"type": "T", "data_base64": "aGk=", "content_type": "bogus"}', "no subtype"),
+        (b'{"type": "T", "data_base64": "aGk=", "content_type": "t\xc3\xa9xt/plain"}', "not ASCII"),
+        (b'{"type": "T", "data_base64": "aGk=", "content_type": ""}', "empty content type"),
+        (
+            b'{"type": "T", "data_base64": "aGk=", "content_type": "text/' + b"x" * 300 + b'"}',
+            "content type too long",
+        ),
         (b"5", "a number"),
         (b'"event"', "a string"),
         (b"[1, 2]", "an array of numbers"),
@@ -133,6 +145,9 @@ def test_problem_detail_says_what_to_fix(client, stream):
     assert "colour" in detail
     detail = assert_problem(append(client, stream, []), 400)["detail"]
     assert "at least one" in detail
+    lone = b'{"type": "T", "data": "\\ud800"}'
+    detail = assert_problem(post_raw(client, stream, lone), 400)["detail"]
+    assert "surrogate" in detail
 
 
 def test_type_of_200_characters_is_accepted(client, stream):
@@ -894,6 +909,16 @@ def test_cors_preflight_for_reads(client, path):
     assert "GET" in r.headers["allow"]
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    "path", ["/v1/streams/s/events", "/v1/nothing-here", "/streams/s/0/10", "/v1/streams/a%2Fb"]
+)
+def test_reads_allow_any_origin_whatever_the_answer(client, stream, method, path):
+    append_ok(client, "s", {"type": "T"})
+    r = client.request(method, path, headers={"Origin": "https://app.example"})
+    assert r.headers["access-control-allow-origin"] == "*", (r.status_code, r.headers)
+
+
 def test_unknown_v1_path_is_a_404_problem(client):
     assert_problem(client.get("/v1/nothing-here"), 404)
     assert_problem(client.get("/v1/streams/s/events/extra"), 404)
@@ -927,3 +952,12 @@ def test_many_streams_are_independent(client):
         events = read_all(client, name)
         assert positions(events) == [1, 2, 3]
         assert [e["data"] for e in events] == [[r, index] for r in range(3)]
+
+
+def test_content_types_with_parameters_are_kept(client, stream):
+    data = base64.b64encode(b"hi").decode()
+    kinds = ["text/plain; charset=utf-8", 'multipart/mixed; boundary="a b"', "application/x.y+z"]
+    append_ok(
+        client, stream, [{"type": "T", "data_base64": data, "content_type": c} for c in kinds]
+    )
+    assert [e["content_type"] for e in read_all(client, stream)] == kinds

@@ -96,6 +96,8 @@ class EventorApp:
                 response.headers["allow"] = ", ".join(allowed)
             else:
                 response = _render(HTTPProblem(404, "404 page not found"), style)
+            if method in _CORS_METHODS:
+                response.headers["access-control-allow-origin"] = "*"
             await response(scope, receive, send)
             return
         scope["path_params"] = params
@@ -113,7 +115,7 @@ class EventorApp:
         except Exception:
             log.exception("error in %s %s", method, path)
             response = _render(HTTPProblem(500, "internal server error"), route.errors)
-        if method == "GET":
+        if method in _CORS_METHODS:
             response.headers["access-control-allow-origin"] = "*"
         await response(scope, receive, send)
 
@@ -137,6 +139,10 @@ class EventorApp:
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+#: Reads are allowed from any origin (original-api.md), whatever their answer.
+_CORS_METHODS = ("GET", "HEAD")
 
 
 def _slash_in_name(params: dict[str, str]) -> HTTPProblem:

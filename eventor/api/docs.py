@@ -67,6 +67,7 @@ class DocsRoutes:
         return [
             Route("GET", "/openapi.json", self.openapi, doc=OPENAPI_DOC),
             Route("GET", "/docs", self.page, errors="text", doc=PAGE_DOC),
+            Route("GET", "/docs/", self.to_page, errors="text", doc=REDIRECT_DOC),
             Route("GET", "/docs/assets/{name}", self.asset, errors="text", doc=ASSET_DOC),
         ]
 
@@ -82,6 +83,9 @@ class DocsRoutes:
     async def page(self, request: Request) -> Response:
         page = self._load(PAGE, "text/html; charset=utf-8")
         return Response(page.body, media_type=page.media_type, headers=_PAGE_HEADERS)
+
+    async def to_page(self, request: Request) -> Response:
+        return Response(status_code=308, headers={"location": "/docs"})
 
     async def asset(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -115,4 +119,5 @@ PAGE_DOC = Doc(
     tag="operations",
     responses={200: (Media("text/html", str), "an HTML page")},
 )
+REDIRECT_DOC = Doc("Redirects to /docs", hidden=True)
 ASSET_DOC = Doc("The API reference page's scripts and styles", hidden=True)

@@ -64,6 +64,10 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return body
 
 
+#: A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one.
+_HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+
+
 def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
     """`body` decoded as `what`, or InvalidRequest (400) saying what to fix."""
     try:
@@ -72,6 +76,12 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"invalid {what}: {exc}") from None
     except msgspec.DecodeError as exc:
+        if str(exc) == "Input data was truncated" and _HIGH_SURROGATE.search(body):
+            # msgspec's words when a \uD800-\uDBFF escape lacks its pair, in a complete body
+            raise InvalidRequest(
+                "the body is not valid JSON: a \\uD800-\\uDBFF escape must be followed by a"
+                " \\uDC00-\\uDFFF one (a lone surrogate is not a character)"
+            ) from None
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:
         raise InvalidRequest(

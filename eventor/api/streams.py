@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, StreamNotFound
 from ..names import check_stream_name
-from ..payloads import describe, is_json_content_type
+from ..payloads import describe, is_json_content_type, is_media_type
 from ..store import EventStore
 from ..types import JSON_CONTENT_TYPE, MAX_POSITION, NewEvent
 from .params import (
@@ -70,6 +70,11 @@ def _new_event(index: int, item: EventIn) -> NewEvent:
         metadata = None
     elif metadata is not None and metadata[:1] != b"{":
         raise InvalidRequest(f"event {index}: metadata must be a JSON object or null")
+    if item.content_type is not None and not is_media_type(item.content_type):
+        raise InvalidRequest(
+            f"event {index}: content_type {item.content_type[:100]!r} is not a media type;"
+            " send one such as text/plain or image/png; charset=... parameters may follow"
+        )
     if item.data_base64 is not None:
         if bytes(item.data) != b"null":
             raise InvalidRequest(f"event {index}: give data or data_base64, not both")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +20,13 @@ BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 _OURS = ("content-type", "user-agent", "x-event-", "x-eventor-", "ce-", "webhook-")
 
 _encode = msgspec.json.Encoder().encode
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _header_safe(content_type: str) -> str:
+    """The content type, unless it cannot be a header (stored before appends checked it): a
+    delivery that can never be sent would hold the subscription on that event for good."""
+    return "application/octet-stream" if _CONTROL.search(content_type) else content_type
 
 
 def sequence(position: int) -> str:
@@ -79,7 +87,7 @@ class WebhookBuilder:
             event = events[0]
             body = event.data
             position = event.position
-            headers["Content-Type"] = self._content_type or event.content_type
+            headers["Content-Type"] = self._content_type or _header_safe(event.content_type)
             headers["X-Event-Position"] = str(position)
             headers["X-Event-Uuid"] = event.id
             headers["X-Event-Created"] = event.created

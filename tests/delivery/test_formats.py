@@ -10,6 +10,9 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http
 from cloudevents.core.formats.json import JSONFormat
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from eventor.delivery.webhook import WebhookBuilder
+from eventor.types import RecordedEvent, SubscriptionConfig
+
 from .helpers import append, name, status, subscribe
 from .receiver import Receiver
 
@@ -155,3 +158,17 @@ def test_deliveries_reuse_one_keep_alive_connection(client, stream, receiver: Re
     subscribe(client, name(), stream, receiver.url)
     requests = receiver.wait_count(30)
     assert len({r.peer for r in requests}) == 1
+
+
+def test_a_content_type_that_cannot_be_a_header_is_sent_as_octet_stream():
+    # Appends refuse such a content type now; one stored before they did must not hold its
+    # subscription on that event for good (the HTTP client refuses to send the header).
+    config = SubscriptionConfig(stream="s", url="http://127.0.0.1:1/")
+    event = RecordedEvent(
+        "0190c8e2-0000-7000-8000-000000000001", "s", 1, "T", b"hi",
+        "text/plain\r\nX-Injected: 1", False, None, "2026-11-28T02:54:41.123456Z",
+    )  # fmt: skip
+    body, headers = WebhookBuilder("sub", config).build([event], 1)
+    assert body == b"hi"
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert "X-Injected" not in headers
