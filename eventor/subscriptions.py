@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from .clock import utc_now
 from .delivery import DeliveryEngine
 from .delivery.loop import SubscriptionLoop
+from .delivery.policy import ORIGINAL_DELAYS, ORIGINAL_MAX_ATTEMPTS
 from .delivery.signing import SECRET_RULE, secret_key
 from .errors import InvalidRequest, SubscriptionExists, SubscriptionNotFound
 from .names import check_stream_name, check_subscription_name
@@ -164,9 +165,17 @@ class SubscriptionService:
                     f"stream cannot change (it is {s.config.stream!r}): delete the subscription"
                     " and create it again, or use another name"
                 )
-            await self._stop(loop)
+            if config == s.config:
+                return s, False  # nothing changed: deliveries carry on undisturbed
             s.config = config
             s.attempts = 0
+            if self.engine.in_request(loop):
+                # One request at a time: the one in flight finishes under the old configuration,
+                # and the loop takes up the new one after it.
+                s.updated = utc_now()
+                await self._storage.save_subscription(copy.copy(s))
+                return s, False
+            await self._stop(loop)
             await self._save_and_run(loop)
             return s, False
 
@@ -176,7 +185,17 @@ class SubscriptionService:
         """Create through the original API: its name rule and its retry schedule."""
         check_subscription_name(name, original=True)
         check_stream_name(stream)
-        config = SubscriptionConfig(stream, _check_url(url), _check_headers(headers), original=True)
+        # The retry fields say what the original schedule does (4, 8, 16, 32 s; 5 attempts), so
+        # that a status read back and PUT through v1 keeps much the same behaviour.
+        config = SubscriptionConfig(
+            stream,
+            _check_url(url),
+            _check_headers(headers),
+            max_attempts=ORIGINAL_MAX_ATTEMPTS,
+            backoff_initial=ORIGINAL_DELAYS[0],
+            backoff_max=ORIGINAL_DELAYS[-1],
+            original=True,
+        )
         _check_position(position)
         async with self._lock(name):
             if name in self.engine.loops:
@@ -387,6 +406,7 @@ def _check_url(url: str) -> str:
 
 
 def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    seen: dict[str, str] = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise InvalidRequest("headers must be an object of strings (header name -> value)")
@@ -396,6 +416,10 @@ def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
             raise InvalidRequest(f"header {name!r} cannot be set: the HTTP client sets it")
         if _BAD_VALUE.search(value):
             raise InvalidRequest(f"header {name!r} has a control character in its value")
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            # header names are case-insensitive: one of the two would be dropped on the wire
+            raise InvalidRequest(f"headers {other!r} and {name!r} are the same header: keep one")
     return dict(headers)
 
 

@@ -167,6 +167,8 @@ def test_both_apis_see_the_same_subscriptions(client, stream, sub):
     assert v1["position"] == 3
     assert v1["config"]["created_by"] == "original"
     assert v1["config"]["max_attempts"] == 5
+    # the original schedule waits 4, 8, 16 and 32 s, and the status says so
+    assert v1["config"]["backoff"] == {"initial": 4, "max": 32}
     client.post(f"/v1/subscriptions/{sub}/pause")
     listed = {s["name"]: s for s in client.get("/subscriptions").json()}[sub]
     assert listed["active"] is False

@@ -95,6 +95,7 @@ def test_put_creates_then_updates(client, stream, sub):
         ({"headers": {"Host": "evil"}}, "cannot be set"),
         ({"headers": {"X-A": "a\r\nB: c"}}, "control character"),
         ({"headers": {"X-A": 1}}, "Expected `str`"),
+        ({"headers": {"X-A": "1", "x-a": "2"}}, "are the same header"),
         ({"start": "middle"}, 'start must be "beginning", "end" or a position'),
         ({"start": -1}, "start must be"),
         ({"start": 10**20}, "start must be"),  # past SQLite's integers: a 400, not a 500

@@ -14,7 +14,8 @@ Time = Annotated[str, Meta(description="RFC 3339, UTC, with microseconds")]
 
 
 class BackoffIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Retry backoff: exponential from `initial`, capped at `max`, with full jitter."""
+    """Retry backoff: exponential from `initial`, capped at `max`, with jitter; every wait lies
+    between `initial` and `max`."""
 
     initial: Seconds = 1.0
     max: Seconds = 300.0

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eventor.delivery")
 
-#: On a graceful stop, in-flight attempts get this long to finish before they are abandoned.
-STOP_GRACE = 3.0
+#: On a graceful stop, an in-flight attempt gets its own timeout and this much more to finish.
+STOP_MARGIN = 1.0
 
 
 class DeliveryEngine:
@@ -55,12 +55,25 @@ class DeliveryEngine:
             if loop.subscription.status == ACTIVE:
                 self.run(loop)
 
-    async def stop(self, grace: float = STOP_GRACE) -> None:
-        """Stop every loop (in-flight attempts get `grace` seconds), then flush the progress."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop every loop, then flush the progress.
+
+        A request in flight is waited for (up to its timeout, or `grace` seconds when given):
+        abandoned, its event would be delivered again after the restart, and a clean stop
+        promises nothing twice (api-v1.md).
+        """
         self._running = False
         tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
+        in_flight = [loop for loop in self.loops.values() if self.in_request(loop)]
         for loop in self.loops.values():
             self._halt(loop, cancel_in_flight=False)
+        if grace is None:
+            grace = max((loop.subscription.config.timeout for loop in in_flight), default=0.0)
+            grace += STOP_MARGIN
+        if in_flight:
+            log.info(
+                "waiting up to %.3gs for %d webhook request(s) in flight", grace, len(in_flight)
+            )
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace)
             for task in late:
@@ -103,6 +116,11 @@ class DeliveryEngine:
             return False
         loop.halted = False
         return True
+
+    def in_request(self, loop: SubscriptionLoop) -> bool:
+        """Whether `loop`'s task is running and has a request in flight."""
+        task = loop.task
+        return task is not None and not task.done() and not task.cancelling() and loop.in_request
 
     async def stopped(self, loop: SubscriptionLoop) -> None:
         """Wait until `loop`'s task has ended (after `halt`)."""

@@ -47,6 +47,7 @@ class Result(enum.Enum):
     DELIVERED = 1
     GAVE_UP = 2  # exhausted under the park policy (or a replay that failed again)
     STOPPED = 3  # paused or halted: the loop ends
+    RECONFIGURED = 4  # failed while the configuration changed: start again under the new one
 
 
 class Counters:
@@ -137,15 +138,16 @@ class SubscriptionLoop:
         """Deliver until paused or halted (or cancelled)."""
         while not self.halted:
             try:
-                await self._run(store, sender, counters)
-                return
+                if not await self._run(store, sender, counters):
+                    return
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("subscription %r: delivery failed; retrying", self.name)
                 await asyncio.sleep(ERROR_PAUSE)
 
-    async def _run(self, store: EventStore, sender: Sender, counters: Counters) -> None:
+    async def _run(self, store: EventStore, sender: Sender, counters: Counters) -> bool:
+        """Deliver under the current configuration; True when it changed (run again)."""
         s = self.subscription
         config = s.config
         stream = config.stream
@@ -155,9 +157,11 @@ class SubscriptionLoop:
         policy = RetryPolicy.for_config(config)
         page = max(READ_PAGE, batch_size)
         while not self.halted:
+            if s.config is not config:
+                return True
             if self.replay_requested:
                 if not await self._replay(store, sender, counters, builder, policy):
-                    return
+                    return False
                 continue
             try:
                 events = (await store.read(stream, s.position + 1, page)).events
@@ -167,8 +171,9 @@ class SubscriptionLoop:
                 await store.appended.wait(stream, s.position)
                 continue
             index, count = 0, len(events)
+            first_batch = True
             while index < count:
-                if self.halted or self.replay_requested:
+                if self.halted or self.replay_requested or s.config is not config:
                     break
                 batch: list[RecordedEvent] = []
                 size = 0
@@ -185,9 +190,17 @@ class SubscriptionLoop:
                     index += 1
                 if not batch:
                     continue
+                if index == count and len(batch) < batch_size and not first_batch:
+                    # A short batch at the end of a page read before the previous request:
+                    # more may have arrived since. Read again from this batch.
+                    break
+                first_batch = False
                 result = await self._deliver(batch, builder, policy, sender, counters)
                 if result is Result.STOPPED:
-                    return
+                    return False
+                if result is Result.RECONFIGURED:
+                    return True
+        return False
 
     async def _replay(
         self,
@@ -269,12 +282,17 @@ class SubscriptionLoop:
                 self._dirty()
                 return Result.DELIVERED
             counters.failed_attempts += 1
+            error = outcome.error or "failed"
+            s.last_error = error
+            if not replay and s.config is not config:
+                # Updated while this attempt was in flight: retries start afresh, as configured now.
+                s.attempts = 0
+                self._dirty()
+                return Result.RECONFIGURED
             if replay:
                 failures = attempt
             else:
                 s.attempts = attempt
-            error = outcome.error or "failed"
-            s.last_error = error
             self._dirty()
             if outcome.status == 410 and not config.original:
                 # api-v1.md: 410 pauses at once. The original retried it like any failure.

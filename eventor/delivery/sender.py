@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+import yarl
 
 #: Connections open at once over all endpoints (requests beyond wait for one).
 POOL_SIZE = 256
@@ -58,7 +59,7 @@ class Sender:
         try:
             async with asyncio.timeout(seconds):
                 async with self._session.post(
-                    url, data=body, headers=headers, allow_redirects=False
+                    _target(url), data=body, headers=headers, allow_redirects=False
                 ) as response:
                     status = response.status
                     if 200 <= status < 300:
@@ -89,6 +90,12 @@ class Sender:
         except ValueError as exc:  # e.g. an invalid header value
             error = f"request failed: {exc}"
         return Outcome(False, None, error, None, None, _ms(started))
+
+
+def _target(url: str) -> yarl.URL:
+    """The URL exactly as given: yarl would decode escapes such as %2F in a query, which breaks
+    presigned and HMAC-signed webhook URLs. Only a URL with non-ASCII characters is encoded."""
+    return yarl.URL(url, encoded=True) if url.isascii() else yarl.URL(url)
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

@@ -34,6 +34,20 @@ def sequence(position: int) -> str:
     return f"{position:020d}"
 
 
+def ce_header(value: str) -> str:
+    """A CloudEvents attribute as an HTTP header value: space, `"`, `%` and everything outside
+    printable ASCII percent-encoded as UTF-8 (CloudEvents HTTP binding, 3.1.3.2)."""
+    if _CE_PLAIN.fullmatch(value):
+        return value
+    return "".join(
+        char if _CE_PLAIN.fullmatch(char) else "".join(f"%{b:02X}" for b in char.encode())
+        for char in value
+    )
+
+
+_CE_PLAIN = re.compile(r"[\x21\x23\x24\x26-\x7e]*")
+
+
 class WebhookBuilder:
     """Builds the requests of one subscription; what never changes is computed once."""
 
@@ -93,7 +107,7 @@ class WebhookBuilder:
             headers["X-Event-Created"] = event.created
             headers["X-Event-Type"] = event.type
             headers["ce-id"] = event.id
-            headers["ce-type"] = event.type
+            headers["ce-type"] = ce_header(event.type)
             headers["ce-time"] = event.created
             headers["ce-sequence"] = f"{position:020d}"
             webhook_id = event.id

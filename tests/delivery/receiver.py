@@ -28,6 +28,7 @@ class Received:
     body: bytes
     at: float  # time.monotonic()
     peer: tuple[str, int] = ("", 0)  # the client's address: one per connection
+    target: str = ""  # the request target as sent: path and query, escapes kept
 
     @property
     def position(self) -> int:
@@ -117,6 +118,7 @@ class Receiver:
             body,
             time.monotonic(),
             tuple((request.transport and request.transport.get_extra_info("peername")) or ("", 0)),
+            request.raw_path,
         )
         with self._lock:
             self.requests.append(received)

@@ -99,15 +99,34 @@ def test_sigterm_repeats_nothing(make_server, receiver: Receiver):
     assert positions == list(range(1, head + 1))
 
 
-def test_sigterm_with_a_request_in_flight_abandons_it_and_redelivers(
+def test_sigterm_waits_for_the_request_in_flight_and_repeats_nothing(
     make_server, receiver: Receiver
 ):
-    """An attempt cut off by shutdown is not counted as delivered: it is made again."""
+    """A clean stop lets a slow receiver answer (within the attempt's timeout): no repeat."""
+    receiver.script(Reply(delay=4))
+    server = make_server()
+    client = httpx.Client(base_url=server.url, timeout=10)
+    client.post("/v1/streams/s/events", json={"type": "T"})
+    subscribe(client, "slow", "s", receiver.url, timeout=20)
+    receiver.wait_count(1)
+    t = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0
+    assert 2 < time.monotonic() - t < 15  # waited for the answer, not for the whole timeout
+    server.restart()
+    assert status(client, "slow")["position"] == 1
+    client.post("/v1/streams/s/events", json={"type": "T"})
+    assert [r.position for r in receiver.wait_count(2)] == [1, 2]
+    wait_status(client, "slow", lambda s: s["position"] == 2)
+    client.close()
+
+
+def test_sigterm_with_a_request_that_times_out_redelivers_it(make_server, receiver: Receiver):
+    """An attempt that ends in its timeout during the stop failed: it is made again."""
     receiver.script(Reply(delay=30))
     server = make_server()
     client = httpx.Client(base_url=server.url, timeout=10)
     client.post("/v1/streams/s/events", json={"type": "T"})
-    subscribe(client, "stuck", "s", receiver.url, timeout=60)
+    subscribe(client, "stuck", "s", receiver.url, timeout=1.5)
     receiver.wait_count(1)
     t = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0

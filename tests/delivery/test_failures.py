@@ -275,3 +275,20 @@ def test_resume_while_a_paused_request_is_in_flight_answers_at_once(
     assert [r.position for r in receiver.wait_count(3)] == [1, 2, 3]
     wait_status(client, sub, lambda s: s["position"] == 3)
     assert len(receiver.received()) == 3
+
+
+def test_an_update_lets_the_request_in_flight_finish(client, stream, receiver: Receiver):
+    receiver.script(Reply(delay=1.0))
+    append(client, stream, 2)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, headers={"X-Version": "1"})
+    receiver.wait_count(1)
+    body = {"stream": stream, "url": receiver.url, "headers": {"X-Version": "1"}}
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200  # no change
+    body["headers"] = {"X-Version": "2"}
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    wait_status(client, sub, lambda s: s["position"] == 2)
+    first, second = receiver.received()
+    assert (first.position, second.position) == (1, 2)  # nothing cut off and made again
+    assert second.at >= first.at + 1.0  # one request at a time: after the first was answered
+    assert (first.headers["x-version"], second.headers["x-version"]) == ("1", "2")

@@ -94,12 +94,17 @@ def test_binary_mode_parses_with_the_cloudevents_sdk(client, stream, receiver: R
         json=[
             {"type": "OrderPlaced", "data": {"id": 7}},
             {"type": "Blob", "data_base64": "AAEC/w==", "content_type": "image/png"},
+            {"type": 'Order Placed 100%41 "x"'},
+            {"type": "Ordér"},
         ],
     )
     subscribe(client, name(), stream, receiver.url)
-    requests = receiver.wait_count(2)
+    requests = receiver.wait_count(4)
     events = [from_http(HTTPMessage(r.headers, r.body), JSONFormat()) for r in requests]
-    placed, blob = events
+    placed, blob, spaced, accented = events
+    # types beyond printable ASCII travel percent-encoded, and the SDK reads them back as sent
+    assert spaced.get_type() == 'Order Placed 100%41 "x"'
+    assert accented.get_type() == "Ordér"
     assert placed.get_specversion() == "1.0"
     assert placed.get_type() == "OrderPlaced"
     assert placed.get_source() == f"/streams/{stream}"
@@ -172,3 +177,11 @@ def test_a_content_type_that_cannot_be_a_header_is_sent_as_octet_stream():
     assert body == b"hi"
     assert headers["Content-Type"] == "application/octet-stream"
     assert "X-Injected" not in headers
+
+
+def test_the_url_is_requested_exactly_as_given(client, stream, receiver: Receiver):
+    # a presigned URL: its escapes are part of what was signed
+    query = "?sig=ab%2Bcd%3D&p=%2F%3F%3A%40&q=a+b"
+    append(client, stream, 1)
+    subscribe(client, name(), stream, receiver.url + query)
+    assert receiver.wait_count(1)[0].target == "/hook" + query

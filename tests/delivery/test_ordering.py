@@ -8,7 +8,7 @@ import threading
 import httpx
 
 from .helpers import append, event_ids, name, status, subscribe, wait_status
-from .receiver import Receiver
+from .receiver import Receiver, Reply
 
 
 def test_catch_up_of_a_prefilled_stream_then_live(client, stream, receiver: Receiver):
@@ -131,6 +131,21 @@ def test_batches_carry_waiting_events_in_order(client, stream, receiver: Receive
     last = receiver.wait_count(4)[-1]
     assert [e["sequence"] for e in json.loads(last.body)] == ["00000000000000000026"]
     wait_status(client, sub, lambda s: s["position"] == 26)
+
+
+def test_a_batch_takes_the_events_that_arrived_during_the_previous_request(
+    client, stream, receiver: Receiver
+):
+    receiver.script(Reply(delay=0.5))
+    append(client, stream, 7)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, batch_size=3)
+    receiver.wait_count(1)
+    append(client, stream, 10)  # 8-17, while 1-3 are in flight
+    requests = receiver.wait_for(lambda rs: sum(len(json.loads(r.body)) for r in rs) >= 17)
+    batches = [[int(e["sequence"]) for e in json.loads(r.body)] for r in requests]
+    assert batches == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12], [13, 14, 15], [16, 17]]
+    wait_status(client, sub, lambda s: s["position"] == 17)
 
 
 def test_batches_with_a_filter(client, stream, receiver: Receiver):
