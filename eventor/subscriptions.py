@@ -106,6 +106,10 @@ class SubscriptionService:
     async def stop(self) -> None:
         await self.engine.stop()
 
+    def hurry(self) -> None:
+        """Stop now: abandon the requests in flight that `stop` would wait for."""
+        self.engine.hurry()
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, name: str) -> Subscription:

@@ -60,7 +60,10 @@ class EventorApp:
         self.stats.start()
 
     def begin_shutdown(self) -> None:
-        """A stop was asked for: end long polls and live streams so the server can drain."""
+        """A stop was asked for: end long polls and live streams so the server can drain.
+        Asked again, webhook requests in flight are abandoned rather than waited for."""
+        if self.store.stopping:
+            self.subscriptions.hurry()
         self.store.begin_shutdown()
 
     async def shutdown(self) -> None:

@@ -86,6 +86,14 @@ class DeliveryEngine:
         await self.flush()
         await self.sender.close()
 
+    def hurry(self) -> None:
+        """Abandon the requests in flight (a second stop signal): they will be made again."""
+        late = [loop for loop in self.loops.values() if loop.task and not loop.task.done()]
+        if late:
+            log.warning("abandoning %d webhook request(s) in flight", len(late))
+        for loop in late:
+            self._halt(loop, cancel_in_flight=True)
+
     # -- loops ---------------------------------------------------------------------------------
 
     def add(self, record: SubscriptionRecord) -> SubscriptionLoop:

@@ -135,3 +135,25 @@ def test_sigterm_with_a_request_that_times_out_redelivers_it(make_server, receiv
     assert [r.position for r in receiver.wait_count(2)] == [1, 1]
     wait_status(client, "stuck", lambda s: s["position"] == 1)
     client.close()
+
+
+def test_a_second_sigterm_abandons_the_request_in_flight(make_server, receiver: Receiver):
+    """Asked twice, the stop does not wait out a slow receiver: the event is made again."""
+    receiver.script(Reply(delay=30))
+    server = make_server()
+    client = httpx.Client(base_url=server.url, timeout=10)
+    client.post("/v1/streams/s/events", json={"type": "T"})
+    subscribe(client, "slow", "s", receiver.url, timeout=60)
+    receiver.wait_count(1)
+    t = time.monotonic()
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while "waiting up to" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - t < 10
+    assert "abandoning 1 webhook request" in server.log()
+    server.restart()
+    assert [r.position for r in receiver.wait_count(2)] == [1, 1]
+    client.close()
