@@ -42,6 +42,27 @@ _DEFAULTS = Settings()
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
+class _FiniteRange(click.FloatRange):
+    """A FloatRange that refuses nan (which compares false with both bounds, so passes them)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(
+                f"{value!r} is not a number in the range {self._describe_range()}.", param, ctx
+            )
+        return number
+
+
+def _not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if not value.strip():
+        raise click.BadParameter(
+            "must not be empty"
+            + (" (0.0.0.0 listens on every interface)" if param.name == "host" else "")
+        )
+    return Path(value) if param.name == "data_dir" else value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="eventor")
 def main() -> None:
@@ -55,6 +76,7 @@ def main() -> None:
     show_default=True,
     envvar="EVENTOR_HOST",
     show_envvar=True,
+    callback=_not_empty,
     help="Address to listen on.",
 )
 @click.option(
@@ -73,7 +95,8 @@ def main() -> None:
     show_default=True,
     envvar="EVENTOR_DATA",
     show_envvar=True,
-    type=click.Path(path_type=Path),  # checked by _prepare_data_dir: a one-line error
+    type=click.Path(),  # checked by _prepare_data_dir: a one-line error
+    callback=_not_empty,
     help="Data directory, created when missing.",
 )
 @click.option(
@@ -156,7 +179,7 @@ def main() -> None:
     show_default=True,
     envvar="EVENTOR_POSITION_FLUSH_INTERVAL",
     show_envvar=True,
-    type=click.FloatRange(0.001, 10),
+    type=_FiniteRange(0.001, 10),
     help="Seconds between writes of subscription positions (after a crash, at most this "
     "window of deliveries is repeated).",
 )

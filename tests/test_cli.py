@@ -36,10 +36,11 @@ REQUIRED_OPTIONS = {
 }
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, str]:
     """Run `eventor *args` to completion: (exit code, stdout + stderr)."""
     done = subprocess.run(
         [*EVENTOR, *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=30,
@@ -226,12 +227,22 @@ def test_startup_line_and_clean_stop(make_server):
         assert c.get("/v1/streams/kept").json()["head"] == 1
 
 
+def test_an_empty_data_dir_is_refused_not_taken_as_the_current_one(tmp_path):
+    code, output = run("serve", "--data", "", cwd=tmp_path)
+    assert code != 0
+    assert "--data" in output
+    assert "Traceback" not in output
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
         (["--durability", "sometimes"], "durability"),
         (["--port", "70000"], "port"),
         (["--max-event-bytes", "0"], "max-event-bytes"),
+        (["--position-flush-interval", "nan"], "position-flush-interval"),
+        (["--host", ""], "--host"),  # not every interface by accident
     ],
 )
 def test_bad_option_values_are_refused(tmp_path, args, fragment):
