@@ -294,7 +294,11 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     try:
         await server.serve(sockets=[sock])
     finally:
-        await app.shutdown()
+        try:
+            await app.shutdown()
+        except Exception as exc:  # e.g. a full disk: what could be saved is said in the log
+            log.error("Eventor did not stop cleanly: %s", exc)
+            raise SystemExit(1) from None
         log.info("Eventor stopped")
 
 

@@ -14,6 +14,10 @@ import httpx
 import pytest
 from helpers import metric, raw_data, read_all, unique, wait_until
 
+from eventor.clock import utc_now
+from eventor.storage.sqlite.files import stream_path
+from eventor.storage.sqlite.streamdb import StreamDatabase
+
 pytestmark = pytest.mark.slow
 
 CLIENTS = 8
@@ -175,3 +179,43 @@ def test_a_second_server_on_the_same_data_dir_is_refused(make_server):
     assert "in use" in output
     with httpx.Client(base_url=server.url, timeout=10) as c:  # the first one is unharmed
         assert c.post("/v1/streams/lock/events", json={"type": "T"}).json()["first_position"] == 2
+
+
+def test_a_crash_before_a_new_streams_first_commit_leaves_no_stream(make_server):
+    """The file of a new stream is made before its first events commit: a crash in between
+    leaves a file without events, which is no stream (its append was never acknowledged)."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.post("/v1/streams/kept/events", json={"type": "T"}).status_code == 201
+    server.kill()
+    # what the crash left: the new stream's file, made but empty; and a stray directory
+    path = stream_path(server.data_dir, "half-made")
+    StreamDatabase.open(path, "half-made", "FULL", create=True, created=utc_now()).close()
+    (path.parent / "stray-dir.db").mkdir()
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert [s["name"] for s in c.get("/v1/streams").json()["streams"]] == ["kept"]
+        assert c.get("/v1/streams/half-made").status_code == 404
+        assert c.get("/v1/streams/half-made/events").status_code == 404
+        assert [s["name"] for s in c.get("/introspect").json()] == ["kept"]
+        r = c.post("/v1/streams/half-made/events?expected_version=no_stream", json={"type": "T"})
+        assert r.json()["first_position"] == 1
+        assert c.get("/v1/streams/half-made").json()["head"] == 1
+    # only "kept" can have been missed by the catalog: the empty file is not counted
+    assert "registered 2 " not in server.log()
+
+
+def test_a_storage_failure_is_a_500_and_is_logged(make_server):
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.post("/v1/streams/broken/events", json={"type": "T"}).status_code == 201
+    assert server.stop() == 0
+    stream_path(server.data_dir, "broken").write_bytes(b"not a database " * 1000)
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.get("/v1/streams/broken/events")
+        assert r.status_code == 500
+        assert r.headers["content-type"] == "application/problem+json"
+        assert c.get("/health").status_code == 200  # one broken stream, the server serves on
+    assert "ERROR" in server.log()
+    assert "GET /v1/streams/broken/events: 500" in server.log()

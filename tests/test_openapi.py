@@ -450,6 +450,23 @@ def create_bad_subscription(c: httpx.Client, seed: Seed) -> Answer:
     return Answer.of(r)
 
 
+@case("PUT", SUB, 413)
+def create_subscription_too_big(c: httpx.Client, seed: Seed) -> Answer:
+    name = f"oa-{uuid.uuid4().hex[:12]}"
+    body = {"stream": seed.stream, "url": seed.hook, "headers": {"X-Pad": "x" * MiB}}
+    r = c.put(f"/v1/subscriptions/{name}", json=body)
+    assert c.get(f"/v1/subscriptions/{name}").status_code == 404  # nothing created
+    return Answer.of(r)
+
+
+@case("PUT", SUB, 415)
+def create_subscription_not_json(c: httpx.Client, seed: Seed) -> Answer:
+    name = f"oa-{uuid.uuid4().hex[:12]}"
+    body = json.dumps({"stream": seed.stream, "url": seed.hook})
+    r = c.put(f"/v1/subscriptions/{name}", content=body, headers={"content-type": "text/plain"})
+    return Answer.of(r)
+
+
 @case("GET", SUB, 200)
 def get_subscription(c: httpx.Client, seed: Seed) -> Answer:
     return Answer.of(c.get(f"/v1/subscriptions/{new_subscription(c, seed)}"))
@@ -489,6 +506,22 @@ def reset_subscription(c: httpx.Client, seed: Seed) -> Answer:
 def reset_bad_position(c: httpx.Client, seed: Seed) -> Answer:
     name = new_subscription(c, seed, start="end")
     return Answer.of(c.post(f"/v1/subscriptions/{name}/reset", json={"position": -1}))
+
+
+@case("POST", SUB + "/reset", 413)
+def reset_too_big(c: httpx.Client, seed: Seed) -> Answer:
+    name = new_subscription(c, seed, start="end")
+    body = b'{"position": 0' + b" " * MiB + b"}"
+    headers = {"content-type": "application/json"}
+    return Answer.of(c.post(f"/v1/subscriptions/{name}/reset", content=body, headers=headers))
+
+
+@case("POST", SUB + "/reset", 415)
+def reset_not_json(c: httpx.Client, seed: Seed) -> Answer:
+    name = new_subscription(c, seed, start="end")
+    headers = {"content-type": "text/plain"}
+    r = c.post(f"/v1/subscriptions/{name}/reset", content=b'{"position": 0}', headers=headers)
+    return Answer.of(r)
 
 
 @case("GET", SUB + "/deliveries", 200)
@@ -572,6 +605,13 @@ def original_create_taken(c: httpx.Client, seed: Seed) -> Answer:
     r = c.post(f"/subscriptions/{name}", json={"stream": seed.stream, "url": seed.hook})
     assert r.text == "Subscription with this name already exists"
     return Answer.of(r)
+
+
+@case("POST", ORIGINAL_SUB, 413)
+def original_create_too_big(c: httpx.Client, seed: Seed) -> Answer:
+    name = f"oa_{uuid.uuid4().hex[:12]}"
+    body = {"stream": seed.stream, "url": seed.hook, "headers": {"X-Pad": "x" * MiB}}
+    return Answer.of(c.post(f"/subscriptions/{name}", json=body))
 
 
 @case("GET", "/subscriptions", 200)

@@ -961,3 +961,21 @@ def test_content_types_with_parameters_are_kept(client, stream):
         client, stream, [{"type": "T", "data_base64": data, "content_type": c} for c in kinds]
     )
     assert [e["content_type"] for e in read_all(client, stream)] == kinds
+
+
+def test_the_request_limit_holds_on_every_route(small_limits, stream):
+    client = small_limits
+    body = {"stream": stream, "url": "http://127.0.0.1:9/", "headers": {"X-Pad": "p" * 1000}}
+    assert_problem(client.put("/v1/subscriptions/too-big", json=body), 413)
+    assert client.get("/v1/subscriptions/too-big").status_code == 404
+    r = client.post("/subscriptions/too_big", json=body)
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("text/plain")
+
+
+def test_the_original_append_keeps_to_a_request_limit_below_the_event_limit(make_server):
+    server = make_server("--max-event-bytes", "4096", "--max-request-bytes", "1024")
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        headers = {"x-event-type": "T"}
+        assert c.post("/streams/orig", content=b"x" * 1025, headers=headers).status_code == 413
+        assert c.post("/streams/orig", content=b"x" * 1024, headers=headers).status_code == 200

@@ -25,6 +25,7 @@ from .problems import HTTPProblem, from_error, problem_response, text_response
 from .routing import ErrorStyle, Handler, RawHandler, Route, Router
 from .stats import StatsRoutes, StatsSampler
 from .streams import StreamRoutes
+from .subscription_schemas import MAX_CONFIG_BODY
 from .subscriptions import SubscriptionRoutes
 
 log = logging.getLogger("eventor.api")
@@ -42,11 +43,12 @@ class EventorApp:
             self.storage, extra_collectors=[SubscriptionCollector(self.subscriptions.stats)]
         )
         self.stats = StatsSampler(self.storage, subscription_stats=self.subscriptions.stats)
+        config_body = min(MAX_CONFIG_BODY, settings.limits.max_request_bytes)
         routes: list[Route] = [
             *StreamRoutes(self.store, subscriptions_of=self.subscriptions.names_for).routes(),
             *OriginalRoutes(self.store, settings.limits).routes(),
-            *SubscriptionRoutes(self.subscriptions).routes(),
-            *OriginalSubscriptionRoutes(self.subscriptions).routes(),
+            *SubscriptionRoutes(self.subscriptions, config_body).routes(),
+            *OriginalSubscriptionRoutes(self.subscriptions, config_body).routes(),
             *self.ops.routes(),
             *StatsRoutes(self.store, self.stats).routes(),
             *DashboardRoutes().routes(),
@@ -114,7 +116,10 @@ class EventorApp:
         except HTTPProblem as problem:
             response = _render(problem, route.errors)
         except EventorError as error:
-            response = _render(from_error(error), route.errors)
+            answer = from_error(error)
+            if answer.status >= 500:  # the server's trouble, not the client's: say so
+                log.error("%s %s: %d %s", method, path, answer.status, answer.detail)
+            response = _render(answer, route.errors)
         except Exception:
             log.exception("error in %s %s", method, path)
             response = _render(HTTPProblem(500, "internal server error"), route.errors)

@@ -94,7 +94,10 @@ class OriginalRoutes:
         if not event_type:
             raise HTTPProblem(400, MISSING_TYPE)
         content_type = header(scope, b"content-type") or JSON_CONTENT_TYPE
-        body = await read_body(scope, receive, self._limits.max_event_bytes)
+        limits = self._limits
+        body = await read_body(
+            scope, receive, min(limits.max_event_bytes, limits.max_request_bytes)
+        )
         is_json, shape = describe(body, content_type)
         event = NewEvent(event_type, body, content_type, is_json, None, None, shape, id_version=4)
         result = await self._store.append(stream, [event])
@@ -200,7 +203,11 @@ APPEND_DOC = Doc(
             "appended (the body is `Created`); the headers give the position and id",
         ),
         400: (str, f"no X-Event-Type header (`{MISSING_TYPE}`), or {_BAD_NAME}"),
-        413: (str, "the body is over the largest event allowed (default 1 MiB)"),
+        413: (
+            str,
+            "the body is over the largest event allowed (default 1 MiB), or over"
+            " --max-request-bytes when that is smaller",
+        ),
     },
 )
 READ_DOC = Doc(

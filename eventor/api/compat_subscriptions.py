@@ -17,11 +17,14 @@ from .params import decode_json, read_body
 from .problems import HTTPProblem
 from .rendering import json_response
 from .routing import Doc, Param, Route
-from .subscription_schemas import OriginalSubscriptionIn, OriginalSubscriptionOut
+from .subscription_schemas import (
+    MAX_CONFIG_BODY,
+    OriginalSubscriptionIn,
+    OriginalSubscriptionOut,
+)
 
 NOT_FOUND = "Subscription doesn't exist"
 EXISTS = "Subscription with this name already exists"
-MAX_BODY = 1024 * 1024
 _decoder = msgspec.json.Decoder(OriginalSubscriptionIn)
 _NAME = Param("name", {"type": "string"}, "the subscription's name", True, "path")
 
@@ -49,8 +52,10 @@ def _doc(summary: str, responses: dict[int, tuple[object, str]], **more: object)
 
 
 class OriginalSubscriptionRoutes:
-    def __init__(self, service: SubscriptionService) -> None:
+    def __init__(self, service: SubscriptionService, max_body: int = MAX_CONFIG_BODY) -> None:
+        """`max_body`: the largest request body (413 beyond)."""
         self._service = service
+        self._max_body = max_body
 
     def routes(self) -> list[Route]:
         name = "/subscriptions/{name}"
@@ -62,7 +67,11 @@ class OriginalSubscriptionRoutes:
                 errors="text",
                 doc=_doc(
                     "Create a subscription (original API)",
-                    {200: (str, "Created"), 400: (str, "invalid, or the name is taken")},
+                    {
+                        200: (str, "Created"),
+                        400: (str, "invalid, or the name is taken"),
+                        413: (str, "the body is over 1 MiB (or --max-request-bytes, when smaller)"),
+                    },
                     body=OriginalSubscriptionIn,
                     description="`name` must match ^[a-z0-9_]+$ (any case). `position` is the"
                     " last position already delivered (0: from the beginning). Deliveries use"
@@ -111,7 +120,7 @@ class OriginalSubscriptionRoutes:
 
     async def create(self, request: Request) -> Response:
         name = request.path_params["name"]
-        raw = await read_body(request.scope, request.receive, MAX_BODY)
+        raw = await read_body(request.scope, request.receive, self._max_body)
         body = decode_json(_decoder, raw, "subscription")
         if not body.stream:
             raise HTTPProblem(400, "stream is required")

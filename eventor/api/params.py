@@ -51,7 +51,15 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     declared = header(scope, b"content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise LimitExceeded(f"the request body is {declared} bytes; at most {limit} allowed")
-    body = b""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnect()
+    first: bytes = message.get("body", b"")
+    if len(first) > limit:
+        raise LimitExceeded(f"the request body is over {limit} bytes, the most allowed")
+    if not message.get("more_body", False):
+        return first  # the common case: one chunk, no copy
+    body = bytearray(first)  # grows in place: joining bytes chunk by chunk is quadratic
     more = True
     while more:
         message = await receive()
@@ -61,7 +69,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if len(body) > limit:
             raise LimitExceeded(f"the request body is over {limit} bytes, the most allowed")
         more = message.get("more_body", False)
-    return body
+    return bytes(body)
 
 
 #: A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one.

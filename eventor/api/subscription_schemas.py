@@ -13,6 +13,11 @@ Seconds = Annotated[float, Meta(description="seconds, may be fractional")]
 Time = Annotated[str, Meta(description="RFC 3339, UTC, with microseconds")]
 
 
+#: The largest subscription request body (a configuration is small), unless
+#: --max-request-bytes is smaller.
+MAX_CONFIG_BODY = 1024 * 1024
+
+
 class BackoffIn(msgspec.Struct, forbid_unknown_fields=True):
     """Retry backoff: exponential from `initial`, capped at `max`, with jitter; every wait lies
     between `initial` and `max`."""

@@ -16,6 +16,7 @@ from .rendering import json_response
 from .routing import Doc, Param, Route
 from .schemas import Problem, SubscriptionName
 from .subscription_schemas import (
+    MAX_CONFIG_BODY,
     BackoffOut,
     ConfigOut,
     DeliveriesOut,
@@ -30,13 +31,14 @@ from .subscription_schemas import (
 )
 
 T = TypeVar("T")
-MAX_BODY = 1024 * 1024
 _put = msgspec.json.Decoder(SubscriptionIn)
 _reset = msgspec.json.Decoder(ResetIn)
 
 _NAME = Param("name", SubscriptionName, "the subscription's name", True, "path")
 _NOT_FOUND = (Problem, "no subscription has this name")
 _BAD = (Problem, "invalid input: the detail says what to fix")
+_TOO_LARGE = (Problem, "the body is over 1 MiB (or --max-request-bytes, when smaller)")
+_NOT_JSON = (Problem, "the body is not declared JSON: send `Content-Type: application/json`")
 
 
 def subscription_out(s: Subscription, head: int) -> SubscriptionOut:
@@ -73,8 +75,10 @@ def subscription_out(s: Subscription, head: int) -> SubscriptionOut:
 
 
 class SubscriptionRoutes:
-    def __init__(self, service: SubscriptionService) -> None:
+    def __init__(self, service: SubscriptionService, max_body: int = MAX_CONFIG_BODY) -> None:
+        """`max_body`: the largest request body (413 beyond)."""
         self._service = service
+        self._max_body = max_body
 
     def routes(self) -> list[Route]:
         base = "/v1/subscriptions/{name}"
@@ -99,6 +103,8 @@ class SubscriptionRoutes:
                         201: (SubscriptionOut, "created"),
                         200: (SubscriptionOut, "updated"),
                         400: _BAD,
+                        413: _TOO_LARGE,
+                        415: _NOT_JSON,
                     },
                     body=SubscriptionIn,
                     description="`start` applies on create only (checked, then ignored on update)."
@@ -148,7 +154,13 @@ class SubscriptionRoutes:
                 self.reset,
                 doc=_doc(
                     "Move the position: the next delivery is position + 1 (replays or skips)",
-                    {200: (SubscriptionOut, "reset"), 400: _BAD, 404: _NOT_FOUND},
+                    {
+                        200: (SubscriptionOut, "reset"),
+                        400: _BAD,
+                        404: _NOT_FOUND,
+                        413: _TOO_LARGE,
+                        415: _NOT_JSON,
+                    },
                     body=ResetIn,
                 ),
             ),
@@ -206,7 +218,7 @@ class SubscriptionRoutes:
     async def put(self, request: Request) -> Response:
         name = _name(request)
         require_json(request.scope)
-        raw = await read_body(request.scope, request.receive, MAX_BODY)
+        raw = await read_body(request.scope, request.receive, self._max_body)
         body = decode_json(_put, raw, "subscription")
         spec = SubscriptionSpec(
             stream=body.stream,
@@ -245,7 +257,7 @@ class SubscriptionRoutes:
         self._service.get(name)
         require_json(request.scope)
         body = decode_json(
-            _reset, await read_body(request.scope, request.receive, MAX_BODY), "reset"
+            _reset, await read_body(request.scope, request.receive, self._max_body), "reset"
         )
         return json_response(self._out(await self._service.reset(name, body.position)))
 

@@ -294,21 +294,42 @@ class SubscriptionLoop:
             else:
                 s.attempts = attempt
             self._dirty()
+            log.debug(
+                "subscription %r: attempt %d at %d failed: %s",
+                s.name,
+                attempt,
+                first.position,
+                error,
+            )
             if outcome.status == 410 and not config.original:
                 # api-v1.md: 410 pauses at once. The original retried it like any failure.
                 self.pause(f"{error}: the receiver asked to stop (410 Gone)")
+                log.warning(
+                    "subscription %r paused at %d: %s", s.name, first.position, s.paused_reason
+                )
                 return Result.STOPPED
             if policy.exhausted(attempt):
                 if replay:
                     self._park(first, error)
+                    log.warning(
+                        "subscription %r: parked %d again: %s", s.name, first.position, error
+                    )
                     return Result.GAVE_UP
                 if config.on_exhausted == PARK:
                     for event in batch:
                         self._park(event, error)
+                    log.warning(
+                        "subscription %r: parked %d-%d after %d attempts: %s",
+                        s.name, first.position, batch[-1].position, attempt, error,
+                    )  # fmt: skip
                     s.position = batch[-1].position
                     s.attempts = 0
                     return Result.GAVE_UP
                 self.pause(error)
+                log.warning(
+                    "subscription %r paused at %d after %d attempts: %s",
+                    s.name, first.position, attempt, error,
+                )  # fmt: skip
                 return Result.STOPPED
             if self.halted:
                 return Result.STOPPED

@@ -163,6 +163,7 @@ class SQLiteStorage(Storage):
             for file in files
             if file.endswith(STREAM_SUFFIX) and file not in known
         ]
+        registered = 0
         for path in orphans:
             name = await loop.run_in_executor(self._executor, read_stream_name, path)
             if name is None or path.name != _safe_file_name(name):
@@ -170,8 +171,9 @@ class SQLiteStorage(Storage):
                 continue
             state = await self._pool.call(name, StreamDatabase.state)
             self._opened(state)
-        if orphans:
-            log.info("unclean stop: registered %d stream files the catalog missed", len(orphans))
+            registered += name in self._registry  # not when empty: see _opened
+        if registered:
+            log.info("unclean stop: registered %d stream files the catalog missed", registered)
         self._reconcile_task = asyncio.create_task(self._reconcile(self._registry_names()))
 
     async def _reconcile(self, names: list[str]) -> None:
@@ -295,6 +297,10 @@ class SQLiteStorage(Storage):
         self._appended(state.name, state.head)
 
     def _opened(self, state: StreamState) -> None:
+        if state.head == 0 and state.name not in self._registry:
+            # A file without events: its first append failed, or a crash cut it short. Nothing
+            # in it was acknowledged, so the stream does not exist (reads stay 404).
+            return
         if self._registry.update(state):
             self._mark_dirty(state.name)
 

@@ -340,7 +340,12 @@ def configure(conn: sqlite3.Connection, synchronous: Synchronous) -> None:
 
 def read_stream_name(path: Path) -> str | None:
     """The stream name recorded inside a stream file, None when it holds none."""
-    conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, isolation_level=None)
+    if not path.is_file():
+        return None  # a directory (or anything else) that happens to end in .db
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return None
     try:
         conn.execute("PRAGMA locking_mode = EXCLUSIVE")
         row = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
