@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import math
 import re
 import time
@@ -66,6 +67,9 @@ class Unset:
 UNSET: Final = Unset()
 
 
+log = logging.getLogger("eventor.subscriptions")
+
+
 @dataclass(slots=True)
 class SubscriptionSpec:
     """A v1 PUT body, typed but not yet checked."""
@@ -101,6 +105,17 @@ class SubscriptionService:
 
     async def start(self) -> None:
         records = await self._storage.load_subscriptions(self.engine.log_size)
+        for record in records:
+            s = record.subscription
+            head = self._storage.head(s.config.stream) or 0
+            if s.position > head:
+                # The stream lost events it had (its file removed or replaced by hand): new
+                # events up to the position would pass unseen. Say so; a reset decides.
+                log.warning(
+                    "subscription %r stands at position %d, past the head (%d) of stream %r:"
+                    " events appended up to %d will not be delivered unless it is reset",
+                    s.name, s.position, head, s.config.stream, s.position,
+                )  # fmt: skip
         await self.engine.start(records)
 
     async def stop(self) -> None:

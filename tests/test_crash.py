@@ -219,3 +219,22 @@ def test_a_storage_failure_is_a_500_and_is_logged(make_server):
         assert c.get("/health").status_code == 200  # one broken stream, the server serves on
     assert "ERROR" in server.log()
     assert "GET /v1/streams/broken/events: 500" in server.log()
+
+
+def test_a_stream_file_removed_while_stopped_is_dropped_and_said_so(make_server):
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        for name in ("kept", "gone"):
+            assert c.post(f"/v1/streams/{name}/events", json=[{"type": "T"}] * 3).status_code == 201
+        sub = {"stream": "gone", "url": "http://127.0.0.1:9/", "start": "end"}
+        assert c.put("/v1/subscriptions/on-gone", json=sub).status_code == 201
+    assert server.stop() == 0
+    stream_path(server.data_dir, "gone").unlink()
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert [s["name"] for s in c.get("/v1/streams").json()["streams"]] == ["kept"]
+        assert [s["name"] for s in c.get("/introspect").json()] == ["kept"]
+        assert c.get("/v1/streams/gone").status_code == 404
+    log = server.log()
+    assert "stream 'gone': its file is missing" in log
+    assert "'on-gone' stands at position 3, past the head (0)" in log

@@ -114,6 +114,7 @@ class SQLiteStorage(Storage):
         catalog = self._catalog
         states = await loop.run_in_executor(self._catalog_executor, catalog.streams)
         self._registry.load(states)
+        await self._forget_missing(streams_dir)
         clean = await self._catalog_call(catalog.get_state, "clean_shutdown")
         await self._catalog_call(catalog.set_state, "clean_shutdown", None)
         if clean != "1":
@@ -147,6 +148,20 @@ class SQLiteStorage(Storage):
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    async def _forget_missing(self, streams_dir: Path) -> None:
+        """Drop the streams whose files are gone (removed by hand while Eventor was stopped):
+        serving them from the catalog alone would list streams that cannot be read."""
+        loop = asyncio.get_running_loop()
+        files = set(await loop.run_in_executor(self._executor, os.listdir, streams_dir))
+        missing = [n for n in self._registry_names() if stream_file_name(n) not in files]
+        if not missing:
+            return
+        for name in missing:
+            log.error("stream %r: its file is missing from %s; dropping it", name, streams_dir)
+            self._registry.remove(name)
+        assert self._catalog is not None
+        await self._catalog_call(self._catalog.forget_streams, missing)
 
     async def _recover(self, streams_dir: Path) -> None:
         """After an unclean stop: register stream files the catalog missed, then re-check all.

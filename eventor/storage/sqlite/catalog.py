@@ -68,6 +68,11 @@ class Catalog:
                 [(s.name, s.head, s.created, s.updated, json.dumps(s.event_types)) for s in states],
             )
 
+    def forget_streams(self, names: Iterable[str]) -> None:
+        with self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.executemany("DELETE FROM streams WHERE name = ?", [(n,) for n in names])
+
     def get_state(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])

@@ -48,6 +48,10 @@ class Registry:
         entry.event_types = dict(state.event_types)
         return True
 
+    def remove(self, name: str) -> None:
+        if self._streams.pop(name, None) is not None:
+            del self._names[bisect.bisect_left(self._names, name)]
+
     def load(self, states: Iterable[StreamState]) -> None:
         for state in states:
             self.update(state)
