@@ -235,6 +235,7 @@ PHONE_SUB = "phone_subscription_with_a_long_name"
         "/dashboard/subscriptions",
         f"/dashboard/subscriptions/{PHONE_SUB}",
         "/dashboard/new-subscription",
+        f"/dashboard/new-subscription?edit={PHONE_SUB}",
         "/dashboard/no/such/page",
     ],
 )
@@ -244,7 +245,12 @@ def test_every_page_fits_a_phone_in_dark_mode(
     append(api, PHONE_STREAM, {"type": "AVeryLongEventTypeNameThatCouldOverflow", "data": {}})
     api.put(
         f"/v1/subscriptions/{PHONE_SUB}",
-        json={"stream": PHONE_STREAM, "url": "http://127.0.0.1:9/unreachable", "start": "end"},
+        json={
+            "stream": PHONE_STREAM,
+            "url": "http://127.0.0.1:9/unreachable",
+            "start": "end",
+            "event_types": ["AVeryLongEventTypeNameThatCouldOverflow" * 4],
+        },
     )
     page = open_page(path, viewport=NARROW, color_scheme="dark")
     expect(page.locator("h1")).to_be_visible()
@@ -278,3 +284,131 @@ def test_keyboard_reaches_the_navigation_and_moves_focus_to_the_page(
     page.go_back()
     expect(page.locator("h1")).to_have_text("Overview")
     wait_until(lambda: page.url.endswith("/dashboard"))
+
+
+# Numbers a JS number would change: past 2^53, a fraction ending in 0, past 1e21.
+BIG_DATA = (
+    '{"id": 9007199254740993, "big": 1234567890123456789, "price": 10.10,'
+    ' "huge": 12345678901234567890123, "small": [7, -0.5], "text": "9007199254740993"}'
+)
+BIG_PRETTY = """{
+  "id": 9007199254740993,
+  "big": 1234567890123456789,
+  "price": 10.10,
+  "huge": 12345678901234567890123,
+  "small": [
+    7,
+    -0.5
+  ],
+  "text": "9007199254740993"
+}"""
+
+
+def append_raw(api: httpx.Client, stream: str, body: str) -> None:
+    r = api.post(
+        f"/v1/streams/{stream}/events",
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_numbers_in_event_data_are_shown_and_copied_as_stored(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("big")
+    event = f'{{"type": "Big", "data": {BIG_DATA}, "metadata": {{"trace": 9007199254740993}}}}'
+    append_raw(api, stream, event)
+    page = open_page(f"/dashboard/streams/{stream}")
+    page.evaluate("navigator.clipboard.writeText = async (text) => { window.copied = text; }")
+
+    first = page.locator('#events > li[data-position="1"]')
+    event_id = api.get(f"/v1/streams/{stream}/events").json()["events"][0]["id"]
+    expect(first.locator(".event-id")).to_have_text(event_id[-12:])  # v7 ids share their start
+    first.locator(".event-toggle").click()
+    expect(first.locator("pre.json").first).to_have_text(BIG_PRETTY)
+    expect(first.locator("pre.json").nth(1)).to_have_text('{\n  "trace": 9007199254740993\n}')
+    first.get_by_role("button", name="Copy data").click()
+    page.wait_for_function("window.copied !== undefined")
+    assert page.evaluate("window.copied") == BIG_PRETTY
+
+    # The same over the live tail.
+    expect(page.locator("#live-state")).to_have_text("● live")
+    append_raw(api, stream, event)
+    second = page.locator('#events > li[data-position="2"]')
+    second.locator(".event-toggle").click()
+    expect(second.locator("pre.json").first).to_have_text(BIG_PRETTY)
+
+    # And in the payload shapes.
+    page.get_by_role("tab", name="Payload shapes").click()
+    expect(page.locator('#shapes [data-type="Big"] pre')).to_have_text(BIG_PRETTY)
+
+
+def test_the_header_and_types_follow_events_read_while_the_tail_was_off(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("counts")
+    append(api, stream, *[{"type": "A", "data": n} for n in range(30)])
+    page = open_page(f"/dashboard/streams/{stream}")
+    expect(page.locator("#live-state")).to_have_text("● live")
+    expect(page.locator("#stream-head")).to_have_text("30")
+
+    def matches_the_api() -> None:
+        info = api.get(f"/v1/streams/{stream}").json()
+        expect(page.locator("#stream-head")).to_have_text(str(info["head"]))
+        for type_, count in info["event_types"].items():
+            expect(page.locator(f'#event-types [data-type="{type_}"]')).to_contain_text(str(count))
+        expect(page.locator("#stream-types")).to_have_text(str(len(info["event_types"])))
+
+    # Off, appended meanwhile, on again: the list catches up, and so do the counts.
+    live = page.locator("#live-toggle")
+    live.uncheck()
+    expect(page.locator("#live-state")).to_have_text("")
+    append(api, stream, {"type": "B"}, {"type": "B"})
+    live.check()
+    expect(page.locator("#events > li").first).to_have_attribute("data-position", "32")
+    matches_the_api()
+
+    # Off, appended meanwhile, a page read: it saw the new head.
+    live.uncheck()
+    append(api, stream, {"type": "C"})
+    page.get_by_role("button", name="Older →").click()
+    expect(page.locator("#events > li").first).to_have_attribute("data-position", "7")
+    matches_the_api()
+    live.check()
+    expect(page.locator("#live-state")).to_have_text("● live")
+    append(api, stream, {"type": "C"})
+    expect(page.get_by_role("button", name=re.compile("1 new"))).to_be_visible()
+    matches_the_api()
+
+
+def test_the_skip_link_moves_focus_to_the_content(open_page: OpenPage) -> None:
+    page = open_page("/dashboard/streams")
+    expect(page.locator("h1")).to_have_text("Streams")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to content")
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
+    page.keyboard.press("Tab")
+    focused_in_main = "document.querySelector('main').contains(document.activeElement)"
+    assert page.evaluate(focused_in_main)
+    expect(page.locator("#main")).not_to_be_focused()
+    expect(page).to_have_url(re.compile(r"/dashboard/streams$"))  # no re-render, no new entry
+
+
+def test_a_stream_page_takes_focus_to_its_heading(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("focus"), unique("focus_sub")
+    append(api, stream, {"type": "A"})
+    api.put(f"/v1/subscriptions/{name}", json={"stream": stream, "url": receiver.url})
+    for start, link in [
+        (f"/dashboard/streams?prefix={stream}", "#streams-list a"),
+        (f"/dashboard/subscriptions/{name}", "#config a"),
+    ]:
+        page = open_page(start)
+        page.locator(link).first.click()
+        expect(page).to_have_url(re.compile(rf"/dashboard/streams/{stream}$"))
+        expect(page.locator("#events > li")).to_have_count(1)  # loaded, the page filled in
+        expect(page.locator("#stream-subscriptions")).to_be_visible()
+        expect(page.get_by_role("heading", level=1)).to_be_focused()

@@ -62,7 +62,7 @@ def test_a_subscription_created_through_the_form_delivers(
     page.get_by_label("Header name").fill("X-Team")
     page.get_by_label("Value").fill("billing")
     page.get_by_role("button", name="+ Tick").click()  # the stream's known types, one click
-    expect(page.locator("#sub-event-types")).to_have_value("Tick")
+    expect(page.locator("#sub-event-types-list .type-name")).to_have_text(["Tick"])
     page.get_by_role("button", name="Create subscription").click()
 
     expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
@@ -73,6 +73,7 @@ def test_a_subscription_created_through_the_form_delivers(
     expect(page.locator("#config")).to_contain_text(receiver.url)
     expect(page.locator("#config")).not_to_contain_text("billing")  # header values are masked
     expect(page.locator("#deliveries tbody tr")).to_have_count(3)
+    assert status(api, name)["config"]["event_types"] == ["Tick"]
 
 
 def test_the_form_shows_what_to_fix(
@@ -260,3 +261,89 @@ def test_an_unknown_subscription_says_so(open_page: OpenPage, console: ConsoleWa
     expect(alert).to_contain_text("No such subscription (404)")
     expect(alert).to_contain_text(name)  # the API's own words
     expect(page.get_by_role("link", name="All subscriptions")).to_be_visible()
+    # Nothing to act on: no actions offered.
+    for action in ["Pause", "Reset…", "Delete…"]:
+        expect(page.get_by_role("button", name=action)).to_have_count(0)
+    expect(page.get_by_role("link", name="Edit")).to_have_count(0)
+
+
+def test_a_failed_action_says_why(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
+) -> None:
+    console.allow(r"status of 404")
+    stream, name = unique("gone"), sub_name()
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#status")).to_have_text("active")
+    assert api.delete(f"/v1/subscriptions/{name}").status_code == 204  # behind the page's back
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete subscription").click()
+    expect(page.locator("#action-error [role=alert]")).to_contain_text("Could not delete (404)")
+
+
+def test_destructive_dialogs_start_on_cancel(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("careful"), sub_name()
+    append(api, stream, 2)
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#position")).to_have_text("#2")
+    dialog = page.get_by_role("dialog")
+    for action in ["Delete…", "Reset…"]:
+        page.get_by_role("button", name=action).click()
+        expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+        page.keyboard.press("Enter")  # Enter, Enter: cancelled, nothing destroyed
+        expect(dialog).to_have_count(0)
+    assert status(api, name)["position"] == 2
+
+
+def test_reset_sends_the_position_as_typed(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("far"), sub_name()
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#status")).to_have_text("active")
+    dialog = page.get_by_role("dialog")
+    page.get_by_role("button", name="Reset…").click()
+    confirm = dialog.get_by_role("button", name="Reset position")
+    for too_large in ["99999999999999999999999", str(2**62 + 1)]:
+        page.fill("#dialog-input", too_large)
+        confirm.click()
+        expect(dialog).to_contain_text(f"at most {2**62} (2^62)")
+    page.fill("#dialog-input", "9007199254740993")  # 2^53 + 1: a JS number would round it
+    confirm.click()
+    expect(page.locator("#action-error")).to_contain_text("the next delivery is #9007199254740994")
+    assert status(api, name)["position"] == 2**53 + 1
+
+
+def test_editing_keeps_each_event_type_as_it_is(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("types"), sub_name()
+    r = api.post(f"/v1/streams/{stream}/events", json=[{"type": "Order,Shipped"}])
+    assert r.status_code == 201, r.text
+    kept = ["Order,Placed", "Order, Paid"]  # commas and spaces are part of a type
+    subscribe(api, name, stream, receiver.url, event_types=[*kept, "Gone"], start="end")
+    page = open_page(f"/dashboard/new-subscription?edit={name}")
+    chips = page.locator("#sub-event-types-list .type-name")
+    expect(chips).to_have_text([*kept, "Gone"])
+    page.fill("#sub-timeout", "7")  # an unrelated change
+    page.get_by_role("button", name="Save changes").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    config = status(api, name)["config"]
+    assert config["event_types"] == [*kept, "Gone"]
+    assert config["timeout"] == 7
+
+    # One removed, one from the stream's known types, one typed (Enter adds it).
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_role("button", name="Remove Gone").click()
+    page.get_by_role("button", name="+ Order,Shipped").click()
+    page.fill("#sub-event-types", "Order,Refunded")
+    page.press("#sub-event-types", "Enter")
+    expect(chips).to_have_text([*kept, "Order,Shipped", "Order,Refunded"])
+    expect(page).to_have_url(re.compile(r"edit="))  # Enter added the type, did not save
+    page.get_by_role("button", name="Save changes").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    assert status(api, name)["config"]["event_types"] == [*kept, "Order,Shipped", "Order,Refunded"]

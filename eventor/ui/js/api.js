@@ -4,6 +4,7 @@
 // EventSource cannot send headers.
 
 import { sleep } from "./dom.js";
+import { parseJson } from "./json.js";
 
 /** Headers added to every request (an access token will go here). */
 function authHeaders() {
@@ -62,16 +63,18 @@ async function errorOf(response) {
 }
 
 /**
- * api(path, {method, body, query, headers, signal}) → the decoded JSON (or text, or null on 204).
+ * api(path, {method, body, query, headers, signal, exact}) → the decoded JSON (or text, or null
+ * on 204); `exact` keeps numbers a JS number would change as JsonNumber (for event data).
  * Throws ApiError with the API's own message on any non-2xx answer.
  */
-export async function api(path, options = {}) {
+export async function api(path, { exact = false, ...options } = {}) {
   const response = await send(path, options);
   if (!response.ok) throw await errorOf(response);
   if (response.status === 204) return null;
   const text = await response.text();
   const type = response.headers.get("content-type") || "";
-  return type.includes("json") && text ? JSON.parse(text) : text;
+  if (!type.includes("json") || !text) return text;
+  return exact ? parseJson(text) : JSON.parse(text);
 }
 
 /**

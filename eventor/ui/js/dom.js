@@ -43,10 +43,17 @@ export function append(el, children) {
   return el;
 }
 
-/** Replace `el`'s children. */
+/**
+ * Replace `el`'s children. Those already in place at its start stay (not removed and put back),
+ * so focus inside them stays too: fill(main, head, content) keeps focus on the page's heading.
+ */
 export function fill(el, ...children) {
-  el.replaceChildren();
-  return append(el, children);
+  const nodes = children.flat(Infinity);
+  let kept = 0;
+  while (kept < nodes.length && nodes[kept] instanceof Node && el.childNodes[kept] === nodes[kept]) kept += 1;
+  if (!kept) el.replaceChildren();
+  while (el.childNodes.length > kept) el.lastChild.remove();
+  return append(el, nodes.slice(kept));
 }
 
 /** A path segment, encoded for a URL (stream and subscription names are untrusted). */

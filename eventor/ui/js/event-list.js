@@ -4,16 +4,18 @@
 import { api, live } from "./api.js";
 import { fill, fmtNumber, h, seg } from "./dom.js";
 import { eventItem } from "./event-view.js";
+import { parseJson } from "./json.js";
 import { emptyState, errorBox, loading } from "./ui.js";
 
 const PAGE = 25;
 const MAX_ROWS = 250; // the live tail drops the oldest rows past this
 
 /**
- * eventList(stream, {head, signal, onEvent}) → an element. `head` is the stream's head when
- * the page loaded (0 for a stream with no events); onEvent(event) hears each live event.
+ * eventList(stream, {head, signal, onEvent, onHead}) → an element. `head` is the stream's head
+ * when the page loaded (0 for a stream with no events); onEvent(event) hears each live event,
+ * onHead(head) each head a page read found (it may have grown while the tail was off).
  */
-export function eventList(stream, { head, signal, onEvent = () => {} }) {
+export function eventList(stream, { head, signal, onEvent = () => {}, onHead = () => {} }) {
   const base = `/v1/streams/${seg(stream)}`;
   const state = { head, from: null, newest: 0, oldest: 0, pending: 0, liveStop: null };
 
@@ -102,8 +104,10 @@ export function eventList(stream, { head, signal, onEvent = () => {} }) {
           : await api(`${base}/events`, {
               query: { direction: "backward", limit: PAGE, from: from ?? undefined },
               signal,
+              exact: true,
             });
       state.head = Math.max(state.head, result.head);
+      onHead(state.head);
       fill(status);
       if (from === null) {
         state.pending = 0;
@@ -164,7 +168,7 @@ export function eventList(stream, { head, signal, onEvent = () => {} }) {
     state.liveStop = live(`${base}/live`, {
       query: { from: state.head + 1 },
       signal,
-      onMessage: ({ data }) => received(JSON.parse(data)),
+      onMessage: ({ data }) => received(parseJson(data)),
       onState: (s) => {
         liveState.textContent = {
           open: "● live",

@@ -1,13 +1,17 @@
-// One event in a list: a row that expands to its data and metadata, pretty-printed.
+// One event in a list: a row that expands to its data and metadata, pretty-printed with their
+// numbers as the API sent them (see json.js).
 
-import { h, timeAgo } from "./dom.js";
+import { append, h, timeAgo } from "./dom.js";
+import { formatJson } from "./json.js";
 import { copyButton, dataBlock, jsonView, printableText } from "./ui.js";
 
+function jsonBlock(label, value) {
+  const text = formatJson(value);
+  return dataBlock(label, jsonView(text), text);
+}
+
 function dataOf(event) {
-  if ("data" in event) {
-    const text = JSON.stringify(event.data, null, 2);
-    return [dataBlock("data", jsonView(event.data), text)];
-  }
+  if ("data" in event) return [jsonBlock("data", event.data)];
   if ("data_base64" in event) {
     const decoded = printableText(event.data_base64);
     return [
@@ -20,12 +24,8 @@ function dataOf(event) {
   return [h("p", { class: "hint" }, "No data.")];
 }
 
-/** An <li> for `event`; `expanded` opens it at once. */
-export function eventItem(event, { expanded = false, fresh = false } = {}) {
-  const bodyId = `event-${event.position}-body`;
-  const body = h(
-    "div",
-    { class: "event-body", id: bodyId, hidden: !expanded },
+function details(event) {
+  return [
     h(
       "dl",
       { class: "props" },
@@ -37,20 +37,27 @@ export function eventItem(event, { expanded = false, fresh = false } = {}) {
       h("dd", {}, h("code", {}, event.content_type)),
     ),
     dataOf(event),
-    event.metadata !== null && event.metadata !== undefined
-      ? dataBlock("metadata", jsonView(event.metadata), JSON.stringify(event.metadata, null, 2))
-      : null,
-  );
+    event.metadata !== null && event.metadata !== undefined ? jsonBlock("metadata", event.metadata) : null,
+  ];
+}
+
+/** An <li> for `event`; `expanded` opens it at once. */
+export function eventItem(event, { expanded = false, fresh = false } = {}) {
+  const bodyId = `event-${event.position}-body`;
+  // Filled when first opened: a page of large events is not formatted until someone looks.
+  const body = h("div", { class: "event-body", id: bodyId, hidden: !expanded }, expanded && details(event));
   const toggle = h(
     "button",
     { type: "button", class: "event-toggle", "aria-expanded": String(expanded), "aria-controls": bodyId },
     h("span", { class: "event-pos" }, `#${event.position}`),
-    h("span", { class: "event-type" }, event.type, h("span", { class: "event-id" }, event.id.slice(0, 8))),
+    // The end of the id: time-ordered (v7) ids of one stream share their beginning.
+    h("span", { class: "event-type" }, event.type, h("span", { class: "event-id" }, event.id.slice(-12))),
     h("span", { class: "event-time" }, timeAgo(event.created)),
     h("span", { class: "chevron", "aria-hidden": "true" }),
   );
   toggle.addEventListener("click", () => {
     const open = toggle.getAttribute("aria-expanded") !== "true";
+    if (open && !body.hasChildNodes()) append(body, details(event));
     toggle.setAttribute("aria-expanded", String(open));
     body.hidden = !open;
   });

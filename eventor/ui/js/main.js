@@ -124,6 +124,14 @@ document.addEventListener("click", (event) => {
   const url = new URL(link.href, location.href);
   if (url.origin !== location.origin || !/^\/dashboard(\/|$)/.test(url.pathname)) return;
   event.preventDefault();
+  if (url.hash && url.pathname + url.search === location.pathname + location.search) {
+    // A link within the page (the skip link): focus its target. Not by changing location.hash,
+    // which would add a history entry that re-renders the page.
+    const target = document.getElementById(decodeURIComponent(url.hash.slice(1)));
+    target?.focus();
+    target?.scrollIntoView({ block: "start" });
+    return;
+  }
   if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
 });
 window.addEventListener("popstate", render);

@@ -75,10 +75,9 @@ export function copyButton(text, label = "Copy") {
 
 const MAX_HIGHLIGHT = 200_000;
 
-/** Pretty-printed JSON as text nodes, with token classes for color. Never parsed as HTML. */
-export function jsonView(value) {
+/** Pretty-printed JSON text (see formatJson) as text nodes, with token classes for color. */
+export function jsonView(text) {
   const pre = h("pre", { class: "json" });
-  const text = JSON.stringify(value, null, 2) ?? "null";
   if (text.length > MAX_HIGHLIGHT) {
     pre.textContent = text;
     return pre;
@@ -150,7 +149,7 @@ export function loading(text = "Loading…") {
 /**
  * confirmDialog({title, body, confirm, danger, input}) → Promise of true/false (or the input's
  * value when `input` is given, null when cancelled). A native modal <dialog>: focus is trapped
- * and Escape cancels.
+ * and Escape cancels. A `danger` dialog starts on Cancel, so Enter, Enter cannot destroy.
  */
 export function confirmDialog({ title, body, confirm = "Confirm", danger = false, input = null }) {
   return new Promise((resolve) => {
@@ -158,6 +157,11 @@ export function confirmDialog({ title, body, confirm = "Confirm", danger = false
       ? h("input", { id: "dialog-input", class: "input", ...input.attrs, value: input.value ?? "" })
       : null;
     const error = h("div", { class: "form-error" });
+    const cancel = h(
+      "button",
+      { type: "button", class: "btn", value: "cancel", onclick: () => dialog.close("cancel") },
+      "Cancel",
+    );
     const dialog = h(
       "dialog",
       { class: "dialog", "aria-labelledby": "dialog-title" },
@@ -171,11 +175,7 @@ export function confirmDialog({ title, body, confirm = "Confirm", danger = false
         h(
           "div",
           { class: "dialog-actions" },
-          h(
-            "button",
-            { type: "button", class: "btn", value: "cancel", onclick: () => dialog.close("cancel") },
-            "Cancel",
-          ),
+          cancel,
           h(
             "button",
             { type: "submit", class: ["btn", danger ? "btn-danger" : "btn-primary"], value: "ok" },
@@ -202,7 +202,7 @@ export function confirmDialog({ title, body, confirm = "Confirm", danger = false
     });
     document.body.append(dialog);
     dialog.showModal();
-    (field || dialog.querySelector(".btn-primary, .btn-danger")).focus();
+    (danger ? cancel : field || dialog.querySelector(".btn-primary")).focus();
   });
 }
 

@@ -15,6 +15,7 @@ import {
   timeAgo,
 } from "../dom.js";
 import { eventList } from "../event-list.js";
+import { JsonNumber, formatJson, parseJson } from "../json.js";
 import { card, copyButton, emptyState, errorBox, jsonView, lagBar, loading, statusBadge } from "../ui.js";
 
 async function load(name, signal) {
@@ -33,12 +34,13 @@ function shapesView(introspection) {
       let parsed;
       let isJson = true;
       try {
-        parsed = JSON.parse(variant.body);
+        parsed = parseJson(variant.body);
       } catch {
         isJson = false;
       }
+      const isNumber = typeof parsed === "number" || parsed instanceof JsonNumber;
       const keys =
-        isJson && parsed && typeof parsed === "object" && !Array.isArray(parsed)
+        isJson && parsed && typeof parsed === "object" && !Array.isArray(parsed) && !isNumber
           ? Object.keys(parsed).sort()
           : null;
       return h(
@@ -59,11 +61,11 @@ function shapesView(introspection) {
             : h(
                 "span",
                 { class: "chip" },
-                isJson ? (Array.isArray(parsed) ? "array" : typeof parsed) : "not JSON",
+                !isJson ? "not JSON" : isNumber ? "number" : Array.isArray(parsed) ? "array" : typeof parsed,
               ),
           h("span", { class: "hint" }, `example: #${variant.position}, `, timeAgo(variant.created)),
         ),
-        isJson ? jsonView(parsed) : h("pre", { class: "text" }, variant.body),
+        isJson ? jsonView(formatJson(parsed)) : h("pre", { class: "text" }, variant.body),
       );
     }),
   );
@@ -165,31 +167,78 @@ export default async function stream(main, { params: [name], signal, setTitle })
     if (error.name !== "AbortError") fill(main, head, errorBox(error, "Could not load the stream"));
     return;
   }
-  const counts = { ...(info?.event_types || {}) };
-  const metaHead = h("strong", { id: "stream-head" }, fmtNumber(info?.head || 0));
-  const metaUpdated = h("span", {}, info ? timeAgo(info.updated) : "never");
-  const typesBody = h("div", {}, typesView(counts));
-  head.firstChild.append(
-    h(
-      "p",
-      { class: "meta" },
-      h("span", {}, metaHead, " events"),
-      h("span", {}, h("strong", {}, fmtNumber(Object.keys(counts).length)), " types"),
-      info ? h("span", {}, h("strong", {}, fmtBytes(info.size_bytes)), " on disk") : null,
-      info ? h("span", {}, "created ", timeAgo(info.created)) : null,
-      h("span", {}, "last event ", metaUpdated),
-    ),
-  );
+  // The header and the Event types card show the stream as of position `shown.head`: as read,
+  // then one live event at a time. A gap (the tail was off, a page read found a higher head)
+  // is closed by reading the stream again.
+  let shown = { info, head: info?.head || 0, counts: { ...(info?.event_types || {}) } };
+  let wanted = 0;
+  let reading = null;
+  const meta = h("p", { class: "meta" });
+  const metaError = h("div", {});
+  const typesBody = h("div", {});
+  const noEvents = info
+    ? null
+    : h(
+        "div",
+        { class: "alert alert-warn", role: "status" },
+        "This stream has no events yet. Append the first one to create it.",
+      );
+  function render() {
+    const { info: at, head: position, counts } = shown;
+    fill(
+      meta,
+      h("span", {}, h("strong", { id: "stream-head" }, fmtNumber(position)), " events"),
+      h("span", {}, h("strong", { id: "stream-types" }, fmtNumber(Object.keys(counts).length)), " types"),
+      at ? h("span", {}, h("strong", {}, fmtBytes(at.size_bytes)), " on disk") : null,
+      at ? h("span", {}, "created ", timeAgo(at.created)) : null,
+      h("span", {}, "last event ", timeAgo(shown.updated ?? at?.updated)),
+    );
+    fill(typesBody, typesView(counts));
+    if (position) noEvents?.remove();
+  }
+  function reread() {
+    if (reading) return; // it reads again if a higher head was heard of meanwhile
+    reading = (async () => {
+      try {
+        for (;;) {
+          const target = wanted;
+          const fresh = await api(`/v1/streams/${seg(name)}`, { signal });
+          if (fresh.head >= shown.head)
+            shown = { info: fresh, head: fresh.head, counts: { ...fresh.event_types } };
+          fill(metaError);
+          render();
+          // Again only for a head heard of while this read was on its way.
+          if (shown.head >= wanted || wanted === target) return;
+        }
+      } catch (error) {
+        if (error.name !== "AbortError") fill(metaError, errorBox(error, "Could not read the stream again"));
+      } finally {
+        reading = null;
+      }
+    })();
+  }
+  function catchUp(head) {
+    wanted = Math.max(wanted, head);
+    if (head > shown.head) reread();
+  }
+  render();
+  head.firstChild.append(meta, metaError);
 
   const events = eventList(name, {
     head: info?.head || 0,
     signal,
     onEvent(event) {
-      metaHead.textContent = fmtNumber(event.position);
-      fill(metaUpdated, timeAgo(event.created));
-      counts[event.type] = (counts[event.type] || 0) + 1;
-      fill(typesBody, typesView(counts));
+      if (event.position !== shown.head + 1) {
+        catchUp(event.position);
+        return;
+      }
+      shown.counts[event.type] = (shown.counts[event.type] || 0) + 1;
+      shown.head = event.position;
+      shown.updated = event.created;
+      render();
+      if (!shown.info) reread(); // the stream's first event: its size and creation time
     },
+    onHead: catchUp,
   });
   const shapes = h("div", { id: "shapes", hidden: true });
   const panels = {
@@ -248,13 +297,7 @@ export default async function stream(main, { params: [name], signal, setTitle })
   fill(
     main,
     head,
-    info
-      ? null
-      : h(
-          "div",
-          { class: "alert alert-warn", role: "status" },
-          "This stream has no events yet. Append the first one to create it.",
-        ),
+    noEvents,
     h(
       "div",
       { class: "grid-2" },
@@ -268,7 +311,11 @@ export default async function stream(main, { params: [name], signal, setTitle })
       h(
         "div",
         { class: "stack" },
-        card("Append an event", { id: "append" }, appendForm(name, { types: Object.keys(counts), signal })),
+        card(
+          "Append an event",
+          { id: "append" },
+          appendForm(name, { types: Object.keys(shown.counts), signal }),
+        ),
         card("Event types", { flush: true, id: "types" }, typesBody),
         card("Subscriptions", { flush: true, id: "subscriptions" }, subscriptions),
       ),

@@ -132,11 +132,17 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
   });
   const headerRows = h("div", { class: "header-rows" });
   const typeChoices = h("div", { class: "chips type-choices" });
+  // The chosen types, each exactly as it is: never split or joined (a type may hold a comma).
+  const types = [...(c?.event_types || [])];
+  const typeList = h("ul", {
+    class: "chips type-list",
+    id: "sub-event-types-list",
+    "aria-label": "Chosen event types",
+  });
   const typesInput = h("input", {
     class: "input",
     name: "event_types",
-    placeholder: "all types",
-    value: (c?.event_types || []).join(", "),
+    placeholder: "a type, e.g. OrderPlaced",
     autocomplete: "off",
   });
   const secretInput = h("input", {
@@ -172,6 +178,10 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
   errors.headers = h("div", { class: "form-error", id: "sub-headers-error" });
   errors.start = h("div", { class: "form-error", id: "sub-start-error" });
   errors.secret = h("div", { class: "form-error", id: "sub-secret-error" });
+  errors.event_types = h("div", { class: "form-error", id: "sub-event-types-error" });
+  typesInput.id = "sub-event-types";
+  typesInput.setAttribute("aria-describedby", "sub-event-types-hint sub-event-types-error");
+  controls.event_types = typesInput;
   secretInput.id = "sub-secret";
   secretInput.setAttribute("aria-describedby", "sub-secret-hint sub-secret-error");
   controls.secret = secretInput;
@@ -229,6 +239,49 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
   }
   for (const [n, v] of Object.entries(c?.headers || {})) addHeader(n, v);
 
+  function showTypes() {
+    fill(
+      typeList,
+      types.length
+        ? types.map((type, index) =>
+            h(
+              "li",
+              { class: "chip type-chip", dataset: { type } },
+              h("span", { class: "type-name", title: type }, type),
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "chip-remove",
+                  "aria-label": `Remove ${type}`,
+                  onclick: () => {
+                    types.splice(index, 1);
+                    showTypes();
+                    typesInput.focus();
+                  },
+                },
+                "×",
+              ),
+            ),
+          )
+        : h("li", { class: "muted all-types" }, "All types"),
+    );
+  }
+  function addType(type) {
+    if (type && !types.includes(type)) types.push(type);
+    showTypes();
+  }
+  function addTyped() {
+    addType(typesInput.value.trim());
+    typesInput.value = "";
+  }
+  typesInput.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !typesInput.value.trim()) return;
+    event.preventDefault(); // Enter adds the type; on an empty field it saves the form
+    addTyped();
+  });
+  showTypes();
+
   const startChoice = (value, label, checked) =>
     h("label", { class: "choice" }, h("input", { type: "radio", name: "start", value, checked }), label);
 
@@ -255,13 +308,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
               {
                 type: "button",
                 class: "chip chip-button",
-                onclick: () => {
-                  const have = typesInput.value
-                    .split(",")
-                    .map((t) => t.trim())
-                    .filter(Boolean);
-                  if (!have.includes(type)) typesInput.value = [...have, type].join(", ");
-                },
+                onclick: () => addType(type),
               },
               `+ ${type}`,
             ),
@@ -331,11 +378,23 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
                   ),
                   errors.start,
                 ),
-            field(
-              "event_types",
-              "Event types",
-              typesInput,
-              "Comma-separated; empty delivers every type. Others are passed over.",
+            h(
+              "div",
+              { class: "field" },
+              h("label", { class: "label", for: "sub-event-types" }, "Event types"),
+              typeList,
+              h(
+                "div",
+                { class: "row" },
+                typesInput,
+                h("button", { type: "button", class: "btn btn-small", onclick: addTyped }, "Add type"),
+              ),
+              h(
+                "span",
+                { class: "hint", id: "sub-event-types-hint" },
+                "One at a time (Enter adds it); none delivers every type. Others are passed over.",
+              ),
+              errors.event_types,
             ),
             typeChoices,
           ),
@@ -453,11 +512,8 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
         body.start = Number(startPosition.value);
       } else body.start = start;
     }
-    const types = typesInput.value
-      .split(",")
-      .map((t) => t.trim())
-      .filter(Boolean);
-    body.event_types = types.length ? types : null;
+    if (typesInput.value.trim()) addTyped(); // typed but not added: meant all the same
+    body.event_types = types.length ? [...types] : null;
     if (removeSecret.checked) body.secret = null;
     else if (secretInput.value.trim()) body.secret = secretInput.value.trim();
     else if (!editing) body.secret = null;

@@ -8,6 +8,7 @@ import { onStats } from "../stats.js";
 import { badge, card, confirmDialog, emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
 
 const LOG_SIZE = 50;
+const MAX_POSITION = 2n ** 62n; // the API's limit for a position
 
 function seconds(value) {
   return `${value} s`;
@@ -172,6 +173,24 @@ export default async function subscription(main, { params: [name], signal, setTi
   );
   let sub = null;
 
+  const resetButton = h(
+    "button",
+    { type: "button", class: "btn", id: "reset", disabled: true, onclick: () => reset() },
+    "Reset…",
+  );
+  const deleteButton = h(
+    "button",
+    { type: "button", class: "btn btn-danger", id: "delete", disabled: true, onclick: () => remove() },
+    "Delete…",
+  );
+  const actions = h(
+    "div",
+    { class: "actions" },
+    toggle,
+    h("a", { class: "btn", href: `/dashboard/new-subscription?edit=${seg(name)}` }, "Edit"),
+    resetButton,
+    deleteButton,
+  );
   const head = h(
     "div",
     { class: "page-head" },
@@ -186,20 +205,10 @@ export default async function subscription(main, { params: [name], signal, setTi
       ),
       h("div", { class: "title-row" }, pageTitle(name), badgeSlot),
     ),
-    h(
-      "div",
-      { class: "actions" },
-      toggle,
-      h("a", { class: "btn", href: `/dashboard/new-subscription?edit=${seg(name)}` }, "Edit"),
-      h("button", { type: "button", class: "btn", id: "reset", onclick: () => reset() }, "Reset…"),
-      h(
-        "button",
-        { type: "button", class: "btn btn-danger", id: "delete", onclick: () => remove() },
-        "Delete…",
-      ),
-    ),
+    actions,
   );
   if (!SUBSCRIPTION_NAME.test(name)) {
+    actions.remove();
     fill(
       main,
       head,
@@ -240,6 +249,8 @@ export default async function subscription(main, { params: [name], signal, setTi
   function renderStatus() {
     fill(badgeSlot, statusBadge(sub.status));
     toggle.disabled = false;
+    resetButton.disabled = false;
+    deleteButton.disabled = false;
     toggle.textContent = sub.status === "paused" ? "Resume" : "Pause";
     toggle.className = sub.status === "paused" ? "btn btn-primary" : "btn";
     if (sub.status === "paused") {
@@ -301,6 +312,7 @@ export default async function subscription(main, { params: [name], signal, setTi
     } catch (error) {
       if (error.name === "AbortError") return;
       if (error.status === 404 && !sub) {
+        actions.remove(); // nothing to act on
         fill(
           main,
           head,
@@ -362,12 +374,19 @@ export default async function subscription(main, { params: [name], signal, setTi
       input: {
         label: `Position (0 = from the start; the stream's head is ${sub ? sub.head : "?"})`,
         value: sub ? String(sub.position) : "0",
-        attrs: { type: "number", min: "0", inputmode: "numeric" },
-        validate: (text) => (/^\d+$/.test(text.trim()) ? null : "A whole number, 0 or more."),
+        attrs: { type: "text", inputmode: "numeric", autocomplete: "off", spellcheck: "false" },
+        validate: (text) => {
+          if (!/^\d+$/.test(text.trim())) return "A whole number, 0 or more.";
+          if (BigInt(text.trim()) > MAX_POSITION)
+            return `Too large: a position is at most ${MAX_POSITION} (2^62).`;
+          return null;
+        },
       },
     });
-    if (value !== null)
-      await act("reset", { position: Number(value) }, `Reset: the next delivery is #${Number(value) + 1}.`);
+    if (value === null) return;
+    // As typed, however large: Number() would round it past 2^53, and JSON.stringify with it.
+    const position = BigInt(value.trim());
+    await act("reset", `{"position": ${position}}`, `Reset: the next delivery is #${position + 1n}.`);
   }
 
   async function remove() {
