@@ -12,6 +12,7 @@ from .settings import Limits
 from .storage.base import Storage
 from .types import (
     ANY,
+    JSON_CONTENT_TYPE,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -67,10 +68,10 @@ class EventStore:
                     " without control characters"
                 )
             content_type = event.content_type
-            if (
+            if content_type != JSON_CONTENT_TYPE and (  # the usual one needs no look
                 not content_type
                 or len(content_type) > MAX_CONTENT_TYPE_LENGTH
-                or (_CONTROL.search(content_type))
+                or _CONTROL.search(content_type)
             ):
                 raise InvalidRequest(
                     f"event {index}: the content type must be 1-{MAX_CONTENT_TYPE_LENGTH}"
