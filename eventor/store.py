@@ -26,6 +26,8 @@ MAX_TYPE_LENGTH = 200
 #: A content type travels as a header on every delivery: it must fit in one.
 MAX_CONTENT_TYPE_LENGTH = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: A header value may hold tabs (RFC 9110), not other control characters.
+_NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class EventStore:
@@ -71,11 +73,11 @@ class EventStore:
             if content_type != JSON_CONTENT_TYPE and (  # the usual one needs no look
                 not content_type
                 or len(content_type) > MAX_CONTENT_TYPE_LENGTH
-                or _CONTROL.search(content_type)
+                or _NOT_IN_HEADER.search(content_type)
             ):
                 raise InvalidRequest(
                     f"event {index}: the content type must be 1-{MAX_CONTENT_TYPE_LENGTH}"
-                    " characters, without control characters"
+                    " characters, without control characters other than tabs"
                 )
             if len(event.data) > limits.max_event_bytes:
                 raise LimitExceeded(

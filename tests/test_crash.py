@@ -229,7 +229,8 @@ def test_a_stream_file_removed_while_stopped_is_dropped_and_said_so(make_server)
         sub = {"stream": "gone", "url": "http://127.0.0.1:9/", "start": "end"}
         assert c.put("/v1/subscriptions/on-gone", json=sub).status_code == 201
     assert server.stop() == 0
-    stream_path(server.data_dir, "gone").unlink()
+    path = stream_path(server.data_dir, "gone")
+    aside = path.rename(path.parent.parent / path.name)
     server.restart()
     with httpx.Client(base_url=server.url, timeout=30) as c:
         assert [s["name"] for s in c.get("/v1/streams").json()["streams"]] == ["kept"]
@@ -238,3 +239,10 @@ def test_a_stream_file_removed_while_stopped_is_dropped_and_said_so(make_server)
     log = server.log()
     assert "stream 'gone': its file is missing" in log
     assert "'on-gone' stands at position 3, past the head (0)" in log
+    # put back, it is a stream again at the next start, clean or not
+    assert server.stop() == 0
+    aside.rename(path)
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.get("/v1/streams/gone").json()["head"] == 3
+        assert [s["name"] for s in c.get("/v1/streams").json()["streams"]] == ["gone", "kept"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -68,8 +69,9 @@ class DeliveryEngine:
         for loop in self.loops.values():
             self._halt(loop, cancel_in_flight=False)
         if grace is None:
-            grace = max((loop.subscription.config.timeout for loop in in_flight), default=0.0)
-            grace += STOP_MARGIN
+            now = time.monotonic()
+            grace = max((loop.request_deadline - now for loop in in_flight), default=0.0)
+            grace = max(grace, 0.0) + STOP_MARGIN
         if in_flight:
             log.info(
                 "waiting up to %.3gs for %d webhook request(s) in flight", grace, len(in_flight)
@@ -88,6 +90,7 @@ class DeliveryEngine:
 
     def hurry(self) -> None:
         """Abandon the requests in flight (a second stop signal): they will be made again."""
+        self._running = False  # the stop may not have begun: nothing may start meanwhile
         late = [loop for loop in self.loops.values() if loop.task and not loop.task.done()]
         if late:
             log.warning("abandoning %d webhook request(s) in flight", len(late))

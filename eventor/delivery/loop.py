@@ -11,6 +11,7 @@ import asyncio
 import copy
 import enum
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from ..types import (
     ParkedEvent,
     RecordedEvent,
     Subscription,
+    SubscriptionConfig,
     SubscriptionProgress,
 )
 from .policy import RetryPolicy
@@ -78,6 +80,8 @@ class SubscriptionLoop:
         self.task: asyncio.Task[None] | None = None
         self.halted = False
         self.in_request = False
+        #: When the request in flight times out (time.monotonic()).
+        self.request_deadline = 0.0
         self.replay_requested = False
         self._on_dirty = on_dirty
         self._new_attempts: deque[DeliveryAttempt] = deque(maxlen=log_size)
@@ -160,8 +164,11 @@ class SubscriptionLoop:
             if s.config is not config:
                 return True
             if self.replay_requested:
-                if not await self._replay(store, sender, counters, builder, policy):
+                stopped = await self._replay(store, sender, counters, builder, policy, config)
+                if stopped is Result.STOPPED:
                     return False
+                if stopped is Result.RECONFIGURED:
+                    return True
                 continue
             try:
                 events = (await store.read(stream, s.position + 1, page)).events
@@ -195,7 +202,7 @@ class SubscriptionLoop:
                     # more may have arrived since. Read again from this batch.
                     break
                 first_batch = False
-                result = await self._deliver(batch, builder, policy, sender, counters)
+                result = await self._deliver(batch, config, builder, policy, sender, counters)
                 if result is Result.STOPPED:
                     return False
                 if result is Result.RECONFIGURED:
@@ -209,14 +216,19 @@ class SubscriptionLoop:
         counters: Counters,
         builder: WebhookBuilder,
         policy: RetryPolicy,
-    ) -> bool:
-        """Re-deliver the parked events in order; False when the loop must end."""
+        config: SubscriptionConfig,
+    ) -> Result | None:
+        """Re-deliver the parked events in order: None when done, else why it stopped
+        (STOPPED: the loop ends; RECONFIGURED: it starts again, replaying first)."""
         self.replay_requested = False
-        stream = self.subscription.config.stream
+        stream = config.stream
         for position in sorted(self.parked):
             if self.halted:
                 self.replay_requested = True
-                return False
+                return Result.STOPPED
+            if self.subscription.config is not config:
+                self.replay_requested = True
+                return Result.RECONFIGURED
             try:
                 events = (await store.read(stream, position, 1)).events
             except StreamNotFound:
@@ -225,15 +237,18 @@ class SubscriptionLoop:
                 self._unpark(position)  # nothing there any more to deliver
                 self._dirty()
                 continue
-            result = await self._deliver(events, builder, policy, sender, counters, replay=True)
-            if result is Result.STOPPED:
+            result = await self._deliver(
+                events, config, builder, policy, sender, counters, replay=True
+            )
+            if result is Result.STOPPED or result is Result.RECONFIGURED:
                 self.replay_requested = position in self.parked
-                return False
-        return True
+                return result
+        return None
 
     async def _deliver(
         self,
         batch: list[RecordedEvent],
+        config: SubscriptionConfig,
         builder: WebhookBuilder,
         policy: RetryPolicy,
         sender: Sender,
@@ -241,9 +256,9 @@ class SubscriptionLoop:
         *,
         replay: bool = False,
     ) -> Result:
-        """Deliver `batch` in one request, retrying per the policy."""
+        """Deliver `batch` in one request, retrying per the policy (`config` made `builder` and
+        `policy`; when the subscription's configuration changes, the loop starts again)."""
         s = self.subscription
-        config = s.config
         first = batch[0]
         failures = 0
         while True:
@@ -253,6 +268,7 @@ class SubscriptionLoop:
             body, headers = builder.build(batch, attempt)
             at = utc_now()
             self.in_request = True
+            self.request_deadline = time.monotonic() + config.timeout
             try:
                 outcome = await sender.send(config.url, body, headers, config.timeout)
             finally:
@@ -284,9 +300,11 @@ class SubscriptionLoop:
             counters.failed_attempts += 1
             error = outcome.error or "failed"
             s.last_error = error
-            if not replay and s.config is not config:
-                # Updated while this attempt was in flight: retries start afresh, as configured now.
-                s.attempts = 0
+            if s.config is not config:
+                # Updated while this attempt was in flight: retries start afresh, as configured
+                # now (a parked event being replayed stays parked until the replay goes on).
+                if not replay:
+                    s.attempts = 0
                 self._dirty()
                 return Result.RECONFIGURED
             if replay:

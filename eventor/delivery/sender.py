@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 
@@ -93,9 +94,17 @@ class Sender:
 
 
 def _target(url: str) -> yarl.URL:
-    """The URL exactly as given: yarl would decode escapes such as %2F in a query, which breaks
-    presigned and HMAC-signed webhook URLs. Only a URL with non-ASCII characters is encoded."""
-    return yarl.URL(url, encoded=True) if url.isascii() else yarl.URL(url)
+    """The URL as given, its escapes kept: yarl would decode escapes such as %2F in a query,
+    which breaks presigned and HMAC-signed webhook URLs. Characters a request line may not
+    carry (`|`, `{`, a `%` that starts no escape, ...) are escaped; a URL with non-ASCII
+    characters is left to yarl (its host may need IDNA)."""
+    if not url.isascii():
+        return yarl.URL(url)
+    return yarl.URL(_NOT_URI.sub(lambda m: f"%{ord(m.group()):02X}", url), encoded=True)
+
+
+#: What RFC 3986 does not allow in a URI: escaped when sent.
+_NOT_URI = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

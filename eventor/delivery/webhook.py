@@ -20,7 +20,7 @@ BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 _OURS = ("content-type", "user-agent", "x-event-", "x-eventor-", "ce-", "webhook-")
 
 _encode = msgspec.json.Encoder().encode
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tabs may stand in a header
 
 
 def _header_safe(content_type: str) -> str:

@@ -109,6 +109,9 @@ def test_sigterm_waits_for_the_request_in_flight_and_repeats_nothing(
     client.post("/v1/streams/s/events", json={"type": "T"})
     subscribe(client, "slow", "s", receiver.url, timeout=20)
     receiver.wait_count(1)
+    # a shorter timeout from now on: the request in flight keeps the one it was sent with
+    body = {"stream": "s", "url": receiver.url, "timeout": 1}
+    assert client.put("/v1/subscriptions/slow", json=body).status_code == 200
     t = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0
     assert 2 < time.monotonic() - t < 15  # waited for the answer, not for the whole timeout

@@ -292,3 +292,26 @@ def test_an_update_lets_the_request_in_flight_finish(client, stream, receiver: R
     assert (first.position, second.position) == (1, 2)  # nothing cut off and made again
     assert second.at >= first.at + 1.0  # one request at a time: after the first was answered
     assert (first.headers["x-version"], second.headers["x-version"]) == ("1", "2")
+
+
+def test_an_update_during_a_replay_applies_to_the_rest_of_it(client, stream, receiver: Receiver):
+    old = {"X-Version": "1"}
+    receiver.decide(lambda r: Reply(500, delay=0.5) if r.headers.get("x-version") == "1" else None)
+    append(client, stream, 2)
+    sub = name()
+    policy = {"max_attempts": 1, "on_exhausted": "park", **FAST}
+    subscribe(client, sub, stream, receiver.url, headers=old, **policy)
+    wait_status(client, sub, lambda s: s["position"] == 2)
+    assert len(client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]) == 2
+    assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
+    receiver.wait_count(3)  # the replay of event 1 is in flight, and will fail
+    body = {"stream": stream, "url": receiver.url, "headers": {"X-Version": "2"}, **policy}
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    requests = receiver.wait_for(
+        lambda rs: {1, 2} <= {r.position for r in rs if r.headers.get("x-version") == "2"}
+    )
+    assert [r.headers["x-version"] for r in requests] == ["1", "1", "1", "2", "2"]
+    deadline = time.monotonic() + 10
+    while client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]:
+        assert time.monotonic() < deadline, "the replay under the new headers should clear both"
+        time.sleep(0.01)

@@ -185,3 +185,6 @@ def test_the_url_is_requested_exactly_as_given(client, stream, receiver: Receive
     append(client, stream, 1)
     subscribe(client, name(), stream, receiver.url + query)
     assert receiver.wait_count(1)[0].target == "/hook" + query
+    # what a request line may not carry is escaped; the rest stays as it is
+    subscribe(client, name(), stream, receiver.url + "?x=a|b{c}&p=100%&q=%41")
+    assert receiver.wait_count(2)[1].target == "/hook?x=a%7Cb%7Bc%7D&p=100%25&q=%41"

@@ -114,15 +114,17 @@ class SQLiteStorage(Storage):
         catalog = self._catalog
         states = await loop.run_in_executor(self._catalog_executor, catalog.streams)
         self._registry.load(states)
-        await self._forget_missing(streams_dir)
         clean = await self._catalog_call(catalog.get_state, "clean_shutdown")
         await self._catalog_call(catalog.set_state, "clean_shutdown", None)
+        if clean != "1" and self._flush is not None:
+            # Commits of a round cut short by the crash may sit unflushed in the page cache:
+            # make them durable before anyone reads them.
+            await loop.run_in_executor(self._executor, self._flush)
+        await self._match_files(streams_dir)
         if clean != "1":
-            if self._flush is not None:
-                # Commits of a round cut short by the crash may sit unflushed in the page cache:
-                # make them durable before anyone reads them.
-                await loop.run_in_executor(self._executor, self._flush)
-            await self._recover(streams_dir)
+            # The mirrored heads and counts may lag the files: re-check them all, in the
+            # background (a stream used meanwhile is refreshed as its file opens).
+            self._reconcile_task = asyncio.create_task(self._reconcile(self._registry_names()))
         self._open = True
         log.debug("storage open: %d streams, clean=%s", len(self._registry), clean == "1")
 
@@ -149,47 +151,45 @@ class SQLiteStorage(Storage):
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    async def _forget_missing(self, streams_dir: Path) -> None:
-        """Drop the streams whose files are gone (removed by hand while Eventor was stopped):
-        serving them from the catalog alone would list streams that cannot be read."""
-        loop = asyncio.get_running_loop()
-        files = set(await loop.run_in_executor(self._executor, os.listdir, streams_dir))
-        missing = [n for n in self._registry_names() if stream_file_name(n) not in files]
-        if not missing:
-            return
-        for name in missing:
-            log.error("stream %r: its file is missing from %s; dropping it", name, streams_dir)
-            self._registry.remove(name)
-        assert self._catalog is not None
-        await self._catalog_call(self._catalog.forget_streams, missing)
+    async def _match_files(self, streams_dir: Path) -> None:
+        """Make the registry agree with the stream files, at every start (one listing).
 
-    async def _recover(self, streams_dir: Path) -> None:
-        """After an unclean stop: register stream files the catalog missed, then re-check all.
-
-        Registering orphans happens before serving (their events may have been acknowledged);
-        refreshing the mirrored heads and counts of known streams goes on in the background,
-        and any stream that is used meanwhile is refreshed as its file opens.
+        A registered stream whose file is gone (removed by hand while Eventor was stopped) is
+        dropped, as is one without events (nothing in it was acknowledged). A stream file the
+        catalog does not know (its last writes before a crash, or a file put back) is registered
+        before serving: its events may have been acknowledged.
         """
         loop = asyncio.get_running_loop()
+        files = set(await loop.run_in_executor(self._executor, os.listdir, streams_dir))
+        dropped = []
+        for name in self._registry_names():
+            entry = self._registry.get(name)
+            if stream_file_name(name) not in files:
+                log.error("stream %r: its file is missing from %s; dropping it", name, streams_dir)
+            elif entry is not None and entry.head == 0:
+                log.info("stream %r holds no events: it is no stream", name)
+            else:
+                continue
+            self._registry.remove(name)
+            dropped.append(name)
+        if dropped:
+            assert self._catalog is not None
+            await self._catalog_call(self._catalog.forget_streams, dropped)
         known = {stream_file_name(name) for name in self._registry_names()}
-        files = await loop.run_in_executor(self._executor, os.listdir, streams_dir)
-        orphans = [
-            streams_dir / file
-            for file in files
-            if file.endswith(STREAM_SUFFIX) and file not in known
-        ]
         registered = 0
-        for path in orphans:
-            name = await loop.run_in_executor(self._executor, read_stream_name, path)
-            if name is None or path.name != _safe_file_name(name):
+        for file in sorted(files):
+            if not file.endswith(STREAM_SUFFIX) or file in known:
+                continue
+            path = streams_dir / file
+            found = await loop.run_in_executor(self._executor, read_stream_name, path)
+            if found is None or path.name != _safe_file_name(found):
                 log.warning("ignoring %s: not a stream database of this data directory", path)
                 continue
-            state = await self._pool.call(name, StreamDatabase.state)
+            state = await self._pool.call(found, StreamDatabase.state)
             self._opened(state)
-            registered += name in self._registry  # not when empty: see _opened
+            registered += found in self._registry  # not when empty: see _opened
         if registered:
-            log.info("unclean stop: registered %d stream files the catalog missed", registered)
-        self._reconcile_task = asyncio.create_task(self._reconcile(self._registry_names()))
+            log.info("registered %d stream files the catalog did not list", registered)
 
     async def _reconcile(self, names: list[str]) -> None:
         for name in names:
