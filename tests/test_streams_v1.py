@@ -979,3 +979,10 @@ def test_the_original_append_keeps_to_a_request_limit_below_the_event_limit(make
         headers = {"x-event-type": "T"}
         assert c.post("/streams/orig", content=b"x" * 1025, headers=headers).status_code == 413
         assert c.post("/streams/orig", content=b"x" * 1024, headers=headers).status_code == 200
+
+
+def test_a_backward_read_takes_wait_0_as_no_wait(client, stream):
+    append_ok(client, stream, {"type": "T"})
+    r = client.get(f"/v1/streams/{stream}/events", params={"direction": "backward", "wait": 0})
+    assert r.status_code == 200
+    assert [e["position"] for e in r.json()["events"]] == [1]

@@ -27,7 +27,10 @@ StreamName = Annotated[
         description="1-200 characters of A-Z a-z 0-9 _ - . : not starting with '.' or '-'",
     ),
 ]
-EventType = Annotated[str, Meta(min_length=1, max_length=200)]
+EventType = Annotated[
+    str,
+    Meta(min_length=1, max_length=200, extra_json_schema={"pattern": "^[^\\x00-\\x1f\\x7f]+$"}),
+]
 Position = Annotated[int, Meta(ge=0)]
 Time = Annotated[
     str,
@@ -50,9 +53,11 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         default_factory=_json_null
     )
     id: uuid.UUID | None = None
-    metadata: Annotated[Raw, Meta(description="a JSON object, or null"), JSONDefaultNull] = (
-        msgspec.field(default_factory=_json_null)
-    )
+    metadata: Annotated[
+        Raw,
+        Meta(description="a JSON object, or null", extra_json_schema={"type": ["object", "null"]}),
+        JSONDefaultNull,
+    ] = msgspec.field(default_factory=_json_null)
     data_base64: (
         Annotated[str, Meta(description="Eventor extension: non-JSON data, base64-encoded")] | None
     ) = None
@@ -61,7 +66,7 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ) = None
 
 
-AppendBody = EventIn | list[EventIn]
+AppendBody = EventIn | Annotated[list[EventIn], Meta(extra_json_schema={"minItems": 1})]
 
 
 class AppendedEvent(msgspec.Struct):

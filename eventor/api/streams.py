@@ -144,7 +144,7 @@ class StreamRoutes:
         wait = number_param(params, "wait", low=0, high=MAX_WAIT)
         assert limit is not None
         if direction == "backward":
-            if wait is not None:
+            if wait:  # wait=0 asks for no waiting: harmless
                 raise InvalidRequest("query parameter 'wait' applies to forward reads only")
             start = int_param(params, "from", None, low=0)
             result = await self._store.read(

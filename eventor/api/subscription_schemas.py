@@ -13,6 +13,12 @@ Seconds = Annotated[float, Meta(description="seconds, may be fractional")]
 Time = Annotated[str, Meta(description="RFC 3339, UTC, with microseconds")]
 
 
+def _doc_only(**schema: object) -> Meta:
+    """A rule for the OpenAPI document only: the service checks it, with a message that says
+    what to fix (msgspec's own would say less)."""
+    return Meta(extra_json_schema=schema)
+
+
 #: The largest subscription request body (a configuration is small), unless
 #: --max-request-bytes is smaller.
 MAX_CONFIG_BODY = 1024 * 1024
@@ -22,8 +28,8 @@ class BackoffIn(msgspec.Struct, forbid_unknown_fields=True):
     """Retry backoff: exponential from `initial`, capped at `max`, with jitter; every wait lies
     between `initial` and `max`."""
 
-    initial: Seconds = 1.0
-    max: Seconds = 300.0
+    initial: Annotated[Seconds, _doc_only(exclusiveMinimum=0, maximum=86400)] = 1.0
+    max: Annotated[Seconds, _doc_only(exclusiveMinimum=0, maximum=86400)] = 300.0
 
 
 class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -39,7 +45,13 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ]
         | None
     ) = None
-    event_types: list[str] | None = None
+    event_types: (
+        Annotated[
+            list[Annotated[str, _doc_only(minLength=1, maxLength=200)]],
+            _doc_only(minItems=1, maxItems=100),
+        ]
+        | None
+    ) = None
     secret: (
         Annotated[
             str,
@@ -48,11 +60,17 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         | UnsetType
         | None
     ) = UNSET
-    batch_size: Annotated[int, Meta(description="1-1000 events per request")] = 1
-    timeout: Seconds = 10.0
-    max_attempts: Annotated[int, Meta(description="attempts per event; 0 = forever")] = 5
+    batch_size: Annotated[
+        int, Meta(description="1-1000 events per request"), _doc_only(minimum=1, maximum=1000)
+    ] = 1
+    timeout: Annotated[Seconds, _doc_only(exclusiveMinimum=0, maximum=300)] = 10.0
+    max_attempts: Annotated[
+        int, Meta(description="attempts per event; 0 = forever"), _doc_only(minimum=0)
+    ] = 5
     backoff: BackoffIn = msgspec.field(default_factory=BackoffIn)
-    on_exhausted: Annotated[str, Meta(description='"pause" (default) or "park"')] = "pause"
+    on_exhausted: Annotated[
+        str, Meta(description='"pause" (default) or "park"'), _doc_only(enum=["pause", "park"])
+    ] = "pause"
 
 
 class BackoffOut(msgspec.Struct):
