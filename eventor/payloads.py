@@ -23,6 +23,11 @@ _MEDIA_TYPE = re.compile(
 )
 
 
+#: Characters a header value may not hold (tabs it may: RFC 9110). An event's content type
+#: becomes the Content-Type of its deliveries.
+NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def is_media_type(text: str) -> bool:
     """`type/subtype` with optional `; name=value` parameters, in ASCII (RFC 9110 8.3.1)."""
     return _MEDIA_TYPE.fullmatch(text) is not None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from .appended import AppendedSignal
 from .errors import InvalidRequest, LimitExceeded, StreamNotFound
 from .names import check_stream_name
+from .payloads import NOT_IN_HEADER
 from .settings import Limits
 from .storage.base import Storage
 from .types import (
@@ -26,8 +27,6 @@ MAX_TYPE_LENGTH = 200
 #: A content type travels as a header on every delivery: it must fit in one.
 MAX_CONTENT_TYPE_LENGTH = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: A header value may hold tabs (RFC 9110), not other control characters.
-_NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class EventStore:
@@ -73,7 +72,7 @@ class EventStore:
             if content_type != JSON_CONTENT_TYPE and (  # the usual one needs no look
                 not content_type
                 or len(content_type) > MAX_CONTENT_TYPE_LENGTH
-                or _NOT_IN_HEADER.search(content_type)
+                or NOT_IN_HEADER.search(content_type)
             ):
                 raise InvalidRequest(
                     f"event {index}: the content type must be 1-{MAX_CONTENT_TYPE_LENGTH}"

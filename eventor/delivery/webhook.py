@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from .. import __version__
+from ..payloads import NOT_IN_HEADER
 from ..types import RecordedEvent, SubscriptionConfig
 from .signing import ROTATION_OVERLAP, secret_key, sign
 
@@ -20,13 +21,12 @@ BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 _OURS = ("content-type", "user-agent", "x-event-", "x-eventor-", "ce-", "webhook-")
 
 _encode = msgspec.json.Encoder().encode
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tabs may stand in a header
 
 
 def _header_safe(content_type: str) -> str:
     """The content type, unless it cannot be a header (stored before appends checked it): a
     delivery that can never be sent would hold the subscription on that event for good."""
-    return "application/octet-stream" if _CONTROL.search(content_type) else content_type
+    return "application/octet-stream" if NOT_IN_HEADER.search(content_type) else content_type
 
 
 def sequence(position: int) -> str:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from .helpers import status, subscribe, wait_status
 from .receiver import Receiver, Reply
+
+if TYPE_CHECKING:
+    from conftest import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -99,16 +103,25 @@ def test_sigterm_repeats_nothing(make_server, receiver: Receiver):
     assert positions == list(range(1, head + 1))
 
 
+def one_request_in_flight(
+    make_server, receiver: Receiver, sub: str, *, delay: float, timeout: float
+) -> tuple[ServerProcess, httpx.Client]:
+    """A server with one event and subscription `sub` on stream "s", whose receiver takes
+    `delay` seconds to answer; returns once the request is in flight."""
+    receiver.script(Reply(delay=delay))
+    server = make_server()
+    client = httpx.Client(base_url=server.url, timeout=10)
+    client.post("/v1/streams/s/events", json={"type": "T"})
+    subscribe(client, sub, "s", receiver.url, timeout=timeout)
+    receiver.wait_count(1)
+    return server, client
+
+
 def test_sigterm_waits_for_the_request_in_flight_and_repeats_nothing(
     make_server, receiver: Receiver
 ):
     """A clean stop lets a slow receiver answer (within the attempt's timeout): no repeat."""
-    receiver.script(Reply(delay=4))
-    server = make_server()
-    client = httpx.Client(base_url=server.url, timeout=10)
-    client.post("/v1/streams/s/events", json={"type": "T"})
-    subscribe(client, "slow", "s", receiver.url, timeout=20)
-    receiver.wait_count(1)
+    server, client = one_request_in_flight(make_server, receiver, "slow", delay=4, timeout=20)
     # a shorter timeout from now on: the request in flight keeps the one it was sent with
     body = {"stream": "s", "url": receiver.url, "timeout": 1}
     assert client.put("/v1/subscriptions/slow", json=body).status_code == 200
@@ -125,12 +138,7 @@ def test_sigterm_waits_for_the_request_in_flight_and_repeats_nothing(
 
 def test_sigterm_with_a_request_that_times_out_redelivers_it(make_server, receiver: Receiver):
     """An attempt that ends in its timeout during the stop failed: it is made again."""
-    receiver.script(Reply(delay=30))
-    server = make_server()
-    client = httpx.Client(base_url=server.url, timeout=10)
-    client.post("/v1/streams/s/events", json={"type": "T"})
-    subscribe(client, "stuck", "s", receiver.url, timeout=1.5)
-    receiver.wait_count(1)
+    server, client = one_request_in_flight(make_server, receiver, "stuck", delay=30, timeout=1.5)
     t = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0
     assert time.monotonic() - t < 10
@@ -142,12 +150,7 @@ def test_sigterm_with_a_request_that_times_out_redelivers_it(make_server, receiv
 
 def test_a_second_sigterm_abandons_the_request_in_flight(make_server, receiver: Receiver):
     """Asked twice, the stop does not wait out a slow receiver: the event is made again."""
-    receiver.script(Reply(delay=30))
-    server = make_server()
-    client = httpx.Client(base_url=server.url, timeout=10)
-    client.post("/v1/streams/s/events", json={"type": "T"})
-    subscribe(client, "slow", "s", receiver.url, timeout=60)
-    receiver.wait_count(1)
+    server, client = one_request_in_flight(make_server, receiver, "slow", delay=30, timeout=60)
     t = time.monotonic()
     assert server.proc is not None
     server.proc.send_signal(signal.SIGTERM)

@@ -236,29 +236,21 @@ class StreamDatabase:
             results.append(AppendResult(self.name, first, head, tuple(ids)))
         if rows:
             unsaved = self._unsaved_counts
-            for event_type, count in added.items():
-                unsaved[event_type] = unsaved.get(event_type, 0) + count
             save_counts = (
                 len(rows) > _INSERT_CHUNK
                 or bool(new_variants)
                 or head - self._counted_up_to >= COUNTS_SAVED_EVERY
             )
-            try:
-                self._write(rows, new_variants, (unsaved, head) if save_counts else None)
-            except BaseException:
-                for event_type, count in added.items():
-                    unsaved[event_type] -= count
-                    if not unsaved[event_type]:
-                        del unsaved[event_type]
-                raise
+            counts = (_added_up(unsaved, added), head) if save_counts else None
+            self._write(rows, new_variants, counts)
             if save_counts:
                 self._counted_up_to = head
                 unsaved.clear()
+            else:
+                _add(unsaved, added)
             self.head = head
             self.updated = now
-            types = self.event_types
-            for event_type, count in added.items():
-                types[event_type] = types.get(event_type, 0) + count
+            _add(self.event_types, added)
             for event_type, shape, _ in new_variants:
                 self._shapes.setdefault(event_type, set()).add(shape)
         return results
@@ -372,6 +364,17 @@ class StreamDatabase:
             (self.name,),
         ).fetchall()
         return list(map(RecordedEvent._make, rows))
+
+
+def _add(counts: dict[str, int], more: dict[str, int]) -> None:
+    for key, count in more.items():
+        counts[key] = counts.get(key, 0) + count
+
+
+def _added_up(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    total = dict(counts)
+    _add(total, more)
+    return total
 
 
 def _counted_up_to(conn: sqlite3.Connection, head: int) -> int:
