@@ -107,7 +107,8 @@ class EventStore:
             result = ReadResult(0, [])
         if result.events or wait <= 0 or self.stopping:
             return result
-        await self.appended.wait(stream, start - 1, wait)
+        # from=0 reads from position 1, so it waits for the first event, as from=1 does.
+        await self.appended.wait(stream, max(start, 1) - 1, wait)
         if self.stopping:
             return result
         try:  # events arrived, or the time is up: either way, answer with the head as it is now
