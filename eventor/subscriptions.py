@@ -274,6 +274,15 @@ class SubscriptionService:
         async with self._lock(name):
             loop = self._loop(name)
             s = loop.subscription
+            if self.engine.in_request(loop):
+                # One request at a time: the one in flight finishes (its outcome is logged but
+                # moves nothing), and the loop goes on from `position` after it.
+                loop.resets += 1
+                s.position = position
+                s.attempts = 0
+                s.updated = utc_now()
+                await self._storage.save_subscription(copy.copy(s))
+                return s
             await self._stop(loop)
             s.position = position
             s.attempts = 0

@@ -670,7 +670,9 @@ def test_long_poll_times_out_empty(client, ten):
     assert 0.25 < elapsed < 3
 
 
-@pytest.mark.parametrize("start", [{}, {"from": 0}, {"from": 1}], ids=["no-from", "from-0", "from-1"])
+@pytest.mark.parametrize(
+    "start", [{}, {"from": 0}, {"from": 1}], ids=["no-from", "from-0", "from-1"]
+)
 def test_long_poll_waits_for_an_unknown_stream(server, client, stream, start):
     def poll() -> httpx.Response:
         with httpx.Client(base_url=server.url, timeout=30) as c:

@@ -49,7 +49,7 @@ class Result(enum.Enum):
     DELIVERED = 1
     GAVE_UP = 2  # exhausted under the park policy (or a replay that failed again)
     STOPPED = 3  # paused or halted: the loop ends
-    RECONFIGURED = 4  # failed while the configuration changed: start again under the new one
+    RECONFIGURED = 4  # the configuration or position changed meanwhile: start again from it
 
 
 class Counters:
@@ -83,6 +83,9 @@ class SubscriptionLoop:
         #: When the request in flight times out (time.monotonic()).
         self.request_deadline = 0.0
         self.replay_requested = False
+        #: Counts `reset`s: one made while a request is in flight leaves that request alone and
+        #: takes effect when it ends (its outcome no longer moves the position).
+        self.resets = 0
         self._on_dirty = on_dirty
         self._new_attempts: deque[DeliveryAttempt] = deque(maxlen=log_size)
         self._new_parked: dict[int, ParkedEvent] = {}
@@ -267,6 +270,7 @@ class SubscriptionLoop:
             attempt = (failures if replay else s.attempts) + 1
             body, headers = builder.build(batch, attempt)
             at = utc_now()
+            resets = self.resets
             self.in_request = True
             self.request_deadline = time.monotonic() + config.timeout
             try:
@@ -286,13 +290,17 @@ class SubscriptionLoop:
             self.log.append(entry)
             self._new_attempts.append(entry)
             counters.attempts += 1
+            if self.resets != resets and not replay:
+                # Reset while this request was in flight: the position is the one asked for.
+                self._dirty()
+                return Result.RECONFIGURED
             if outcome.ok:
                 if replay:
                     self._unpark(first.position)
                 else:
                     s.position = batch[-1].position
                     s.attempts = 0
-                    s.last_error = None
+                s.last_error = None
                 s.last_delivered_at = at
                 counters.delivered_events += len(batch)
                 self._dirty()
@@ -319,6 +327,8 @@ class SubscriptionLoop:
                 first.position,
                 error,
             )
+            if s.status == PAUSED:  # paused by hand while this attempt was in flight
+                return Result.STOPPED  # the reason stays "API request"; resume tries again
             if outcome.status == 410 and not config.original:
                 # api-v1.md: 410 pauses at once. The original retried it like any failure.
                 self.pause(f"{error}: the receiver asked to stop (410 Gone)")

@@ -294,6 +294,71 @@ def test_an_update_lets_the_request_in_flight_finish(client, stream, receiver: R
     assert (first.headers["x-version"], second.headers["x-version"]) == ("1", "2")
 
 
+def test_a_reset_lets_the_request_in_flight_finish(client, stream, receiver: Receiver):
+    receiver.script(Reply(delay=1.0))
+    append(client, stream, 3)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url)
+    receiver.wait_count(1)
+    r = client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 0})
+    assert r.status_code == 200
+    assert r.json()["position"] == 0
+    requests = receiver.wait_count(4)
+    assert [x.position for x in requests] == [1, 1, 2, 3]
+    # one request at a time: the replay of 1 waited for the answer to the first request
+    assert requests[1].at >= requests[0].at + 1.0
+    wait_status(client, sub, lambda s: s["position"] == 3)
+    assert len(receiver.received()) == 4
+
+
+def test_a_reset_ahead_is_not_undone_by_the_request_in_flight(client, stream, receiver: Receiver):
+    receiver.script(Reply(delay=1.0))
+    append(client, stream, 5)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url)
+    receiver.wait_count(1)
+    assert client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 3}).status_code == 200
+    requests = receiver.wait_count(3)
+    assert [x.position for x in requests] == [1, 4, 5]
+    assert requests[1].at >= requests[0].at + 1.0
+    s = wait_status(client, sub, lambda s: s["position"] == 5)
+    assert s["status"] == "active"
+    log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
+    assert [d["position"] for d in log] == [5, 4, 1]  # the cut-across attempt is logged
+
+
+def test_a_pause_keeps_its_reason_when_the_request_in_flight_fails(
+    client, stream, receiver: Receiver
+):
+    receiver.script(Reply(500, delay=0.5))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=1)
+    receiver.wait_count(1)
+    client.post(f"/v1/subscriptions/{sub}/pause")
+    deadline = time.monotonic() + 10
+    while not client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]:
+        assert time.monotonic() < deadline, "the attempt in flight should be logged"
+        time.sleep(0.01)
+    s = status(client, sub)
+    assert (s["status"], s["paused_reason"]) == ("paused", "API request")
+    assert s["last_error"] == "HTTP 500 Internal Server Error"
+
+
+def test_a_replay_that_succeeds_clears_last_error(client, stream, receiver: Receiver):
+    failing = {1}
+    receiver.decide(lambda r: Reply(500) if r.position in failing else None)
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    s = wait_status(client, sub, lambda s: s["parked"] == 1)
+    assert s["last_error"] == "HTTP 500 Internal Server Error"
+    failing.clear()
+    assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
+    s = wait_status(client, sub, lambda s: s["parked"] == 0)
+    assert s["last_error"] is None
+
+
 def test_an_update_during_a_replay_applies_to_the_rest_of_it(client, stream, receiver: Receiver):
     old = {"X-Version": "1"}
     receiver.decide(lambda r: Reply(500, delay=0.5) if r.headers.get("x-version") == "1" else None)
