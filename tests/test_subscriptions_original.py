@@ -106,6 +106,24 @@ def test_create_errors_are_text(client, stream, sub):
     assert other not in {s["name"] for s in client.get("/subscriptions").json()}
 
 
+def test_members_match_as_go_matched_them(client, stream, sub):
+    """A Go client without json tags sends `Stream`, `Url`: the original's encoding/json took
+    member names case-insensitively, a later member over an earlier one, and null as absent."""
+    append(client, stream, 3)
+    body = (
+        b'{"Stream": "%s", "URL": "%s", "Headers": {"X-A": "1"}, "Position": null, "position": 2}'
+    )
+    r = client.post(f"/subscriptions/{sub}", content=body % (stream.encode(), URL.encode()))
+    assert text(r, 200) == "Created\n"
+    listed = {s["name"]: s for s in client.get("/subscriptions").json()}[sub]
+    assert (listed["stream"], listed["url"]) == (stream, URL)
+    assert (listed["headers"], listed["position"]) == ({"X-A": "1"}, 2)
+    other = name()
+    r = client.post(f"/subscriptions/{other}", json={"stream": stream, "url": URL, "headers": None})
+    assert text(r, 200) == "Created\n"
+    client.delete(f"/subscriptions/{other}")
+
+
 def test_unknown_names_on_pause_and_resume_are_400(client):
     for action in ("pause", "resume"):
         r = client.post(f"/subscriptions/{name()}/{action}")

@@ -41,7 +41,8 @@ def go_atoi(text: str) -> int:
     """Go's strconv.Atoi with the error ignored, as the original did: 0 when not a number."""
     if _GO_INT.fullmatch(text) is None:
         return 0
-    if len(text) > 20:  # out of Go's range: Atoi saturates (and int() refuses 4,300+ digits)
+    digits = text.lstrip("+-").lstrip("0")
+    if len(digits) > 19:  # out of Go's range: Atoi saturates (and int() refuses 4,300+ digits)
         return -_MAX_OFFSET if text[0] == "-" else _MAX_OFFSET
     return max(-_MAX_OFFSET, min(int(text), _MAX_OFFSET))
 

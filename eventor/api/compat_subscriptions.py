@@ -6,6 +6,8 @@ and resuming an unknown name is a 400, like pausing one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +27,11 @@ from .subscription_schemas import (
 
 NOT_FOUND = "Subscription doesn't exist"
 EXISTS = "Subscription with this name already exists"
-_decoder = msgspec.json.Decoder(OriginalSubscriptionIn)
+_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_FIELD_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    field.name: msgspec.json.Decoder(field.type)
+    for field in msgspec.structs.fields(OriginalSubscriptionIn)
+}
 _NAME = Param("name", {"type": "string"}, "the subscription's name", True, "path")
 
 
@@ -41,6 +47,23 @@ def original_subscription(s: Subscription) -> OriginalSubscriptionOut:
         s.created,
         s.updated,
     )
+
+
+def decode_original_subscription(raw: bytes) -> OriginalSubscriptionIn:
+    """The body as the original's Go `encoding/json` read it: member names match the fields
+    case-insensitively (a Go client without json tags sends `Stream`, `Url`), a later member
+    overrides an earlier one, and `null` leaves a field at its default."""
+    values: dict[str, Any] = {}
+    for key, value in decode_json(_members, raw, "subscription").items():
+        field = key if key in _FIELD_DECODERS else key.lower()
+        decoder = _FIELD_DECODERS.get(field)
+        if decoder is None or bytes(value) == b"null":
+            continue  # unknown members are ignored, as the original's were
+        try:
+            values[field] = decoder.decode(value)
+        except msgspec.ValidationError as exc:
+            raise HTTPProblem(400, f"invalid subscription: {key}: {exc}") from None
+    return OriginalSubscriptionIn(**values)
 
 
 def _text(body: str) -> Response:
@@ -121,7 +144,7 @@ class OriginalSubscriptionRoutes:
     async def create(self, request: Request) -> Response:
         name = request.path_params["name"]
         raw = await read_body(request.scope, request.receive, self._max_body)
-        body = decode_json(_decoder, raw, "subscription")
+        body = decode_original_subscription(raw)
         if not body.stream:
             raise HTTPProblem(400, "stream is required")
         if not body.url:
