@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 _second = -1
 _second_text = ""
@@ -12,6 +13,11 @@ def format_utc(timestamp: float) -> str:
     """`timestamp` (Unix seconds) as RFC 3339 UTC with microseconds."""
     micros = round(timestamp * 1_000_000)
     return _format(micros // 1_000_000, micros % 1_000_000)
+
+
+def parse_utc(text: str) -> float:
+    """A time as `format_utc` writes it, back to Unix seconds."""
+    return datetime.fromisoformat(text).timestamp()
 
 
 def utc_now() -> str:

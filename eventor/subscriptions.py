@@ -188,6 +188,7 @@ class SubscriptionService:
                 return s, False  # nothing changed: deliveries carry on undisturbed
             s.config = config
             s.attempts = 0
+            s.next_attempt_at = None
             if self.engine.in_request(loop):
                 # One request at a time: the one in flight finishes under the old configuration,
                 # and the loop takes up the new one after it.
@@ -247,6 +248,7 @@ class SubscriptionService:
                 self.engine.halt(loop, cancel_in_flight=False)
                 s.status = PAUSED
                 s.paused_reason = reason
+                s.next_attempt_at = None
                 s.updated = utc_now()
                 await self._storage.save_subscription(copy.copy(s))
             return s
@@ -260,6 +262,7 @@ class SubscriptionService:
                 s.status = ACTIVE
                 s.paused_reason = None
                 s.attempts = 0
+                s.next_attempt_at = None
                 if self.engine.carry_on(loop):
                     s.updated = utc_now()
                     await self._storage.save_subscription(copy.copy(s))
@@ -280,12 +283,14 @@ class SubscriptionService:
                 loop.resets += 1
                 s.position = position
                 s.attempts = 0
+                s.next_attempt_at = None
                 s.updated = utc_now()
                 await self._storage.save_subscription(copy.copy(s))
                 return s
             await self._stop(loop)
             s.position = position
             s.attempts = 0
+            s.next_attempt_at = None
             await self._save_and_run(loop)
             return s
 

@@ -170,6 +170,9 @@ class Subscription:
     last_delivered_at: str | None = None
     created: str = ""
     updated: str = ""
+    #: When the failed event is tried again (a retry is scheduled); None otherwise. Kept so
+    #: that a restart waits out a backoff or a Retry-After rather than retrying at once.
+    next_attempt_at: str | None = None
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 
 import httpx
 import pytest
@@ -251,3 +252,21 @@ def test_state_survives_a_restart(make_server, receiver):
     assert after["pauser"]["paused_reason"] == "HTTP 500 Internal Server Error"
     assert after["original_one"]["config"]["created_by"] == "original"
     c.close()
+
+
+def test_a_catalog_from_before_next_attempt_at_still_opens(make_server, tmp_path):
+    """Catalogs made before `next_attempt_at` get the column; their subscriptions carry on."""
+    data = tmp_path / "data"
+    server = make_server(data_dir=data)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        client.post("/v1/streams/s/events", json={"type": "T"})
+        body = {"stream": "s", "url": "http://127.0.0.1:9/", "start": "end"}
+        assert client.put("/v1/subscriptions/old", json=body).status_code == 201
+    assert server.stop(signal.SIGTERM) == 0
+    with sqlite3.connect(data / "catalog.db") as conn:
+        conn.execute("ALTER TABLE subscriptions DROP COLUMN next_attempt_at")
+    conn.close()
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        s = status(client, "old")
+        assert (s["position"], s["next_attempt_at"], s["status"]) == (1, None, "active")

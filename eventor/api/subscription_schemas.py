@@ -108,6 +108,10 @@ class SubscriptionOut(msgspec.Struct):
     last_error: str | None
     paused_reason: str | None
     attempts: Annotated[int, Meta(description="failed attempts on the next event")]
+    next_attempt_at: Annotated[
+        Time | None,
+        Meta(description="when the failed event is tried again (null: no retry is waiting)"),
+    ]
     parked: Annotated[int, Meta(description="events parked (see /parked)")]
     config: ConfigOut
     created: Time

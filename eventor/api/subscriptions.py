@@ -55,6 +55,7 @@ def subscription_out(s: Subscription, head: int) -> SubscriptionOut:
         last_error=s.last_error,
         paused_reason=s.paused_reason,
         attempts=s.attempts,
+        next_attempt_at=s.next_attempt_at,
         parked=0,
         config=ConfigOut(
             stream=c.stream,

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..clock import utc_now
+from ..clock import format_utc, parse_utc, utc_now
 from ..errors import StreamNotFound
 from ..types import (
     PARK,
@@ -136,6 +136,7 @@ class SubscriptionLoop:
         s = self.subscription
         s.status = PAUSED
         s.paused_reason = reason
+        s.next_attempt_at = None
         s.updated = utc_now()
         self._dirty()
 
@@ -267,6 +268,12 @@ class SubscriptionLoop:
         while True:
             if self.halted:
                 return Result.STOPPED
+            if not replay and s.attempts and s.next_attempt_at is not None:
+                # A retry scheduled before a restart: its wait (a Retry-After, say) still holds.
+                await policy.sleep(policy.remaining(parse_utc(s.next_attempt_at)))
+                if self.halted:
+                    return Result.STOPPED
+            s.next_attempt_at = None
             attempt = (failures if replay else s.attempts) + 1
             body, headers = builder.build(batch, attempt)
             at = utc_now()
@@ -361,4 +368,7 @@ class SubscriptionLoop:
                 return Result.STOPPED
             if self.halted:
                 return Result.STOPPED
-            await policy.wait(attempt, outcome.retry_after)
+            delay = policy.delay(attempt, outcome.retry_after)
+            s.next_attempt_at = format_utc(time.time() + delay)
+            self._dirty()
+            await policy.sleep(delay)

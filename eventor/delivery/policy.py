@@ -63,6 +63,12 @@ class RetryPolicy:
     async def wait(self, failures: int, retry_after: str | None = None) -> None:
         await self.sleep(self.delay(failures, retry_after))
 
+    def remaining(self, until: float) -> float:
+        """Seconds from now to `until` (Unix time), within what one wait of this policy may
+        be (a clock set back must not stretch a retry past the policy's longest wait)."""
+        longest = max(self.fixed) if self.fixed is not None else self.maximum
+        return min(max(0.0, until - self.clock()), longest)
+
 
 def parse_retry_after(value: str, now: float) -> float | None:
     """Seconds from a Retry-After value (delta seconds or an HTTP date); None if unreadable."""

@@ -163,3 +163,23 @@ def test_a_second_sigterm_abandons_the_request_in_flight(make_server, receiver: 
     server.restart()
     assert [r.position for r in receiver.wait_count(2)] == [1, 1]
     client.close()
+
+
+def test_a_retry_after_outlives_a_restart(make_server, receiver: Receiver):
+    """The retry a Retry-After scheduled waits out a clean restart too (it came at once)."""
+    receiver.script(Reply(429, headers={"Retry-After": "3"}))
+    server = make_server()
+    client = httpx.Client(base_url=server.url, timeout=10)
+    client.post("/v1/streams/s/events", json={"type": "T"})
+    subscribe(client, "patient", "s", receiver.url, backoff={"initial": 0.01, "max": 60})
+    [first] = receiver.wait_count(1)
+    s = wait_status(client, "patient", lambda s: s["next_attempt_at"] is not None)
+    assert s["status"] == "retrying"
+    assert server.stop(signal.SIGTERM) == 0
+    server.restart()
+    assert status(client, "patient")["next_attempt_at"] == s["next_attempt_at"]
+    _, second = receiver.wait_count(2, timeout=10)
+    assert second.at - first.at >= 2.9
+    s = wait_status(client, "patient", lambda s: s["position"] == 1)
+    assert (s["status"], s["next_attempt_at"]) == ("active", None)
+    client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import datetime
 
 import httpx
 
@@ -137,6 +138,25 @@ def test_429_retry_after_is_honoured_and_capped(client, stream):
         assert second.at - first.at >= 0.95
         first, second = capped.wait_count(2, timeout=5)
         assert second.at - first.at < 0.9
+
+
+def test_the_status_says_when_the_next_attempt_is(client, stream, receiver: Receiver):
+    receiver.script(Reply(503, headers={"Retry-After": "30"}))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, backoff={"initial": 1, "max": 60})
+    before = time.time()
+    s = wait_status(client, sub, lambda s: s["next_attempt_at"] is not None)
+    assert s["status"] == "retrying"
+    at = datetime.fromisoformat(s["next_attempt_at"]).timestamp()
+    assert before + 29 < at < time.time() + 30.5
+    client.post(f"/v1/subscriptions/{sub}/pause")
+    assert status(client, sub)["next_attempt_at"] is None
+    s = client.post(f"/v1/subscriptions/{sub}/resume").json()
+    assert s["next_attempt_at"] is None
+    receiver.wait_count(2)  # resumed: tried again at once, and answered 200
+    s = wait_status(client, sub, lambda s: s["position"] == 1)
+    assert (s["status"], s["next_attempt_at"]) == ("active", None)
 
 
 def test_redirects_and_3xx_are_failures_not_followed(client, stream, receiver: Receiver):

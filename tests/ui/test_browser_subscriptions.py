@@ -165,6 +165,21 @@ def test_a_failing_receiver_shows_the_error_and_the_attempt_log(
     expect(attempts.first.locator(".badge")).to_have_text("200")
 
 
+def test_a_retrying_subscription_says_when_it_tries_again(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("retry"), sub_name()
+    receiver.decide(lambda request: Reply(503, headers={"Retry-After": "600"}))
+    append(api, stream, 1)
+    subscribe(api, name, stream, receiver.url, backoff={"initial": 1, "max": 900})
+    wait_until(lambda: status(api, name)["next_attempt_at"], what="a retry scheduled")
+
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#status")).to_have_text("retrying")
+    expect(page.locator("#notice")).to_contain_text("Retrying event #1 after 1 failed attempt")
+    expect(page.locator("#next-attempt")).to_contain_text(re.compile(r"Next attempt in (9|10) min"))
+
+
 def test_parked_events_are_listed_and_replayed(
     open_page: OpenPage, api: httpx.Client, receiver: Receiver
 ) -> None:

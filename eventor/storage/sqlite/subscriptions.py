@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     last_error        TEXT,
     last_delivered_at TEXT,
     created           TEXT NOT NULL,
-    updated           TEXT NOT NULL
+    updated           TEXT NOT NULL,
+    next_attempt_at   TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS subscription_attempts (
     id               INTEGER PRIMARY KEY,
@@ -59,11 +60,17 @@ CREATE TABLE IF NOT EXISTS subscription_parked (
 _encode = msgspec.json.Encoder().encode
 _config = msgspec.json.Decoder(SubscriptionConfig)
 
-_STATE_COLUMNS = "position, status, paused_reason, attempts, last_error, last_delivered_at, updated"
+_STATE_COLUMNS = (
+    "position, status, paused_reason, attempts, last_error, last_delivered_at, updated,"
+    " next_attempt_at"
+)
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(subscriptions)")}
+    if "next_attempt_at" not in columns:  # a catalog made before the column was
+        conn.execute("ALTER TABLE subscriptions ADD COLUMN next_attempt_at TEXT")
 
 
 def load(conn: sqlite3.Connection, attempt_log_size: int) -> list[SubscriptionRecord]:
@@ -71,7 +78,19 @@ def load(conn: sqlite3.Connection, attempt_log_size: int) -> list[SubscriptionRe
     for row in conn.execute(
         f"SELECT name, config, {_STATE_COLUMNS}, created FROM subscriptions ORDER BY name"
     ):
-        name, config, position, status, reason, attempts, error, delivered, updated, created = row
+        (
+            name,
+            config,
+            position,
+            status,
+            reason,
+            attempts,
+            error,
+            delivered,
+            updated,
+            next_attempt_at,
+            created,
+        ) = row
         subscription = Subscription(
             name,
             _config.decode(config),
@@ -83,6 +102,7 @@ def load(conn: sqlite3.Connection, attempt_log_size: int) -> list[SubscriptionRe
             delivered,
             created,
             updated,
+            next_attempt_at,
         )
         records[name] = SubscriptionRecord(subscription)
     for name, *fields in conn.execute(
@@ -111,7 +131,7 @@ def save(conn: sqlite3.Connection, s: Subscription) -> None:
         conn.execute("BEGIN")
         conn.execute(
             f"INSERT OR REPLACE INTO subscriptions (name, config, {_STATE_COLUMNS}, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (s.name, _encode(s.config).decode(), *_state(s), s.created),
         )
 
@@ -133,8 +153,8 @@ def save_progress(
             s = p.subscription
             updated = conn.execute(
                 "UPDATE subscriptions SET position = ?, status = ?, paused_reason = ?,"
-                " attempts = ?, last_error = ?, last_delivered_at = ?, updated = ?"
-                " WHERE name = ?",
+                " attempts = ?, last_error = ?, last_delivered_at = ?, updated = ?,"
+                " next_attempt_at = ? WHERE name = ?",
                 (*_state(s), s.name),
             )
             if updated.rowcount == 0:
@@ -187,4 +207,5 @@ def _state(s: Subscription) -> tuple[object, ...]:
         s.last_error,
         s.last_delivered_at,
         s.updated,
+        s.next_attempt_at,
     )

@@ -92,6 +92,7 @@ export function ago(iso) {
   if (!iso) return "never";
   const seconds = (Date.now() - Date.parse(iso)) / 1000;
   if (Number.isNaN(seconds)) return iso;
+  if (seconds <= -1) return `in ${fmtDuration(-seconds)}`; // a time to come: a retry
   if (seconds < 2) return "just now";
   return `${fmtDuration(seconds)} ago`;
 }

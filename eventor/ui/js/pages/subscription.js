@@ -272,6 +272,9 @@ export default async function subscription(main, { params: [name], signal, setTi
           h("strong", {}, `Retrying event #${sub.position + 1}`),
           ` after ${sub.attempts} failed attempt${sub.attempts === 1 ? "" : "s"}: `,
           sub.last_error || "",
+          sub.next_attempt_at
+            ? h("span", { id: "next-attempt" }, ". Next attempt ", timeAgo(sub.next_attempt_at), ".")
+            : null,
         ),
       );
     } else fill(notice);
