@@ -100,7 +100,9 @@ class SubscriptionService:
         self._store = store
         self._storage = storage
         self.engine = DeliveryEngine(store, storage, settings)
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: Changes (create, update, pause, resume, reset, delete) run one at a time. Each is
+        #: short, and one lock for all names leaves no per-name lock to outlive its name.
+        self._changes = asyncio.Lock()
         self.clock = time.time
 
     async def start(self) -> None:
@@ -171,7 +173,7 @@ class SubscriptionService:
     async def put(self, name: str, spec: SubscriptionSpec) -> tuple[Subscription, bool]:
         """Create (True) or update (False) a subscription from a v1 PUT."""
         check_subscription_name(name)
-        async with self._lock(name):
+        async with self._changes:
             loop = self.engine.loops.get(name)
             if loop is None:
                 config = self._config(spec, None)
@@ -186,17 +188,22 @@ class SubscriptionService:
                 )
             if config == s.config:
                 return s, False  # nothing changed: deliveries carry on undisturbed
-            s.config = config
+            old, s.config = s.config, config
             s.attempts = 0
             s.next_attempt_at = None
-            if self.engine.in_request(loop):
-                # One request at a time: the one in flight finishes under the old configuration,
-                # and the loop takes up the new one after it.
-                s.updated = utc_now()
-                await self._storage.save_subscription(copy.copy(s))
-                return s, False
-            await self._stop(loop)
-            await self._save_and_run(loop)
+            # One request at a time: one in flight finishes under the old configuration, and
+            # the loop takes up the new one after it.
+            in_flight = self.engine.in_request(loop)
+            if not in_flight:
+                await self._stop(loop)
+            try:
+                await self._save(loop)
+            except BaseException:
+                s.config = old  # not stored: not applied (the loop, if it noticed, goes back)
+                raise
+            finally:
+                if not in_flight and s.status == ACTIVE:
+                    self.engine.run(loop)
             return s, False
 
     async def create_original(
@@ -217,14 +224,14 @@ class SubscriptionService:
             original=True,
         )
         _check_position(position)
-        async with self._lock(name):
+        async with self._changes:
             if name in self.engine.loops:
                 raise SubscriptionExists("Subscription with this name already exists")
             return await self._create(name, config, position)
 
     async def delete(self, name: str) -> bool:
         """Stop deliveries at once and forget the subscription; False when there was none."""
-        async with self._lock(name):
+        async with self._changes:
             loop = self.engine.loops.get(name)
             if loop is None:
                 return False
@@ -236,12 +243,11 @@ class SubscriptionService:
                     self.engine.run(loop)
                 raise
             await self.engine.remove(loop)
-        self._locks.pop(name, None)
         return True
 
     async def pause(self, name: str, reason: str = PAUSED_BY_REQUEST) -> Subscription:
         """Pause: no request starts after this (one in flight may still finish)."""
-        async with self._lock(name):
+        async with self._changes:
             loop = self._loop(name)
             s = loop.subscription
             if s.status != PAUSED:
@@ -249,13 +255,12 @@ class SubscriptionService:
                 s.status = PAUSED
                 s.paused_reason = reason
                 s.next_attempt_at = None
-                s.updated = utc_now()
-                await self._storage.save_subscription(copy.copy(s))
+                await self._save(loop)
             return s
 
     async def resume(self, name: str) -> Subscription:
         """Resume a paused subscription: the event it stopped on is tried again, afresh."""
-        async with self._lock(name):
+        async with self._changes:
             loop = self._loop(name)
             s = loop.subscription
             if s.status == PAUSED:
@@ -263,40 +268,36 @@ class SubscriptionService:
                 s.paused_reason = None
                 s.attempts = 0
                 s.next_attempt_at = None
-                if self.engine.carry_on(loop):
-                    s.updated = utc_now()
-                    await self._storage.save_subscription(copy.copy(s))
-                else:
+                if not self.engine.carry_on(loop):
                     await self.engine.stopped(loop)
-                    await self._save_and_run(loop)
+                    self.engine.run(loop)
+                await self._save(loop)
             return s
 
     async def reset(self, name: str, position: int) -> Subscription:
         """Move the position: the next delivery is `position` + 1 (replays or skips)."""
         _check_position(position)
-        async with self._lock(name):
+        async with self._changes:
             loop = self._loop(name)
             s = loop.subscription
-            if self.engine.in_request(loop):
+            in_flight = self.engine.in_request(loop)
+            if in_flight:
                 # One request at a time: the one in flight finishes (its outcome is logged but
                 # moves nothing), and the loop goes on from `position` after it.
                 loop.resets += 1
-                s.position = position
-                s.attempts = 0
-                s.next_attempt_at = None
-                s.updated = utc_now()
-                await self._storage.save_subscription(copy.copy(s))
-                return s
-            await self._stop(loop)
+            else:
+                await self._stop(loop)
             s.position = position
             s.attempts = 0
             s.next_attempt_at = None
-            await self._save_and_run(loop)
+            if not in_flight and s.status == ACTIVE:
+                self.engine.run(loop)
+            await self._save(loop)
             return s
 
     async def replay_parked(self, name: str) -> int:
         """Have the loop re-deliver the parked events, in order; how many there are."""
-        async with self._lock(name):
+        async with self._changes:
             loop = self._loop(name)
             if not loop.parked:
                 return 0
@@ -319,23 +320,23 @@ class SubscriptionService:
         self.engine.halt(loop, cancel_in_flight=True)
         await self.engine.stopped(loop)
 
-    async def _save_and_run(self, loop: SubscriptionLoop) -> None:
+    async def _save(self, loop: SubscriptionLoop) -> None:
+        """Store the subscription as it now stands (configuration and state)."""
         s = loop.subscription
         s.updated = utc_now()
         try:
             await self._storage.save_subscription(copy.copy(s))
         finally:
-            if s.status == ACTIVE:
-                self.engine.run(loop)
+            # The progress flusher writes the state again: should this write fail, the change
+            # (already acted on) reaches the disk with a later flush; should delivery have
+            # moved on during it, the flush keeps the disk from lagging behind.
+            self.engine.mark_dirty(s.name)
 
     def _loop(self, name: str) -> SubscriptionLoop:
         loop = self.engine.loops.get(name)
         if loop is None:
             raise SubscriptionNotFound(name)
         return loop
-
-    def _lock(self, name: str) -> asyncio.Lock:
-        return self._locks.setdefault(name, asyncio.Lock())
 
     def _start_position(self, stream: str, start: Start | None) -> int:
         if start is None or start == BEGINNING:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from helpers import wait_until
+
+from eventor.storage.sqlite.files import STREAMS_DIR
+from eventor.storage.sqlite.pool import StreamPool
+from eventor.types import ANY, NewEvent
 
 
 def open_fds(pid: int) -> int:
@@ -36,3 +43,33 @@ def test_many_streams_stay_within_the_file_budget(make_server):
             if line.startswith("eventor_open_streams ")
         )
         assert 1 <= open_streams <= 10
+
+
+def test_busy_streams_do_not_starve_one_waiting_for_files(tmp_path: Path) -> None:
+    """With the budget held by busy streams, a stream waiting for files is served in turn:
+    a busy stream whose close freed files queues behind it, rather than taking them back."""
+    (tmp_path / STREAMS_DIR).mkdir()
+
+    async def main() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            pool = StreamPool(
+                tmp_path, "OFF", 8, executor, lambda state, n: None, lambda state: None
+            )  # room for 4 open streams
+            event = NewEvent("T", b"{}")
+            for name in "ABCDE":
+                await pool.append(name, [event], ANY)
+            stop = False
+
+            async def busy(name: str) -> None:
+                while not stop:
+                    await pool.append(name, [event], ANY)
+
+            tasks = [asyncio.create_task(busy(name)) for name in "ACDE"]
+            await asyncio.sleep(0.1)
+            result = await asyncio.wait_for(pool.append("B", [event], ANY), 5)
+            assert result.last_position == 2
+            stop = True
+            await asyncio.gather(*tasks)
+            await pool.close()
+
+    asyncio.run(main())

@@ -100,6 +100,7 @@ class DeliveryEngine:
     # -- loops ---------------------------------------------------------------------------------
 
     def add(self, record: SubscriptionRecord) -> SubscriptionLoop:
+        assert record.subscription.name not in self.loops, "one loop per subscription"
         loop = SubscriptionLoop(
             record.subscription, record.attempts, record.parked, self.log_size, self.mark_dirty
         )

@@ -224,7 +224,6 @@ class SubscriptionLoop:
     ) -> Result | None:
         """Re-deliver the parked events in order: None when done, else why it stopped
         (STOPPED: the loop ends; RECONFIGURED: it starts again, replaying first)."""
-        self.replay_requested = False
         stream = config.stream
         for position in sorted(self.parked):
             if self.halted:
@@ -247,6 +246,9 @@ class SubscriptionLoop:
             if result is Result.STOPPED or result is Result.RECONFIGURED:
                 self.replay_requested = position in self.parked
                 return result
+        # Cleared only now: a replay cut short (the task cancelled by a pause, say, while it
+        # waited to retry) is taken up again when the loop runs next.
+        self.replay_requested = False
         return None
 
     async def _deliver(
@@ -325,7 +327,10 @@ class SubscriptionLoop:
             if replay:
                 failures = attempt
             else:
-                s.attempts = attempt
+                # Counted on from the count now, not set to `attempt`: a resume while this
+                # attempt was in flight started the count afresh.
+                s.attempts += 1
+                failures = s.attempts
             self._dirty()
             log.debug(
                 "subscription %r: attempt %d at %d failed: %s",
@@ -343,7 +348,7 @@ class SubscriptionLoop:
                     "subscription %r paused at %d: %s", s.name, first.position, s.paused_reason
                 )
                 return Result.STOPPED
-            if policy.exhausted(attempt):
+            if policy.exhausted(failures):
                 if replay:
                     self._park(first, error)
                     log.warning(
@@ -368,7 +373,7 @@ class SubscriptionLoop:
                 return Result.STOPPED
             if self.halted:
                 return Result.STOPPED
-            delay = policy.delay(attempt, outcome.retry_after)
+            delay = policy.delay(failures, outcome.retry_after)
             s.next_attempt_at = format_utc(time.time() + delay)
             self._dirty()
             await policy.sleep(delay)

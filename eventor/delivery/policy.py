@@ -73,7 +73,7 @@ class RetryPolicy:
 def parse_retry_after(value: str, now: float) -> float | None:
     """Seconds from a Retry-After value (delta seconds or an HTTP date); None if unreadable."""
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": str.isdigit takes any digit
         return float(value)
     try:
         when = parsedate_to_datetime(value)

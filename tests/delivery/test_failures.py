@@ -365,6 +365,49 @@ def test_a_pause_keeps_its_reason_when_the_request_in_flight_fails(
     assert s["last_error"] == "HTTP 500 Internal Server Error"
 
 
+def test_a_resume_during_the_last_attempt_starts_the_count_afresh(
+    client, stream, receiver: Receiver
+):
+    """Resumed while its last allowed attempt is in flight, a subscription that was paused by
+    hand retries that event afresh when the attempt fails (it paused again at once)."""
+    seen: list[int] = []
+
+    def decide(r: Received) -> Reply | None:
+        seen.append(r.position)
+        return Reply(500, delay=0.5) if len(seen) <= 2 else None  # the first two fail
+
+    receiver.decide(decide)
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=2, **FAST)
+    receiver.wait_count(2)  # the second and last attempt is in flight
+    client.post(f"/v1/subscriptions/{sub}/pause")
+    assert client.post(f"/v1/subscriptions/{sub}/resume").json()["status"] == "active"
+    requests = receiver.wait_count(3)
+    assert [int(r.headers["x-eventor-attempt"]) for r in requests] == [1, 2, 2]
+    s = wait_status(client, sub, lambda s: s["position"] == 1 or s["status"] == "paused")
+    assert (s["status"], s["position"]) == ("active", 1)
+
+
+def test_a_replay_cut_by_a_pause_goes_on_after_resume(client, stream, receiver: Receiver):
+    failing = True
+    receiver.decide(lambda r: Reply(500) if failing else None)
+    append(client, stream, 1)
+    sub = name()
+    policy = {"max_attempts": 2, "on_exhausted": "park"}
+    subscribe(client, sub, stream, receiver.url, backoff={"initial": 0.01, "max": 0.01}, **policy)
+    wait_status(client, sub, lambda s: s["parked"] == 1)
+    body = {"stream": stream, "url": receiver.url, "backoff": {"initial": 30, "max": 30}, **policy}
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
+    receiver.wait_count(3)  # the replay's first attempt failed: 30 s to wait
+    client.post(f"/v1/subscriptions/{sub}/pause")  # cuts that wait
+    failing = False
+    client.post(f"/v1/subscriptions/{sub}/resume")
+    wait_status(client, sub, lambda s: s["parked"] == 0)
+    assert [r.position for r in receiver.wait_count(4)] == [1, 1, 1, 1]
+
+
 def test_a_replay_that_succeeds_clears_last_error(client, stream, receiver: Receiver):
     failing = {1}
     receiver.decide(lambda r: Reply(500) if r.position in failing else None)

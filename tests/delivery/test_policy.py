@@ -58,6 +58,7 @@ def test_retry_after_http_date():
     past = format_datetime(datetime.fromtimestamp(NOW - 50, UTC), usegmt=True)
     assert parse_retry_after(past, NOW) == 0
     assert parse_retry_after("Tue, 99 Foo 2026", NOW) is None
+    assert parse_retry_after("²", NOW) is None  # a digit to str.isdigit, not to float()
     policy = RetryPolicy(initial=1, maximum=5, random=lambda: 0.0, clock=lambda: NOW)
     assert policy.delay(1, when) == 5
 

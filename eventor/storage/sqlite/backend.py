@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...errors import StorageUnavailable, StreamNotFound, WrongExpectedVersion
+from ...errors import StorageError, StorageUnavailable, StreamNotFound, WrongExpectedVersion
 from ...types import (
     ANY,
     EXISTS,
@@ -107,6 +107,8 @@ class SQLiteStorage(Storage):
         streams_dir = self.data_dir / STREAMS_DIR
         streams_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(self.data_dir / LOCK_FILE)
+        if self._flush is not None:
+            self._flush.open()
         loop = asyncio.get_running_loop()
         self._catalog = await loop.run_in_executor(
             self._catalog_executor, Catalog, self.data_dir / CATALOG_FILE, self._settings.durability
@@ -360,7 +362,10 @@ class SQLiteStorage(Storage):
 
     async def _catalog_call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._catalog_executor, fn, *args)
+        try:
+            return await loop.run_in_executor(self._catalog_executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise StorageError(f"the catalog failed: {exc}") from exc
 
     def _check_open(self) -> None:
         if not self._open:

@@ -65,12 +65,19 @@ class FileSystemFlush:
 
     def __init__(self, path: Path, flush: Callable[[int], None] = syncfs) -> None:
         self._path = path
-        self._fd = -1  # opened at the first flush: the directory may not exist yet
+        self._fd = -1  # see `open`
         self._flush = flush
         self._lock = threading.Lock()
         self._error: OSError | None = None
         self.flushes = 0
         self.flush_seconds = 0.0
+
+    def open(self) -> None:
+        """Open the directory now, while the storage opens: opened at the first flush instead,
+        a moment short of file descriptors there would count as a failed flush, for good."""
+        with self._lock:
+            if self._fd < 0:
+                self._fd = os.open(self._path, os.O_RDONLY)
 
     def __call__(self) -> None:
         with self._lock:

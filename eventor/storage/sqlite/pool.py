@@ -385,13 +385,15 @@ class StreamPool:
         self._start_rounds()
 
     def _after(self, slot: _Slot) -> None:
+        # Streams waiting for files go first: a stream whose close just freed its files and
+        # that has work again queues behind them (else busy streams could starve the rest).
+        while self._waiting_for_files and self._holding < self._max_open:
+            _, waiting = self._waiting_for_files.popitem(last=False)
+            self._kick(waiting)
         if slot.appends or slot.calls or slot.closing:
             self._kick(slot)
         elif not (slot.holds_files or slot.busy) and self._slots.get(slot.name) is slot:
             del self._slots[slot.name]
-        while self._waiting_for_files and self._holding < self._max_open:
-            _, waiting = self._waiting_for_files.popitem(last=False)
-            self._kick(waiting)
         self._evict()
 
     def _evict(self) -> None:

@@ -1,0 +1,98 @@
+"""Changes to subscriptions racing each other or a failing disk, driven in process (the
+interleavings below cannot be timed from outside), with real storage and a real receiver."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from delivery.receiver import Receiver
+
+from eventor.api.app import EventorApp
+from eventor.errors import StorageError
+from eventor.settings import Settings
+from eventor.subscriptions import SubscriptionSpec
+from eventor.types import ANY, NewEvent
+
+
+async def started(data: Path) -> EventorApp:
+    app = EventorApp(Settings(data_dir=data))
+    await app.startup()
+    for n in range(3):
+        await app.store.append("s", [NewEvent("T", b'{"n": %d}' % n)], ANY)
+    return app
+
+
+def test_puts_racing_a_delete_make_one_subscription(tmp_path: Path) -> None:
+    """A PUT queued behind a DELETE and a PUT after it used to run side by side: two loops,
+    every event delivered twice, and one loop left delivering after a later DELETE."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        try:
+            service = app.subscriptions
+            spec = SubscriptionSpec(stream="s", url=receiver.url)
+            await service.put("sub", spec)
+            await asyncio.to_thread(receiver.wait_count, 3)
+            deleting = asyncio.create_task(service.delete("sub"))
+            await asyncio.sleep(0)  # the delete holds the lock
+            first = asyncio.create_task(service.put("sub", spec))
+            await deleting
+            second = asyncio.create_task(service.put("sub", spec))
+            outcomes = await asyncio.gather(first, second)
+            assert [created for _, created in outcomes] == [True, False]
+            requests = await asyncio.to_thread(receiver.wait_count, 6)
+            assert [r.position for r in requests] == [1, 2, 3, 1, 2, 3]
+            assert await service.delete("sub")
+            loops = [t for t in asyncio.all_tasks() if t.get_name() == "subscription:sub"]
+            assert all(t.done() for t in loops)
+            await app.store.append("s", [NewEvent("T", b"{}")], ANY)
+            await asyncio.sleep(0.2)  # a stray loop would deliver 4 within milliseconds
+            assert len(receiver.received()) == 6
+        finally:
+            await app.shutdown()
+
+    with Receiver() as receiver:
+        asyncio.run(main(receiver))
+
+
+def test_an_update_that_cannot_be_stored_is_not_applied(tmp_path: Path) -> None:
+    """A PUT whose write fails answers an error and leaves the old configuration in force, so
+    that the client's retry writes it (it used to be applied, and the retry found no change)."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        storage = app.storage
+        save = storage.save_subscription
+        failures = 1
+
+        async def failing_save(subscription):  # type: ignore[no-untyped-def]
+            nonlocal failures
+            if failures:
+                failures -= 1
+                raise StorageError("the catalog failed: database or disk is full")
+            await save(subscription)
+
+        try:
+            service = app.subscriptions
+            await service.put("sub", SubscriptionSpec(stream="s", url=receiver.url))
+            storage.save_subscription = failing_save  # type: ignore[method-assign]
+            moved = SubscriptionSpec(stream="s", url=receiver.url + "moved")
+            with pytest.raises(StorageError):
+                await service.put("sub", moved)
+            assert service.get("sub").config.url == receiver.url
+            _, created = await service.put("sub", moved)  # the retry
+            assert not created
+            assert service.get("sub").config.url == receiver.url + "moved"
+        finally:
+            await app.shutdown()
+        app = EventorApp(Settings(data_dir=tmp_path / "data"))
+        await app.startup()
+        try:
+            assert app.subscriptions.get("sub").config.url == receiver.url + "moved"
+        finally:
+            await app.shutdown()
+
+    with Receiver() as receiver:
+        asyncio.run(main(receiver))
