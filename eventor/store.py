@@ -89,20 +89,29 @@ class EventStore:
                 ids.add(event.id)
 
     async def read(
-        self, stream: str, start: int, limit: int, *, backward: bool = False
+        self,
+        stream: str,
+        start: int,
+        limit: int,
+        *,
+        backward: bool = False,
+        max_bytes: int | None = None,
     ) -> ReadResult:
-        """A page of events. Raises StreamNotFound for a stream with no events."""
+        """A page of events (ending early past `max_bytes` of data: see Storage.read).
+        Raises StreamNotFound for a stream with no events."""
         check_stream_name(stream)
-        return await self.storage.read(stream, start, limit, backward=backward)
+        return await self.storage.read(stream, start, limit, backward=backward, max_bytes=max_bytes)
 
-    async def read_or_wait(self, stream: str, start: int, limit: int, wait: float) -> ReadResult:
+    async def read_or_wait(
+        self, stream: str, start: int, limit: int, wait: float, *, max_bytes: int | None = None
+    ) -> ReadResult:
         """Read forward from `start`; when nothing is there yet, wait up to `wait` seconds.
 
         An unknown stream is waited for too; if it never appears, the result is empty (head 0).
         """
         check_stream_name(stream)
         try:
-            result = await self.storage.read(stream, start, limit)
+            result = await self.storage.read(stream, start, limit, max_bytes=max_bytes)
         except StreamNotFound:
             result = ReadResult(0, [])
         if result.events or wait <= 0 or self.stopping:
@@ -112,15 +121,17 @@ class EventStore:
         if self.stopping:
             return result
         try:  # events arrived, or the time is up: either way, answer with the head as it is now
-            return await self.storage.read(stream, start, limit)
+            return await self.storage.read(stream, start, limit, max_bytes=max_bytes)
         except StreamNotFound:
             return result
 
-    async def read_all(self, stream: str, after: int, limit: int) -> list[RecordedEvent]:
+    async def read_all(
+        self, stream: str, after: int, limit: int, *, max_bytes: int | None = None
+    ) -> list[RecordedEvent]:
         """Events after position `after`; [] for an unknown stream (original API semantics)."""
         check_stream_name(stream)
         try:
-            return (await self.storage.read(stream, after + 1, limit)).events
+            return (await self.storage.read(stream, after + 1, limit, max_bytes=max_bytes)).events
         except StreamNotFound:
             return []
 

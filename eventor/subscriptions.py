@@ -197,14 +197,13 @@ class SubscriptionService:
             if not in_flight:
                 await self._stop(loop)
             try:
-                await self._save(loop)
+                return await self._save(loop), False
             except BaseException:
                 s.config = old  # not stored: not applied (the loop, if it noticed, goes back)
                 raise
             finally:
                 if not in_flight and s.status == ACTIVE:
                     self.engine.run(loop)
-            return s, False
 
     async def create_original(
         self, name: str, stream: str, url: str, headers: Mapping[str, str], position: int
@@ -255,7 +254,7 @@ class SubscriptionService:
                 s.status = PAUSED
                 s.paused_reason = reason
                 s.next_attempt_at = None
-                await self._save(loop)
+                return await self._save(loop)
             return s
 
     async def resume(self, name: str) -> Subscription:
@@ -270,8 +269,11 @@ class SubscriptionService:
                 s.next_attempt_at = None
                 if not self.engine.carry_on(loop):
                     await self.engine.stopped(loop)
-                    self.engine.run(loop)
-                await self._save(loop)
+                    try:
+                        return await self._save(loop)
+                    finally:
+                        self.engine.run(loop)
+                return await self._save(loop)
             return s
 
     async def reset(self, name: str, position: int) -> Subscription:
@@ -290,10 +292,11 @@ class SubscriptionService:
             s.position = position
             s.attempts = 0
             s.next_attempt_at = None
-            if not in_flight and s.status == ACTIVE:
-                self.engine.run(loop)
-            await self._save(loop)
-            return s
+            try:
+                return await self._save(loop)
+            finally:
+                if not in_flight and s.status == ACTIVE:
+                    self.engine.run(loop)
 
     async def replay_parked(self, name: str) -> int:
         """Have the loop re-deliver the parked events, in order; how many there are."""
@@ -320,12 +323,15 @@ class SubscriptionService:
         self.engine.halt(loop, cancel_in_flight=True)
         await self.engine.stopped(loop)
 
-    async def _save(self, loop: SubscriptionLoop) -> None:
-        """Store the subscription as it now stands (configuration and state)."""
+    async def _save(self, loop: SubscriptionLoop) -> Subscription:
+        """Store the subscription as it now stands (configuration and state); that snapshot
+        is the answer to the change (delivery may move on while it is written)."""
         s = loop.subscription
         s.updated = utc_now()
+        saved = copy.copy(s)
         try:
-            await self._storage.save_subscription(copy.copy(s))
+            await self._storage.save_subscription(saved)
+            return copy.copy(saved)
         finally:
             # The progress flusher writes the state again: should this write fail, the change
             # (already acted on) reaches the disk with a later flush; should delivery have

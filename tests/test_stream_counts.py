@@ -74,3 +74,25 @@ def test_a_file_counted_by_the_old_trigger_keeps_its_counts(tmp_path: Path) -> N
     db = StreamDatabase.open(path, "s", "NORMAL", create=False, created=utc_now())
     assert db.event_types == {"Old": 5, "New": 1}  # the trigger is gone: nothing counted twice
     db.close()
+
+
+def test_the_largest_event_is_known_after_reopening(tmp_path: Path) -> None:
+    """Reads bound a page's bytes by the stream's largest event: it is saved with the counts,
+    measured again past them on open, and measured once in files from before it was saved."""
+    path = tmp_path / "s.db"
+    db = open_db(path)
+    db.append_batch([([NewEvent("A", b"x" * 5000, shape="(x)")], "any")], utc_now())  # saved
+    append(db, ["A"] * 3)
+    db.append_batch([([NewEvent("A", b'"%s"' % (b"y" * 7000))], "any")], utc_now())  # not yet
+    assert db.largest == 7002
+    db.close()
+    again = open_db(path)
+    assert again.largest == 7002
+    # one row per fetch (8000 bytes hold one event of 7002): the page ends past 8000 bytes
+    assert [e.position for e in again.read(1, 100, False, max_bytes=8000)] == [1, 2, 3, 4, 5]
+    assert [e.position for e in again.read(1, 100, False, max_bytes=4000)] == [1]
+    assert len(again.read(1, 100, False, max_bytes=8000 * 100)) == 5  # all at once
+    again.close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DELETE FROM meta WHERE key = 'largest'")
+    assert open_db(path).largest == 7002

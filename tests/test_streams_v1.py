@@ -989,3 +989,24 @@ def test_a_backward_read_takes_wait_0_as_no_wait(client, stream):
     r = client.get(f"/v1/streams/{stream}/events", params={"direction": "backward", "wait": 0})
     assert r.status_code == 200
     assert [e["position"] for e in r.json()["events"]] == [1]
+
+
+def test_a_page_of_big_events_ends_early_and_next_goes_on(make_server):
+    """A page carries about a request's worth of event data at most (bounded memory whatever
+    the events' size); `next` continues from where it ended."""
+    server = make_server("--max-event-bytes", "1000", "--max-request-bytes", "4000")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for n in range(5):
+            events = [{"type": "Big", "data": "x" * 880, "metadata": {"n": n}}] * 4
+            assert append(client, "big", events).status_code == 201
+        body = read(client, "big", limit=100).json()
+        assert 4 <= len(body["events"]) < 20
+        assert body["next"] == body["events"][-1]["position"] + 1
+        seen = [e["position"] for e in body["events"]]
+        while body["events"]:
+            body = read(client, "big", limit=100, **{"from": body["next"]}).json()
+            seen += [e["position"] for e in body["events"]]
+        assert seen == list(range(1, 21))
+        back = read(client, "big", direction="backward", limit=100).json()
+        assert 4 <= len(back["events"]) < 20
+        assert back["events"][0]["position"] == 20

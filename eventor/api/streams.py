@@ -143,6 +143,8 @@ class StreamRoutes:
         limit = int_param(params, "limit", 100, low=1, high=1000)
         wait = number_param(params, "wait", low=0, high=MAX_WAIT)
         assert limit is not None
+        # A page carries about a request's worth of event data at most (then `next` goes on).
+        page_bytes = self._store.limits.max_request_bytes
         if direction == "backward":
             if wait:  # wait=0 asks for no waiting: harmless
                 raise InvalidRequest("query parameter 'wait' applies to forward reads only")
@@ -152,6 +154,7 @@ class StreamRoutes:
                 _LAST_POSITION if start is None else min(start, _LAST_POSITION),
                 limit,
                 backward=True,
+                max_bytes=page_bytes,
             )
             last = result.events[-1].position if result.events else 0
             next_: int | None = last - 1 if last > 1 else None
@@ -159,9 +162,11 @@ class StreamRoutes:
             start = int_param(params, "from", 1, low=0, high=_LAST_POSITION)
             assert start is not None
             if wait:
-                result = await self._store.read_or_wait(stream, start, limit, wait)
+                result = await self._store.read_or_wait(
+                    stream, start, limit, wait, max_bytes=page_bytes
+                )
             else:
-                result = await self._store.read(stream, start, limit)
+                result = await self._store.read(stream, start, limit, max_bytes=page_bytes)
             next_ = result.events[-1].position + 1 if result.events else start
         events = [event_out(e) for e in result.events]
         return json_response(ReadOut(stream, result.head, events, next_))
@@ -187,7 +192,11 @@ class StreamRoutes:
         position = start
         while not self._store.stopping:
             try:
-                events = (await self._store.read(stream, position, SSE_PAGE)).events
+                events = (
+                    await self._store.read(
+                        stream, position, SSE_PAGE, max_bytes=self._store.limits.max_request_bytes
+                    )
+                ).events
             except StreamNotFound:
                 events = []
             if events:

@@ -175,7 +175,9 @@ class SubscriptionLoop:
                     return True
                 continue
             try:
-                events = (await store.read(stream, s.position + 1, page)).events
+                events = (
+                    await store.read(stream, s.position + 1, page, max_bytes=MAX_BATCH_BYTES)
+                ).events
             except StreamNotFound:
                 events = []
             if not events:

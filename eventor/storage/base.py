@@ -73,10 +73,19 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def read(
-        self, stream: str, start: int, limit: int, *, backward: bool = False
+        self,
+        stream: str,
+        start: int,
+        limit: int,
+        *,
+        backward: bool = False,
+        max_bytes: int | None = None,
     ) -> ReadResult:
         """Read up to `limit` events from position `start` on (or down, when `backward`).
 
+        With `max_bytes`, the page may end early once the events' data passes that many bytes
+        (it holds at least one event, and may overshoot by about `max_bytes`): memory for a
+        page stays bounded whatever size the events are.
         Raises StreamNotFound for a stream that has no events. Never creates anything.
         """
 

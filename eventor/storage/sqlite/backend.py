@@ -219,14 +219,20 @@ class SQLiteStorage(Storage):
         return await self._pool.append(stream, events, expected)
 
     async def read(
-        self, stream: str, start: int, limit: int, *, backward: bool = False
+        self,
+        stream: str,
+        start: int,
+        limit: int,
+        *,
+        backward: bool = False,
+        max_bytes: int | None = None,
     ) -> ReadResult:
         self._check_open()
         if stream not in self._registry:
             raise StreamNotFound(stream)
 
         def read(db: StreamDatabase) -> ReadResult:
-            return ReadResult(db.head, db.read(start, limit, backward))
+            return ReadResult(db.head, db.read(start, limit, backward, max_bytes))
 
         return await self._pool.call(stream, read)
 

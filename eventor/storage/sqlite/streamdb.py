@@ -65,6 +65,7 @@ _COLUMNS = (
     "id, ?, position, type, data, coalesce(content_type, 'application/json'), is_json,"
     " metadata, created"
 )
+_DATA = 4  # the index of `data` in _COLUMNS
 _READ_FORWARD = f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?"
 _READ_BACKWARD = f"SELECT {_COLUMNS} FROM events WHERE position <= ? ORDER BY position DESC LIMIT ?"
 _INSERT = (
@@ -114,12 +115,15 @@ class StreamDatabase:
         # Counts not saved yet: of the events after `counted_up_to`, counted again here.
         self._unsaved_counts: dict[str, int] = {}
         self._counted_up_to = _counted_up_to(conn, self.head)
-        for type_, count in conn.execute(
-            "SELECT type, count(*) FROM events WHERE position > ? GROUP BY type",
+        #: The size of the largest event's data (saved with the counts; see `read`).
+        self.largest = _saved_largest(conn)
+        for type_, count, largest in conn.execute(
+            "SELECT type, count(*), max(length(data)) FROM events WHERE position > ? GROUP BY type",
             (self._counted_up_to,),
         ):
             self.event_types[type_] = self.event_types.get(type_, 0) + count
             self._unsaved_counts[type_] = count
+            self.largest = max(self.largest, largest)
         self._shapes: dict[str, set[str]] = {}
         for type_, shape in conn.execute("SELECT type, shape FROM variants"):
             self._shapes.setdefault(type_, set()).add(shape)
@@ -198,6 +202,7 @@ class StreamDatabase:
         new_variants: list[tuple[str, str, int]] = []
         pending_shapes: set[tuple[str, str]] = set()
         added: dict[str, int] = {}
+        largest = self.largest
         for events, expected in requests:
             outcome = self._check(events, expected, head, batch_ids)
             if outcome is not None:
@@ -213,6 +218,7 @@ class StreamDatabase:
                 ids.append(event_id)
                 batch_ids[event_id] = head
                 added[event.type] = added.get(event.type, 0) + 1
+                largest = max(largest, len(event.data))
                 content_type = event.content_type
                 rows.append(
                     (
@@ -241,7 +247,7 @@ class StreamDatabase:
                 or bool(new_variants)
                 or head - self._counted_up_to >= COUNTS_SAVED_EVERY
             )
-            counts = (_added_up(unsaved, added), head) if save_counts else None
+            counts = (_added_up(unsaved, added), head, largest) if save_counts else None
             self._write(rows, new_variants, counts)
             if save_counts:
                 self._counted_up_to = head
@@ -250,6 +256,7 @@ class StreamDatabase:
                 _add(unsaved, added)
             self.head = head
             self.updated = now
+            self.largest = largest
             _add(self.event_types, added)
             for event_type, shape, _ in new_variants:
                 self._shapes.setdefault(event_type, set()).add(shape)
@@ -259,10 +266,10 @@ class StreamDatabase:
         self,
         rows: list[tuple[object, ...]],
         new_variants: list[tuple[str, str, int]],
-        counts: tuple[dict[str, int], int] | None,
+        counts: tuple[dict[str, int], int, int] | None,
     ) -> None:
         """Insert `rows` (and variants, and `counts`: counts per type to add, counted up to a
-        position) atomically.
+        position, and the largest event's size up to it) atomically.
 
         A single statement commits on its own: one call into SQLite, so the worker thread takes
         the GIL back once rather than once per statement (see `_INSERT_CHUNK`). That is why the
@@ -282,15 +289,15 @@ class StreamDatabase:
                     new_variants,
                 )
             if counts is not None:
-                added, up_to = counts
+                added, up_to, largest = counts
                 conn.executemany(
                     "INSERT INTO event_types (type, count) VALUES (?, ?)"
                     " ON CONFLICT (type) DO UPDATE SET count = count + excluded.count",
                     list(added.items()),
                 )
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('counted_up_to', ?)",
-                    (str(up_to),),
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    [("counted_up_to", str(up_to)), ("largest", str(largest))],
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -340,9 +347,28 @@ class StreamDatabase:
             ok = head == expected
         return None if ok else WrongExpectedVersion(self.name, expected, head)
 
-    def read(self, start: int, limit: int, backward: bool) -> list[RecordedEvent]:
+    def read(
+        self, start: int, limit: int, backward: bool, max_bytes: int | None = None
+    ) -> list[RecordedEvent]:
+        """Up to `limit` events from `start`. With `max_bytes`, the page ends once their data
+        passes it: rows are fetched as many at a time as `max_bytes` holds of the stream's
+        largest event, so it overshoots by `max_bytes` at most (and where every event is small,
+        all rows come at once)."""
         sql = _READ_BACKWARD if backward else _READ_FORWARD
-        rows = self._conn.execute(sql, (self.name, start, limit)).fetchall()
+        cursor = self._conn.execute(sql, (self.name, start, limit))
+        if max_bytes is None or max_bytes // max(self.largest, 1) >= limit:
+            rows = cursor.fetchall()
+        else:
+            chunk = max(1, max_bytes // max(self.largest, 1))
+            rows = []
+            size = 0
+            while size < max_bytes:
+                more = cursor.fetchmany(chunk)
+                if not more:
+                    break
+                rows += more
+                size += sum(len(row[_DATA]) for row in more)
+            cursor.close()
         return list(map(RecordedEvent._make, rows))
 
     def state(self) -> StreamState:
@@ -401,6 +427,15 @@ def _counted_up_to(conn: sqlite3.Connection, head: int) -> int:
         return head
     row = conn.execute("SELECT value FROM meta WHERE key = 'counted_up_to'").fetchone()
     return 0 if row is None else int(row[0])
+
+
+def _saved_largest(conn: sqlite3.Connection) -> int:
+    """The largest event's size as saved with the counts. Files from before it was saved
+    measure it once (the next save of the counts keeps it)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'largest'").fetchone()
+    if row is not None:
+        return int(row[0])
+    return int(conn.execute("SELECT coalesce(max(length(data)), 0) FROM events").fetchone()[0])
 
 
 def configure(conn: sqlite3.Connection, synchronous: Synchronous) -> None:
