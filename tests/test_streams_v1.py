@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
 import uuid
@@ -768,6 +769,22 @@ def test_live_keeps_multiline_data_intact(server, client, stream):
 def test_bad_live_parameters_are_400(client, stream, params, headers):
     r = client.get(f"/v1/streams/{stream}/live", params=params, headers=headers)
     assert_problem(r, 400)
+
+
+def test_last_event_id_with_whitespace_around_it_is_taken(server, ten):
+    """Whitespace around a header value is not part of it (RFC 9110 5.5); h11 will not even
+    send it, so the request goes out by hand."""
+    url = httpx.URL(server.url)
+    with socket.create_connection((url.host, url.port), timeout=10) as sock:
+        head = f"GET /v1/streams/{ten}/live HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7 \t\r\n"
+        sock.sendall(head.encode() + b"\r\n")
+        received = b""
+        while b"id: 8" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed early: {received!r}"
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200")
+    assert b"id: 7\n" not in received
 
 
 def test_last_event_id_that_is_not_ascii_is_400(server, stream):

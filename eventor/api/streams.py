@@ -173,7 +173,7 @@ class StreamRoutes:
 
     async def live(self, request: Request) -> Response:
         stream = check_stream_name(request.path_params["stream"])
-        last_id = header(request.scope, b"last-event-id")
+        last_id = (header(request.scope, b"last-event-id") or "").strip(" \t")
         if last_id:
             if not (last_id.isascii() and last_id.isdigit() and len(last_id) < 19):
                 raise InvalidRequest(f"Last-Event-ID must be a position, got {last_id!r}")
