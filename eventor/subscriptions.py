@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import math
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from .clock import utc_now
@@ -188,19 +189,16 @@ class SubscriptionService:
                 )
             if config == s.config:
                 return s, False  # nothing changed: deliveries carry on undisturbed
-            old, s.config = s.config, config
-            s.attempts = 0
-            s.next_attempt_at = None
             # One request at a time: one in flight finishes under the old configuration, and
-            # the loop takes up the new one after it.
+            # the loop takes up the new one after it. Applied once stored, not before: a write
+            # that fails leaves the old one in force.
             in_flight = self.engine.in_request(loop)
             if not in_flight:
                 await self._stop(loop)
             try:
-                return await self._save(loop), False
-            except BaseException:
-                s.config = old  # not stored: not applied (the loop, if it noticed, goes back)
-                raise
+                return await self._save(
+                    loop, config=config, attempts=0, next_attempt_at=None
+                ), False
             finally:
                 if not in_flight and s.status == ACTIVE:
                     self.engine.run(loop)
@@ -323,14 +321,16 @@ class SubscriptionService:
         self.engine.halt(loop, cancel_in_flight=True)
         await self.engine.stopped(loop)
 
-    async def _save(self, loop: SubscriptionLoop) -> Subscription:
-        """Store the subscription as it now stands (configuration and state); that snapshot
-        is the answer to the change (delivery may move on while it is written)."""
+    async def _save(self, loop: SubscriptionLoop, **changes: Any) -> Subscription:
+        """Store the subscription as it now stands with `changes`, which are applied once
+        stored; that snapshot is the answer to the change (delivery may move on meanwhile)."""
         s = loop.subscription
-        s.updated = utc_now()
-        saved = copy.copy(s)
+        saved = dataclasses.replace(s, updated=utc_now(), **changes)
         try:
             await self._storage.save_subscription(saved)
+            for key, value in changes.items():
+                setattr(s, key, value)
+            s.updated = saved.updated
             return copy.copy(saved)
         finally:
             # The progress flusher writes the state again: should this write fail, the change

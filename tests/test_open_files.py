@@ -73,3 +73,31 @@ def test_busy_streams_do_not_starve_one_waiting_for_files(tmp_path: Path) -> Non
             await pool.close()
 
     asyncio.run(main())
+
+
+def test_a_stream_busy_for_ever_gives_its_files_up_to_one_waiting(tmp_path: Path) -> None:
+    """Budget for one open stream, kept busy by appends that never pause: a read of another
+    stream is answered all the same (the busy stream is closed between two of its jobs)."""
+    (tmp_path / STREAMS_DIR).mkdir()
+
+    async def main() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            pool = StreamPool(tmp_path, "OFF", 2, executor, lambda s, n: None, lambda s: None)
+            event = NewEvent("T", b"{}")
+            await pool.append("b", [event], ANY)
+            await pool.append("a", [event], ANY)
+            stop = False
+
+            async def busy() -> None:
+                while not stop:
+                    await pool.append("a", [event], ANY)
+
+            writers = [asyncio.create_task(busy()) for _ in range(4)]
+            await asyncio.sleep(0.1)
+            page = await asyncio.wait_for(pool.call("b", lambda db: db.read(1, 10, False)), 5)
+            assert [e.position for e in page] == [1]
+            stop = True
+            await asyncio.gather(*writers)
+            await pool.close()
+
+    asyncio.run(main())

@@ -222,6 +222,7 @@ def test_read_from_offset_with_limit(client, stream):
         ("+2", 10, [3, 4, 5]),  # Go's Atoi takes a sign
         ("0" * 30 + "3", 10, [4, 5]),  # and any number of leading zeros
         ("-" + "0" * 30 + "3", 10, [1, 2, 3, 4, 5]),
+        ("0" * 5000 + "3", "0" * 5000 + "1", [4]),  # past what int() takes as text
         (0, "abc", []),  # non-numeric limit: 0
         (0, 0, []),
         (0, "", None),  # an empty segment is another route: 404

@@ -95,4 +95,16 @@ def test_the_largest_event_is_known_after_reopening(tmp_path: Path) -> None:
     again.close()
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("DELETE FROM meta WHERE key = 'largest'")
-    assert open_db(path).largest == 7002
+    measured = open_db(path)
+    assert measured.largest == 7002
+    measured.close()
+    with closing(sqlite3.connect(path)) as conn:  # saved at once: the next open reads it
+        assert conn.execute("SELECT value FROM meta WHERE key = 'largest'").fetchone() == ("7002",)
+
+
+def test_metadata_weighs_in_a_page_too(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "s.db")
+    heavy = NewEvent("A", b"{}", metadata=b'{"m": "%s"}' % (b"z" * 9000))
+    db.append_batch([([heavy] * 3, "any")], utc_now())
+    assert db.largest == 2 + 9009
+    assert [e.position for e in db.read(1, 100, False, max_bytes=9000)] == [1]

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from delivery.receiver import Receiver
+from delivery.receiver import Receiver, Reply
 
 from eventor.api.app import EventorApp
 from eventor.errors import StorageError
@@ -91,6 +91,37 @@ def test_an_update_that_cannot_be_stored_is_not_applied(tmp_path: Path) -> None:
         await app.startup()
         try:
             assert app.subscriptions.get("sub").config.url == receiver.url + "moved"
+        finally:
+            await app.shutdown()
+
+    with Receiver() as receiver:
+        asyncio.run(main(receiver))
+
+
+def test_an_update_that_cannot_be_stored_is_not_used_either(tmp_path: Path) -> None:
+    """An update made while a request is in flight, whose write fails, sends nothing to the
+    new URL: it is applied only once stored."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        storage = app.storage
+        save = storage.save_subscription
+
+        async def slow_failing_save(subscription):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.5)  # the request in flight ends meanwhile
+            raise StorageError("the catalog failed: database or disk is full")
+
+        try:
+            service = app.subscriptions
+            receiver.script(Reply(delay=0.3))
+            await service.put("sub", SubscriptionSpec(stream="s", url=receiver.url + "/old"))
+            await asyncio.to_thread(receiver.wait_count, 1)
+            storage.save_subscription = slow_failing_save  # type: ignore[method-assign]
+            with pytest.raises(StorageError):
+                await service.put("sub", SubscriptionSpec(stream="s", url=receiver.url + "/new"))
+            storage.save_subscription = save  # type: ignore[method-assign]
+            requests = await asyncio.to_thread(receiver.wait_count, 3)
+            assert [r.path for r in requests] == ["/hook/old"] * 3
         finally:
             await app.shutdown()
 

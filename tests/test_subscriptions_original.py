@@ -122,6 +122,12 @@ def test_members_match_as_go_matched_them(client, stream, sub):
     r = client.post(f"/subscriptions/{other}", json={"stream": stream, "url": URL, "headers": None})
     assert text(r, 200) == "Created\n"
     client.delete(f"/subscriptions/{other}")
+    # a name given twice: its last value, and it counts from where it last appears
+    body = b'{"stream": "%s", "url": "http://a/", "URL": "http://b/", "url": "%s"}'
+    r = client.post(f"/subscriptions/{other}", content=body % (stream.encode(), URL.encode()))
+    assert text(r, 200) == "Created\n"
+    assert {s["name"]: s for s in client.get("/subscriptions").json()}[other]["url"] == URL
+    client.delete(f"/subscriptions/{other}")
 
 
 def test_unknown_names_on_pause_and_resume_are_400(client):

@@ -44,10 +44,12 @@ def go_atoi(text: str) -> int:
     """Go's strconv.Atoi with the error ignored, as the original did: 0 when not a number."""
     if _GO_INT.fullmatch(text) is None:
         return 0
+    negative = text[0] == "-"
     digits = text.lstrip("+-").lstrip("0")
     if len(digits) > 19:  # out of Go's range: Atoi saturates (and int() refuses 4,300+ digits)
-        return -_MAX_OFFSET if text[0] == "-" else _MAX_OFFSET
-    return max(-_MAX_OFFSET, min(int(text), _MAX_OFFSET))
+        return -_MAX_OFFSET if negative else _MAX_OFFSET
+    value = int(digits or "0")
+    return max(-_MAX_OFFSET, -value) if negative else min(value, _MAX_OFFSET)
 
 
 def _utf8(latin1: str) -> str:

@@ -6,6 +6,7 @@ and resuming an unknown name is a 400, like pausing one.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -53,8 +54,10 @@ def decode_original_subscription(raw: bytes) -> OriginalSubscriptionIn:
     """The body as the original's Go `encoding/json` read it: member names match the fields
     case-insensitively (a Go client without json tags sends `Stream`, `Url`), a later member
     overrides an earlier one, and `null` leaves a field at its default."""
+    members = decode_json(_members, raw, "subscription")
     values: dict[str, Any] = {}
-    for key, value in decode_json(_members, raw, "subscription").items():
+    for key in _in_order(raw, members):
+        value = members[key]  # a name given twice holds its last value
         field = key if key in _FIELD_DECODERS else key.lower()
         decoder = _FIELD_DECODERS.get(field)
         if decoder is None or bytes(value) == b"null":
@@ -64,6 +67,16 @@ def decode_original_subscription(raw: bytes) -> OriginalSubscriptionIn:
         except msgspec.ValidationError as exc:
             raise HTTPProblem(400, f"invalid subscription: {key}: {exc}") from None
     return OriginalSubscriptionIn(**values)
+
+
+def _in_order(raw: bytes, members: dict[str, msgspec.Raw]) -> list[str]:
+    """The member names of the JSON object `raw` in the order they last appear (a dict keeps
+    a repeated name where it first appeared; Go lets the last one win)."""
+    try:
+        names = json.loads(raw, object_pairs_hook=lambda pairs: [name for name, _ in pairs])
+    except (ValueError, RecursionError):  # msgspec took it: only a limit of json's
+        return list(members)
+    return list(dict.fromkeys(reversed(names)))[::-1]
 
 
 def _text(body: str) -> Response:

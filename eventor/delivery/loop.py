@@ -301,11 +301,12 @@ class SubscriptionLoop:
             self.log.append(entry)
             self._new_attempts.append(entry)
             counters.attempts += 1
-            if self.resets != resets and not replay:
-                # Reset while this request was in flight: the position is the one asked for.
-                self._dirty()
-                return Result.RECONFIGURED
+            # Reset while this request was in flight: the position is the one asked for.
+            reset_meanwhile = self.resets != resets and not replay
             if outcome.ok:
+                if reset_meanwhile:
+                    self._dirty()
+                    return Result.RECONFIGURED
                 if replay:
                     self._unpark(first.position)
                 else:
@@ -319,6 +320,19 @@ class SubscriptionLoop:
             counters.failed_attempts += 1
             error = outcome.error or "failed"
             s.last_error = error
+            gone = outcome.status == 410 and not config.original and s.status != PAUSED
+            if gone and s.config.url == config.url:
+                # api-v1.md: 410 pauses at once (a reset or an update meanwhile changes nothing
+                # to that, unless it moved the subscription to another URL). The original
+                # retried it like any failure.
+                self.pause(f"{error}: the receiver asked to stop (410 Gone)")
+                log.warning(
+                    "subscription %r paused at %d: %s", s.name, first.position, s.paused_reason
+                )
+                return Result.STOPPED
+            if reset_meanwhile:
+                self._dirty()
+                return Result.RECONFIGURED
             if s.config is not config:
                 # Updated while this attempt was in flight: retries start afresh, as configured
                 # now (a parked event being replayed stays parked until the replay goes on).
@@ -343,13 +357,6 @@ class SubscriptionLoop:
             )
             if s.status == PAUSED:  # paused by hand while this attempt was in flight
                 return Result.STOPPED  # the reason stays "API request"; resume tries again
-            if outcome.status == 410 and not config.original:
-                # api-v1.md: 410 pauses at once. The original retried it like any failure.
-                self.pause(f"{error}: the receiver asked to stop (410 Gone)")
-                log.warning(
-                    "subscription %r paused at %d: %s", s.name, first.position, s.paused_reason
-                )
-                return Result.STOPPED
             if policy.exhausted(failures):
                 if replay:
                     self._park(first, error)
@@ -373,9 +380,10 @@ class SubscriptionLoop:
                     s.name, first.position, attempt, error,
                 )  # fmt: skip
                 return Result.STOPPED
-            if self.halted:
-                return Result.STOPPED
+            # Set before a stop can end the loop: a restart waits out the rest of it.
             delay = policy.delay(failures, outcome.retry_after)
             s.next_attempt_at = format_utc(time.time() + delay)
             self._dirty()
+            if self.halted:
+                return Result.STOPPED
             await policy.sleep(delay)

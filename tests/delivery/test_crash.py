@@ -183,3 +183,21 @@ def test_a_retry_after_outlives_a_restart(make_server, receiver: Receiver):
     s = wait_status(client, "patient", lambda s: s["position"] == 1)
     assert (s["status"], s["next_attempt_at"]) == ("active", None)
     client.close()
+
+
+def test_a_retry_after_answered_during_a_stop_outlives_it(make_server, receiver: Receiver):
+    """The stop waits for the request in flight; the Retry-After it then gets is kept too."""
+    receiver.script(Reply(503, headers={"Retry-After": "3"}, delay=1.0))
+    server = make_server()
+    client = httpx.Client(base_url=server.url, timeout=10)
+    client.post("/v1/streams/s/events", json={"type": "T"})
+    subscribe(client, "deploy", "s", receiver.url, backoff={"initial": 0.01, "max": 60})
+    receiver.wait_count(1)
+    assert server.stop(signal.SIGTERM) == 0
+    answered = time.monotonic()
+    server.restart()
+    assert status(client, "deploy")["next_attempt_at"] is not None
+    _, second = receiver.wait_count(2, timeout=10)
+    assert second.at - answered >= 1.5  # not at once: ~3 s after the answer
+    wait_status(client, "deploy", lambda s: s["position"] == 1)
+    client.close()

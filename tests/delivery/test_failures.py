@@ -408,6 +408,21 @@ def test_a_replay_cut_by_a_pause_goes_on_after_resume(client, stream, receiver: 
     assert [r.position for r in receiver.wait_count(4)] == [1, 1, 1, 1]
 
 
+def test_a_410_pauses_even_when_a_reset_came_while_it_was_in_flight(
+    client, stream, receiver: Receiver
+):
+    receiver.script(Reply(410, delay=1.0))
+    append(client, stream, 3)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url)
+    receiver.wait_count(1)
+    assert client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 0}).status_code == 200
+    s = wait_status(client, sub, lambda s: s["status"] == "paused")
+    assert "410" in s["paused_reason"]
+    assert s["position"] == 0
+    assert len(receiver.received()) == 1
+
+
 def test_a_replay_that_succeeds_clears_last_error(client, stream, receiver: Receiver):
     failing = {1}
     receiver.decide(lambda r: Reply(500) if r.position in failing else None)

@@ -391,17 +391,32 @@ class StreamPool:
             _, waiting = self._waiting_for_files.popitem(last=False)
             self._kick(waiting)
         if slot.appends or slot.calls or slot.closing:
-            self._kick(slot)
+            if self._must_yield(slot):
+                # Every file is held and others wait: this stream, busy as it is, gives its
+                # files up, and its work queues behind theirs (or they could wait for ever).
+                self._submit(_Job([_Work(slot, [], [], closing=True)], round=False))
+            else:
+                self._kick(slot)
         elif not (slot.holds_files or slot.busy) and self._slots.get(slot.name) is slot:
             del self._slots[slot.name]
         self._evict()
+
+    def _must_yield(self, slot: _Slot) -> bool:
+        if not self._waiting_for_files or self._holding < self._max_open:
+            return False
+        if slot.db is None or slot.closing or slot.busy:
+            return False
+        return self._closing() < len(self._waiting_for_files)
+
+    def _closing(self) -> int:
+        """Open streams being closed (or about to be): files soon free."""
+        return sum(1 for slot in self._slots.values() if slot.closing or slot.closing_job)
 
     def _evict(self) -> None:
         """Close least recently used idle streams until the budget has room for the waiting."""
         if self._holding + len(self._waiting_for_files) <= self._max_open:
             return
-        closing = sum(1 for slot in self._slots.values() if slot.closing or slot.closing_job)
-        excess = self._holding + len(self._waiting_for_files) - self._max_open - closing
+        excess = self._holding + len(self._waiting_for_files) - self._max_open - self._closing()
         if excess <= 0:
             return
         for slot in list(self._slots.values()):

@@ -65,7 +65,9 @@ _COLUMNS = (
     "id, ?, position, type, data, coalesce(content_type, 'application/json'), is_json,"
     " metadata, created"
 )
-_DATA = 4  # the index of `data` in _COLUMNS
+#: What an event weighs in a page: its data and metadata.
+_SIZE = "length(data) + coalesce(length(metadata), 0)"
+_DATA, _METADATA = 4, 7  # the indexes of `data` and `metadata` in _COLUMNS
 _READ_FORWARD = f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?"
 _READ_BACKWARD = f"SELECT {_COLUMNS} FROM events WHERE position <= ? ORDER BY position DESC LIMIT ?"
 _INSERT = (
@@ -115,10 +117,10 @@ class StreamDatabase:
         # Counts not saved yet: of the events after `counted_up_to`, counted again here.
         self._unsaved_counts: dict[str, int] = {}
         self._counted_up_to = _counted_up_to(conn, self.head)
-        #: The size of the largest event's data (saved with the counts; see `read`).
+        #: The largest event's data and metadata, in bytes (saved with the counts; see `read`).
         self.largest = _saved_largest(conn)
         for type_, count, largest in conn.execute(
-            "SELECT type, count(*), max(length(data)) FROM events WHERE position > ? GROUP BY type",
+            f"SELECT type, count(*), max({_SIZE}) FROM events WHERE position > ? GROUP BY type",
             (self._counted_up_to,),
         ):
             self.event_types[type_] = self.event_types.get(type_, 0) + count
@@ -167,7 +169,12 @@ class StreamDatabase:
                     conn.execute(statement)
                 conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("name", name), ("created", created), ("counted_up_to", "0")],
+                    [
+                        ("name", name),
+                        ("created", created),
+                        ("counted_up_to", "0"),
+                        ("largest", "0"),
+                    ],
                 )
                 conn.execute("COMMIT")
                 if synchronous == "FULL":
@@ -218,7 +225,7 @@ class StreamDatabase:
                 ids.append(event_id)
                 batch_ids[event_id] = head
                 added[event.type] = added.get(event.type, 0) + 1
-                largest = max(largest, len(event.data))
+                largest = max(largest, len(event.data) + len(event.metadata or b""))
                 content_type = event.content_type
                 rows.append(
                     (
@@ -367,7 +374,7 @@ class StreamDatabase:
                 if not more:
                     break
                 rows += more
-                size += sum(len(row[_DATA]) for row in more)
+                size += sum(len(row[_DATA]) + len(row[_METADATA] or b"") for row in more)
             cursor.close()
         return list(map(RecordedEvent._make, rows))
 
@@ -431,11 +438,13 @@ def _counted_up_to(conn: sqlite3.Connection, head: int) -> int:
 
 def _saved_largest(conn: sqlite3.Connection) -> int:
     """The largest event's size as saved with the counts. Files from before it was saved
-    measure it once (the next save of the counts keeps it)."""
+    measure it once, and save it at once (not every open should scan the whole file)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'largest'").fetchone()
     if row is not None:
         return int(row[0])
-    return int(conn.execute("SELECT coalesce(max(length(data)), 0) FROM events").fetchone()[0])
+    largest = int(conn.execute(f"SELECT coalesce(max({_SIZE}), 0) FROM events").fetchone()[0])
+    conn.execute("INSERT INTO meta (key, value) VALUES ('largest', ?)", (str(largest),))
+    return largest
 
 
 def configure(conn: sqlite3.Connection, synchronous: Synchronous) -> None:
