@@ -20,7 +20,9 @@ the start of its next round, answered before that round's appends are written.
 
 Open files are budgeted: a stream's database and WAL count from the moment its first job is
 about to open them. A stream that needs its file while the budget is spent waits until the least
-recently used idle stream has been closed.
+recently used idle stream has been closed, or, when none is idle, until a busy one finishes a
+job and gives its files up (its further work then waits in turn). Waiting streams are served
+first come, first served.
 """
 
 from __future__ import annotations
