@@ -60,9 +60,6 @@ class RetryPolicy:
         # between backoff.initial and backoff.max). The first retry waits exactly `initial`.
         return float(max(self.initial, step * (0.5 + 0.5 * self.random())))
 
-    async def wait(self, failures: int, retry_after: str | None = None) -> None:
-        await self.sleep(self.delay(failures, retry_after))
-
     def remaining(self, until: float) -> float:
         """Seconds from now to `until` (Unix time), within what one wait of this policy may
         be (a clock set back must not stretch a retry past the policy's longest wait)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -79,18 +78,10 @@ def test_v1_config_maps_to_the_policy():
     assert (policy.max_attempts, policy.initial, policy.maximum) == (9, 0.25, 2)
 
 
-def test_wait_sleeps_through_the_injected_sleep():
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    policy = RetryPolicy(initial=2, maximum=100, sleep=sleep, random=lambda: 0.5)
-
-    async def run() -> None:
-        for n in (1, 2, 3):
-            await policy.wait(n)
-        await policy.wait(4, "9")
-
-    asyncio.run(run())
-    assert slept == [2, 3, 6, 9]
+def test_remaining_counts_down_to_a_stored_retry_within_the_longest_wait():
+    policy = RetryPolicy(initial=1, maximum=60, clock=lambda: 1000.0)
+    assert policy.remaining(1030.0) == 30
+    assert policy.remaining(990.0) == 0  # overdue: at once
+    assert policy.remaining(5000.0) == 60  # a clock set back stretches no wait past the longest
+    original = RetryPolicy(fixed=ORIGINAL_DELAYS, clock=lambda: 1000.0)
+    assert original.remaining(5000.0) == ORIGINAL_DELAYS[-1]

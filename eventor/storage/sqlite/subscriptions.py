@@ -75,35 +75,12 @@ def create_tables(conn: sqlite3.Connection) -> None:
 
 def load(conn: sqlite3.Connection, attempt_log_size: int) -> list[SubscriptionRecord]:
     records: dict[str, SubscriptionRecord] = {}
-    for row in conn.execute(
-        f"SELECT name, config, {_STATE_COLUMNS}, created FROM subscriptions ORDER BY name"
+    # The columns in the order of Subscription's fields.
+    for name, config, *state in conn.execute(
+        "SELECT name, config, position, status, paused_reason, attempts, last_error,"
+        " last_delivered_at, created, updated, next_attempt_at FROM subscriptions ORDER BY name"
     ):
-        (
-            name,
-            config,
-            position,
-            status,
-            reason,
-            attempts,
-            error,
-            delivered,
-            updated,
-            next_attempt_at,
-            created,
-        ) = row
-        subscription = Subscription(
-            name,
-            _config.decode(config),
-            position,
-            status,
-            reason,
-            attempts,
-            error,
-            delivered,
-            created,
-            updated,
-            next_attempt_at,
-        )
+        subscription = Subscription(name, _config.decode(config), *state)
         records[name] = SubscriptionRecord(subscription)
     for name, *fields in conn.execute(
         "SELECT name, position, event_id, attempt, status_code, error, response_excerpt,"
