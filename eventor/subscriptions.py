@@ -196,12 +196,17 @@ class SubscriptionService:
             if not in_flight:
                 await self._stop(loop)
             try:
-                return await self._save(
-                    loop, config=config, attempts=0, next_attempt_at=None
-                ), False
+                saved = await self._save(loop, config=config, attempts=0, next_attempt_at=None)
             finally:
                 if not in_flight and s.status == ACTIVE:
                     self.engine.run(loop)
+            if in_flight and not self.engine.in_request(loop):
+                # That request ended while the change was written: the loop may be waiting to
+                # retry under the old configuration. Start it again under the new one.
+                await self._stop(loop)
+                if s.status == ACTIVE:
+                    self.engine.run(loop)
+            return saved, False
 
     async def create_original(
         self, name: str, stream: str, url: str, headers: Mapping[str, str], position: int

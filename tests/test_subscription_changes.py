@@ -127,3 +127,35 @@ def test_an_update_that_cannot_be_stored_is_not_used_either(tmp_path: Path) -> N
 
     with Receiver() as receiver:
         asyncio.run(main(receiver))
+
+
+def test_an_update_stored_while_the_request_in_flight_failed_applies_at_once(
+    tmp_path: Path,
+) -> None:
+    """The request in flight fails while the update is being written: the retry it scheduled
+    (30 s, under the old policy) gives way to the new configuration at once."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        storage = app.storage
+        save = storage.save_subscription
+
+        async def slow_save(subscription):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.5)  # the request in flight fails meanwhile
+            await save(subscription)
+
+        try:
+            service = app.subscriptions
+            receiver.script(Reply(500, delay=0.2))
+            old = SubscriptionSpec(stream="s", url=receiver.url + "/old", backoff_initial=30)
+            await service.put("sub", old)
+            await asyncio.to_thread(receiver.wait_count, 1)
+            storage.save_subscription = slow_save  # type: ignore[method-assign]
+            await service.put("sub", SubscriptionSpec(stream="s", url=receiver.url + "/new"))
+            requests = await asyncio.to_thread(receiver.wait_count, 4, 5.0)
+            assert [r.path for r in requests] == ["/hook/old"] + ["/hook/new"] * 3
+        finally:
+            await app.shutdown()
+
+    with Receiver() as receiver:
+        asyncio.run(main(receiver))
