@@ -190,13 +190,14 @@ class SubscriptionService:
             if config == s.config:
                 return s, False  # nothing changed: deliveries carry on undisturbed
             # One request at a time: one in flight finishes under the old configuration, and
-            # the loop takes up the new one after it. Applied once stored, not before: a write
-            # that fails leaves the old one in force.
+            # the loop takes up the new one after it; a failing event keeps its attempt count
+            # and its retry time. Applied once stored, not before: a write that fails leaves
+            # the old configuration in force.
             in_flight = self.engine.in_request(loop)
             if not in_flight:
                 await self._stop(loop)
             try:
-                saved = await self._save(loop, config=config, attempts=0, next_attempt_at=None)
+                saved = await self._save(loop, config=config)
             finally:
                 if not in_flight and s.status == ACTIVE:
                     self.engine.run(loop)

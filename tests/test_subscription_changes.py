@@ -129,11 +129,12 @@ def test_an_update_that_cannot_be_stored_is_not_used_either(tmp_path: Path) -> N
         asyncio.run(main(receiver))
 
 
-def test_an_update_stored_while_the_request_in_flight_failed_applies_at_once(
+def test_an_update_stored_while_the_request_in_flight_failed_applies_to_its_retry(
     tmp_path: Path,
 ) -> None:
-    """The request in flight fails while the update is being written: the retry it scheduled
-    (30 s, under the old policy) gives way to the new configuration at once."""
+    """The request in flight fails while the update is being written: its retry, made when
+    scheduled, goes out under the new configuration (the loop waiting under the old one is
+    started again)."""
 
     async def main(receiver: Receiver) -> None:
         app = await started(tmp_path / "data")
@@ -147,7 +148,7 @@ def test_an_update_stored_while_the_request_in_flight_failed_applies_at_once(
         try:
             service = app.subscriptions
             receiver.script(Reply(500, delay=0.2))
-            old = SubscriptionSpec(stream="s", url=receiver.url + "/old", backoff_initial=30)
+            old = SubscriptionSpec(stream="s", url=receiver.url + "/old")
             await service.put("sub", old)
             await asyncio.to_thread(receiver.wait_count, 1)
             storage.save_subscription = slow_save  # type: ignore[method-assign]

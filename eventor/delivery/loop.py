@@ -277,7 +277,8 @@ class SubscriptionLoop:
                 await policy.sleep(policy.remaining(parse_utc(s.next_attempt_at)))
                 if self.halted:
                     return Result.STOPPED
-            s.next_attempt_at = None
+            if not replay:  # a replay's retries are its own: the next event's time stands
+                s.next_attempt_at = None
             attempt = (failures if replay else s.attempts) + 1
             body, headers = builder.build(batch, attempt)
             at = utc_now()
@@ -333,13 +334,12 @@ class SubscriptionLoop:
             if reset_meanwhile:
                 self._dirty()
                 return Result.RECONFIGURED
-            if s.config is not config:
-                # Updated while this attempt was in flight: retries start afresh, as configured
-                # now (a parked event being replayed stays parked until the replay goes on).
-                if not replay:
-                    s.attempts = 0
-                self._dirty()
-                return Result.RECONFIGURED
+            reconfigured = s.config is not config
+            if reconfigured:
+                # Updated while this attempt was in flight: the attempt counts, and what comes
+                # next (a retry, a pause, parking) is as configured now.
+                config = s.config
+                policy = RetryPolicy.for_config(config)
             if replay:
                 failures = attempt
             else:
@@ -380,10 +380,16 @@ class SubscriptionLoop:
                     s.name, first.position, attempt, error,
                 )  # fmt: skip
                 return Result.STOPPED
-            # Set before a stop can end the loop: a restart waits out the rest of it.
             delay = policy.delay(failures, outcome.retry_after)
-            s.next_attempt_at = format_utc(time.time() + delay)
-            self._dirty()
+            if not replay:
+                # Stored before anything can end the loop: a restart, an update or a replay
+                # of parked events (which goes first) waits out the rest of it after.
+                s.next_attempt_at = format_utc(time.time() + delay)
+                self._dirty()
+                if self.replay_requested:
+                    return Result.RECONFIGURED
+            if reconfigured:
+                return Result.RECONFIGURED
             if self.halted:
                 return Result.STOPPED
             await policy.sleep(delay)

@@ -423,6 +423,80 @@ def test_a_410_pauses_even_when_a_reset_came_while_it_was_in_flight(
     assert len(receiver.received()) == 1
 
 
+def test_an_update_keeps_the_attempt_count_and_the_retry_time(client, stream, receiver: Receiver):
+    """A receiver's Retry-After stands through a PUT (it used to retry at once, afresh)."""
+    receiver.script(Reply(429, headers={"Retry-After": "30"}))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, backoff={"initial": 1, "max": 60})
+    before = wait_status(client, sub, lambda s: s["next_attempt_at"] is not None)
+    body = {
+        "stream": stream,
+        "url": receiver.url,
+        "timeout": 7,
+        "backoff": {"initial": 1, "max": 60},
+    }
+    after = client.put(f"/v1/subscriptions/{sub}", json=body).json()
+    assert (after["attempts"], after["next_attempt_at"]) == (1, before["next_attempt_at"])
+    assert after["config"]["timeout"] == 7
+    assert status(client, sub)["next_attempt_at"] == before["next_attempt_at"]
+    assert len(receiver.received()) == 1
+
+
+def test_a_replay_leaves_the_waiting_event_its_retry_time(client, stream, receiver: Receiver):
+    parked = {1}
+    receiver.decide(
+        lambda r: (
+            Reply(500)
+            if r.position in parked
+            else Reply(429, headers={"Retry-After": "30"})
+            if r.position == 2
+            else None
+        )
+    )
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_status(client, sub, lambda s: s["parked"] == 1)
+    body = {"stream": stream, "url": receiver.url, "max_attempts": 10, **FAST}
+    body["backoff"] = {"initial": 1, "max": 60}
+    client.put(f"/v1/subscriptions/{sub}", json=body)
+    append(client, stream, 1)
+    waiting = wait_status(client, sub, lambda s: s["next_attempt_at"] is not None)
+    parked.clear()
+    assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
+    s = wait_status(client, sub, lambda s: s["parked"] == 0)
+    assert s["next_attempt_at"] == waiting["next_attempt_at"]
+    assert [r.position for r in receiver.received()] == [1, 2, 1]
+
+
+def test_a_replay_asked_for_during_a_request_goes_before_its_retries(
+    client, stream, receiver: Receiver
+):
+    failing = {1, 2}
+    receiver.decide(
+        lambda r: (
+            Reply(500)
+            if r.position in failing
+            else Reply(500, delay=1.0)
+            if r.position == 3
+            else None
+        )
+    )
+    append(client, stream, 2)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_status(client, sub, lambda s: s["parked"] == 2)
+    body = {"stream": stream, "url": receiver.url, "max_attempts": 0}
+    body["backoff"] = {"initial": 0.5, "max": 0.5}
+    client.put(f"/v1/subscriptions/{sub}", json=body)
+    failing.clear()
+    append(client, stream, 1)  # 3 fails, slowly, for ever
+    receiver.wait_for(lambda rs: any(r.position == 3 for r in rs))
+    assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
+    wait_status(client, sub, lambda s: s["parked"] == 0)
+
+
 def test_a_replay_that_succeeds_clears_last_error(client, stream, receiver: Receiver):
     failing = {1}
     receiver.decide(lambda r: Reply(500) if r.position in failing else None)
