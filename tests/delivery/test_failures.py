@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -17,6 +18,19 @@ def attempts_of(requests: list[Received]) -> dict[int, list[int]]:
     for r in requests:
         out.setdefault(r.position, []).append(int(r.headers["x-eventor-attempt"]))
     return out
+
+
+def first_request_in_flight(
+    client: httpx.Client, stream: str, receiver: Receiver, events: int, **config: Any
+) -> str:
+    """`events` events and a new subscription whose first request takes the receiver 1 s to
+    answer; returns the subscription's name once that request is in flight."""
+    receiver.script(Reply(delay=1.0))
+    append(client, stream, events)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, **config)
+    receiver.wait_count(1)
+    return sub
 
 
 def test_random_500s_are_retried_in_order(client, stream, receiver: Receiver):
@@ -283,11 +297,7 @@ def test_deleting_during_backoff_and_recreating_starts_afresh(client, stream, re
 def test_resume_while_a_paused_request_is_in_flight_answers_at_once(
     client, stream, receiver: Receiver
 ):
-    receiver.script(Reply(delay=1.0))
-    append(client, stream, 3)
-    sub = name()
-    subscribe(client, sub, stream, receiver.url)
-    receiver.wait_count(1)
+    sub = first_request_in_flight(client, stream, receiver, 3)
     client.post(f"/v1/subscriptions/{sub}/pause")
     t = time.monotonic()
     assert client.post(f"/v1/subscriptions/{sub}/resume").json()["status"] == "active"
@@ -298,11 +308,7 @@ def test_resume_while_a_paused_request_is_in_flight_answers_at_once(
 
 
 def test_an_update_lets_the_request_in_flight_finish(client, stream, receiver: Receiver):
-    receiver.script(Reply(delay=1.0))
-    append(client, stream, 2)
-    sub = name()
-    subscribe(client, sub, stream, receiver.url, headers={"X-Version": "1"})
-    receiver.wait_count(1)
+    sub = first_request_in_flight(client, stream, receiver, 2, headers={"X-Version": "1"})
     body = {"stream": stream, "url": receiver.url, "headers": {"X-Version": "1"}}
     assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200  # no change
     body["headers"] = {"X-Version": "2"}
@@ -315,11 +321,7 @@ def test_an_update_lets_the_request_in_flight_finish(client, stream, receiver: R
 
 
 def test_a_reset_lets_the_request_in_flight_finish(client, stream, receiver: Receiver):
-    receiver.script(Reply(delay=1.0))
-    append(client, stream, 3)
-    sub = name()
-    subscribe(client, sub, stream, receiver.url)
-    receiver.wait_count(1)
+    sub = first_request_in_flight(client, stream, receiver, 3)
     r = client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 0})
     assert r.status_code == 200
     assert r.json()["position"] == 0
@@ -332,11 +334,7 @@ def test_a_reset_lets_the_request_in_flight_finish(client, stream, receiver: Rec
 
 
 def test_a_reset_ahead_is_not_undone_by_the_request_in_flight(client, stream, receiver: Receiver):
-    receiver.script(Reply(delay=1.0))
-    append(client, stream, 5)
-    sub = name()
-    subscribe(client, sub, stream, receiver.url)
-    receiver.wait_count(1)
+    sub = first_request_in_flight(client, stream, receiver, 5)
     assert client.post(f"/v1/subscriptions/{sub}/reset", json={"position": 3}).status_code == 200
     requests = receiver.wait_count(3)
     assert [x.position for x in requests] == [1, 4, 5]
