@@ -199,6 +199,10 @@ class SubscriptionLoop:
                         batch.append(event)
                     elif not batch:
                         s.position = event.position  # passed over: filtered out
+                        # (after an update of `event_types`, perhaps the event being retried:
+                        # its attempts and retry time are not the next one's)
+                        s.attempts = 0
+                        s.next_attempt_at = None
                         self._dirty()
                     index += 1
                 if not batch:

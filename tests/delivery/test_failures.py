@@ -441,6 +441,27 @@ def test_an_update_keeps_the_attempt_count_and_the_retry_time(client, stream, re
     assert len(receiver.received()) == 1
 
 
+def test_an_update_that_filters_out_the_failing_event_moves_on_afresh(
+    client, stream, receiver: Receiver
+):
+    receiver.decide(
+        lambda r: Reply(503, headers={"Retry-After": "30"}) if r.position == 1 else None
+    )
+    append(client, stream, 1, type_="Bad")
+    append(client, stream, 1, type_="Good")
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, backoff={"initial": 1, "max": 60})
+    wait_status(client, sub, lambda s: s["next_attempt_at"] is not None)
+    body = {"stream": stream, "url": receiver.url, "event_types": ["Good"]}
+    body["backoff"] = {"initial": 1, "max": 60}
+    client.put(f"/v1/subscriptions/{sub}", json=body)
+    s = wait_status(client, sub, lambda s: s["position"] == 2)
+    assert (s["attempts"], s["next_attempt_at"], s["status"]) == (0, None, "active")
+    requests = receiver.received()
+    assert [r.position for r in requests] == [1, 2]
+    assert requests[1].headers["x-eventor-attempt"] == "1"
+
+
 def test_a_replay_leaves_the_waiting_event_its_retry_time(client, stream, receiver: Receiver):
     parked = {1}
     receiver.decide(
