@@ -462,27 +462,29 @@ def test_an_update_that_filters_out_the_failing_event_moves_on_afresh(
     assert requests[1].headers["x-eventor-attempt"] == "1"
 
 
-def test_a_replay_leaves_the_waiting_event_its_retry_time(client, stream, receiver: Receiver):
-    parked = {1}
-    receiver.decide(
-        lambda r: (
-            Reply(500)
-            if r.position in parked
-            else Reply(429, headers={"Retry-After": "30"})
-            if r.position == 2
-            else None
-        )
-    )
-    append(client, stream, 1)
+def parked_then_updated(
+    client: httpx.Client, stream: str, receiver: Receiver, count: int, **policy: Any
+) -> str:
+    """`count` events parked after one attempt each, then the policy replaced by `policy`;
+    returns the subscription's name."""
+    append(client, stream, count)
     sub = name()
     subscribe(client, sub, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
-    wait_status(client, sub, lambda s: s["parked"] == 1)
-    body = {"stream": stream, "url": receiver.url, "max_attempts": 10, **FAST}
-    body["backoff"] = {"initial": 1, "max": 60}
-    client.put(f"/v1/subscriptions/{sub}", json=body)
+    wait_status(client, sub, lambda s: s["parked"] == count)
+    body = {"stream": stream, "url": receiver.url, **policy}
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    return sub
+
+
+def test_a_replay_leaves_the_waiting_event_its_retry_time(client, stream, receiver: Receiver):
+    replies = {1: Reply(500), 2: Reply(429, headers={"Retry-After": "30"})}
+    receiver.decide(lambda r: replies.get(r.position))
+    sub = parked_then_updated(
+        client, stream, receiver, 1, max_attempts=10, backoff={"initial": 1, "max": 60}
+    )
     append(client, stream, 1)
     waiting = wait_status(client, sub, lambda s: s["next_attempt_at"] is not None)
-    parked.clear()
+    del replies[1]
     assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
     s = wait_status(client, sub, lambda s: s["parked"] == 0)
     assert s["next_attempt_at"] == waiting["next_attempt_at"]
@@ -492,24 +494,12 @@ def test_a_replay_leaves_the_waiting_event_its_retry_time(client, stream, receiv
 def test_a_replay_asked_for_during_a_request_goes_before_its_retries(
     client, stream, receiver: Receiver
 ):
-    failing = {1, 2}
-    receiver.decide(
-        lambda r: (
-            Reply(500)
-            if r.position in failing
-            else Reply(500, delay=1.0)
-            if r.position == 3
-            else None
-        )
+    replies = {1: Reply(500), 2: Reply(500), 3: Reply(500, delay=1.0)}
+    receiver.decide(lambda r: replies.get(r.position))
+    sub = parked_then_updated(
+        client, stream, receiver, 2, max_attempts=0, backoff={"initial": 0.5, "max": 0.5}
     )
-    append(client, stream, 2)
-    sub = name()
-    subscribe(client, sub, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
-    wait_status(client, sub, lambda s: s["parked"] == 2)
-    body = {"stream": stream, "url": receiver.url, "max_attempts": 0}
-    body["backoff"] = {"initial": 0.5, "max": 0.5}
-    client.put(f"/v1/subscriptions/{sub}", json=body)
-    failing.clear()
+    del replies[1], replies[2]
     append(client, stream, 1)  # 3 fails, slowly, for ever
     receiver.wait_for(lambda rs: any(r.position == 3 for r in rs))
     assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
