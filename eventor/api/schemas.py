@@ -53,11 +53,18 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         default_factory=_json_null
     )
     id: uuid.UUID | None = None
-    metadata: Annotated[
-        Raw,
-        Meta(description="a JSON object, or null", extra_json_schema={"type": ["object", "null"]}),
-        JSONDefaultNull,
-    ] = msgspec.field(default_factory=_json_null)
+    # UNSET, not a factory like data's: most events carry no metadata, and the factory's call
+    # was 3 % of a batch append's time on the event loop.
+    metadata: (
+        Annotated[
+            Raw,
+            Meta(
+                description="a JSON object, or null", extra_json_schema={"type": ["object", "null"]}
+            ),
+            JSONDefaultNull,
+        ]
+        | UnsetType
+    ) = UNSET
     data_base64: (
         Annotated[str, Meta(description="Eventor extension: non-JSON data, base64-encoded")] | None
     ) = None

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -65,7 +65,7 @@ def parse_events(body: bytes) -> list[NewEvent]:
 
 
 def _new_event(index: int, item: EventIn) -> NewEvent:
-    metadata: bytes | None = bytes(item.metadata)
+    metadata: bytes | None = None if item.metadata is UNSET else bytes(item.metadata)
     if metadata == b"null":
         metadata = None
     elif metadata is not None and metadata[:1] != b"{":

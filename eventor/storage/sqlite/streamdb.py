@@ -8,6 +8,7 @@ its stream; the catalog only mirrors head and counts so listing needs no open fi
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -79,6 +80,9 @@ _ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 #: executemany hands the GIL back and forth for every row, and each hand-back can wait out the
 #: interpreter's switch interval while the event loop is busy.
 _INSERT_CHUNK = 512
+
+#: A row as a RecordedEvent: tuple.__new__ called from C, not namedtuple's _make in Python.
+_recorded = functools.partial(tuple.__new__, RecordedEvent)
 
 AppendRequest = tuple[Sequence[NewEvent], ExpectedVersion]
 Synchronous = Literal["FULL", "NORMAL", "OFF"]
@@ -376,7 +380,7 @@ class StreamDatabase:
                 rows += more
                 size += sum(len(row[_DATA]) + len(row[_METADATA] or b"") for row in more)
             cursor.close()
-        return list(map(RecordedEvent._make, rows))
+        return list(map(_recorded, rows))
 
     def state(self) -> StreamState:
         return StreamState(self.name, self.head, self.created, self.updated, dict(self.event_types))
@@ -396,7 +400,7 @@ class StreamDatabase:
             " ORDER BY v.type, v.position",
             (self.name,),
         ).fetchall()
-        return list(map(RecordedEvent._make, rows))
+        return list(map(_recorded, rows))
 
 
 def _add(counts: dict[str, int], more: dict[str, int]) -> None:
