@@ -91,6 +91,20 @@ def test_a_utf8_event_type_header_reads_back_as_sent(client, stream):
     assert client.get(f"/v1/streams/{stream}/events").json()["events"][0]["type"] == "Über"
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [(" \tOrder\u00a0 ", "Order\u00a0"), ("\u3000", "\u3000"), ("T\u3000", "T\u3000")],
+)
+def test_event_type_keeps_other_whitespace(client, server, stream, sent, stored):
+    """Go trims spaces and tabs around a header value, and nothing else."""
+    latin1 = sent.encode().decode("latin-1")  # the UTF-8 bytes, as http.client sends them
+    status, _, body = raw_request(
+        server.url, "POST", f"/streams/{stream}", b"{}", {"X-Event-Type": latin1}
+    )
+    assert (status, body) == (200, b"Created\n")
+    assert get(client, stream)[0]["type"] == stored
+
+
 def test_positions_start_at_one_without_gaps(client, stream):
     for n in range(5):
         assert post(client, stream, json.dumps({"n": n}).encode()).status_code == 200

@@ -8,6 +8,7 @@ import json
 import pytest
 from delivery.helpers import append, name, wait_status
 from delivery.receiver import Receiver
+from helpers import raw_request
 
 URL = "http://127.0.0.1:9/hook"
 
@@ -217,3 +218,22 @@ def test_deleting_stops_deliveries(client, stream, sub, receiver):
         control.wait_count(4)
         client.delete(f"/subscriptions/{control_name}")
     assert len(receiver.received()) == 2
+
+
+def test_original_slash_in_subscription_name(client, server, stream):
+    """No subscription's name holds a slash: the original routes answer as for an unknown name."""
+    path = "/subscriptions/a%2Fb"
+    status, _, body = raw_request(server.url, "DELETE", path)
+    assert (status, body) == (200, b"Deleted\n")  # deleting is idempotent
+    for action in ("pause", "resume"):
+        status, _, body = raw_request(server.url, "POST", f"{path}/{action}")
+        assert (status, body) == (400, b"Subscription doesn't exist\n")
+    body = json.dumps({"stream": stream, "url": URL}).encode()
+    status, headers, _ = raw_request(
+        server.url, "POST", path, body, {"Content-Type": "application/json"}
+    )
+    assert status == 400 and headers["content-type"].startswith("text/plain")
+    assert "a/b" not in {s["name"] for s in client.get("/subscriptions").json()}
+    status, headers, _ = raw_request(server.url, "DELETE", "/v1/subscriptions/a%2Fb")
+    assert status == 400 and headers["content-type"] == "application/problem+json"
+

@@ -96,7 +96,8 @@ class OriginalRoutes:
     async def append(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Raw ASGI: the hottest route (see routing.py)."""
         stream = check_stream_name(scope["path_params"]["stream"])
-        event_type = _utf8(header(scope, b"x-event-type") or "").strip()
+        # Go trims the optional whitespace around a header value (spaces and tabs), no more.
+        event_type = _utf8(header(scope, b"x-event-type") or "").strip(" \t")
         if not event_type:
             raise HTTPProblem(400, MISSING_TYPE)
         content_type = header(scope, b"content-type") or JSON_CONTENT_TYPE
