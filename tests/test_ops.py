@@ -77,3 +77,16 @@ def test_metrics_count_appends_commits_and_streams(client):
     assert after["commits_total"] - before["commits_total"] == 2
     assert after["streams"] - before["streams"] == 1
     assert after["open_streams"] >= 1
+
+
+def test_ready_is_503_once_the_data_dir_is_moved_away(make_server):
+    server = make_server()
+    assert httpx.get(f"{server.url}/ready").status_code == 200
+    moved = server.data_dir.with_name("moved")
+    server.data_dir.rename(moved)
+    try:
+        assert_problem(httpx.get(f"{server.url}/ready"), 503)
+        assert httpx.get(f"{server.url}/health").status_code == 200  # still alive, not ready
+    finally:
+        moved.rename(server.data_dir)
+    assert httpx.get(f"{server.url}/ready").status_code == 200

@@ -115,7 +115,11 @@ class OpsRoutes:
 
     async def ready(self, request: Request) -> Response:
         if not self._storage.is_open:
-            raise HTTPProblem(503, "the storage is not open or its disk failed", code="not-ready")
+            raise HTTPProblem(
+                503,
+                "the storage is not open, its disk failed, or its data directory is gone",
+                code="not-ready",
+            )
         return json_response({"status": "ready"})
 
     async def metrics(self, request: Request) -> Response:
@@ -138,8 +142,8 @@ READY_DOC = Doc(
         200: (ReadyOut, "ready; `status` is `ready`"),
         503: (
             Problem,
-            "not ready: the storage is not open (starting or stopping), or its disk failed a"
-            " flush (restart needed)",
+            "not ready: the storage is not open (starting or stopping), its disk failed a"
+            " flush (restart needed), or its data directory was moved or removed",
         ),
     },
 )

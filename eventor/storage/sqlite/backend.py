@@ -66,6 +66,7 @@ class SQLiteStorage(Storage):
         self._flushing: asyncio.Future[None] | None = None
         self._lock_fd: int | None = None
         self._open = False
+        self._streams_dir_id = (-1, -1)
         self._reconcile_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="eventor-stream")
         self._catalog_executor = ThreadPoolExecutor(1, thread_name_prefix="eventor-catalog")
@@ -100,13 +101,23 @@ class SQLiteStorage(Storage):
 
     @property
     def is_open(self) -> bool:
-        """Open, and its disk has not failed a flush (after one, only a restart helps)."""
-        return self._open and self._pool.failed is None
+        """Open, its disk has not failed a flush (after one, only a restart helps), and its
+        streams directory is still where it was (not moved or removed under the server)."""
+        return self._open and self._pool.failed is None and self._same_streams_dir()
+
+    def _same_streams_dir(self) -> bool:
+        try:
+            found = os.stat(self.data_dir / STREAMS_DIR)
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) == self._streams_dir_id
 
     async def open(self) -> None:
         streams_dir = self.data_dir / STREAMS_DIR
         streams_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(self.data_dir / LOCK_FILE)
+        opened = os.stat(streams_dir)
+        self._streams_dir_id = (opened.st_dev, opened.st_ino)
         if self._flush is not None:
             self._flush.open()
         loop = asyncio.get_running_loop()
