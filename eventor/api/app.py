@@ -87,9 +87,8 @@ class EventorApp:
         meant: Route | None = None
         if route is None:
             meant, meant_params = self.router.match_encoded_slashes(method, scope.get("raw_path"))
-            if meant is not None and meant.errors == "text" and "stream" not in meant_params:
-                # The original's subscription routes: a name holding a slash is a name no
-                # subscription has, answered as such (DELETE: "Deleted"; pause: 400).
+            if meant is not None and not meant.refuses_encoded_slash:
+                # A name no subscription has, answered as such (DELETE: "Deleted"; pause: 400).
                 route, params, meant = meant, meant_params, None
         if route is None:
             style: ErrorStyle = "problem" if path.startswith("/v1/") else "text"
