@@ -23,7 +23,7 @@ from .delivery import DeliveryEngine
 from .delivery.loop import SubscriptionLoop
 from .delivery.policy import ORIGINAL_DELAYS, ORIGINAL_MAX_ATTEMPTS
 from .delivery.signing import SECRET_RULE, secret_key
-from .errors import InvalidRequest, SubscriptionExists, SubscriptionNotFound
+from .errors import InvalidRequest, StreamNotFound, SubscriptionExists, SubscriptionNotFound
 from .names import check_stream_name, check_subscription_name
 from .settings import Settings
 from .storage.base import Storage
@@ -112,6 +112,10 @@ class SubscriptionService:
             s = record.subscription
             head = self._storage.head(s.config.stream) or 0
             if s.position > head:
+                # The registry's head may lag the file after a crash (it is re-checked in the
+                # background): ask the stream's file before warning.
+                head = await self._true_head(s.config.stream)
+            if s.position > head:
                 # The stream lost events it had (its file removed or replaced by hand): new
                 # events up to the position would pass unseen. Say so; a reset decides.
                 log.warning(
@@ -123,6 +127,12 @@ class SubscriptionService:
 
     async def stop(self) -> None:
         await self.engine.stop()
+
+    async def _true_head(self, stream: str) -> int:
+        try:
+            return (await self._storage.read(stream, MAX_POSITION, 1)).head
+        except StreamNotFound:
+            return 0
 
     def hurry(self) -> None:
         """Stop now: abandon the requests in flight that `stop` would wait for."""
