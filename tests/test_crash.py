@@ -206,6 +206,27 @@ def test_a_crash_before_a_new_streams_first_commit_leaves_no_stream(make_server)
     assert "registered 2 " not in server.log()
 
 
+def test_a_crash_before_a_new_files_schema_commits_is_no_alarm(make_server):
+    """A crash can also leave the new file without even its tables: said calmly, reused."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.post("/v1/streams/kept/events", json={"type": "T"}).status_code == 201
+    server.kill()
+    path = stream_path(server.data_dir, "unmade")
+    blank = sqlite3.connect(path)
+    blank.execute("PRAGMA journal_mode = WAL")  # set before the schema's transaction
+    blank.close()
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.get("/v1/streams/unmade").status_code == 404
+        assert c.post("/v1/streams/unmade/events", json={"type": "T"}).status_code == 201
+        assert c.get("/v1/streams/unmade").json()["head"] == 1
+        assert [s["name"] for s in c.get("/v1/streams").json()["streams"]] == ["kept", "unmade"]
+    log = server.log()
+    assert "a crash cut it short" in log
+    assert "not a stream database" not in log
+
+
 def test_a_storage_failure_is_a_500_and_is_logged(make_server):
     server = make_server()
     with httpx.Client(base_url=server.url, timeout=30) as c:

@@ -34,7 +34,7 @@ from .files import CATALOG_FILE, LOCK_FILE, STREAM_SUFFIX, STREAMS_DIR, stream_f
 from .flush import FileSystemFlush
 from .pool import StreamPool
 from .registry import Registry
-from .streamdb import StreamDatabase, StreamState, Synchronous, read_stream_name
+from .streamdb import StreamDatabase, StreamState, Synchronous, is_blank, read_stream_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -195,6 +195,9 @@ class SQLiteStorage(Storage):
                 continue
             path = streams_dir / file
             found = await loop.run_in_executor(self._executor, read_stream_name, path)
+            if found is None and await loop.run_in_executor(self._executor, is_blank, path):
+                log.info("ignoring %s: a crash cut it short before it held anything", path)
+                continue
             if found is None or path.name != _safe_file_name(found):
                 log.warning("ignoring %s: not a stream database of this data directory", path)
                 continue

@@ -477,6 +477,22 @@ def read_stream_name(path: Path) -> str | None:
         conn.close()
 
 
+def is_blank(path: Path) -> bool:
+    """Whether `path` is a database without a single table: a stream file a crash cut short
+    before its schema committed (it is made anew, in place, when its stream is appended to)."""
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # as read_stream_name: no -shm file
+        return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.close()
+
+
 def _insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start : start + _INSERT_CHUNK]
