@@ -561,6 +561,13 @@ def test_limit_bounds_are_accepted(client, ten):
     assert len(read(client, ten, limit=1000).json()["events"]) == 10
 
 
+def test_a_repeated_query_parameter_counts_with_its_first_value(client, ten):
+    r = client.get(f"/v1/streams/{ten}/events?limit=5&limit=500&from=3&from=1")
+    assert positions(r.json()["events"]) == [3, 4, 5, 6, 7]
+    r = client.get(f"/v1/streams/{ten}/events?limit=&from=")  # empty: the defaults
+    assert positions(r.json()["events"]) == list(range(1, 11))
+
+
 def test_unknown_stream_is_404(client, server, stream):
     before = stream_files(server.data_dir)
     assert_problem(read(client, stream), 404)
