@@ -16,10 +16,12 @@ _JSON_STARTS = frozenset(bytes([c]) for c in b'{["-0123456789tfn')
 _KINDS = {b"[": "(array)", b'"': "(string)", b"n": "(null)", b"t": "(boolean)", b"f": "(boolean)"}
 #: Object shapes by their keys in the order they came. Sorting and encoding the keys cost more
 #: than decoding them (1.3 of 2.3 µs an event), and a stream carries few shapes. Bounded: it
-#: starts afresh when full, and objects of many keys are not kept.
+#: starts afresh when full, and keeps only objects whose keys are few and short (at most
+#: ~4096 x 2 x 512 characters in all, however large the keys clients send).
 _SHAPES: dict[tuple[str, ...], str] = {}
 _SHAPES_KEPT = 4096
 _KEYS_KEPT = 64
+_KEY_CHARS_KEPT = 512
 
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -91,6 +93,8 @@ def _object_shape(keys: dict[str, msgspec.Raw]) -> str:
     order = tuple(keys)
     shape = _SHAPES.get(order)
     if shape is None:
+        if sum(map(len, order)) > _KEY_CHARS_KEPT:
+            return _encode(sorted(keys)).decode()
         if len(_SHAPES) >= _SHAPES_KEPT:
             _SHAPES.clear()
         shape = _SHAPES[order] = _encode(sorted(keys)).decode()

@@ -114,7 +114,8 @@ class SubscriptionService:
             if s.position > head:
                 # The registry's head may lag the file after a crash (it is re-checked in the
                 # background): ask the stream's file before warning.
-                head = await self._true_head(s.config.stream)
+                found = await self._true_head(s.config.stream)
+                head = head if found is None else found
             if s.position > head:
                 # The stream lost events it had (its file removed or replaced by hand): new
                 # events up to the position would pass unseen. Say so; a reset decides.
@@ -128,11 +129,15 @@ class SubscriptionService:
     async def stop(self) -> None:
         await self.engine.stop()
 
-    async def _true_head(self, stream: str) -> int:
+    async def _true_head(self, stream: str) -> int | None:
+        """The head as the stream's own file says; None when the file cannot say (the
+        background re-check logs why: one broken file must not keep the server from starting)."""
         try:
             return (await self._storage.read(stream, MAX_POSITION, 1)).head
         except StreamNotFound:
             return 0
+        except Exception:
+            return None
 
     def hurry(self) -> None:
         """Stop now: abandon the requests in flight that `stop` would wait for."""

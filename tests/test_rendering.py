@@ -8,7 +8,6 @@ from msgspec import UNSET, Raw
 
 from eventor.api.rendering import encoder, event_out
 from eventor.api.schemas import EventOut
-from eventor.payloads import describe
 from eventor.types import RecordedEvent
 
 CREATED = "2026-11-28T02:54:41.123456Z"
@@ -54,18 +53,9 @@ def test_event_out_is_written_as_the_schema_says(
     assert encoder.encode(event_out(event)) == encoder.encode(_as_schema(event))
 
 
-def test_every_schema_field_is_rendered() -> None:
+@pytest.mark.parametrize(("is_json", "absent"), [(True, "data_base64"), (False, "data")])
+def test_every_schema_field_is_rendered(is_json: bool, absent: str) -> None:
     # A field added to EventOut must be added to the positional structs too.
-    event = RecordedEvent("i", "s", 1, "t", b"{}", "application/json", True, b"{}", CREATED)
+    event = RecordedEvent("i", "s", 1, "t", b"{}", "application/json", is_json, b"{}", CREATED)
     rendered = msgspec.json.decode(encoder.encode(event_out(event)))
-    assert set(rendered) == set(EventOut.__struct_fields__) - {"data_base64"}
-
-
-def test_shapes_of_objects_do_not_depend_on_key_order() -> None:
-    assert describe(b'{"b": 1, "a": {"z": 0}}', "application/json") == (True, '["a","b"]')
-    assert describe(b'{"a": 2, "b": 1}', "application/json") == (True, '["a","b"]')
-    many = b"{" + b",".join(b'"k%d": %d' % (i, i) for i in range(100)) + b"}"
-    assert (
-        describe(many, "application/json")[1]
-        == msgspec.json.encode(sorted(f"k{i}" for i in range(100))).decode()
-    )
+    assert list(rendered) == [f for f in EventOut.__struct_fields__ if f != absent]

@@ -57,7 +57,8 @@ class Storage(abc.ABC):
     @property
     @abc.abstractmethod
     def is_open(self) -> bool:
-        """True between a successful `open` and `close`."""
+        """True between a successful `open` and `close` while the storage can serve (a
+        backend may say False sooner: its disk failed, its files went away)."""
 
     @abc.abstractmethod
     async def append(

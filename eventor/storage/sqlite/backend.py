@@ -30,7 +30,14 @@ from ...types import (
 from ..base import Storage
 from . import flush, subscriptions
 from .catalog import Catalog
-from .files import CATALOG_FILE, LOCK_FILE, STREAM_SUFFIX, STREAMS_DIR, stream_file_name
+from .files import (
+    CATALOG_FILE,
+    LOCK_FILE,
+    STREAM_FILE,
+    STREAM_SUFFIX,
+    STREAMS_DIR,
+    stream_file_name,
+)
 from .flush import FileSystemFlush
 from .pool import StreamPool
 from .registry import Registry
@@ -195,7 +202,12 @@ class SQLiteStorage(Storage):
                 continue
             path = streams_dir / file
             found = await loop.run_in_executor(self._executor, read_stream_name, path)
-            if found is None and await loop.run_in_executor(self._executor, is_blank, path):
+            made_here = STREAM_FILE.fullmatch(file) is not None
+            if (
+                found is None
+                and made_here
+                and await loop.run_in_executor(self._executor, is_blank, path)
+            ):
                 log.info("ignoring %s: a crash cut it short before it held anything", path)
                 continue
             if found is None or path.name != _safe_file_name(found):

@@ -19,6 +19,8 @@ LOCK_FILE = ".lock"
 STREAM_SUFFIX = ".db"
 
 _NOT_SLUG = re.compile(r"[^a-z0-9_-]")
+#: Every name `stream_file_name` makes matches this.
+STREAM_FILE = re.compile(r"[a-z0-9_-]{1,40}-[0-9a-f]{24}\.db")
 
 
 def stream_file_name(stream: str) -> str:

@@ -486,7 +486,7 @@ def is_blank(path: Path) -> bool:
         return False
     try:
         conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # as read_stream_name: no -shm file
-        return bool(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0)
+        return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0  # type: ignore[no-any-return]
     except sqlite3.DatabaseError:
         return False
     finally:
