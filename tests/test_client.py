@@ -1,0 +1,187 @@
+"""The Python client (eventor.client) against a real server over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+
+import httpx
+import pytest
+from delivery.receiver import Receiver, Reply
+from helpers import unique, wait_until
+
+from eventor.api import create_app
+from eventor.client import AsyncClient, Client, ClientError
+from eventor.errors import (
+    IdempotencyConflict,
+    InvalidName,
+    InvalidRequest,
+    StreamNotFound,
+    SubscriptionNotFound,
+    WrongExpectedVersion,
+)
+from eventor.types import NO_STREAM
+
+
+@pytest.fixture
+def eventor(server):
+    with Client(server.url) as client:
+        yield client
+
+
+def test_append_and_read_back_bytes_as_sent(eventor, stream):
+    one = eventor.append(stream, {"type": "Opened", "data": {"n": 1}})
+    assert (one.first_position, one.last_position, one.created) == (1, 1, True)
+    binary = base64.b64encode(b"\x00\xffPNG").decode()
+    many = eventor.append(
+        stream,
+        [
+            {"type": "Noted", "data": [1, 2.50, "x"], "metadata": {"by": "test"}},
+            {"type": "Pictured", "data_base64": binary, "content_type": "image/png"},
+        ],
+    )
+    assert (many.first_position, many.last_position, len(many.ids)) == (2, 3, 2)
+    page = eventor.read(stream)
+    assert (page.head, page.next) == (3, 4)
+    first, second, third = page.events
+    assert (first.type, json.loads(first.data), first.is_json) == ("Opened", {"n": 1}, True)
+    assert second.data == b'[1,2.5,"x"]'  # the bytes as httpx sent them
+    assert json.loads(second.metadata or b"") == {"by": "test"}
+    assert first.metadata is None
+    assert (third.data, third.is_json, third.content_type) == (b"\x00\xffPNG", False, "image/png")
+    assert [e.id for e in page.events[1:]] == list(many.ids)
+    backward = eventor.read(stream, backward=True, limit=2)
+    assert ([e.position for e in backward.events], backward.next) == ([3, 2], 1)
+
+
+def test_iter_events_pages_through_the_whole_stream(eventor, stream):
+    eventor.append(stream, [{"type": "T", "data": n} for n in range(25)])
+    events = list(eventor.iter_events(stream, page_size=7))
+    assert [e.position for e in events] == list(range(1, 26))
+    assert [json.loads(e.data) for e in events] == list(range(25))
+    assert [e.position for e in eventor.iter_events(stream, 20, page_size=3)] == list(range(20, 26))
+
+
+def test_errors_are_eventors_own_with_the_servers_words(eventor, stream):
+    with pytest.raises(StreamNotFound) as missing:
+        eventor.read(stream)
+    assert missing.value.stream == stream
+    assert missing.value.problem["status"] == 404
+    eventor.append(stream, {"type": "T"}, expected_version=NO_STREAM)
+    with pytest.raises(WrongExpectedVersion) as conflict:
+        eventor.append(stream, {"type": "T"}, expected_version=0)
+    assert (conflict.value.stream, conflict.value.current) == (stream, 1)
+    with pytest.raises(InvalidName):
+        eventor.append("no spaces", {"type": "T"})
+    with pytest.raises(InvalidRequest, match="type"):
+        eventor.append(stream, {"data": 1})
+    with pytest.raises(InvalidRequest, match="UUID"):
+        eventor.append(stream, {"type": "T", "id": "not-a-uuid"})
+
+
+def test_an_idempotent_retry_says_so_and_a_partial_one_conflicts(eventor, stream):
+    events = [
+        {"type": "T", "id": "0193b0c2-1111-7abc-8def-0123456789a1"},
+        {"type": "T", "id": "0193b0c2-1111-7abc-8def-0123456789a2"},
+    ]
+    first = eventor.append(stream, events)
+    again = eventor.append(stream, events)
+    assert (again.first_position, again.last_position, again.created) == (1, 2, False)
+    assert again.ids == first.ids
+    with pytest.raises(IdempotencyConflict):
+        eventor.append(stream, [events[1], {"type": "T"}])
+
+
+def test_a_long_poll_and_the_live_stream_see_new_events(eventor, stream):
+    eventor.append(stream, [{"type": "T", "data": 1}, {"type": "T", "data": 2}])
+    later = threading.Timer(0.2, eventor.append, (stream, {"type": "Late", "data": 3}))
+    later.start()
+    page = eventor.read(stream, 3, wait=10)
+    assert [e.type for e in page.events] == ["Late"]
+    seen = []
+    with Client(eventor._http.base_url) as other:
+        for event in other.live(stream, start=2):
+            seen.append(event.position)
+            if event.position == 2:
+                eventor.append(stream, {"type": "T", "data": 4})
+            if len(seen) == 3:
+                break
+    assert seen == [2, 3, 4]
+
+
+def test_streams_and_stream_info(eventor):
+    prefix = unique("client-list")
+    for n in range(3):
+        eventor.append(f"{prefix}-{n}", [{"type": "A"}, {"type": "B"}, {"type": "B"}])
+    listed = list(eventor.streams(prefix))
+    assert [s["name"] for s in listed] == [f"{prefix}-{n}" for n in range(3)]
+    info = eventor.stream(f"{prefix}-0")
+    assert (info["head"], info["event_types"]) == (3, {"A": 1, "B": 2})
+
+
+def test_a_subscription_from_put_to_delete(eventor, stream):
+    with Receiver() as receiver:
+        receiver.script(Reply(500))
+        eventor.append(stream, [{"type": "T", "data": n} for n in range(3)])
+        sub = unique("client-sub")
+        created = eventor.put_subscription(
+            sub, stream, receiver.url, max_attempts=1, on_exhausted="park"
+        )
+        assert created["name"] == sub
+        receiver.wait_count(3)  # 1 failed (parked), 2, 3
+        wait_until(lambda: eventor.subscription(sub)["position"] == 3)
+        assert [p["position"] for p in eventor.parked(sub)] == [1]
+        assert eventor.deliveries(sub, limit=1)[0]["position"] == 3
+        assert eventor.replay_parked(sub) == 1
+        assert receiver.wait_count(4)[-1].position == 1
+        wait_until(lambda: eventor.parked(sub) == [])
+        assert eventor.pause(sub)["status"] == "paused"
+        assert eventor.resume(sub)["status"] == "active"
+        assert eventor.reset(sub, 1)["position"] == 1
+        assert sub in {s["name"] for s in eventor.subscriptions()}
+        eventor.delete_subscription(sub)
+        with pytest.raises(SubscriptionNotFound) as gone:
+            eventor.subscription(sub)
+        assert gone.value.name == sub
+
+
+def test_an_answer_that_is_not_a_problem_is_a_client_error():
+    with Receiver() as not_eventor:  # say, a proxy in front of a stopped server
+        not_eventor.script(Reply(502))
+        with Client(not_eventor.url) as client, pytest.raises(ClientError, match="502") as failed:
+            client.read("orders")
+    assert failed.value.status == 502
+
+
+def test_the_async_client_in_process(tmp_path):
+    """`transport=` drives the real app in-process, storage and all."""
+    app = create_app(data_dir=tmp_path / "data")
+
+    async def scenario() -> None:
+        await app.startup()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with AsyncClient("http://eventor", transport=transport) as eventor:
+                result = await eventor.append(
+                    "orders", [{"type": "T", "data": n} for n in range(5)]
+                )
+                assert (result.first_position, result.last_position) == (1, 5)
+                events = [e async for e in eventor.iter_events("orders", page_size=2)]
+                assert [json.loads(e.data) for e in events] == list(range(5))
+                assert (await eventor.stream("orders"))["head"] == 5
+                assert [s["name"] async for s in eventor.streams()] == ["orders"]
+                with pytest.raises(WrongExpectedVersion):
+                    await eventor.append("orders", {"type": "T"}, expected_version=4)
+                await eventor.put_subscription("hook", "orders", "http://127.0.0.1:9/", start="end")
+                assert (await eventor.pause("hook"))["status"] == "paused"
+                assert (await eventor.reset("hook", 2))["position"] == 2
+                assert [s["name"] for s in await eventor.subscriptions()] == ["hook"]
+                await eventor.delete_subscription("hook")
+                with pytest.raises(SubscriptionNotFound):
+                    await eventor.subscription("hook")
+        finally:
+            await app.shutdown()
+
+    asyncio.run(scenario())

@@ -1,0 +1,78 @@
+"""Dependencies point one way (docs/architecture.md): read every module's imports and check."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import eventor
+
+PACKAGE = Path(eventor.__file__).parent
+#: Which parts of eventor each part may import (by dotted prefix, below `eventor.`).
+BASE = ("types", "errors", "names", "settings", "clock", "ids", "payloads")
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "types": (),
+    "errors": (),
+    "client": ("types", "errors"),
+    "storage": (*BASE, "storage"),
+    "appended": BASE,
+    "store": (*BASE, "appended", "storage.base"),
+    "delivery": (*BASE, "delivery", "store", "storage.base"),
+    "subscriptions": (*BASE, "delivery", "store", "storage.base"),
+}
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(p for p in parts if p != "__init__")
+
+
+def _imports(path: Path) -> set[str]:
+    """The eventor modules `path` imports (relative imports resolved), without `eventor.`."""
+    here = _module(path).split(".")
+    if path.name != "__init__.py":
+        here = here[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - node.level + 1]
+                target = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+            elif (node.module or "").startswith("eventor"):
+                target = (node.module or "").removeprefix("eventor").strip(".")
+            else:
+                continue
+            found.add(target)
+        elif isinstance(node, ast.Import):
+            found |= {
+                a.name.removeprefix("eventor.") for a in node.names if a.name.startswith("eventor.")
+            }
+    return {name for name in found if name}
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "ui" not in p.relative_to(PACKAGE).parts)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_module)
+def test_imports_point_one_way(path: Path) -> None:
+    module = _module(path)
+    rule = next(
+        (
+            k
+            for k in sorted(ALLOWED, key=len, reverse=True)
+            if module == k or module.startswith(k + ".")
+        ),
+        None,
+    )
+    if rule is None:
+        return  # api, cli, __main__: the top, free to import below
+    allowed = ALLOWED[rule]
+    wrong = {
+        name
+        for name in _imports(path)
+        if not any(name == ok or name.startswith(ok + ".") for ok in allowed)
+        and not name.startswith(module)
+    }
+    assert not wrong, f"{module} imports {sorted(wrong)}; it may import only {allowed}"
