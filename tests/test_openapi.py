@@ -32,7 +32,12 @@ from openapi_spec_validator import validate as validate_openapi
 
 from eventor import __version__
 from eventor.api.app import create_app
-from eventor.api.openapi import ENCODED_SLASH_400, UndocumentedRoutes, build_openapi
+from eventor.api.openapi import (
+    CROSS_ORIGIN_403,
+    ENCODED_SLASH_400,
+    UndocumentedRoutes,
+    build_openapi,
+)
 from eventor.api.routing import Doc, Route
 
 # -- the document as the code builds it (for parametrizing) ----------------------------------
@@ -847,6 +852,10 @@ def test_documented_response_is_what_the_route_answers(
         responses = BUILT["paths"][path][method.lower()]["responses"]
         if responses["400"]["description"] == ENCODED_SLASH_400:
             run = _encoded_slash_case(method, path)
+    if run is None and status == "403":
+        responses = BUILT["paths"][path][method.lower()]["responses"]
+        if responses["403"]["description"] == CROSS_ORIGIN_403:
+            run = _cross_origin_case(method, path)
     if run is None:
         if OWN_PATHS.match(path):
             pytest.fail(f"no case exercises the documented {method} {path} {status}: add one")
@@ -861,6 +870,16 @@ def _encoded_slash_case(method: str, path: str) -> Case:
         url = re.sub(r"{[a-z_]+}", "a%2Fb", path)
         r = c.request(method, url)
         assert "%2F" in r.text
+        return Answer.of(r)
+
+    return run
+
+
+def _cross_origin_case(method: str, path: str) -> Case:
+    def run(c: httpx.Client, seed: Seed) -> Answer:
+        url = re.sub(r"{[a-z_]+}", "x", path)
+        r = c.request(method, url, headers={"Origin": "https://elsewhere.example"})
+        assert "another origin" in r.text
         return Answer.of(r)
 
     return run

@@ -20,6 +20,7 @@ from .compat_subscriptions import OriginalSubscriptionRoutes
 from .dashboard import DashboardRoutes
 from .docs import DocsRoutes
 from .ops import OpsRoutes, SubscriptionCollector
+from .origins import cross_origin_write
 from .params import header
 from .problems import HTTPProblem, from_error, problem_response, text_response
 from .routing import ErrorStyle, Handler, RawHandler, Route, Router
@@ -109,6 +110,12 @@ class EventorApp:
             if method in _CORS_METHODS:
                 response.headers["access-control-allow-origin"] = "*"
             await response(scope, receive, send)
+            return
+        refused = cross_origin_write(scope)
+        if refused is not None:
+            await _render(HTTPProblem(403, refused, code="cross-origin"), route.errors)(
+                scope, receive, send
+            )
             return
         scope["path_params"] = params
         try:

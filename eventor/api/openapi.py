@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from .. import __version__
+from .origins import WRITE_METHODS
 from .problems import PROBLEM_CONTENT_TYPE
 from .routing import Doc, Media, Param, Route
 from .schemas import Problem
@@ -47,6 +48,9 @@ TAGS = {
 
 
 ENCODED_SLASH_400 = "a path parameter holds an encoded slash (%2F), which no name may hold"
+CROSS_ORIGIN_403 = (
+    "a browser sent this write from a page of another origin (Sec-Fetch-Site or Origin): refused"
+)
 
 
 class UndocumentedRoutes(ValueError):
@@ -118,6 +122,10 @@ class _Builder:
             # The app refuses an encoded slash in any path parameter (app.py), whatever the route.
             body = Problem if route.errors == "problem" else str
             responses["400"] = self._response(body, ENCODED_SLASH_400)
+        if route.method in WRITE_METHODS:
+            # The app refuses cross-origin writes (origins.py), whatever the route.
+            body = Problem if route.errors == "problem" else str
+            responses["403"] = self._response(body, CROSS_ORIGIN_403)
         op["responses"] = responses or {"default": {"description": "undocumented"}}
         return op
 

@@ -25,6 +25,7 @@ PROBLEM_TYPE_PREFIX = "urn:eventor:problem:"
 
 TITLES = {
     400: "Bad Request",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",

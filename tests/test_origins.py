@@ -1,0 +1,72 @@
+"""Writes from a web page of another origin are refused (CSRF); reads stay open to any origin."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from helpers import assert_problem, unique
+
+ELSEWHERE = "https://attacker.example"
+
+
+def test_a_cross_origin_simple_post_changes_nothing(client, stream):
+    """What any page can send without a preflight: a text/plain POST, or one without a body."""
+    sub = unique("csrf")
+    body = f'{{"stream": "{stream}", "url": "{ELSEWHERE}/exfil"}}'
+    r = client.post(
+        f"/subscriptions/{sub}",
+        content=body,
+        headers={"Origin": ELSEWHERE, "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith("text/plain")
+    assert sub not in {s["name"] for s in client.get("/subscriptions").json()}
+    r = client.post(f"/streams/{stream}", content=b"{}", headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    assert client.get(f"/streams/{stream}/0/10").json() == []
+    assert (
+        client.put(
+            f"/v1/subscriptions/{sub}", json={"stream": stream, "url": "http://127.0.0.1:9/"}
+        ).status_code
+        == 201
+    )
+    for site in ("cross-site", "same-site"):  # another port on the same host is same-site
+        r = client.post(f"/v1/subscriptions/{sub}/pause", headers={"Sec-Fetch-Site": site})
+        assert_problem(r, 403)
+        assert "another origin" in r.json()["detail"]
+    assert client.get(f"/v1/subscriptions/{sub}").json()["status"] == "active"
+    client.delete(f"/v1/subscriptions/{sub}")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl, services, the Python client: no browser headers at all
+        {"Sec-Fetch-Site": "same-origin"},  # the dashboard
+        {"Sec-Fetch-Site": "none"},  # typed by the user
+        {"Origin": "SAME"},  # a browser without Sec-Fetch-Site, same origin
+    ],
+)
+def test_writes_from_clients_and_the_own_origin_go_ahead(client, server, stream, headers):
+    if headers.get("Origin") == "SAME":
+        headers = {"Origin": server.url}
+    r = client.post(f"/v1/streams/{stream}/events", json={"type": "T"}, headers=headers)
+    assert r.status_code == 201
+
+
+def test_an_origin_naming_another_port_or_null_is_refused(client, server, stream):
+    port = int(httpx.URL(server.url).port or 80)
+    for origin in (f"http://127.0.0.1:{port + 1}", "null", f"ftp://127.0.0.1:{port}"):
+        r = client.post(
+            f"/v1/streams/{stream}/events", json={"type": "T"}, headers={"Origin": origin}
+        )
+        assert_problem(r, 403)
+    assert client.get(f"/v1/streams/{stream}").status_code == 404  # nothing was appended
+
+
+def test_reads_stay_open_to_any_origin(client, stream):
+    client.post(f"/v1/streams/{stream}/events", json={"type": "T"})
+    headers = {"Origin": ELSEWHERE, "Sec-Fetch-Site": "cross-site"}
+    r = client.get(f"/v1/streams/{stream}/events", headers=headers)
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "*"
