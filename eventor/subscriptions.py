@@ -186,11 +186,18 @@ class SubscriptionService:
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def put(self, name: str, spec: SubscriptionSpec) -> tuple[Subscription, bool]:
-        """Create (True) or update (False) a subscription from a v1 PUT."""
+    async def put(
+        self, name: str, spec: SubscriptionSpec, *, exists: bool | None = None
+    ) -> tuple[Subscription, bool]:
+        """Create (True) or update (False) a subscription from a v1 PUT. `exists`: only update
+        (SubscriptionNotFound when there is none), or only create (SubscriptionExists)."""
         check_subscription_name(name)
         async with self._changes:
             loop = self.engine.loops.get(name)
+            if exists is not None and exists != (loop is not None):
+                if exists:
+                    raise SubscriptionNotFound(name)
+                raise SubscriptionExists(f"subscription {name!r} already exists")
             if loop is None:
                 config = self._config(spec, None)
                 position = self._start_position(config.stream, spec.start)

@@ -455,6 +455,15 @@ def create_bad_subscription(c: httpx.Client, seed: Seed) -> Answer:
     return Answer.of(r)
 
 
+@case("PUT", SUB, 412)
+def update_subscription_gone(c: httpx.Client, seed: Seed) -> Answer:
+    name = f"oa-{uuid.uuid4().hex[:12]}"
+    body = {"stream": seed.stream, "url": seed.hook}
+    r = c.put(f"/v1/subscriptions/{name}", json=body, headers={"If-Match": "*"})
+    assert c.get(f"/v1/subscriptions/{name}").status_code == 404  # nothing created
+    return Answer.of(r)
+
+
 @case("PUT", SUB, 413)
 def create_subscription_too_big(c: httpx.Client, seed: Seed) -> Answer:
     name = f"oa-{uuid.uuid4().hex[:12]}"

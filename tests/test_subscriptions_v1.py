@@ -126,6 +126,22 @@ def test_bad_bodies_and_names(client, stream, sub):
         assert "invalid subscription name" in problem(r, 400)
 
 
+def test_if_match_and_if_none_match_make_a_put_update_or_create_only(client, stream, sub):
+    body = {"stream": stream, "url": URL}
+    path = f"/v1/subscriptions/{sub}"
+    assert "If-Match: *" in problem(client.put(path, json=body, headers={"If-Match": "*"}), 412)
+    assert client.get(path).status_code == 404  # If-Match: * never creates
+    assert client.put(path, json=body, headers={"If-None-Match": "*"}).status_code == 201
+    moved = {**body, "url": URL + "/elsewhere"}
+    problem(client.put(path, json=moved, headers={"If-None-Match": "*"}), 412)
+    assert client.get(path).json()["url"] == URL  # If-None-Match: * never updates
+    r = client.put(path, json=moved, headers={"If-Match": "*"})
+    assert (r.status_code, r.json()["url"]) == (200, URL + "/elsewhere")
+    problem(client.put(path, json=body, headers={"If-Match": '"v1"'}), 400)  # no ETags
+    both = {"If-Match": "*", "If-None-Match": "*"}
+    problem(client.put(path, json=body, headers=both), 400)
+
+
 def test_update_cannot_move_to_another_stream(client, stream, sub):
     client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL})
     r = client.put(f"/v1/subscriptions/{sub}", json={"stream": stream + "x", "url": URL})

@@ -8,10 +8,12 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..errors import SubscriptionExists, SubscriptionNotFound
 from ..names import check_subscription_name
 from ..subscriptions import UNSET, SubscriptionService, SubscriptionSpec, status_of
 from ..types import Subscription
-from .params import decode_json, int_param, query, read_body, require_json
+from .params import decode_json, header, int_param, query, read_body, require_json
+from .problems import HTTPProblem
 from .rendering import json_response
 from .routing import Doc, Param, Route
 from .schemas import Problem, SubscriptionName
@@ -37,6 +39,15 @@ _reset = msgspec.json.Decoder(ResetIn)
 _NAME = Param("name", SubscriptionName, "the subscription's name", True, "path")
 _NOT_FOUND = (Problem, "no subscription has this name")
 _BAD = (Problem, "invalid input: the detail says what to fix")
+_IF_MATCH = Param(
+    "If-Match", {"type": "string", "enum": ["*"]}, "`*`: update only, never create", where="header"
+)
+_IF_NONE_MATCH = Param(
+    "If-None-Match",
+    {"type": "string", "enum": ["*"]},
+    "`*`: create only, never update",
+    where="header",
+)
 _TOO_LARGE = (Problem, "the body is over 1 MiB (or --max-request-bytes, when smaller)")
 _NOT_JSON = (Problem, "the body is not declared JSON: send `Content-Type: application/json`")
 
@@ -104,10 +115,16 @@ class SubscriptionRoutes:
                         201: (SubscriptionOut, "created"),
                         200: (SubscriptionOut, "updated"),
                         400: _BAD,
+                        412: (
+                            Problem,
+                            "`If-Match: *` and there is no such subscription, or"
+                            " `If-None-Match: *` and there is one",
+                        ),
                         413: _TOO_LARGE,
                         415: _NOT_JSON,
                     },
                     body=SubscriptionIn,
+                    params=(_NAME, _IF_MATCH, _IF_NONE_MATCH),
                     description="`start` applies on create only (checked, then ignored on update)."
                     " A `secret` left out on update keeps the current one; null removes it; a new"
                     " one replaces it while the old one keeps signing beside it for 24 hours."
@@ -235,7 +252,16 @@ class SubscriptionRoutes:
             backoff_max=body.backoff.max,
             on_exhausted=body.on_exhausted,
         )
-        subscription, created = await self._service.put(name, spec)
+        exists = _precondition(request)
+        try:
+            subscription, created = await self._service.put(name, spec, exists=exists)
+        except (SubscriptionNotFound, SubscriptionExists) as failed:
+            raise HTTPProblem(
+                412,
+                f"{failed}: the request's {'If-Match' if exists else 'If-None-Match'}: * says"
+                f" to {'update' if exists else 'create'} only",
+                code="precondition-failed",
+            ) from None
         return json_response(self._out(subscription), 201 if created else 200)
 
     async def get(self, request: Request) -> Response:
@@ -293,6 +319,23 @@ class SubscriptionRoutes:
     async def replay(self, request: Request) -> Response:
         count = await self._service.replay_parked(_name(request))
         return json_response(ReplayOut(count), 202)
+
+
+def _precondition(request: Request) -> bool | None:
+    """`If-Match: *`: update only (True); `If-None-Match: *`: create only (False); else None.
+    Subscriptions have no ETags, so `*` is the only value either header may hold."""
+    match = header(request.scope, b"if-match")
+    none_match = header(request.scope, b"if-none-match")
+    if match is not None and none_match is not None:
+        raise HTTPProblem(400, "send If-Match or If-None-Match, not both")
+    for name, value in (("If-Match", match), ("If-None-Match", none_match)):
+        if value is not None and value.strip() != "*":
+            raise HTTPProblem(
+                400, f"{name} may only be *: subscriptions have no ETags (got {value[:100]!r})"
+            )
+    if match is not None:
+        return True
+    return False if none_match is not None else None
 
 
 def _name(request: Request) -> str:

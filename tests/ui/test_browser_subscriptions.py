@@ -90,7 +90,8 @@ def test_the_form_shows_what_to_fix(
     expect(page.locator("#sub-url-error")).to_contain_text("http:// or https://")
     expect(page.locator("#sub-name")).to_be_focused()
 
-    # A name in use: refused here, the existing subscription left alone.
+    # A name in use: refused (If-None-Match: *), the existing subscription left alone.
+    console.allow("412")
     page.fill("#sub-name", taken)
     page.fill("#sub-stream", stream)
     page.fill("#sub-url", "http://127.0.0.1:9/elsewhere")
@@ -362,3 +363,20 @@ def test_editing_keeps_each_event_type_as_it_is(
     page.get_by_role("button", name="Save changes").click()
     expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
     assert status(api, name)["config"]["event_types"] == [*kept, "Order,Shipped", "Order,Refunded"]
+
+
+def test_saving_an_edit_of_a_subscription_deleted_meanwhile_brings_nothing_back(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
+) -> None:
+    console.allow("412")  # the refused PUT, logged by the browser
+    stream, name = unique("gone"), sub_name()
+    append(api, stream, 3)
+    subscribe(api, name, stream, receiver.url, start="end")
+    page = open_page(f"/dashboard/new-subscription?edit={name}")
+    expect(page.locator("#sub-url")).to_have_value(receiver.url)
+    assert api.delete(f"/v1/subscriptions/{name}").status_code == 204
+    page.fill("#sub-timeout", "7")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert")).to_contain_text("deleted meanwhile")
+    assert api.get(f"/v1/subscriptions/{name}").status_code == 404  # not made again
+    assert receiver.received() == []  # and so nothing delivered from the start

@@ -549,22 +549,30 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     }
     submit.disabled = true;
     try {
-      if (!editing) {
-        // PUT would update an existing one: refuse instead, so a name typo cannot clobber it.
-        const { subscriptions } = await api("/v1/subscriptions", { signal });
-        if (subscriptions.some((s) => s.name === name)) {
-          setError(
-            "name",
-            "A subscription with this name exists already: pick another name, or edit that one.",
-          );
-          nameInput.focus();
-          return;
-        }
-      }
-      await api(`/v1/subscriptions/${seg(name)}`, { method: "PUT", body, signal });
+      // A bare PUT creates or updates. Creating never overwrites one that exists (a name typo
+      // cannot clobber it), and editing never brings back one deleted meanwhile (it would
+      // start over and deliver the whole stream again).
+      const headers = editing ? { "If-Match": "*" } : { "If-None-Match": "*" };
+      await api(`/v1/subscriptions/${seg(name)}`, { method: "PUT", body, headers, signal });
       navigate(subscriptionHref(name));
     } catch (error) {
       if (error.name === "AbortError") return;
+      if (error.status === 412 && !editing) {
+        setError(
+          "name",
+          "A subscription with this name exists already: pick another name, or edit that one.",
+        );
+        nameInput.focus();
+        return;
+      }
+      if (error.status === 412) {
+        fill(
+          formError,
+          errorBox(error, "This subscription was deleted meanwhile: nothing was saved"),
+        );
+        formError.querySelector("[role=alert]")?.focus();
+        return;
+      }
       fill(formError, errorBox(error, "The server refused the subscription"));
       const key = error.status === 400 ? fieldOf(error.message) : null;
       if (key && errors[key]) {
