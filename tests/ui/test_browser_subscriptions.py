@@ -380,3 +380,20 @@ def test_saving_an_edit_of_a_subscription_deleted_meanwhile_brings_nothing_back(
     expect(page.get_by_role("alert")).to_contain_text("deleted meanwhile")
     assert api.get(f"/v1/subscriptions/{name}").status_code == 404  # not made again
     assert receiver.received() == []  # and so nothing delivered from the start
+
+
+def test_a_subscription_deleted_while_its_page_is_open_says_so(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
+) -> None:
+    console.allow("404")  # the refresh that finds it gone
+    stream, name = unique("gone"), sub_name()
+    append(api, stream, 2)
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#progress")).to_contain_text("2")
+    assert api.delete(f"/v1/subscriptions/{name}").status_code == 204
+    append(api, stream, 1, start=3)  # the stats tick that follows refreshes the page
+    expect(page.locator("#gone")).to_contain_text("no longer exists")
+    for button in ("#toggle-pause", "#reset", "#delete", "#replay-parked"):
+        expect(page.locator(button)).to_be_disabled()
+    expect(page.get_by_role("link", name="Edit")).to_have_count(0)

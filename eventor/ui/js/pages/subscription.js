@@ -324,10 +324,33 @@ export default async function subscription(main, { params: [name], signal, setTi
         );
         return;
       }
+      if (error.status === 404) {
+        gone();
+        return;
+      }
       fill(notice, errorBox(error, "Could not refresh"));
     } finally {
       refreshing = false;
     }
+  }
+
+  /** Deleted elsewhere while this page was open: say so, and offer nothing to act on. */
+  function gone() {
+    deleting = true; // no more refreshes: each would be three 404s
+    for (const control of actions.querySelectorAll("button")) control.disabled = true;
+    actions.querySelector("a")?.remove(); // an edit would create it anew
+    replay.disabled = true;
+    fill(badgeSlot, badge("deleted", "bad"));
+    fill(
+      notice,
+      h(
+        "div",
+        { class: "alert alert-error", role: "alert", id: "gone" },
+        h("strong", {}, "Deleted"),
+        " — this subscription no longer exists (deleted elsewhere). ",
+        h("a", { href: "/dashboard/subscriptions" }, "All subscriptions"),
+      ),
+    );
   }
 
   async function act(path, body, doneText) {
@@ -338,7 +361,9 @@ export default async function subscription(main, { params: [name], signal, setTi
       if (doneText) fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, doneText));
       refresh();
     } catch (error) {
-      if (error.name !== "AbortError") fill(actionError, errorBox(error, "The server refused"));
+      if (error.name === "AbortError") return;
+      if (error.status === 404) gone();
+      else fill(actionError, errorBox(error, "The server refused"));
     }
   }
 
