@@ -412,3 +412,46 @@ def test_a_stream_page_takes_focus_to_its_heading(
         expect(page.locator("#events > li")).to_have_count(1)  # loaded, the page filled in
         expect(page.locator("#stream-subscriptions")).to_be_visible()
         expect(page.get_by_role("heading", level=1)).to_be_focused()
+
+
+@pytest.mark.parametrize("viewport", [NARROW, {"width": 1280, "height": 900}], ids=["375", "1280"])
+def test_long_unbroken_names_and_types_never_widen_the_page(
+    open_page: OpenPage, api: httpx.Client, viewport: dict[str, int]
+) -> None:
+    stream = ("L" + "o" * 150 + unique("ng"))[:200]
+    long_type = "T" * 200
+    r = api.post(f"/v1/streams/{stream}/events", json={"type": long_type, "data": {"k": 1}})
+    assert r.status_code == 201, r.text
+    sub = f"wide_{unique('s')[-12:]}"
+    r = api.put(
+        f"/v1/subscriptions/{sub}",
+        json={"stream": stream, "url": "http://127.0.0.1:9/", "start": "end"},
+    )
+    assert r.status_code == 201, r.text
+    pages = [
+        ("/dashboard/subscriptions", None),
+        (f"/dashboard/streams?prefix={stream[:20]}", None),
+        (f"/dashboard/streams/{stream}", "Payload shapes"),
+        (f"/dashboard/streams/{stream}", None),
+    ]
+    for path, tab in pages:
+        page = open_page(path, viewport=viewport)
+        expect(page.locator("main")).to_contain_text(stream[:20])
+        if tab:
+            page.get_by_role("tab", name=tab).click()
+            expect(page.locator("#shapes")).to_contain_text("TTTT")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], f"{path} ({tab}): {width} px wide"
+    api.delete(f"/v1/subscriptions/{sub}")
+
+
+def test_a_right_to_left_override_in_a_type_stays_inside_it(
+    open_page: OpenPage, api: httpx.Client, stream: str
+) -> None:
+    r = api.post(f"/v1/streams/{stream}/events", json={"type": "Order\u202eRTL", "data": {}})
+    assert r.status_code == 201, r.text
+    page = open_page(f"/dashboard/streams/{stream}")
+    kind = page.locator(".event-type").first
+    expect(kind).to_contain_text("RTL")
+    isolated = kind.evaluate("e => getComputedStyle(e.querySelector('bdi')).unicodeBidi")
+    assert isolated == "isolate"

@@ -51,7 +51,13 @@ export function eventItem(event, { expanded = false, fresh = false } = {}) {
     { type: "button", class: "event-toggle", "aria-expanded": String(expanded), "aria-controls": bodyId },
     h("span", { class: "event-pos" }, `#${event.position}`),
     // The end of the id: time-ordered (v7) ids of one stream share their beginning.
-    h("span", { class: "event-type" }, event.type, h("span", { class: "event-id" }, event.id.slice(-12))),
+    // <bdi>: a right-to-left override in a type must not reorder the id beside it.
+    h(
+      "span",
+      { class: "event-type" },
+      h("bdi", {}, event.type),
+      h("span", { class: "event-id" }, event.id.slice(-12)),
+    ),
     h("span", { class: "event-time" }, timeAgo(event.created)),
     h("span", { class: "chevron", "aria-hidden": "true" }),
   );
