@@ -397,3 +397,18 @@ def test_a_subscription_deleted_while_its_page_is_open_says_so(
     for button in ("#toggle-pause", "#reset", "#delete", "#replay-parked"):
         expect(page.locator(button)).to_be_disabled()
     expect(page.get_by_role("link", name="Edit")).to_have_count(0)
+
+
+def test_a_start_position_past_2_to_the_53_is_sent_as_typed(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("big"), sub_name()
+    append(api, stream, 1)
+    page = open_page(f"/dashboard/new-subscription?stream={stream}")
+    page.fill("#sub-name", name)
+    page.fill("#sub-url", receiver.url)
+    page.check("input[name=start][value=position]")
+    page.fill("#sub-start-position", "9007199254740993")  # 2^53 + 1: a JS number rounds it
+    page.get_by_role("button", name="Create subscription").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    assert status(api, name)["position"] == 2**53 + 1

@@ -32,6 +32,15 @@ const FIELD_WORDS = [
   ["on_exhausted", "on_exhausted"],
 ];
 
+const MAX_POSITION = 2n ** 62n; // the API's limit for a position
+
+/** The body as JSON, a BigInt start position written with all its digits. */
+function toJson(body) {
+  const { start, ...rest } = body;
+  if (typeof start !== "bigint") return JSON.stringify(body);
+  return `${JSON.stringify(rest).slice(0, -1)},"start":${start}}`;
+}
+
 export function fieldOf(message) {
   const text = message.toLowerCase();
   let best = null;
@@ -507,9 +516,11 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     if (!editing) {
       const start = form.querySelector("input[name=start]:checked").value;
       if (start === "position") {
-        if (!/^\d+$/.test(startPosition.value.trim()))
-          fail("start", "The start position is a whole number, 0 or more.");
-        body.start = Number(startPosition.value);
+        const typed = startPosition.value.trim();
+        if (!/^\d+$/.test(typed)) fail("start", "The start position is a whole number, 0 or more.");
+        else if (BigInt(typed) > MAX_POSITION)
+          fail("start", `Too large: a position is at most ${MAX_POSITION} (2^62).`);
+        else body.start = BigInt(typed); // as typed: Number() would round it past 2^53
       } else body.start = start;
     }
     if (typesInput.value.trim()) addTyped(); // typed but not added: meant all the same
@@ -553,7 +564,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
       // cannot clobber it), and editing never brings back one deleted meanwhile (it would
       // start over and deliver the whole stream again).
       const headers = editing ? { "If-Match": "*" } : { "If-None-Match": "*" };
-      await api(`/v1/subscriptions/${seg(name)}`, { method: "PUT", body, headers, signal });
+      await api(`/v1/subscriptions/${seg(name)}`, { method: "PUT", body: toJson(body), headers, signal });
       navigate(subscriptionHref(name));
     } catch (error) {
       if (error.name === "AbortError") return;
