@@ -83,8 +83,16 @@ def test_streams_list_pages_and_searches(open_page: OpenPage, api: httpx.Client)
     expect(rows).to_have_count(5)
     expect(rows.first.locator("a")).to_have_text(f"{prefix}-050")
     expect(page).to_have_url(re.compile(rf"after={prefix}-049"))
+    expect(page.locator("#pager-range")).to_have_text("Showing 51–55")
     page.get_by_role("button", name="← Previous").click()
     expect(rows).to_have_count(50)
+
+    # Opened at the later page (a reload, a shared link): where it starts, and a way back.
+    later = open_page(f"/dashboard/streams?prefix={prefix}&after={prefix}-049")
+    expect(later.locator("#streams-list tbody tr")).to_have_count(5)
+    expect(later.locator("#pager-range")).to_have_text(f"Showing 5 after “{prefix}-049”")
+    later.get_by_role("button", name="← Previous").click()
+    expect(later.locator("#pager-range")).to_have_text("Showing 1–50")
 
     page.fill("#stream-search", f"{prefix}-05")
     expect(rows).to_have_count(5)

@@ -23,7 +23,15 @@ function typeCell(info) {
 }
 
 export default function streams(main, { query, signal }) {
-  const state = { prefix: query.get("prefix") || "", cursors: [query.get("after") || ""], page: null };
+  // Opened at a later page (a reload, a shared link): "Previous" leads back to the first page,
+  // and until it is reached the page's place in the list is not known, only where it starts.
+  const startAfter = query.get("after") || "";
+  const state = {
+    prefix: query.get("prefix") || "",
+    cursors: startAfter ? ["", startAfter] : [""],
+    counted: !startAfter,
+    page: null,
+  };
   const search = h("input", {
     class: "input",
     type: "search",
@@ -160,14 +168,18 @@ export default function streams(main, { query, signal }) {
       { type: "button", class: "btn btn-small", disabled: !page.next, onclick: () => go(1) },
       "Next →",
     );
+    if (first) state.counted = true;
     const from = (state.cursors.length - 1) * PAGE + 1;
+    const shown = state.counted
+      ? `Showing ${fmtNumber(from)}–${fmtNumber(from + page.streams.length - 1)}`
+      : `Showing ${fmtNumber(page.streams.length)} after “${state.cursors[state.cursors.length - 1]}”`;
     fill(
       body,
       h("div", { class: "table-wrap" }, table),
       h(
         "div",
         { class: "pager" },
-        h("span", {}, `Showing ${fmtNumber(from)}–${fmtNumber(from + page.streams.length - 1)}`),
+        h("span", { id: "pager-range" }, shown),
         h("div", { class: "pager-buttons" }, previous, next),
       ),
     );
