@@ -951,6 +951,13 @@ def test_unknown_v1_path_is_a_404_problem(client):
     assert_problem(client.get("/v1/streams/s/events/extra"), 404)
 
 
+@pytest.mark.parametrize("path", ["/v1/<b>x</b>", "/dashboard/js/<b>x</b>.js", "/<b>x</b>"])
+def test_error_answers_echoing_the_path_are_never_sniffed_as_html(client, path):
+    r = client.get(path)
+    assert r.status_code == 404
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
 def test_reads_leave_no_trace_in_the_listing(client, stream):
     read(client, stream)
     client.get(f"/v1/streams/{stream}")

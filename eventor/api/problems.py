@@ -49,6 +49,8 @@ _STATUS: list[tuple[type[EventorError], int]] = [
 ]
 
 _encoder = msgspec.json.Encoder()
+#: Error texts echo what the client sent (a path, a name): no browser may read them as HTML.
+_NOSNIFF = {"x-content-type-options": "nosniff"}
 
 
 class HTTPProblem(Exception):
@@ -83,7 +85,9 @@ def problem_response(problem: HTTPProblem) -> Response:
         "detail": problem.detail,
         **problem.extra,
     }
-    return Response(_encoder.encode(body), problem.status, media_type=PROBLEM_CONTENT_TYPE)
+    return Response(
+        _encoder.encode(body), problem.status, headers=_NOSNIFF, media_type=PROBLEM_CONTENT_TYPE
+    )
 
 
 #: Texts original-api.md gives without the newline Go's http.Error adds to every other one.
@@ -99,4 +103,4 @@ def text_response(problem: HTTPProblem) -> Response:
     """A plain-text error as the original answered: the message and a newline, except for the
     texts the spec spells out without one (EXACT_TEXTS), which are sent exactly so."""
     end = "" if problem.detail in EXACT_TEXTS else "\n"
-    return Response(problem.detail + end, problem.status, media_type="text/plain")
+    return Response(problem.detail + end, problem.status, headers=_NOSNIFF, media_type="text/plain")

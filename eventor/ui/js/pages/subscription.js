@@ -377,7 +377,8 @@ export default async function subscription(main, { params: [name], signal, setTi
         h(
           "div",
           { class: "alert alert-ok", role: "status" },
-          `Replaying ${replaying} parked event${replaying === 1 ? "" : "s"}.`,
+          `Replaying ${replaying} parked event${replaying === 1 ? "" : "s"}`,
+          sub?.status === "paused" ? " once the subscription is resumed." : ".",
         ),
       );
       refresh();
