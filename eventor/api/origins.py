@@ -17,12 +17,21 @@ from starlette.types import Scope
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Sec-Fetch-Site values of requests made by the page's own origin, or by the user (typed URL).
 _OWN = frozenset({b"same-origin", b"none"})
+#: The headers only browsers send.
+_BROWSER = frozenset({b"sec-fetch-site", b"origin"})
 
 
 def cross_origin_write(scope: Scope) -> str | None:
     """Why this request must be refused, or None when it may go ahead."""
     if scope["method"] not in WRITE_METHODS:
         return None
+    for key, _ in scope["headers"]:
+        if key in _BROWSER:
+            return _judge(scope)
+    return None  # not a browser: nothing to judge (the one scan every append pays)
+
+
+def _judge(scope: Scope) -> str | None:
     site = origin = host = None
     for key, value in scope["headers"]:
         if key == b"sec-fetch-site":
