@@ -16,6 +16,7 @@ server answers with are raised as Eventor's own exceptions (`WrongExpectedVersio
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -139,6 +140,9 @@ class _Call:
     json: Any = None
     #: The stream or subscription the call is about (named by its errors).
     subject: str = ""
+    headers: Mapping[str, str] | None = None
+    #: A conditional PUT: a 412 means the subscription does (False) or does not (True) exist.
+    precondition: bool | None = None
 
 
 def _segment(name: str) -> str:
@@ -196,6 +200,14 @@ def _subscription(
     return _Call(method, path, parse, params, json, subject=name)
 
 
+def _put(name: str, stream: str, url: str, exists: bool | None, config: Mapping[str, Any]) -> _Call:
+    call = _subscription("PUT", name, json={"stream": stream, "url": url, **config})
+    if exists is None:
+        return call
+    condition = {"If-Match": "*"} if exists else {"If-None-Match": "*"}
+    return dataclasses.replace(call, headers=condition, precondition=exists)
+
+
 def _stream_info(stream: str) -> _Call:
     return _Call("GET", f"/v1/streams/{_segment(stream)}", _json, subject=stream)
 
@@ -204,7 +216,9 @@ def _streams_page(prefix: str, after: str) -> _Call:
     return _Call("GET", "/v1/streams", _json, {"prefix": prefix, "after": after, "limit": 1000})
 
 
-def _raise_for(response: httpx.Response, subject: str = "") -> None:
+def _raise_for(
+    response: httpx.Response, subject: str = "", precondition: bool | None = None
+) -> None:
     """Eventor's own exception for an error answer (its problem document in `.problem`)."""
     if response.is_success:
         return
@@ -227,8 +241,10 @@ def _raise_for(response: httpx.Response, subject: str = "") -> None:
         )
     elif code == StreamNotFound.code:
         error = StreamNotFound(subject)
-    elif code == SubscriptionNotFound.code:
+    elif code == SubscriptionNotFound.code or (response.status_code == 412 and precondition):
         error = SubscriptionNotFound(subject)
+    elif response.status_code == 412 and precondition is False:
+        error = SubscriptionExists(detail)
     elif code in _BY_CODE:
         error = _BY_CODE[code](detail)
     else:
@@ -295,8 +311,10 @@ class Client:
         self._http.close()
 
     def _run(self, call: _Call) -> Any:
-        response = self._http.request(call.method, call.path, params=call.params, json=call.json)
-        _raise_for(response, call.subject)
+        response = self._http.request(
+            call.method, call.path, params=call.params, json=call.json, headers=call.headers
+        )
+        _raise_for(response, call.subject, call.precondition)
         return call.parse(response)
 
     # -- streams
@@ -370,11 +388,13 @@ class Client:
 
     # -- subscriptions
 
-    def put_subscription(self, name: str, stream: str, url: str, **config: Any) -> Status:
-        """Create or update a subscription (`config`: the other fields of api-v1.md's PUT)."""
-        status: Status = self._run(
-            _subscription("PUT", name, json={"stream": stream, "url": url, **config})
-        )
+    def put_subscription(
+        self, name: str, stream: str, url: str, *, exists: bool | None = None, **config: Any
+    ) -> Status:
+        """Create or update a subscription (`config`: the other fields of api-v1.md's PUT).
+        `exists=True` only updates (SubscriptionNotFound when there is none); `exists=False`
+        only creates (SubscriptionExists when the name is taken)."""
+        status: Status = self._run(_put(name, stream, url, exists, config))
         return status
 
     def subscription(self, name: str) -> Status:
@@ -443,9 +463,9 @@ class AsyncClient:
 
     async def _run(self, call: _Call) -> Any:
         response = await self._http.request(
-            call.method, call.path, params=call.params, json=call.json
+            call.method, call.path, params=call.params, json=call.json, headers=call.headers
         )
-        _raise_for(response, call.subject)
+        _raise_for(response, call.subject, call.precondition)
         return call.parse(response)
 
     async def append(
@@ -508,10 +528,10 @@ class AsyncClient:
                 return
             after = page["next"]
 
-    async def put_subscription(self, name: str, stream: str, url: str, **config: Any) -> Status:
-        status: Status = await self._run(
-            _subscription("PUT", name, json={"stream": stream, "url": url, **config})
-        )
+    async def put_subscription(
+        self, name: str, stream: str, url: str, *, exists: bool | None = None, **config: Any
+    ) -> Status:
+        status: Status = await self._run(_put(name, stream, url, exists, config))
         return status
 
     async def subscription(self, name: str) -> Status:

@@ -19,6 +19,7 @@ from eventor.errors import (
     InvalidName,
     InvalidRequest,
     StreamNotFound,
+    SubscriptionExists,
     SubscriptionNotFound,
     WrongExpectedVersion,
 )
@@ -141,7 +142,11 @@ def test_a_subscription_from_put_to_delete(eventor, stream):
         assert eventor.resume(sub)["status"] == "active"
         assert eventor.reset(sub, 1)["position"] == 1
         assert sub in {s["name"] for s in eventor.subscriptions()}
+        with pytest.raises(SubscriptionExists):
+            eventor.put_subscription(sub, stream, receiver.url, exists=False)
         eventor.delete_subscription(sub)
+        with pytest.raises(SubscriptionNotFound):
+            eventor.put_subscription(sub, stream, receiver.url, exists=True)
         with pytest.raises(SubscriptionNotFound) as gone:
             eventor.subscription(sub)
         assert gone.value.name == sub
