@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,6 +44,8 @@ from .types import ANY, AppendResult, ExpectedVersion, RecordedEvent
 __all__ = ["AsyncClient", "Client", "ClientError", "Page"]
 
 DEFAULT_URL = "http://127.0.0.1:9400"
+#: Seconds a long poll's request may take beyond its `wait`.
+_LONG_POLL_MARGIN = 10.0
 T = TypeVar("T")
 #: An event to append, as the API takes it: {"type": ..., "data": ..., "id": ..., "metadata": ...}.
 EventIn = Mapping[str, Any]
@@ -143,6 +146,8 @@ class _Call:
     headers: Mapping[str, str] | None = None
     #: A conditional PUT: a 412 means the subscription does (False) or does not (True) exist.
     precondition: bool | None = None
+    #: Seconds for this request, when not the client's (a long poll waits longer).
+    timeout: float | None = None
 
 
 def _segment(name: str) -> str:
@@ -185,7 +190,10 @@ def _read_page(
         out = _read.decode(response.content)
         return Page([e.recorded() for e in out.events], out.head, out.next)
 
-    return _Call("GET", f"/v1/streams/{_segment(stream)}/events", parse, params, subject=stream)
+    path = f"/v1/streams/{_segment(stream)}/events"
+    # A long poll is answered only when the wait is over: allow for it.
+    timeout = wait + _LONG_POLL_MARGIN if wait else None
+    return _Call("GET", path, parse, params, subject=stream, timeout=timeout)
 
 
 def _subscription(
@@ -247,6 +255,8 @@ def _raise_for(
         error = SubscriptionExists(detail)
     elif code in _BY_CODE:
         error = _BY_CODE[code](detail)
+    elif response.status_code in _BY_STATUS:  # e.g. invalid-parameter, bad-request
+        error = _BY_STATUS[response.status_code](detail)
     else:
         error = ClientError(detail, response.status_code)
     error.args = (detail,)  # the server's words
@@ -268,19 +278,35 @@ _BY_CODE: dict[str, type[EventorError]] = {
 }
 
 
+_BY_STATUS: dict[int, type[EventorError]] = {400: InvalidRequest, 413: LimitExceeded}
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 class _SSE:
-    """Server-Sent Events, line by line, into events (a message's `data` is the event)."""
+    """Server-Sent Events, text chunk by text chunk, into events (a message's `data` is one).
+
+    Lines end at CR LF, LF or CR only: the JSON in `data` may hold U+2028, U+0085 and other
+    characters at which `str.splitlines` (and so httpx's `iter_lines`) would break it.
+    """
 
     def __init__(self) -> None:
+        self._buffer = ""
+        self._after_cr = False  # a chunk ended in CR: a LF opening the next one belongs to it
         self._data: list[str] = []
 
-    def feed(self, line: str) -> RecordedEvent | None:
-        if line.startswith("data:"):
-            self._data.append(line[5:].removeprefix(" "))
-        elif not line and self._data:
-            text, self._data = "\n".join(self._data), []
-            return _event.decode(text).recorded()
-        return None
+    def feed(self, chunk: str) -> list[RecordedEvent]:
+        if self._after_cr and chunk.startswith("\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith("\r")
+        *lines, self._buffer = _LINE_END.split(self._buffer + chunk)
+        events = []
+        for line in lines:
+            if line.startswith("data:"):
+                self._data.append(line[5:].removeprefix(" "))
+            elif not line and self._data:
+                text, self._data = "\n".join(self._data), []
+                events.append(_event.decode(text).recorded())
+        return events
 
 
 # -- the clients ---------------------------------------------------------------------------------
@@ -311,9 +337,17 @@ class Client:
         self._http.close()
 
     def _run(self, call: _Call) -> Any:
-        response = self._http.request(
-            call.method, call.path, params=call.params, json=call.json, headers=call.headers
-        )
+        try:
+            response = self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers=call.headers,
+                timeout=call.timeout or httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as exc:
+            raise ClientError(f"{call.method} {call.path}: {exc!r}") from exc
         _raise_for(response, call.subject, call.precondition)
         return call.parse(response)
 
@@ -366,10 +400,8 @@ class Client:
                 response.read()
                 _raise_for(response, stream)
             sse = _SSE()
-            for line in response.iter_lines():
-                event = sse.feed(line)
-                if event is not None:
-                    yield event
+            for chunk in response.iter_text():
+                yield from sse.feed(chunk)
 
     def stream(self, stream: str) -> dict[str, Any]:
         """The stream's info: head, times, size, counts per type, subscriptions."""
@@ -462,9 +494,17 @@ class AsyncClient:
         await self._http.aclose()
 
     async def _run(self, call: _Call) -> Any:
-        response = await self._http.request(
-            call.method, call.path, params=call.params, json=call.json, headers=call.headers
-        )
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers=call.headers,
+                timeout=call.timeout or httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as exc:
+            raise ClientError(f"{call.method} {call.path}: {exc!r}") from exc
         _raise_for(response, call.subject, call.precondition)
         return call.parse(response)
 
@@ -509,9 +549,8 @@ class AsyncClient:
                 await response.aread()
                 _raise_for(response, stream)
             sse = _SSE()
-            async for line in response.aiter_lines():
-                event = sse.feed(line)
-                if event is not None:
+            async for chunk in response.aiter_text():
+                for event in sse.feed(chunk):
                     yield event
 
     async def stream(self, stream: str) -> dict[str, Any]:

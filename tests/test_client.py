@@ -112,6 +112,32 @@ def test_a_long_poll_and_the_live_stream_see_new_events(eventor, stream):
     assert seen == [2, 3, 4]
 
 
+def test_live_events_may_hold_any_line_separator_in_their_json(eventor, stream):
+    odd = {"s": "a\u2028b\u2029c\x85d"}  # str.splitlines() breaks at each of these
+    eventor.append(stream, [{"type": "T", "data": odd}, {"type": "T", "data": 2}])
+    live = eventor.live(stream, start=1)
+    first, second = next(live), next(live)
+    live.close()
+    assert (json.loads(first.data), json.loads(second.data)) == (odd, 2)
+
+
+def test_a_long_poll_may_outlast_the_clients_timeout(server, stream):
+    with Client(server.url, timeout=0.5) as impatient:
+        later = threading.Timer(1.0, impatient.append, (stream, {"type": "Late"}))
+        later.start()
+        page = impatient.read(stream, 1, wait=5)
+        later.join()
+    assert [e.type for e in page.events] == ["Late"]
+
+
+def test_bad_parameters_are_invalid_requests_and_no_server_a_client_error(eventor, stream):
+    eventor.append(stream, {"type": "T"})
+    with pytest.raises(InvalidRequest, match="limit"):
+        eventor.read(stream, limit=5000)
+    with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ClientError):
+        nobody.read(stream)
+
+
 def test_streams_and_stream_info(eventor):
     prefix = unique("client-list")
     for n in range(3):
@@ -190,3 +216,20 @@ def test_the_async_client_in_process(tmp_path):
             await app.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_the_async_client_follows_a_stream_live(server, stream):
+    """Over loopback: httpx's in-process transport answers only once a response is complete,
+    which a live stream never is."""
+
+    async def scenario() -> list[tuple[int, object]]:
+        async with AsyncClient(server.url) as eventor:
+            await eventor.append(stream, [{"type": "T", "data": n} for n in range(3)])
+            live = eventor.live(stream, start=2)
+            seen = [await anext(live), await anext(live)]
+            await eventor.append(stream, {"type": "T", "data": "new"})
+            seen.append(await anext(live))
+            await live.aclose()
+            return [(e.position, json.loads(e.data)) for e in seen]
+
+    assert asyncio.run(scenario()) == [(2, 1), (3, 2), (4, "new")]
