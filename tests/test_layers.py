@@ -11,7 +11,7 @@ import eventor
 
 PACKAGE = Path(eventor.__file__).parent
 #: Which parts of eventor each part may import (by dotted prefix, below `eventor.`).
-BASE = ("types", "errors", "names", "settings", "clock", "ids", "payloads")
+BASE = ("__version__", "types", "errors", "names", "settings", "clock", "ids", "payloads")
 ALLOWED: dict[str, tuple[str, ...]] = {
     "types": (),
     "errors": (),
@@ -35,7 +35,16 @@ def _imports(path: Path) -> set[str]:
     if path.name != "__init__.py":
         here = here[:-1]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    type_only = {  # `if TYPE_CHECKING:` blocks: type-only references may point anywhere
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for inner in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = here[: len(here) - node.level + 1]
@@ -44,7 +53,10 @@ def _imports(path: Path) -> set[str]:
                 target = (node.module or "").removeprefix("eventor").strip(".")
             else:
                 continue
-            found.add(target)
+            if node.module is None:  # `from . import x`: the modules are the names
+                found |= {f"{target}.{a.name}".strip(".") for a in node.names}
+            else:
+                found.add(target)
         elif isinstance(node, ast.Import):
             found |= {
                 a.name.removeprefix("eventor.") for a in node.names if a.name.startswith("eventor.")
