@@ -64,6 +64,21 @@ def test_an_origin_naming_another_port_or_null_is_refused(client, server, stream
     assert client.get(f"/v1/streams/{stream}").status_code == 404  # nothing was appended
 
 
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        ("http://eventor.local", "eventor.local:80"),
+        ("https://eventor.local", "eventor.local:443"),
+        ("http://EVENTOR.local:9400", "eventor.LOCAL:9400"),
+        ("http://[::1]", "[::1]:80"),
+    ],
+)
+def test_an_origin_matches_its_host_whatever_the_spelling(client, stream, origin, host):
+    headers = {"Origin": origin, "Host": host}
+    r = client.post(f"/v1/streams/{stream}/events", json={"type": "T"}, headers=headers)
+    assert r.status_code == 201
+
+
 def test_reads_stay_open_to_any_origin(client, stream):
     client.post(f"/v1/streams/{stream}/events", json={"type": "T"})
     headers = {"Origin": ELSEWHERE, "Sec-Fetch-Site": "cross-site"}

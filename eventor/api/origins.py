@@ -17,6 +17,7 @@ from starlette.types import Scope
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Sec-Fetch-Site values of requests made by the page's own origin, or by the user (typed URL).
 _OWN = frozenset({b"same-origin", b"none"})
+_DEFAULT_PORTS = {b"http": b"80", b"https": b"443"}
 #: The headers only browsers send.
 _BROWSER = frozenset({b"sec-fetch-site", b"origin"})
 
@@ -50,9 +51,18 @@ def _judge(scope: Scope) -> str | None:
     if origin is None:
         return None  # not a browser, or a browser that says nothing of where the page is
     scheme, _, authority = origin.partition(b"://")
-    if host is not None and authority.lower() == host.lower() and scheme in (b"http", b"https"):
+    port = _DEFAULT_PORTS.get(scheme)
+    if port is not None and host is not None and _place(authority, port) == _place(host, port):
         return None
     return (
         f"a web page of another origin may not change anything here"
         f" (Origin: {origin.decode('latin-1')[:200]})"
     )
+
+
+def _place(authority: bytes, default_port: bytes) -> bytes:
+    """host:port in lower case, the scheme's port written out (`h` and `h:80` agree)."""
+    authority = authority.lower()
+    if authority.endswith(b"]") or b":" not in authority:  # no port: `h`, `[::1]`
+        return authority + b":" + default_port
+    return authority

@@ -412,3 +412,35 @@ def test_a_start_position_past_2_to_the_53_is_sent_as_typed(
     page.get_by_role("button", name="Create subscription").click()
     expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
     assert status(api, name)["position"] == 2**53 + 1
+
+
+def test_a_late_answer_does_not_bring_a_deleted_subscription_back(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
+) -> None:
+    console.allow("404")
+    stream, name = unique("late"), sub_name()
+    append(api, stream, 1)
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#status")).to_have_text("active")
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:  # the pause is done; its answer waits
+        held.append((route, route.fetch()))
+
+    page.route(re.compile(r"/pause$"), hold)
+    page.get_by_role("button", name="Pause").click()
+    for _ in range(100):  # Playwright runs the handler while the test is in one of its calls
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert status(api, name)["status"] == "paused"
+    assert api.delete(f"/v1/subscriptions/{name}").status_code == 204
+    append(api, stream, 1, start=2)
+    expect(page.locator("#gone")).to_be_visible()
+    route, answer = held[0]
+    with page.expect_request_finished(lambda request: request.url.endswith("/pause")):
+        route.fulfill(response=answer)
+    page.evaluate("() => new Promise((done) => setTimeout(done))")  # its handling runs first
+    expect(page.locator("#gone")).to_be_visible()
+    expect(page.locator("#delete")).to_be_disabled()

@@ -299,8 +299,9 @@ export default async function subscription(main, { params: [name], signal, setTi
 
   let refreshing = false;
   let deleting = false; // no refresh may race the DELETE into a 404
+  let isGone = false; // deleted elsewhere: nothing may bring the page back to life
   async function refresh() {
-    if (refreshing || deleting) return;
+    if (refreshing || deleting || isGone) return;
     refreshing = true;
     try {
       const [status, log, dead] = await Promise.all([
@@ -308,6 +309,7 @@ export default async function subscription(main, { params: [name], signal, setTi
         api(`${base}/deliveries`, { query: { limit: LOG_SIZE }, signal }),
         api(`${base}/parked`, { signal }),
       ]);
+      if (isGone) return;
       sub = status;
       renderStatus();
       fill(deliveries, deliveriesView(log.deliveries));
@@ -336,7 +338,7 @@ export default async function subscription(main, { params: [name], signal, setTi
 
   /** Deleted elsewhere while this page was open: say so, and offer nothing to act on. */
   function gone() {
-    deleting = true; // no more refreshes: each would be three 404s
+    isGone = true; // no more refreshes (each would be three 404s), no late answer rendered
     for (const control of actions.querySelectorAll("button")) control.disabled = true;
     actions.querySelector("a")?.remove(); // an edit would create it anew
     replay.disabled = true;
@@ -356,7 +358,9 @@ export default async function subscription(main, { params: [name], signal, setTi
   async function act(path, body, doneText) {
     fill(actionError);
     try {
-      sub = await api(`${base}/${path}`, { method: "POST", body, signal });
+      const answer = await api(`${base}/${path}`, { method: "POST", body, signal });
+      if (isGone) return; // deleted while the answer was on its way
+      sub = answer;
       renderStatus();
       if (doneText) fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, doneText));
       refresh();
@@ -372,6 +376,7 @@ export default async function subscription(main, { params: [name], signal, setTi
     fill(actionError);
     try {
       const { replaying } = await api(`${base}/parked/replay`, { method: "POST", signal });
+      if (isGone) return;
       fill(
         actionError,
         h(
@@ -383,7 +388,9 @@ export default async function subscription(main, { params: [name], signal, setTi
       );
       refresh();
     } catch (error) {
-      if (error.name !== "AbortError") fill(actionError, errorBox(error, "Could not replay"));
+      if (error.name === "AbortError") return;
+      if (error.status === 404) gone();
+      else fill(actionError, errorBox(error, "Could not replay"));
     }
   });
 
@@ -436,7 +443,9 @@ export default async function subscription(main, { params: [name], signal, setTi
       navigate("/dashboard/subscriptions");
     } catch (error) {
       deleting = false;
-      if (error.name !== "AbortError") fill(actionError, errorBox(error, "Could not delete"));
+      if (error.name === "AbortError") return;
+      if (error.status === 404) gone(); // deleted elsewhere first: what was asked is done
+      else fill(actionError, errorBox(error, "Could not delete"));
     }
   }
 
