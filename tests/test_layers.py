@@ -15,7 +15,8 @@ BASE = ("__version__", "types", "errors", "names", "settings", "clock", "ids", "
 ALLOWED: dict[str, tuple[str, ...]] = {
     "types": (),
     "errors": (),
-    "client": ("types", "errors"),
+    "client": ("types", "errors", "_client_calls"),
+    "_client_calls": ("types", "errors"),
     "storage": (*BASE, "storage"),
     "appended": BASE,
     "store": (*BASE, "appended", "storage.base"),

@@ -1,0 +1,309 @@
+"""The requests of eventor.client and how their answers are read: shared by Client and
+AsyncClient, which only send them."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from .errors import (
+    EventorError,
+    IdempotencyConflict,
+    InvalidName,
+    InvalidRequest,
+    LimitExceeded,
+    StorageError,
+    StorageUnavailable,
+    StreamNotFound,
+    SubscriptionExists,
+    SubscriptionNotFound,
+    WrongExpectedVersion,
+)
+from .types import ANY, AppendResult, ExpectedVersion, RecordedEvent
+
+DEFAULT_URL = "http://127.0.0.1:9400"
+#: Seconds a long poll's request may take beyond its `wait`.
+_LONG_POLL_MARGIN = 10.0
+T = TypeVar("T")
+#: An event to append, as the API takes it: {"type": ..., "data": ..., "id": ..., "metadata": ...}.
+EventIn = Mapping[str, Any]
+#: A subscription's status, as `GET /v1/subscriptions/{name}` answers it.
+Status = dict[str, Any]
+
+
+class ClientError(EventorError):
+    """The server answered with an error Eventor has no exception of its own for, or not at all
+    as the API says."""
+
+    code = "client-error"
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a read: its events, the stream's head, and where the next page starts
+    (None: the start of the stream was reached, reading backward)."""
+
+    events: list[RecordedEvent]
+    head: int
+    next: int | None
+
+
+# -- the wire format ---------------------------------------------------------------------------
+
+
+class _EventOut(msgspec.Struct):
+    id: str
+    stream: str
+    position: int
+    type: str
+    content_type: str
+    created: str
+    data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    data_base64: str | None = None
+    metadata: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # a Raw takes null too
+
+    def recorded(self) -> RecordedEvent:
+        if self.data_base64 is not None:
+            data, is_json = base64.b64decode(self.data_base64), False
+        else:
+            data, is_json = bytes(self.data or b"null"), True
+        metadata = None if self.metadata is msgspec.UNSET else bytes(self.metadata)
+        if metadata == b"null":
+            metadata = None
+        return RecordedEvent(
+            self.id,
+            self.stream,
+            self.position,
+            self.type,
+            data,
+            self.content_type,
+            is_json,
+            metadata,
+            self.created,
+        )
+
+
+class _ReadOut(msgspec.Struct):
+    head: int
+    events: list[_EventOut]
+    next: int | None
+
+
+class _Appended(msgspec.Struct):
+    id: str
+    position: int
+
+
+class _AppendOut(msgspec.Struct):
+    stream: str
+    first_position: int
+    last_position: int
+    events: list[_Appended]
+
+
+_read = msgspec.json.Decoder(_ReadOut)
+_appended = msgspec.json.Decoder(_AppendOut)
+_event = msgspec.json.Decoder(_EventOut)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request and how its answer becomes a result: shared by both clients."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], Any]
+    params: Mapping[str, str | int | float] | None = None
+    json: Any = None
+    #: The stream or subscription the call is about (named by its errors).
+    subject: str = ""
+    headers: Mapping[str, str] | None = None
+    #: A conditional PUT: a 412 means the subscription does (False) or does not (True) exist.
+    precondition: bool | None = None
+    #: Seconds for this request, when not the client's (a long poll waits longer).
+    timeout: float | None = None
+
+
+def _segment(name: str) -> str:
+    return quote(name, safe="")
+
+
+def json_answer(response: httpx.Response) -> Any:
+    return response.json()
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+def append_call(
+    stream: str, events: EventIn | Sequence[EventIn], expected: ExpectedVersion
+) -> Call:
+    params = {} if expected == ANY else {"expected_version": str(expected)}
+    body = dict(events) if isinstance(events, Mapping) else [dict(e) for e in events]
+
+    def parse(response: httpx.Response) -> AppendResult:
+        out = _appended.decode(response.content)
+        ids = tuple(e.id for e in out.events)
+        created = response.status_code == 201
+        return AppendResult(out.stream, out.first_position, out.last_position, ids, created)
+
+    return Call("POST", f"/v1/streams/{_segment(stream)}/events", parse, params, body, stream)
+
+
+def read_call(
+    stream: str, start: int | None, limit: int, backward: bool, wait: float | None
+) -> Call:
+    params: dict[str, str | int | float] = {"limit": limit}
+    if start is not None:
+        params["from"] = start
+    if backward:
+        params["direction"] = "backward"
+    if wait:
+        params["wait"] = wait
+
+    def parse(response: httpx.Response) -> Page:
+        out = _read.decode(response.content)
+        return Page([e.recorded() for e in out.events], out.head, out.next)
+
+    path = f"/v1/streams/{_segment(stream)}/events"
+    # A long poll is answered only when the wait is over: allow for it.
+    timeout = wait + _LONG_POLL_MARGIN if wait else None
+    return Call("GET", path, parse, params, subject=stream, timeout=timeout)
+
+
+def subscription_call(
+    method: str,
+    name: str,
+    action: str = "",
+    json: Any = None,
+    params: Mapping[str, int] | None = None,
+) -> Call:
+    path = f"/v1/subscriptions/{_segment(name)}" + (f"/{action}" if action else "")
+    parse = _nothing if method == "DELETE" else json_answer
+    return Call(method, path, parse, params, json, subject=name)
+
+
+def put_call(
+    name: str, stream: str, url: str, exists: bool | None, config: Mapping[str, Any]
+) -> Call:
+    call = subscription_call("PUT", name, json={"stream": stream, "url": url, **config})
+    if exists is None:
+        return call
+    condition = {"If-Match": "*"} if exists else {"If-None-Match": "*"}
+    return dataclasses.replace(call, headers=condition, precondition=exists)
+
+
+def live_path(stream: str) -> str:
+    return f"/v1/streams/{_segment(stream)}/live"
+
+
+def subscriptions_call() -> Call:
+    return Call("GET", "/v1/subscriptions", json_answer)
+
+
+def stream_info_call(stream: str) -> Call:
+    return Call("GET", f"/v1/streams/{_segment(stream)}", json_answer, subject=stream)
+
+
+def streams_page_call(prefix: str, after: str) -> Call:
+    return Call(
+        "GET", "/v1/streams", json_answer, {"prefix": prefix, "after": after, "limit": 1000}
+    )
+
+
+def raise_for(
+    response: httpx.Response, subject: str = "", precondition: bool | None = None
+) -> None:
+    """Eventor's own exception for an error answer (its problem document in `.problem`)."""
+    if response.is_success:
+        return
+    try:
+        problem = response.json()
+        if not isinstance(problem, dict):
+            raise ValueError
+    except ValueError:
+        raise ClientError(
+            f"HTTP {response.status_code}: {response.text[:200]}", response.status_code
+        ) from None
+    code = str(problem.get("type", "")).rpartition(":")[2]
+    detail = str(problem.get("detail", "")) or f"HTTP {response.status_code}"
+    error: EventorError
+    if code == WrongExpectedVersion.code:
+        error = WrongExpectedVersion(
+            str(problem.get("stream", subject)),
+            problem.get("expected_version", ""),
+            int(problem.get("current_version", 0)),
+        )
+    elif code == StreamNotFound.code:
+        error = StreamNotFound(subject)
+    elif code == SubscriptionNotFound.code or (response.status_code == 412 and precondition):
+        error = SubscriptionNotFound(subject)
+    elif response.status_code == 412 and precondition is False:
+        error = SubscriptionExists(detail)
+    elif code in _BY_CODE:
+        error = _BY_CODE[code](detail)
+    elif response.status_code in _BY_STATUS:  # e.g. invalid-parameter, bad-request
+        error = _BY_STATUS[response.status_code](detail)
+    else:
+        error = ClientError(detail, response.status_code)
+    error.args = (detail,)  # the server's words
+    error.problem = problem  # type: ignore[attr-defined]
+    raise error
+
+
+_BY_CODE: dict[str, type[EventorError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidRequest,
+        InvalidName,
+        LimitExceeded,
+        IdempotencyConflict,
+        SubscriptionExists,
+        StorageError,
+        StorageUnavailable,
+    )
+}
+
+
+_BY_STATUS: dict[int, type[EventorError]] = {400: InvalidRequest, 413: LimitExceeded}
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class SSE:
+    """Server-Sent Events, text chunk by text chunk, into events (a message's `data` is one).
+
+    Lines end at CR LF, LF or CR only: the JSON in `data` may hold U+2028, U+0085 and other
+    characters at which `str.splitlines` (and so httpx's `iter_lines`) would break it.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._after_cr = False  # a chunk ended in CR: a LF opening the next one belongs to it
+        self._data: list[str] = []
+
+    def feed(self, chunk: str) -> list[RecordedEvent]:
+        if self._after_cr and chunk.startswith("\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith("\r")
+        *lines, self._buffer = _LINE_END.split(self._buffer + chunk)
+        events = []
+        for line in lines:
+            if line.startswith("data:"):
+                self._data.append(line[5:].removeprefix(" "))
+            elif not line and self._data:
+                text, self._data = "\n".join(self._data), []
+                events.append(_event.decode(text).recorded())
+        return events
