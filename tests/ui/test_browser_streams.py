@@ -93,6 +93,10 @@ def test_streams_list_pages_and_searches(open_page: OpenPage, api: httpx.Client)
     expect(later.locator("#pager-range")).to_have_text(f"Showing 5 after “{prefix}-049”")
     later.get_by_role("button", name="← Previous").click()
     expect(later.locator("#pager-range")).to_have_text("Showing 1\u201350")
+    past = open_page(f"/dashboard/streams?prefix={prefix}&after={prefix}-054")  # the last one
+    expect(past.locator("#streams-list")).to_contain_text(f"No streams after “{prefix}-054”")
+    past.get_by_role("button", name="First page").click()
+    expect(past.locator("#streams-list tbody tr")).to_have_count(50)
 
     page.fill("#stream-search", f"{prefix}-05")
     expect(rows).to_have_count(5)

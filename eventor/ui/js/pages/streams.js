@@ -98,6 +98,16 @@ export default function streams(main, { query, signal }) {
       state.prefix ? `Names starting with “${state.prefix}”` : total,
       state.prefix ? "" : " streams, by name",
     );
+    if (page.streams.length === 0 && !first) {
+      // A cursor at or past the last stream (a link kept from earlier): nothing here, a way back.
+      const back = h(
+        "button",
+        { type: "button", class: "btn btn-small", onclick: () => restart() },
+        "First page",
+      );
+      fill(body, emptyState(`No streams after “${state.cursors[state.cursors.length - 1]}”`, back));
+      return;
+    }
     if (page.streams.length === 0) {
       const valid = STREAM_NAME.test(state.prefix);
       fill(
@@ -203,6 +213,11 @@ export default function streams(main, { query, signal }) {
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
+  }
+
+  function restart() {
+    state.cursors = [""];
+    load();
   }
 
   function go(step) {
