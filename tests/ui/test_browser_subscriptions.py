@@ -445,3 +445,19 @@ def test_a_late_answer_does_not_bring_a_deleted_subscription_back(
     page.evaluate("() => new Promise((done) => setTimeout(done))")  # its handling runs first
     expect(page.locator("#gone")).to_be_visible()
     expect(page.locator("#delete")).to_be_disabled()
+
+
+def test_editing_an_original_subscription_says_it_becomes_a_v1_one(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("orig"), sub_name()
+    r = api.post(f"/subscriptions/{name}", json={"stream": stream, "url": receiver.url})
+    assert r.status_code == 200, r.text
+    page = open_page(f"/dashboard/new-subscription?edit={name}")
+    expect(page.locator("#sub-original-hint")).to_contain_text("original API")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    assert status(api, name)["config"]["created_by"] == "v1"
+    v1 = open_page(f"/dashboard/new-subscription?edit={name}")
+    expect(v1.locator("#sub-url")).to_have_value(receiver.url)
+    expect(v1.locator("#sub-original-hint")).to_have_count(0)

@@ -469,6 +469,14 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
             ),
           ),
         ),
+        c?.created_by === "original"
+          ? h(
+              "p",
+              { class: "hint", id: "sub-original-hint" },
+              "Made through the original API. Saving here makes it a v1 subscription: a 410 Gone",
+              " pauses it, and deliveries carry each event's own content type.",
+            )
+          : null,
         h(
           "div",
           { class: "actions" },
