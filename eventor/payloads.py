@@ -88,14 +88,12 @@ def _json_shape(data: bytes, known_json: bool) -> str | None:
 
 def _object_shape(keys: dict[str, msgspec.Raw]) -> str:
     """The sorted list of an object's keys, as JSON text."""
-    if len(keys) > _KEYS_KEPT:
-        return _encode(sorted(keys)).decode()
     order = tuple(keys)
     shape = _SHAPES.get(order)
     if shape is None:
-        if sum(map(len, order)) > _KEY_CHARS_KEPT:
-            return _encode(sorted(keys)).decode()
-        if len(_SHAPES) >= _SHAPES_KEPT:
-            _SHAPES.clear()
-        shape = _SHAPES[order] = _encode(sorted(keys)).decode()
+        shape = _encode(sorted(keys)).decode()
+        if len(order) <= _KEYS_KEPT and sum(map(len, order)) <= _KEY_CHARS_KEPT:
+            if len(_SHAPES) >= _SHAPES_KEPT:
+                _SHAPES.clear()
+            _SHAPES[order] = shape
     return shape

@@ -42,22 +42,19 @@ def _judge(scope: Scope) -> str | None:
         elif key == b"host":
             host = value
     if site is not None:  # every current browser sends it: the surest sign
-        if site in _OWN:
-            return None
-        return (
-            f"a web page of another origin may not change anything here"
-            f" (Sec-Fetch-Site: {site.decode('latin-1')})"
-        )
+        return None if site in _OWN else _refusal(b"Sec-Fetch-Site", site)
     if origin is None:
         return None  # not a browser, or a browser that says nothing of where the page is
     scheme, _, authority = origin.partition(b"://")
     port = _DEFAULT_PORTS.get(scheme)
     if port is not None and host is not None and _place(authority, port) == _place(host, port):
         return None
-    return (
-        f"a web page of another origin may not change anything here"
-        f" (Origin: {origin.decode('latin-1')[:200]})"
-    )
+    return _refusal(b"Origin", origin)
+
+
+def _refusal(header: bytes, value: bytes) -> str:
+    said = f"{header.decode()}: {value.decode('latin-1')[:200]}"
+    return f"a web page of another origin may not change anything here ({said})"
 
 
 def _place(authority: bytes, default_port: bytes) -> bytes:
