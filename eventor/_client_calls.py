@@ -8,7 +8,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -32,7 +32,6 @@ from .types import ANY, AppendResult, ExpectedVersion, RecordedEvent
 DEFAULT_URL = "http://127.0.0.1:9400"
 #: Seconds a long poll's request may take beyond its `wait`.
 _LONG_POLL_MARGIN = 10.0
-T = TypeVar("T")
 #: An event to append, as the API takes it: {"type": ..., "data": ..., "id": ..., "metadata": ...}.
 EventIn = Mapping[str, Any]
 #: A subscription's status, as `GET /v1/subscriptions/{name}` answers it.
@@ -204,6 +203,16 @@ def put_call(
         return call
     condition = {"If-Match": "*"} if exists else {"If-None-Match": "*"}
     return dataclasses.replace(call, headers=condition, precondition=exists)
+
+
+def request_args(call: Call) -> dict[str, Any]:
+    """What httpx's `request()` takes for `call`, after its method and path."""
+    return {
+        "params": call.params,
+        "json": call.json,
+        "headers": call.headers,
+        "timeout": call.timeout or httpx.USE_CLIENT_DEFAULT,
+    }
 
 
 def live_path(stream: str) -> str:

@@ -33,6 +33,7 @@ from ._client_calls import (
     put_call,
     raise_for,
     read_call,
+    request_args,
     stream_info_call,
     streams_page_call,
     subscription_call,
@@ -73,14 +74,7 @@ class Client:
 
     def _run(self, call: Call) -> Any:
         try:
-            response = self._http.request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json,
-                headers=call.headers,
-                timeout=call.timeout or httpx.USE_CLIENT_DEFAULT,
-            )
+            response = self._http.request(call.method, call.path, **request_args(call))
         except httpx.TransportError as exc:
             raise ClientError(f"{call.method} {call.path}: {exc!r}") from exc
         raise_for(response, call.subject, call.precondition)
@@ -236,14 +230,7 @@ class AsyncClient:
 
     async def _run(self, call: Call) -> Any:
         try:
-            response = await self._http.request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json,
-                headers=call.headers,
-                timeout=call.timeout or httpx.USE_CLIENT_DEFAULT,
-            )
+            response = await self._http.request(call.method, call.path, **request_args(call))
         except httpx.TransportError as exc:
             raise ClientError(f"{call.method} {call.path}: {exc!r}") from exc
         raise_for(response, call.subject, call.precondition)
