@@ -30,6 +30,8 @@ from .errors import (
 from .types import ANY, AppendResult, ExpectedVersion, RecordedEvent
 
 DEFAULT_URL = "http://127.0.0.1:9400"
+#: Seconds `live()` waits for a line at least: the server sends a keep-alive every 15.
+LIVE_READ_TIMEOUT = 45.0
 #: Seconds a long poll's request may take beyond its `wait`.
 _LONG_POLL_MARGIN = 10.0
 #: An event to append, as the API takes it: {"type": ..., "data": ..., "id": ..., "metadata": ...}.
@@ -47,6 +49,9 @@ class ClientError(EventorError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+ClientError.__module__ = "eventor.client"  # where users import it from
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +141,9 @@ class Call:
 
 
 def _segment(name: str) -> str:
-    return quote(name, safe="")
+    # "." and ".." would be removed from the path as dot segments (RFC 3986), and the request
+    # would go to another route: escaped, they reach the server, which refuses the name.
+    return quote(name, safe="") if name.strip(".") else name.replace(".", "%2E")
 
 
 def json_answer(response: httpx.Response) -> Any:
@@ -205,6 +212,34 @@ def put_call(
     return dataclasses.replace(call, headers=condition, precondition=exists)
 
 
+def parse_answer(call: Call, response: httpx.Response) -> Any:
+    """The call's result from a successful answer; ClientError when it is not what the API
+    answers (e.g. the base URL points at something else)."""
+    try:
+        return call.parse(response)
+    except (ValueError, KeyError, TypeError, msgspec.MsgspecError) as exc:
+        raise ClientError(
+            f"{call.method} {call.path}: the answer is not what the API sends ({exc})",
+            response.status_code,
+        ) from exc
+
+
+def live_timeout(timeout: httpx.Timeout) -> httpx.Timeout:
+    """The client's timeouts, with time enough between lines for the server's keep-alives."""
+    read = timeout.read
+    if read is not None:
+        read = max(read, LIVE_READ_TIMEOUT)
+    return httpx.Timeout(timeout.connect, read=read, write=timeout.write, pool=timeout.pool)
+
+
+def sse_events(sse: SSE, chunk: str, path: str) -> list[RecordedEvent]:
+    """`sse.feed(chunk)`, a ClientError when a message is not an event."""
+    try:
+        return sse.feed(chunk)
+    except msgspec.MsgspecError as exc:
+        raise ClientError(f"GET {path}: a message is not an event ({exc})") from exc
+
+
 def request_args(call: Call) -> dict[str, Any]:
     """What httpx's `request()` takes for `call`, after its method and path."""
     return {
@@ -269,7 +304,7 @@ def raise_for(
     else:
         error = ClientError(detail, response.status_code)
     error.args = (detail,)  # the server's words
-    error.problem = problem  # type: ignore[attr-defined]
+    error.problem = problem
     raise error
 
 

@@ -15,8 +15,8 @@ server answers with are raised as Eventor's own exceptions (`WrongExpectedVersio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from typing import Any, Self
 
 import httpx
 
@@ -30,10 +30,13 @@ from ._client_calls import (
     Status,
     append_call,
     live_path,
+    live_timeout,
+    parse_answer,
     put_call,
     raise_for,
     read_call,
     request_args,
+    sse_events,
     stream_info_call,
     streams_page_call,
     subscription_call,
@@ -62,7 +65,7 @@ class Client:
             base_url=base_url, timeout=timeout, headers=headers, transport=transport
         )
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -78,7 +81,7 @@ class Client:
         except httpx.TransportError as exc:
             raise ClientError(f"{call.method} {call.path}: {exc!r}") from exc
         raise_for(response, call.subject, call.precondition)
-        return call.parse(response)
+        return parse_answer(call, response)
 
     # -- streams
 
@@ -119,18 +122,25 @@ class Client:
                 return
             start = page.next
 
-    def live(self, stream: str, start: int | None = None) -> Iterator[RecordedEvent]:
+    def live(self, stream: str, start: int | None = None) -> Generator[RecordedEvent, None, None]:
         """Events as they are appended (Server-Sent Events), from `start` on if given, else
-        only new ones. Runs until the caller stops iterating or the server closes."""
+        only new ones. Runs until the caller stops iterating (close it, or leave the loop) or
+        the server closes the stream, e.g. on shutdown: to go on, call again with `start` =
+        the last position + 1. A line break between the tokens of an event's JSON data
+        arrives as LF (SSE's framing); the value is the same, and `read()` has the bytes."""
         params = {} if start is None else {"from": start}
         path = live_path(stream)
-        with self._http.stream("GET", path, params=params, timeout=None) as response:
-            if not response.is_success:
-                response.read()
-                raise_for(response, stream)
-            sse = SSE()
-            for chunk in response.iter_text():
-                yield from sse.feed(chunk)
+        timeout = live_timeout(self._http.timeout)
+        try:
+            with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    raise_for(response, stream)
+                sse = SSE()
+                for chunk in response.iter_text():
+                    yield from sse_events(sse, chunk, path)
+        except httpx.TransportError as exc:
+            raise ClientError(f"GET {path}: {exc!r}") from exc
 
     def stream(self, stream: str) -> dict[str, Any]:
         """The stream's info: head, times, size, counts per type, subscriptions."""
@@ -219,7 +229,7 @@ class AsyncClient:
             base_url=base_url, timeout=timeout, headers=headers, transport=transport
         )
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -234,7 +244,7 @@ class AsyncClient:
         except httpx.TransportError as exc:
             raise ClientError(f"{call.method} {call.path}: {exc!r}") from exc
         raise_for(response, call.subject, call.precondition)
-        return call.parse(response)
+        return parse_answer(call, response)
 
     async def append(
         self,
@@ -269,17 +279,23 @@ class AsyncClient:
                 return
             start = page.next
 
-    async def live(self, stream: str, start: int | None = None) -> AsyncIterator[RecordedEvent]:
+    async def live(
+        self, stream: str, start: int | None = None
+    ) -> AsyncGenerator[RecordedEvent, None]:
         params = {} if start is None else {"from": start}
         path = live_path(stream)
-        async with self._http.stream("GET", path, params=params, timeout=None) as response:
-            if not response.is_success:
-                await response.aread()
-                raise_for(response, stream)
-            sse = SSE()
-            async for chunk in response.aiter_text():
-                for event in sse.feed(chunk):
-                    yield event
+        timeout = live_timeout(self._http.timeout)
+        try:
+            async with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise_for(response, stream)
+                sse = SSE()
+                async for chunk in response.aiter_text():
+                    for event in sse_events(sse, chunk, path):
+                        yield event
+        except httpx.TransportError as exc:
+            raise ClientError(f"GET {path}: {exc!r}") from exc
 
     async def stream(self, stream: str) -> dict[str, Any]:
         info: dict[str, Any] = await self._run(stream_info_call(stream))

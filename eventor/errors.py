@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EventorError(Exception):
     """Base class of every error Eventor raises on purpose."""
 
     #: Short stable identifier, used as the problem type on the wire.
     code = "error"
+    #: The problem document the server answered with, when raised by `eventor.client`.
+    problem: dict[str, Any] | None = None
 
 
 class InvalidRequest(EventorError):

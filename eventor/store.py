@@ -26,7 +26,8 @@ from .types import (
 MAX_TYPE_LENGTH = 200
 #: A content type travels as a header on every delivery: it must fit in one.
 MAX_CONTENT_TYPE_LENGTH = 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What an event type may not hold.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class EventStore:
@@ -63,7 +64,7 @@ class EventStore:
             )
         ids: set[str] = set()
         for index, event in enumerate(events):
-            if not 1 <= len(event.type) <= MAX_TYPE_LENGTH or _CONTROL.search(event.type):
+            if not 1 <= len(event.type) <= MAX_TYPE_LENGTH or CONTROL_CHARACTER.search(event.type):
                 raise InvalidRequest(
                     f"event {index}: type must be 1-{MAX_TYPE_LENGTH} characters,"
                     " without control characters"

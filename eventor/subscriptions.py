@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .clock import utc_now
+from .clock import format_utc, parse_utc, utc_now
 from .delivery import DeliveryEngine
 from .delivery.loop import SubscriptionLoop
-from .delivery.policy import ORIGINAL_DELAYS, ORIGINAL_MAX_ATTEMPTS
+from .delivery.policy import ORIGINAL_DELAYS, ORIGINAL_MAX_ATTEMPTS, RetryPolicy
 from .delivery.signing import SECRET_RULE, secret_key
 from .errors import InvalidRequest, StreamNotFound, SubscriptionExists, SubscriptionNotFound
 from .names import check_stream_name, check_subscription_name
 from .settings import Settings
 from .storage.base import Storage
-from .store import EventStore
+from .store import CONTROL_CHARACTER, MAX_TYPE_LENGTH, EventStore
 from .types import (
     ACTIVE,
     MAX_POSITION,
@@ -218,8 +218,14 @@ class SubscriptionService:
             in_flight = self.engine.in_request(loop)
             if not in_flight:
                 await self._stop(loop)
+            changes: dict[str, Any] = {"config": config}
+            if s.next_attempt_at is not None:  # the retry waits at most the new backoff.max
+                until = parse_utc(s.next_attempt_at)
+                capped = RetryPolicy.for_config(config).latest(until)
+                if capped < until:
+                    changes["next_attempt_at"] = format_utc(capped)
             try:
-                saved = await self._save(loop, config=config)
+                saved = await self._save(loop, **changes)
             finally:
                 if not in_flight and s.status == ACTIVE:
                     self.engine.run(loop)
@@ -450,7 +456,10 @@ class SubscriptionService:
             raise InvalidRequest(
                 f"secret must be {SECRET_RULE} (e.g. whsec_ plus 32 random bytes in base64)"
             )
-        if config.secret is not None:
+        if secret is None:  # unsigned from now on: no old secret may sign again, nor later
+            config.previous_secret = None
+            config.secret_replaced_at = 0.0
+        elif config.secret is not None:
             config.previous_secret = config.secret
             config.secret_replaced_at = self.clock()
         config.secret = secret
@@ -501,8 +510,11 @@ def _check_event_types(types: list[str] | None) -> list[str] | None:
     if len(types) > MAX_EVENT_TYPES:
         raise InvalidRequest(f"event_types lists {len(types)} types; at most {MAX_EVENT_TYPES}")
     for t in types:
-        if not 1 <= len(t) <= 200:
-            raise InvalidRequest("each of event_types must be 1-200 characters")
+        if not 1 <= len(t) <= MAX_TYPE_LENGTH or CONTROL_CHARACTER.search(t):
+            raise InvalidRequest(
+                f"each of event_types must be 1-{MAX_TYPE_LENGTH} characters, without control"
+                " characters (as event types are)"
+            )
     return list(dict.fromkeys(types))
 
 

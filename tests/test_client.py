@@ -12,6 +12,7 @@ import pytest
 from delivery.receiver import Receiver, Reply
 from helpers import unique, wait_until
 
+from eventor._client_calls import LIVE_READ_TIMEOUT, live_timeout
 from eventor.api import create_app
 from eventor.client import AsyncClient, Client, ClientError
 from eventor.errors import (
@@ -136,6 +137,45 @@ def test_bad_parameters_are_invalid_requests_and_no_server_a_client_error(evento
         eventor.read(stream, limit=5000)
     with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ClientError):
         nobody.read(stream)
+
+
+def test_a_live_stream_that_cannot_start_or_breaks_off_is_a_client_error(server, stream):
+    with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ClientError):
+        next(nobody.live(stream))
+    with Receiver() as odd:
+        odd.script(
+            Reply(reset=True), Reply(200, b"data: {\n\n", {"Content-Type": "text/event-stream"})
+        )
+        with Client(odd.url) as client:
+            with pytest.raises(ClientError, match="live"):
+                list(client.live(stream))
+            with pytest.raises(ClientError, match="not an event"):
+                list(client.live(stream))
+
+
+def test_a_success_that_is_not_the_apis_answer_is_a_client_error(server, stream):
+    """A base URL that points past the API (here, at the dashboard) answers 200 with HTML."""
+    with Client(f"{server.url}/dashboard") as wrong, pytest.raises(ClientError, match="not what"):
+        wrong.read(stream)
+
+
+def test_dot_names_reach_the_server_as_names(eventor, stream):
+    """Unescaped, "." and ".." would be dot segments, dropped from the path: another route."""
+    for name in (".", ".."):
+        with pytest.raises(InvalidName):  # not a stream name
+            eventor.read(name)
+        with pytest.raises(SubscriptionNotFound):  # a subscription name, of none yet
+            eventor.subscription(name)
+    eventor.put_subscription("..", stream, "http://127.0.0.1:9/", start="end")
+    assert eventor.subscription("..")["name"] == ".."
+    eventor.delete_subscription("..")
+
+
+def test_live_waits_past_the_servers_keep_alives_whatever_the_clients_timeout():
+    assert live_timeout(httpx.Timeout(5.0)).read == LIVE_READ_TIMEOUT > 15
+    assert live_timeout(httpx.Timeout(5.0)).connect == 5.0
+    assert live_timeout(httpx.Timeout(120.0)).read == 120.0
+    assert live_timeout(httpx.Timeout(None)).read is None
 
 
 def test_streams_and_stream_info(eventor):

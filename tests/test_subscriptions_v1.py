@@ -92,6 +92,8 @@ def test_put_creates_then_updates(client, stream, sub):
         ({"secret": "whsec_"}, "1 to 1024"),
         ({"event_types": []}, "event_types is empty"),
         ({"event_types": [""]}, "1-200 characters"),
+        ({"event_types": ["a\nb"]}, "without control characters"),  # could never match
+        ({"url": "http://x/" + "a" * 2048}, "longer than 2048"),
         ({"headers": {"Bad Header": "x"}}, "not a valid HTTP header name"),
         ({"headers": {"Host": "evil"}}, "cannot be set"),
         ({"headers": {"X-A": "a\r\nB: c"}}, "control character"),

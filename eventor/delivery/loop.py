@@ -330,7 +330,9 @@ class SubscriptionLoop:
                 # api-v1.md: 410 pauses at once (a reset or an update meanwhile changes nothing
                 # to that, unless it moved the subscription to another URL). The original
                 # retried it like any failure.
-                if not (replay or reset_meanwhile):
+                if replay:
+                    self._park(first, error)  # still parked, with the error of this attempt
+                elif not reset_meanwhile:
                     s.attempts += 1  # the status says how often the event failed, as always
                 self.pause(f"{error}: the receiver asked to stop (410 Gone)")
                 log.warning(

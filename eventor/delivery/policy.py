@@ -60,11 +60,19 @@ class RetryPolicy:
         # between backoff.initial and backoff.max). The first retry waits exactly `initial`.
         return float(max(self.initial, step * (0.5 + 0.5 * self.random())))
 
+    @property
+    def longest(self) -> float:
+        """Seconds of the longest wait this policy may make."""
+        return max(self.fixed) if self.fixed is not None else self.maximum
+
     def remaining(self, until: float) -> float:
         """Seconds from now to `until` (Unix time), within what one wait of this policy may
         be (a clock set back must not stretch a retry past the policy's longest wait)."""
-        longest = max(self.fixed) if self.fixed is not None else self.maximum
-        return min(max(0.0, until - self.clock()), longest)
+        return min(max(0.0, until - self.clock()), self.longest)
+
+    def latest(self, until: float) -> float:
+        """`until` (Unix time), or sooner when this policy never waits that long."""
+        return min(until, self.clock() + self.longest)
 
 
 def parse_retry_after(value: str, now: float) -> float | None:

@@ -245,6 +245,19 @@ def test_park_moves_on_then_replay_redelivers(client, stream, receiver: Receiver
     receiver.wait_for(lambda rs: rs[-1].position == 6)
 
 
+def test_a_parked_event_whose_replay_meets_410_keeps_that_error(client, stream, receiver):
+    receiver.decide(lambda r: Reply(503))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_status(client, sub, lambda s: s["parked"] == 1)
+    receiver.decide(lambda r: Reply(410))
+    assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
+    assert wait_status(client, sub, lambda s: s["status"] == "paused")["parked"] == 1
+    (parked,) = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
+    assert parked["error"] == "HTTP 410 Gone"
+
+
 def test_delete_stops_deliveries_at_once(client, stream):
     with Receiver() as deleted, Receiver() as control:
         deleted.decide(lambda r: Reply(delay=5))
@@ -439,6 +452,23 @@ def test_an_update_keeps_the_attempt_count_and_the_retry_time(client, stream, re
     assert after["config"]["timeout"] == 7
     assert status(client, sub)["next_attempt_at"] == before["next_attempt_at"]
     assert len(receiver.received()) == 1
+
+
+def test_an_update_that_lowers_backoff_max_says_when_the_retry_now_comes(
+    client, stream, receiver: Receiver
+):
+    receiver.script(Reply(429, headers={"Retry-After": "30"}))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, backoff={"initial": 1, "max": 60})
+    wait_status(client, sub, lambda s: s["next_attempt_at"] is not None)
+    body = {"stream": stream, "url": receiver.url, "backoff": {"initial": 0.5, "max": 1}}
+    put_at, put_clock = time.time(), time.monotonic()
+    after = client.put(f"/v1/subscriptions/{sub}", json=body).json()
+    retry_at = datetime.fromisoformat(after["next_attempt_at"]).timestamp()
+    assert put_at <= retry_at <= time.time() + 1  # the capped time, not the Retry-After's
+    assert status(client, sub)["next_attempt_at"] == after["next_attempt_at"]
+    assert receiver.wait_count(2)[1].at <= put_clock + 5  # not 30 s on
 
 
 def test_an_update_that_filters_out_the_failing_event_moves_on_afresh(

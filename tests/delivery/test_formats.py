@@ -76,6 +76,15 @@ def test_secret_rotation_signs_with_both_for_a_while(client, stream, receiver: R
     )
     append(client, stream, 1)
     assert "webhook-signature" not in receiver.wait_count(4)[3].headers
+    # A secret removed is gone: a later new one signs alone, not beside it (it may have leaked).
+    newest = new_secret()
+    client.put(
+        f"/v1/subscriptions/{sub}", json={"stream": stream, "url": receiver.url, "secret": newest}
+    )
+    append(client, stream, 1)
+    last = receiver.wait_count(5)[4]
+    assert verifies(newest, last)
+    assert len(last.headers["webhook-signature"].split(" ")) == 1
 
 
 def test_batches_are_signed_over_the_whole_body(client, stream, receiver: Receiver):
