@@ -253,6 +253,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     import uvicorn
 
     from .api import create_app
+    from .protocol import BoundedHeadProtocol
     from .storage.sqlite.backend import DataDirInUse
 
     _Server = _make_server_class()
@@ -266,7 +267,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     config = uvicorn.Config(
         app,
         lifespan="off",
-        http="httptools",
+        http=BoundedHeadProtocol,
         log_config=None,
         log_level="debug" if settings.log_level == "debug" else "warning",
         access_log=settings.access_log,

@@ -287,6 +287,11 @@ class SubscriptionService:
                 s.paused_reason = reason
                 s.next_attempt_at = None
                 return await self._save(loop)
+            if s.paused_reason != reason:
+                # Paused already (after max_attempts, say): the hand pause is what holds it now
+                # (original-api.md: the reason recorded is "API request"); `last_error` keeps
+                # the error.
+                return await self._save(loop, paused_reason=reason)
             return s
 
     async def resume(self, name: str) -> Subscription:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import re
 import shutil
@@ -337,6 +338,14 @@ def original_append_too_big(c: httpx.Client, seed: Seed) -> Answer:
     return Answer.of(c.post(f"/streams/{new_stream()}", content=big, headers={"x-event-type": "A"}))
 
 
+@case("POST", ORIGINAL, 415)
+def original_append_encoded(c: httpx.Client, seed: Seed) -> Answer:
+    headers = {"x-event-type": "A", "content-encoding": "gzip"}
+    return Answer.of(
+        c.post(f"/streams/{new_stream()}", content=gzip.compress(b"{}"), headers=headers)
+    )
+
+
 ORIGINAL_READ = "/streams/{stream}/{offset}/{limit}"
 
 
@@ -626,6 +635,17 @@ def original_create_too_big(c: httpx.Client, seed: Seed) -> Answer:
     name = f"oa_{uuid.uuid4().hex[:12]}"
     body = {"stream": seed.stream, "url": seed.hook, "headers": {"X-Pad": "x" * MiB}}
     return Answer.of(c.post(f"/subscriptions/{name}", json=body))
+
+
+@case("POST", ORIGINAL_SUB, 415)
+def original_create_encoded(c: httpx.Client, seed: Seed) -> Answer:
+    name = f"oa_{uuid.uuid4().hex[:12]}"
+    body = gzip.compress(
+        b'{"stream": "%s", "url": "%s"}' % (seed.stream.encode(), seed.hook.encode())
+    )
+    return Answer.of(
+        c.post(f"/subscriptions/{name}", content=body, headers={"content-encoding": "gzip"})
+    )
 
 
 @case("GET", "/subscriptions", 200)

@@ -246,6 +246,8 @@ def test_read_from_offset_with_limit(client, stream):
         (0, "-" + "9" * 5000, [1, 2, 3, 4, 5]),
         ("9" * 5000, 10, []),
         ("-" + "9" * 5000, 10, [1, 2, 3, 4, 5]),
+        ("2%2F", 10, [1, 2, 3, 4, 5]),  # an encoded slash is not a digit either: 0
+        (0, "2%2F", []),
     ],
 )
 def test_numeric_segments_follow_go_atoi(client, stream, offset, limit, expected):

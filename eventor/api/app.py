@@ -88,8 +88,9 @@ class EventorApp:
         meant: Route | None = None
         if route is None:
             meant, meant_params = self.router.match_encoded_slashes(method, scope.get("raw_path"))
-            if meant is not None and not meant.refuses_encoded_slash:
-                # A name no subscription has, answered as such (DELETE: "Deleted"; pause: 400).
+            if meant is not None and not meant.refuses_encoded_slash(meant_params):
+                # A name no subscription has, answered as such (DELETE: "Deleted"; pause: 400),
+                # or an original offset or limit that is not a number.
                 route, params, meant = meant, meant_params, None
         if route is None:
             style: ErrorStyle = "problem" if path.startswith("/v1/") else "text"

@@ -16,7 +16,7 @@ from ..payloads import describe
 from ..settings import Limits
 from ..store import EventStore
 from ..types import JSON_CONTENT_TYPE, NewEvent, RecordedEvent
-from .params import header, read_body
+from .params import ENCODED_BODY, header, read_body
 from .problems import HTTPProblem
 from .rendering import json_response
 from .routing import Doc, Media, Param, Route
@@ -219,6 +219,7 @@ APPEND_DOC = Doc(
             "the body is over the largest event allowed (default 1 MiB), or over"
             " --max-request-bytes when that is smaller",
         ),
+        415: (str, ENCODED_BODY),
     },
 )
 READ_DOC = Doc(

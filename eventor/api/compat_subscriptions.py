@@ -16,7 +16,7 @@ from starlette.responses import Response
 from ..errors import SubscriptionExists, SubscriptionNotFound
 from ..subscriptions import SubscriptionService
 from ..types import PAUSED, Subscription
-from .params import decode_json, read_body
+from .params import ENCODED_BODY, decode_json, read_body
 from .problems import HTTPProblem
 from .rendering import json_response
 from .routing import Doc, Param, Route
@@ -107,6 +107,7 @@ class OriginalSubscriptionRoutes:
                         200: (str, "Created"),
                         400: (str, "invalid, or the name is taken"),
                         413: (str, "the body is over 1 MiB (or --max-request-bytes, when smaller)"),
+                        415: (str, ENCODED_BODY),
                     },
                     body=OriginalSubscriptionIn,
                     description="`name` must match ^[a-z0-9_]+$ (any case). `position` is the"

@@ -118,7 +118,7 @@ class _Builder:
             str(status): self._response(body, text)
             for status, (body, text) in doc.responses.items()
         }
-        if route.refuses_encoded_slash and "400" not in responses:
+        if route.names_refuse_encoded_slash and "400" not in responses:
             # The app refuses an encoded slash in any path parameter (app.py), whatever the route.
             body = Problem if route.errors == "problem" else str
             responses["400"] = self._response(body, ENCODED_SLASH_400)

@@ -56,11 +56,20 @@ _NOSNIFF = {"x-content-type-options": "nosniff"}
 class HTTPProblem(Exception):
     """Raised by a route to answer with an error; `code` becomes the problem type."""
 
-    def __init__(self, status: int, detail: str, *, code: str = "", **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str = "",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.code = code or TITLES.get(status, "error").lower().replace(" ", "-")
+        self.headers = {**_NOSNIFF, **headers} if headers else _NOSNIFF
         self.extra = extra
 
 
@@ -86,7 +95,10 @@ def problem_response(problem: HTTPProblem) -> Response:
         **problem.extra,
     }
     return Response(
-        _encoder.encode(body), problem.status, headers=_NOSNIFF, media_type=PROBLEM_CONTENT_TYPE
+        _encoder.encode(body),
+        problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_CONTENT_TYPE,
     )
 
 
@@ -103,4 +115,6 @@ def text_response(problem: HTTPProblem) -> Response:
     """A plain-text error as the original answered: the message and a newline, except for the
     texts the spec spells out without one (EXACT_TEXTS), which are sent exactly so."""
     end = "" if problem.detail in EXACT_TEXTS else "\n"
-    return Response(problem.detail + end, problem.status, headers=_NOSNIFF, media_type="text/plain")
+    return Response(
+        problem.detail + end, problem.status, headers=problem.headers, media_type="text/plain"
+    )

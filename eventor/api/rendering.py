@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import msgspec
 from msgspec import Raw
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
 from ..types import RecordedEvent
@@ -29,6 +31,21 @@ class JSONResponse(Response):
         self.background = None
         self.body = body = encoder.encode(value)
         self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
+
+
+_EVENT_STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def event_stream(request: Request, messages: AsyncIterator[bytes]) -> StreamingResponse:
+    """A Server-Sent Events answer of `messages`; to a HEAD request, its headers alone (the
+    messages never end, and a HEAD answer must)."""
+    body = _no_messages() if request.method == "HEAD" else messages
+    return StreamingResponse(body, media_type="text/event-stream", headers=_EVENT_STREAM_HEADERS)
+
+
+async def _no_messages() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an async generator that yields nothing
 
 
 async def send_json(send: Send, value: Any, status: int = 200) -> None:

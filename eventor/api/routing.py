@@ -76,6 +76,10 @@ class Doc:
     hidden: bool = False
 
 
+#: Path parameters of the original routes that are numbers, read as Go's Atoi reads them.
+_GO_NUMBERS = frozenset({"offset", "limit"})
+
+
 @dataclass(frozen=True)
 class Route:
     """One route: method, path template, handler, how errors render, and its documentation."""
@@ -107,10 +111,19 @@ class Route:
         object.__setattr__(self, "regex", re.compile(pattern))
 
     @property
-    def refuses_encoded_slash(self) -> bool:
-        """Whether a name holding an encoded slash (%2F) is a 400 here (see app.py). On the
-        original's subscription routes it is just a name no subscription has."""
-        return "{" in self.path and not self.path.startswith("/subscriptions/")
+    def names_refuse_encoded_slash(self) -> bool:
+        """Whether some path parameter here is a name that an encoded slash makes a 400."""
+        params = {m[1]: "/" for m in _PARAM.finditer(self.path)}
+        return self.refuses_encoded_slash(params)
+
+    def refuses_encoded_slash(self, params: dict[str, str]) -> bool:
+        """Whether these path parameters, one holding an encoded slash (%2F), are a 400 here
+        (see app.py): no name may hold one. On the original's subscription routes it is just
+        a name no subscription has; an original `offset` or `limit` holding one is just not
+        a number (read as 0, as original-api.md reads anything non-numeric)."""
+        if self.path.startswith("/subscriptions/"):
+            return False
+        return any("/" in value for key, value in params.items() if key not in _GO_NUMBERS)
 
     @property
     def key(self) -> str:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from .. import __version__
 from ..clock import format_utc
 from ..storage.base import Storage
 from ..store import EventStore
-from .rendering import encoder, json_response
+from .rendering import encoder, event_stream, json_response
 from .routing import Doc, Media, Route
 
 SubscriptionStats = Callable[[], dict[str, int]]
@@ -217,11 +217,7 @@ class StatsRoutes:
         return json_response(await self.snapshot(KEEP))
 
     async def live(self, request: Request) -> Response:
-        return StreamingResponse(
-            self._sse(),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
+        return event_stream(request, self._sse())
 
     async def _sse(self) -> AsyncIterator[bytes]:
         sampler = self.sampler

@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, Meta
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, StreamNotFound
@@ -28,7 +28,7 @@ from .params import (
     read_body,
     require_json,
 )
-from .rendering import encoder, event_out, json_response, send_json
+from .rendering import encoder, event_out, event_stream, json_response, send_json
 from .routing import Doc, Media, Param, Route
 from .schemas import (
     EXPECTED_VERSION,
@@ -181,11 +181,7 @@ class StreamRoutes:
         else:
             start_param = int_param(query(request.scope), "from", None, low=0, high=_LAST_POSITION)
             start = (self._store.head(stream) or 0) + 1 if start_param is None else start_param
-        return StreamingResponse(
-            self._sse(stream, max(start, 1)),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
+        return event_stream(request, self._sse(stream, max(start, 1)))
 
     async def _sse(self, stream: str, start: int) -> AsyncIterator[bytes]:
         yield b"retry: 1000\n\n"
@@ -284,7 +280,11 @@ APPEND_DOC = Doc(
             "over a limit: one event's data (default 1 MiB), the request (16 MiB) or the "
             "number of events (10,000)",
         ),
-        415: (Problem, "the body is not declared JSON: send `Content-Type: application/json`"),
+        415: (
+            Problem,
+            "the body is not declared JSON (send `Content-Type: application/json`), or comes"
+            " with a `Content-Encoding` (send it as is)",
+        ),
     },
 )
 READ_DOC = Doc(

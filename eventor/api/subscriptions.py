@@ -49,7 +49,11 @@ _IF_NONE_MATCH = Param(
     where="header",
 )
 _TOO_LARGE = (Problem, "the body is over 1 MiB (or --max-request-bytes, when smaller)")
-_NOT_JSON = (Problem, "the body is not declared JSON: send `Content-Type: application/json`")
+_NOT_JSON = (
+    Problem,
+    "the body is not declared JSON (send `Content-Type: application/json`), or comes with a"
+    " `Content-Encoding` (send it as is)",
+)
 
 
 def subscription_out(s: Subscription, head: int) -> SubscriptionOut:

@@ -17,8 +17,32 @@ from .signing import ROTATION_OVERLAP, secret_key, sign
 
 USER_AGENT = f"Eventor/{__version__}"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
-#: Headers a subscription's own `headers` may not override (ours say what is delivered).
-_OURS = ("content-type", "user-agent", "x-event-", "x-eventor-", "ce-", "webhook-")
+#: The headers Eventor sends: a subscription's own `headers` may not override them (they say
+#: what is delivered). Any other name is sent as set (`Webhook-Token`, `X-Event-Source`, ...).
+EVENTOR_HEADERS = frozenset(
+    {
+        "content-type",
+        "user-agent",
+        "x-event-stream",
+        "x-event-position",
+        "x-event-uuid",
+        "x-event-created",
+        "x-event-type",
+        "x-eventor-subscription",
+        "x-eventor-attempt",
+        "x-eventor-first-position",
+        "x-eventor-last-position",
+        "ce-specversion",
+        "ce-source",
+        "ce-id",
+        "ce-type",
+        "ce-time",
+        "ce-sequence",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -64,7 +88,7 @@ class WebhookBuilder:
         self._content_type = "application/json" if config.original else None
         source = f"/streams/{config.stream}"
         self._source = source
-        custom = {k: v for k, v in config.headers.items() if not k.lower().startswith(_OURS)}
+        custom = {k: v for k, v in config.headers.items() if k.lower() not in EVENTOR_HEADERS}
         self._base = {
             **custom,
             "User-Agent": USER_AGENT,

@@ -571,3 +571,18 @@ def test_an_update_during_a_replay_applies_to_the_rest_of_it(client, stream, rec
     while client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]:
         assert time.monotonic() < deadline, "the replay under the new headers should clear both"
         time.sleep(0.01)
+
+
+def test_a_hand_pause_of_a_subscription_paused_by_failures_records_the_request(
+    client, stream, receiver: Receiver
+):
+    receiver.decide(lambda r: Reply(500))
+    append(client, stream, 1)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=1)
+    exhausted = wait_status(client, sub, lambda s: s["status"] == "paused")
+    assert exhausted["paused_reason"] == "HTTP 500 Internal Server Error"
+    paused = client.post(f"/v1/subscriptions/{sub}/pause").json()
+    assert paused["paused_reason"] == "API request"  # original-api.md's words for a pause
+    assert paused["last_error"] == "HTTP 500 Internal Server Error"  # the error stays told
+    assert status(client, sub)["paused_reason"] == "API request"

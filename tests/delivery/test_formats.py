@@ -10,7 +10,7 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http
 from cloudevents.core.formats.json import JSONFormat
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from eventor.delivery.webhook import WebhookBuilder
+from eventor.delivery.webhook import EVENTOR_HEADERS, WebhookBuilder
 from eventor.types import RecordedEvent, SubscriptionConfig
 
 from .helpers import append, name, status, subscribe
@@ -197,3 +197,35 @@ def test_the_url_is_requested_exactly_as_given(client, stream, receiver: Receive
     # what a request line may not carry is escaped; the rest stays as it is
     subscribe(client, name(), stream, receiver.url + "?x=a|b{c}&p=100%&q=%41")
     assert receiver.wait_count(2)[1].target == "/hook?x=a%7Cb%7Bc%7D&p=100%25&q=%41"
+
+
+def test_own_headers_go_out_as_set_unless_eventor_sends_that_header(
+    client, stream, receiver: Receiver
+):
+    own = {
+        "Webhook-Token": "s3cret",  # near Eventor's names, but none it sends
+        "X-Event-Source": "billing",
+        "Ce-Tenant": "t1",
+        "X-Eventor-Key": "k",
+        "X-Event-Position": "999",  # one Eventor sends: its own wins
+    }
+    append(client, stream, 1)
+    subscribe(client, name(), stream, receiver.url, headers=own)
+    got = receiver.wait_count(1)[0].headers
+    assert (got["webhook-token"], got["x-event-source"]) == ("s3cret", "billing")
+    assert (got["ce-tenant"], got["x-eventor-key"]) == ("t1", "k")
+    assert got["x-event-position"] == "1"
+
+
+def test_every_header_eventor_sends_is_one_a_subscription_cannot_override():
+    config = SubscriptionConfig(stream="s", url="http://127.0.0.1:1/", secret=new_secret())
+    event = RecordedEvent(
+        "0190c8e2-0000-7000-8000-000000000001", "s", 1, "T", b"{}",
+        "application/json", True, None, "2026-11-28T02:54:41.123456Z",
+    )  # fmt: skip
+    sent: set[str] = set()
+    for batch_size in (1, 2):
+        config.batch_size = batch_size
+        _, headers = WebhookBuilder("sub", config).build([event], 1)
+        sent |= {h.lower() for h in headers}
+    assert sent == set(EVENTOR_HEADERS)

@@ -1,0 +1,77 @@
+"""HTTP at its edges, over a real connection: HEAD on endless answers, encoded bodies, heads
+past the size bound."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.client
+import socket
+
+import httpx
+import pytest
+from helpers import assert_problem
+
+from eventor.protocol import MAX_HEAD_BYTES
+
+
+def connection(url: str) -> http.client.HTTPConnection:
+    parsed = httpx.URL(url)
+    return http.client.HTTPConnection(parsed.host, parsed.port, timeout=5)
+
+
+@pytest.mark.parametrize("path", ["/v1/streams/{stream}/live", "/v1/stats/live"])
+def test_head_on_an_event_stream_answers_its_headers_and_ends(server, stream, path):
+    conn = connection(server.url)
+    try:
+        conn.request("HEAD", path.format(stream=stream))
+        head = conn.getresponse()
+        assert head.status == 200
+        assert head.getheader("content-type", "").startswith("text/event-stream")
+        assert head.read() == b""
+        # The answer ended: the connection serves the next request.
+        conn.request("GET", "/health")
+        after = conn.getresponse()
+        assert after.status == 200
+        after.read()
+    finally:
+        conn.close()
+
+
+GZIPPED = {"content-type": "application/json", "content-encoding": "gzip"}
+
+
+def test_an_encoded_body_is_refused_with_415_and_nothing_changes(client, stream):
+    body = gzip.compress(b'{"type": "T", "data": 1}')
+    r = client.post(f"/v1/streams/{stream}/events", content=body, headers=GZIPPED)
+    assert "Content-Encoding" in assert_problem(r, 415)["detail"]
+    assert r.headers["accept-encoding"] == "identity"
+    r = client.post(f"/streams/{stream}", content=body, headers={**GZIPPED, "X-Event-Type": "T"})
+    assert (r.status_code, r.headers["content-type"]) == (415, "text/plain; charset=utf-8")
+    assert client.get(f"/v1/streams/{stream}").status_code == 404  # nothing was appended
+    sub = gzip.compress(b'{"stream": "%s", "url": "http://127.0.0.1:9/"}' % stream.encode())
+    assert_problem(client.put("/v1/subscriptions/gzipped", content=sub, headers=GZIPPED), 415)
+    r = client.post("/subscriptions/gzipped", content=sub, headers=GZIPPED)
+    assert r.status_code == 415
+    assert client.get("/v1/subscriptions/gzipped").status_code == 404
+    plain = {"content-type": "application/json", "content-encoding": "identity"}
+    r = client.post(f"/v1/streams/{stream}/events", content=b'{"type": "T"}', headers=plain)
+    assert r.status_code == 201
+
+
+def send_head_of(url: str, header_bytes: int) -> bytes:
+    """GET /health with one header of `header_bytes`; the first bytes of the answer."""
+    parsed = httpx.URL(url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * header_bytes + b"\r\n\r\n"
+        # Refused before it was all sent: the answer is still there to read.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head)
+        return sock.recv(200)
+
+
+def test_a_request_head_past_the_bound_is_refused_with_431(server, client):
+    assert send_head_of(server.url, MAX_HEAD_BYTES // 2).startswith(b"HTTP/1.1 200")
+    refused = send_head_of(server.url, 2 * MAX_HEAD_BYTES)
+    assert refused.startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+    assert client.get("/health").status_code == 200  # and the server serves on
