@@ -1,6 +1,9 @@
-"""uvicorn's HTTP protocol (httptools) with a bound on the size of a request's head."""
+"""uvicorn's HTTP protocol (httptools) with a bound on the size of a request's head, and v1's
+error format for requests HTTP cannot frame."""
 
 from __future__ import annotations
+
+import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -37,6 +40,30 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                 self.logger.warning("Request line and headers over %d bytes: 431", MAX_HEAD_BYTES)
                 self.transport.write(_RESPONSE)
                 self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request HTTP cannot frame (a bad chunk size, two lengths, a
+        control character in a header); as a problem document on /v1, like every v1 error."""
+        if not getattr(self, "url", b"").startswith(b"/v1/"):
+            super().send_400_response(msg)
+            return
+        body = json.dumps(
+            {
+                "type": "urn:eventor:problem:bad-request",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": f"{msg} The request breaks HTTP/1.1's framing (RFC 9112).",
+            }
+        ).encode()
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\n"
+            b"content-type: application/problem+json\r\n"
+            b"content-length: %d\r\n"
+            b"connection: close\r\n"
+            b"x-content-type-options: nosniff\r\n"
+            b"\r\n%s" % (len(body), body)
+        )
+        self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._in_head = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import http.client
+import json
 import socket
 
 import httpx
@@ -75,3 +76,36 @@ def test_a_request_head_past_the_bound_is_refused_with_431(server, client):
     refused = send_head_of(server.url, 2 * MAX_HEAD_BYTES)
     assert refused.startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
     assert client.get("/health").status_code == 200  # and the server serves on
+
+
+def raw_exchange(url: str, request: bytes) -> bytes:
+    parsed = httpx.URL(url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+BAD_CHUNK = b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nZZ\r\n"
+
+
+def test_a_request_http_cannot_frame_is_a_400_problem_on_v1_and_text_elsewhere(server, stream):
+    v1 = raw_exchange(
+        server.url,
+        b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode() + BAD_CHUNK,
+    )
+    head, _, body = v1.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert (problem["status"], problem["title"]) == (400, "Bad Request")
+    assert "Invalid HTTP request" in problem["detail"]
+    original = raw_exchange(
+        server.url, b"POST /streams/%s HTTP/1.1\r\nHost: x\r\n" % stream.encode() + BAD_CHUNK
+    )
+    head, _, body = original.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: text/plain" in head.lower()
+    assert body == b"Invalid HTTP request received."
