@@ -139,7 +139,11 @@ def test_if_match_and_if_none_match_make_a_put_update_or_create_only(client, str
     assert client.get(path).json()["url"] == URL  # If-None-Match: * never updates
     r = client.put(path, json=moved, headers={"If-Match": "*"})
     assert (r.status_code, r.json()["url"]) == (200, URL + "/elsewhere")
-    problem(client.put(path, json=body, headers={"If-Match": '"v1"'}), 400)  # no ETags
+    # Subscriptions have no ETags: a tag never matches, and so never fails If-None-Match.
+    problem(client.put(path, json=body, headers={"If-Match": '"v1", W/"v2"'}), 412)
+    assert client.get(path).json()["url"] == URL + "/elsewhere"
+    assert client.put(path, json=body, headers={"If-None-Match": 'W/"v1"'}).status_code == 200
+    problem(client.put(path, json=body, headers={"If-Match": "v1"}), 400)  # not a tag
     both = {"If-Match": "*", "If-None-Match": "*"}
     problem(client.put(path, json=body, headers=both), 400)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 import msgspec
@@ -40,12 +41,15 @@ _NAME = Param("name", SubscriptionName, "the subscription's name", True, "path")
 _NOT_FOUND = (Problem, "no subscription has this name")
 _BAD = (Problem, "invalid input: the detail says what to fix")
 _IF_MATCH = Param(
-    "If-Match", {"type": "string", "enum": ["*"]}, "`*`: update only, never create", where="header"
+    "If-Match",
+    {"type": "string"},
+    "`*`: update only, never create. Subscriptions have no ETags: entity tags never match (412)",
+    where="header",
 )
 _IF_NONE_MATCH = Param(
     "If-None-Match",
-    {"type": "string", "enum": ["*"]},
-    "`*`: create only, never update",
+    {"type": "string"},
+    "`*`: create only, never update. Subscriptions have no ETags: entity tags always pass",
     where="header",
 )
 _TOO_LARGE = (Problem, "the body is over 1 MiB (or --max-request-bytes, when smaller)")
@@ -327,19 +331,43 @@ class SubscriptionRoutes:
 
 def _precondition(request: Request) -> bool | None:
     """`If-Match: *`: update only (True); `If-None-Match: *`: create only (False); else None.
-    Subscriptions have no ETags, so `*` is the only value either header may hold."""
-    match = header(request.scope, b"if-match")
-    none_match = header(request.scope, b"if-none-match")
+
+    Subscriptions have no ETags, so (RFC 9110, 13.1) `If-Match` with entity tags never holds
+    (412), and `If-None-Match` with entity tags always does (no constraint)."""
+    match = _condition(request, b"if-match", "If-Match")
+    none_match = _condition(request, b"if-none-match", "If-None-Match")
     if match is not None and none_match is not None:
         raise HTTPProblem(400, "send If-Match or If-None-Match, not both")
-    for name, value in (("If-Match", match), ("If-None-Match", none_match)):
-        if value is not None and value.strip() != "*":
-            raise HTTPProblem(
-                400, f"{name} may only be *: subscriptions have no ETags (got {value[:100]!r})"
-            )
+    if match == "tags":
+        raise HTTPProblem(
+            412,
+            "If-Match names entity tags, and subscriptions have none: it can never match"
+            " (send If-Match: * to update only)",
+            code="precondition-failed",
+        )
     if match is not None:
         return True
-    return False if none_match is not None else None
+    return False if none_match == "*" else None
+
+
+_ENTITY_TAGS = re.compile(
+    r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"(\s*,\s*(W/)?"[\x21\x23-\x7e\x80-\xff]*")*'
+)
+
+
+def _condition(request: Request, key: bytes, name: str) -> str | None:
+    """The header's value as `*` or `tags`; None when absent; 400 when neither."""
+    value = header(request.scope, key)
+    if value is None:
+        return None
+    value = value.strip(" \t")
+    if value == "*":
+        return "*"
+    if _ENTITY_TAGS.fullmatch(value):
+        return "tags"
+    raise HTTPProblem(
+        400, f'{name} must be * or a list of entity tags ("..."), got {value[:100]!r}'
+    )
 
 
 def _name(request: Request) -> str:
