@@ -104,6 +104,8 @@ class SubscriptionService:
         #: Changes (create, update, pause, resume, reset, delete) run one at a time. Each is
         #: short, and one lock for all names leaves no per-name lock to outlive its name.
         self._changes = asyncio.Lock()
+        #: How many changes were made since start (the dashboard refreshes when it moves).
+        self.changes = 0
         self.clock = time.time
 
     async def start(self) -> None:
@@ -182,6 +184,7 @@ class SubscriptionService:
             **counts,
             **self.engine.stats(),
             "parked_events": parked,
+            "changes": self.changes,
         }
 
     # -- changes -----------------------------------------------------------------------------
@@ -274,6 +277,7 @@ class SubscriptionService:
                     self.engine.run(loop)
                 raise
             await self.engine.remove(loop)
+            self.changes += 1
         return True
 
     async def pause(self, name: str, reason: str = PAUSED_BY_REQUEST) -> Subscription:
@@ -342,6 +346,7 @@ class SubscriptionService:
             if not loop.parked:
                 return 0
             loop.replay_requested = True
+            self.changes += 1
             if loop.subscription.status == ACTIVE and not loop.in_request:
                 await self._stop(loop)  # wakes it from waiting; it replays first
                 self.engine.run(loop)
@@ -354,6 +359,7 @@ class SubscriptionService:
         s = Subscription(name, config, position, ACTIVE, created=now, updated=now)
         await self._storage.save_subscription(copy.copy(s))
         self.engine.run(self.engine.add(SubscriptionRecord(s)))
+        self.changes += 1
         return s
 
     async def _stop(self, loop: SubscriptionLoop) -> None:
@@ -370,6 +376,7 @@ class SubscriptionService:
             for key, value in changes.items():
                 setattr(s, key, value)
             s.updated = saved.updated
+            self.changes += 1
             return copy.copy(saved)
         finally:
             # The progress flusher writes the state again: should this write fail, the change

@@ -53,6 +53,8 @@ class Counters(msgspec.Struct):
     delivered_events: int | None
     attempts: int | None
     failed_attempts: int | None
+    #: Subscriptions created, updated, paused, resumed, reset, deleted or replayed by request.
+    subscription_changes: int | None
 
 
 class Rates(msgspec.Struct):
@@ -204,6 +206,7 @@ class StatsRoutes:
                 None if subs is None else subs.get("delivered_events", 0),
                 None if subs is None else subs.get("attempts", 0),
                 None if subs is None else subs.get("failed_attempts", 0),
+                None if subs is None else subs.get("changes", 0),
             ),
             rates=Rates(
                 self.sampler.interval,

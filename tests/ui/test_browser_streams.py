@@ -3,6 +3,7 @@ shapes, the append form), untrusted data, narrow screens, keyboard and dark mode
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -109,6 +110,24 @@ def test_streams_list_pages_and_searches(open_page: OpenPage, api: httpx.Client)
     expect(page.locator("h1")).to_have_text(f"{prefix}-042")
 
 
+def test_a_reload_keeps_the_pages_seen_so_previous_goes_one_back(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    prefix = unique("reload")
+    append(api, f"{prefix}-000", {"type": "T"})
+    for i in range(1, 110):  # one request each would take a while: the original route is lean
+        api.post(f"/streams/{prefix}-{i:03d}", content=b"{}", headers={"X-Event-Type": "T"})
+    page = open_page(f"/dashboard/streams?prefix={prefix}")
+    for shown in ("Showing 51\u2013100", "Showing 101\u2013110"):
+        page.get_by_role("button", name="Next →").click()
+        expect(page.locator("#pager-range")).to_have_text(shown)
+    page.reload()
+    expect(page.locator("#pager-range")).to_have_text("Showing 101\u2013110")
+    page.get_by_role("button", name="← Previous").click()
+    expect(page.locator("#pager-range")).to_have_text("Showing 51\u2013100")
+    expect(page.locator("#streams-list tbody tr").first.locator("a")).to_have_text(f"{prefix}-050")
+
+
 def test_stream_page_shows_events_and_tails_new_ones_live(
     open_page: OpenPage, api: httpx.Client
 ) -> None:
@@ -170,6 +189,26 @@ def test_stream_page_shows_events_and_tails_new_ones_live(
     expect(shape).to_contain_text("id")
     expect(shape).to_contain_text("items")
     expect(page.locator('#shapes [data-type="Note"]')).to_contain_text("not JSON")
+    expect(page.locator('#shapes [data-type="Note"]')).to_contain_text("aGVsbG8gd29ybGQ=")
+
+
+def test_a_binary_payload_shape_shows_its_bytes_as_base64(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("binary")
+    png = b"\x89PNG\r\n\x1a\n\x00\xff\xfe"
+    r = api.post(
+        f"/streams/{stream}",
+        content=png,
+        headers={"X-Event-Type": "Pic", "Content-Type": "image/png"},
+    )
+    assert r.status_code == 200
+    page = open_page(f"/dashboard/streams/{stream}")
+    page.get_by_role("tab", name="Payload shapes").click()
+    shape = page.locator('#shapes [data-type="Pic"]')
+    expect(shape).to_contain_text(base64.b64encode(png).decode())
+    expect(shape).to_contain_text("binary: shown as base64 only")
+    expect(shape).not_to_contain_text("\ufffd")  # no bytes mangled into text
 
 
 def test_append_form_checks_json_and_shows_the_apis_error(

@@ -463,3 +463,24 @@ def test_editing_an_original_subscription_says_it_becomes_a_v1_one(
     v1 = open_page(f"/dashboard/new-subscription?edit={name}")
     expect(v1.locator("#sub-url")).to_have_value(receiver.url)
     expect(v1.locator("#sub-original-hint")).to_have_count(0)
+
+
+def test_a_reset_made_elsewhere_shows_with_every_digit_on_a_quiet_server(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    """A reset of a paused subscription moves no delivery counter: the pages follow the count
+    of changes. And a position past 2^53 is shown as stored, not rounded by JS numbers."""
+    stream, name = unique("quiet"), sub_name()
+    append(api, stream, 2)
+    subscribe(api, name, stream, receiver.url)
+    wait_until(lambda: status(api, name)["position"] == 2)
+    assert api.post(f"/v1/subscriptions/{name}/pause").status_code == 200
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#position")).to_have_text("#2")
+    listed = open_page(f"/dashboard/subscriptions?q={name}")
+    row = listed.locator("tbody tr", has_text=name)
+    expect(row).to_contain_text("paused: API request")  # why, in the error column
+    reset = api.post(f"/v1/subscriptions/{name}/reset", json={"position": 2**53 + 1})
+    assert reset.status_code == 200
+    expect(page.locator("#position")).to_have_text("#9,007,199,254,740,993")
+    expect(row).to_contain_text("9,007,199,254,740,993")

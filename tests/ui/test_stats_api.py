@@ -53,6 +53,10 @@ def test_stats_count_streams_events_and_subscriptions(make_server: Any) -> None:
         assert after["subscriptions"]["total"] == 2
         assert after["subscriptions"]["paused"] == 1
         assert after["counters"]["attempts"] >= 3
+        # Two creates and a pause; a reset of a paused subscription moves no other counter.
+        assert after["counters"]["subscription_changes"] == 3
+        client.post("/v1/subscriptions/s2/reset", json={"position": 2})
+        assert stats(client)["counters"]["subscription_changes"] == 4
 
 
 def test_rates_show_appends_and_deliveries_per_second(make_server: Any) -> None:

@@ -4,7 +4,7 @@
 // EventSource cannot send headers.
 
 import { sleep } from "./dom.js";
-import { parseJson } from "./json.js";
+import { formatJson, parseJson } from "./json.js";
 
 /** Headers added to every request (an access token will go here). */
 function authHeaders() {
@@ -67,6 +67,16 @@ async function errorOf(response) {
  * on 204); `exact` keeps numbers a JS number would change as JsonNumber (for event data).
  * Throws ApiError with the API's own message on any non-2xx answer.
  */
+/**
+ * A subscription's status (read with `exact`) with its numbers as JS numbers, except its
+ * `position`, a BigInt: a reset may put it past 2^53, where a JS number would round it.
+ */
+export function withExactPosition(status) {
+  const plain = JSON.parse(formatJson(status));
+  plain.position = BigInt(String(status.position));
+  return plain;
+}
+
 export async function api(path, { exact = false, ...options } = {}) {
   const response = await send(path, options);
   if (!response.ok) throw await errorOf(response);

@@ -10,7 +10,9 @@ function jsonBlock(label, value) {
   return dataBlock(label, jsonView(text), text);
 }
 
-function dataOf(event) {
+/** An event's data as the API gave it: JSON pretty-printed, other bytes as base64 (and as
+ * text when they are printable). */
+export function eventData(event) {
   if ("data" in event) return [jsonBlock("data", event.data)];
   if ("data_base64" in event) {
     const decoded = printableText(event.data_base64);
@@ -36,7 +38,7 @@ function details(event) {
       h("dt", {}, "content type"),
       h("dd", {}, h("code", {}, event.content_type)),
     ),
-    dataOf(event),
+    eventData(event),
     event.metadata !== null && event.metadata !== undefined ? jsonBlock("metadata", event.metadata) : null,
   ];
 }

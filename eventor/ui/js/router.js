@@ -15,11 +15,13 @@ export function navigate(url, { replace = false } = {}) {
 }
 
 /** Change the query of the current page without a new history entry or a re-render. */
-export function setQuery(query) {
+/** Put `query` in the address bar (no new history entry); `state` is kept with the entry, so a
+ * reload or a return to it finds it in `history.state`. */
+export function setQuery(query, state = null) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
     if (value !== undefined && value !== null && value !== "") params.set(key, String(value));
   }
   const text = params.toString();
-  history.replaceState(null, "", location.pathname + (text ? `?${text}` : ""));
+  history.replaceState(state, "", location.pathname + (text ? `?${text}` : ""));
 }

@@ -20,8 +20,10 @@ export function badge(text, tone = "neutral", title) {
 
 /** How far a subscription is: position of head, the lag as the unfilled, tinted part. */
 export function lagBar(position, head) {
-  const lag = Math.max(head - position, 0);
-  const ratio = head > 0 ? Math.min(position / head, 1) : 1;
+  // `position` may be a BigInt (exact past 2^53): shown as it is, measured as a number.
+  const at = Number(position);
+  const lag = Math.max(head - at, 0);
+  const ratio = head > 0 ? Math.min(at / head, 1) : 1;
   return h(
     "div",
     { class: "lag" },
@@ -33,7 +35,7 @@ export function lagBar(position, head) {
         "aria-label": "delivered",
         "aria-valuemin": "0",
         "aria-valuemax": String(head),
-        "aria-valuenow": String(Math.min(position, head)),
+        "aria-valuenow": String(Math.min(at, head)),
       },
       h("div", { class: "lag-fill", style: { width: `${(ratio * 100).toFixed(2)}%` } }),
     ),

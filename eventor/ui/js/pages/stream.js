@@ -15,7 +15,9 @@ import {
   timeAgo,
 } from "../dom.js";
 import { eventList } from "../event-list.js";
+import { eventData } from "../event-view.js";
 import { JsonNumber, formatJson, parseJson } from "../json.js";
+import { onStats } from "../stats.js";
 import { card, copyButton, emptyState, errorBox, jsonView, lagBar, loading, statusBadge } from "../ui.js";
 
 async function load(name, signal) {
@@ -25,7 +27,20 @@ async function load(name, signal) {
   return api(`/v1/streams/${seg(name)}`, { signal });
 }
 
-function shapesView(introspection) {
+/** The data of a variant that is not JSON, from the v1 API: /introspect gives its body as
+ * text, which bytes that are not UTF-8 do not survive. */
+function binaryExample(stream, position, signal) {
+  const slot = h("div", {}, loading());
+  api(`/v1/streams/${seg(stream)}/events`, { query: { from: position, limit: 1 }, signal, exact: true })
+    .then(({ events }) =>
+      fill(slot, events.length ? eventData(events[0]) : h("p", { class: "hint" }, "The example is gone.")),
+    )
+    .catch((error) => error.name !== "AbortError" && fill(slot, errorBox(error, "Could not load the example")));
+  return slot;
+}
+
+function shapesView(introspection, signal) {
+  const stream = introspection.name;
   const entries = Object.entries(introspection.event_variants || {});
   if (!entries.length)
     return emptyState("No payload shapes yet", h("p", {}, "They appear with the first events."));
@@ -65,7 +80,7 @@ function shapesView(introspection) {
               ),
           h("span", { class: "hint" }, `example: #${variant.position}, `, timeAgo(variant.created)),
         ),
-        isJson ? jsonView(formatJson(parsed)) : h("pre", { class: "text" }, variant.body),
+        isJson ? jsonView(formatJson(parsed)) : binaryExample(stream, variant.position, signal),
       );
     }),
   );
@@ -187,8 +202,13 @@ export default async function stream(main, { params: [name], signal, setTitle })
     const { info: at, head: position, counts } = shown;
     fill(
       meta,
-      h("span", {}, h("strong", { id: "stream-head" }, fmtNumber(position)), " events"),
-      h("span", {}, h("strong", { id: "stream-types" }, fmtNumber(Object.keys(counts).length)), " types"),
+      h("span", {}, h("strong", { id: "stream-head" }, fmtNumber(position)), position === 1 ? " event" : " events"),
+      h(
+        "span",
+        {},
+        h("strong", { id: "stream-types" }, fmtNumber(Object.keys(counts).length)),
+        Object.keys(counts).length === 1 ? " type" : " types",
+      ),
       at ? h("span", {}, h("strong", {}, fmtBytes(at.size_bytes)), " on disk") : null,
       at ? h("span", {}, "created ", timeAgo(at.created)) : null,
       h("span", {}, "last event ", timeAgo(shown.updated ?? at?.updated)),
@@ -275,7 +295,7 @@ export default async function stream(main, { params: [name], signal, setTitle })
       shapesLoaded = true;
       fill(shapes, loading());
       api(`/introspect/${seg(name)}`, { signal })
-        .then((introspection) => fill(shapes, shapesView(introspection)))
+        .then((introspection) => fill(shapes, shapesView(introspection, signal)))
         .catch(
           (error) =>
             error.name !== "AbortError" &&
@@ -324,4 +344,19 @@ export default async function stream(main, { params: [name], signal, setTitle })
   subscriptionsView(name, info?.subscriptions || [], signal)
     .then((view) => fill(subscriptions, view))
     .catch((error) => error.name !== "AbortError" && fill(subscriptions, errorBox(error)));
+  // Their statuses and lags move with deliveries and with changes made elsewhere.
+  let seen = null;
+  const stopStats = onStats((stats) => {
+    const s = stats.latest;
+    const key = JSON.stringify([s.subscriptions, s.counters.delivered_events, s.counters.subscription_changes]);
+    const first = seen === null;
+    if (key === seen) return;
+    seen = key;
+    if (first) return; // just loaded
+    api(`/v1/streams/${seg(name)}`, { signal })
+      .then((fresh) => subscriptionsView(name, fresh.subscriptions, signal))
+      .then((view) => fill(subscriptions, view))
+      .catch(() => {}); // kept as shown: the header says when the server cannot be reached
+  });
+  signal.addEventListener("abort", stopStats);
 }

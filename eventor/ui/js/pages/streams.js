@@ -23,13 +23,18 @@ function typeCell(info) {
 }
 
 export default function streams(main, { query, signal }) {
-  // Opened at a later page (a reload, a shared link): "Previous" leads back to the first page,
-  // and until it is reached the page's place in the list is not known, only where it starts.
+  // Opened at a later page from a shared link: "Previous" leads back to the first page, and
+  // until it is reached the page's place in the list is not known, only where it starts. A
+  // reload (or a return to this entry) finds the pages seen before kept with the entry.
   const startAfter = query.get("after") || "";
+  const prefix = query.get("prefix") || "";
+  const kept = history.state?.streamCursors;
+  const resumed =
+    Array.isArray(kept) && kept.at(-1) === startAfter && history.state.prefix === prefix ? kept : null;
   const state = {
-    prefix: query.get("prefix") || "",
-    cursors: startAfter ? ["", startAfter] : [""],
-    counted: !startAfter,
+    prefix,
+    cursors: resumed || (startAfter ? ["", startAfter] : [""]),
+    counted: resumed !== null || !startAfter,
     page: null,
   };
   const search = h("input", {
@@ -75,7 +80,7 @@ export default function streams(main, { query, signal }) {
   async function load() {
     const id = ++loadId;
     const after = state.cursors[state.cursors.length - 1];
-    setQuery({ prefix: state.prefix, after });
+    setQuery({ prefix: state.prefix, after }, { streamCursors: state.cursors, prefix: state.prefix });
     try {
       const page = await api("/v1/streams", { query: { prefix: state.prefix, after, limit: PAGE }, signal });
       if (id !== loadId) return;

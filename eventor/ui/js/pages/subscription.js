@@ -1,7 +1,7 @@
 // One subscription: status and progress, actions (pause, resume, reset, delete), its
 // configuration (never the secret), the delivery attempt log, and parked events with replay.
 
-import { api } from "../api.js";
+import { api, withExactPosition } from "../api.js";
 import { SUBSCRIPTION_NAME, fill, fmtNumber, h, pageTitle, seg, streamHref, timeAgo } from "../dom.js";
 import { navigate } from "../router.js";
 import { onStats } from "../stats.js";
@@ -269,7 +269,7 @@ export default async function subscription(main, { params: [name], signal, setTi
         h(
           "div",
           { class: "alert alert-error", role: "status" },
-          h("strong", {}, `Retrying event #${sub.position + 1}`),
+          h("strong", {}, `Retrying event #${fmtNumber(sub.position + 1n)}`),
           ` after ${sub.attempts} failed attempt${sub.attempts === 1 ? "" : "s"}: `,
           sub.last_error || "",
           sub.next_attempt_at
@@ -305,7 +305,7 @@ export default async function subscription(main, { params: [name], signal, setTi
     refreshing = true;
     try {
       const [status, log, dead] = await Promise.all([
-        api(base, { signal }),
+        api(base, { signal, exact: true }).then(withExactPosition),
         api(`${base}/deliveries`, { query: { limit: LOG_SIZE }, signal }),
         api(`${base}/parked`, { signal }),
       ]);
@@ -358,9 +358,9 @@ export default async function subscription(main, { params: [name], signal, setTi
   async function act(path, body, doneText) {
     fill(actionError);
     try {
-      const answer = await api(`${base}/${path}`, { method: "POST", body, signal });
+      const answer = await api(`${base}/${path}`, { method: "POST", body, signal, exact: true });
       if (isGone) return; // deleted while the answer was on its way
-      sub = answer;
+      sub = withExactPosition(answer);
       renderStatus();
       if (doneText) fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, doneText));
       refresh();

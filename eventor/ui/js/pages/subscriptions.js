@@ -1,13 +1,19 @@
 // The subscriptions: status, progress (a lag bar), last delivery and last error; filtered
 // by status or name, refreshed as deliveries happen.
 
-import { api } from "../api.js";
+import { api, withExactPosition } from "../api.js";
 import { fill, fmtNumber, h, pageTitle, streamHref, subscriptionHref, timeAgo } from "../dom.js";
 import { setQuery } from "../router.js";
 import { onStats } from "../stats.js";
 import { emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
 
 const FILTERS = ["all", "active", "retrying", "paused"];
+
+/** The last error; for a subscription paused without one (by hand), why it is paused. */
+function errorText(s) {
+  if (s.last_error) return s.last_error;
+  return s.status === "paused" && s.paused_reason ? `paused: ${s.paused_reason}` : "";
+}
 
 export default function subscriptions(main, { query, signal }) {
   const state = {
@@ -132,8 +138,8 @@ export default function subscriptions(main, { query, signal }) {
               h("td", { "data-label": "Last delivery" }, timeAgo(s.last_delivered_at)),
               h(
                 "td",
-                { class: "wide cell-error", title: s.last_error || s.paused_reason || "" },
-                s.last_error || s.paused_reason || h("span", { class: "muted" }, "—"),
+                { class: "wide cell-error", title: errorText(s) },
+                errorText(s) || h("span", { class: "muted" }, "—"),
               ),
             ),
           ),
@@ -147,7 +153,8 @@ export default function subscriptions(main, { query, signal }) {
     if (fetching) return;
     fetching = true;
     try {
-      state.list = (await api("/v1/subscriptions", { signal })).subscriptions.sort((a, b) =>
+      const { subscriptions } = await api("/v1/subscriptions", { signal, exact: true });
+      state.list = subscriptions.map(withExactPosition).sort((a, b) =>
         a.name.localeCompare(b.name),
       );
       render();
