@@ -236,7 +236,7 @@ def sse_events(sse: SSE, chunk: str, path: str) -> list[RecordedEvent]:
     """`sse.feed(chunk)`, a ClientError when a message is not an event."""
     try:
         return sse.feed(chunk)
-    except msgspec.MsgspecError as exc:
+    except (ValueError, msgspec.MsgspecError) as exc:  # ValueError: bad base64, say
         raise ClientError(f"GET {path}: a message is not an event ({exc})") from exc
 
 

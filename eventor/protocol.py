@@ -7,69 +7,106 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-#: The most bytes a request line and its headers may take, as Go's net/http allows (the
-#: original Eventor's server): larger, and the request is refused with 431.
+#: The most bytes the target and the header names and values of one request may take together,
+#: as Go's net/http (the original Eventor's server) allows: more, and the answer is 431.
 MAX_HEAD_BYTES = 1 << 20
+#: What a request may send besides its head and body before it is cut off unparsed: room for
+#: the bytes of the request line and the headers' separators, and for chunked framing.
+_SLACK = 64 * 1024
 
 _REFUSAL = b"431 Request Header Fields Too Large"
-_RESPONSE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: %d\r\n"
-    b"connection: close\r\n"
-    b"x-content-type-options: nosniff\r\n"
-    b"\r\n%s" % (len(_REFUSAL), _REFUSAL)
-)
+
+
+def _answer(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
+    return b"".join(
+        [
+            b"HTTP/1.1 %s\r\n" % status_line,
+            b"content-type: %s\r\n" % content_type,
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n",
+            b"x-content-type-options: nosniff\r\n",
+            b"\r\n",
+            body,
+        ]
+    )
+
+
+class _HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing: uvicorn then calls send_400_response."""
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
-    """Refuses a request whose line and headers pass MAX_HEAD_BYTES. httptools sets no
-    bound of its own, and joins the pieces of a long header in quadratic time: a header of
-    48 MiB held the event loop, and so every other client, for seconds."""
+    """Refuses a request whose head passes MAX_HEAD_BYTES. httptools sets no bound of its
+    own, and joins the pieces of a long header (trailers too) in quadratic time: a header of
+    48 MiB held the event loop, and so every other client, for seconds.
 
-    _in_head = True  # between two requests, or in one's line and headers
-    _head_bytes = 0  # received since its head began (a bound, not an exact count)
+    Two checks: the head parsed (target, names, values) against the bound, exactly; and, to
+    stop the slow parse early, the bytes of a request that are not its body (head, chunked
+    framing, trailers) against the bound with some slack."""
+
+    _received = 0  # bytes of the request being parsed (from a read's start: a bound)
+    _body = 0  # of them, its body's
+    _too_large = False
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            self._head_bytes += len(data)
+        self._received += len(data)
         super().data_received(data)
-        if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
-            self._in_head = False
-            if not self.transport.is_closing():
-                self.logger.warning("Request line and headers over %d bytes: 431", MAX_HEAD_BYTES)
-                self.transport.write(_RESPONSE)
-                self.transport.close()
+        overhead = self._received - self._body
+        if not self._too_large and overhead > MAX_HEAD_BYTES + _SLACK + self._body // 8:
+            self._refuse()
+
+    def on_headers_complete(self) -> None:
+        size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+        if size > MAX_HEAD_BYTES:
+            self._too_large = True
+            raise _HeadTooLarge
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._received = self._body = 0
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request HTTP cannot frame (a bad chunk size, two lengths, a
         control character in a header); as a problem document on /v1, like every v1 error."""
-        if not getattr(self, "url", b"").startswith(b"/v1/"):
+        if self._too_large:
+            self._refuse()
+        elif not _target_path(getattr(self, "url", b"")).startswith(b"/v1/"):
             super().send_400_response(msg)
-            return
-        body = json.dumps(
-            {
+        else:
+            detail = f"{msg} The request breaks HTTP/1.1's framing (RFC 9112)."
+            problem = {
                 "type": "urn:eventor:problem:bad-request",
                 "title": "Bad Request",
                 "status": 400,
-                "detail": f"{msg} The request breaks HTTP/1.1's framing (RFC 9112).",
+                "detail": detail,
             }
-        ).encode()
-        self.transport.write(
-            b"HTTP/1.1 400 Bad Request\r\n"
-            b"content-type: application/problem+json\r\n"
-            b"content-length: %d\r\n"
-            b"connection: close\r\n"
-            b"x-content-type-options: nosniff\r\n"
-            b"\r\n%s" % (len(body), body)
-        )
+            body = json.dumps(problem).encode()
+            self._close_with(_answer(b"400 Bad Request", b"application/problem+json", body))
+
+    def _refuse(self) -> None:
+        self._too_large = True
+        self.logger.warning("A request's head passed %d bytes: 431", MAX_HEAD_BYTES)
+        self._close_with(_answer(_REFUSAL, b"text/plain; charset=utf-8", _REFUSAL))
+
+    def _close_with(self, answer: bytes) -> None:
+        """Answer and close; only close while an answer is going out (to an earlier request,
+        pipelined, or to this one), which written into it would garble."""
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            self.transport.write(answer)
         self.transport.close()
 
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        super().on_headers_complete()
 
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._in_head = True
-        self._head_bytes = 0
+def _target_path(target: bytes) -> bytes:
+    """The path of a request target, also in absolute form (`http://host/v1/...`)."""
+    if target.startswith(b"/"):
+        return target
+    rest = target.partition(b"://")[2]
+    return b"/" + rest.partition(b"/")[2] if rest else target

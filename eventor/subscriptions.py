@@ -462,7 +462,7 @@ class SubscriptionService:
             config.secret = current.secret
             config.previous_secret = current.previous_secret
             config.secret_replaced_at = current.secret_replaced_at
-        if isinstance(secret, Unset) or secret == config.secret:
+        if isinstance(secret, Unset) or (secret == config.secret and secret is not None):
             return
         if secret is not None and secret_key(secret) is None:
             raise InvalidRequest(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -143,14 +145,22 @@ def test_a_live_stream_that_cannot_start_or_breaks_off_is_a_client_error(server,
     with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ClientError):
         next(nobody.live(stream))
     with Receiver() as odd:
+        sse = {"Content-Type": "text/event-stream"}
+        bad_base64 = json.dumps(
+            {"id": "x", "stream": "s", "position": 1, "type": "T", "data_base64": "abc",
+             "content_type": "a/b", "created": "2026-11-28T02:54:41.123456Z"}
+        ).encode()  # fmt: skip
         odd.script(
-            Reply(reset=True), Reply(200, b"data: {\n\n", {"Content-Type": "text/event-stream"})
+            Reply(reset=True),
+            Reply(200, b"data: {\n\n", sse),
+            Reply(200, b"data: " + bad_base64 + b"\n\n", sse),
         )
         with Client(odd.url) as client:
             with pytest.raises(ClientError, match="live"):
                 list(client.live(stream))
-            with pytest.raises(ClientError, match="not an event"):
-                list(client.live(stream))
+            for _ in range(2):
+                with pytest.raises(ClientError, match="not an event"):
+                    list(client.live(stream))
 
 
 def test_a_success_that_is_not_the_apis_answer_is_a_client_error(server, stream):
@@ -176,6 +186,33 @@ def test_live_waits_past_the_servers_keep_alives_whatever_the_clients_timeout():
     assert live_timeout(httpx.Timeout(5.0)).connect == 5.0
     assert live_timeout(httpx.Timeout(120.0)).read == 120.0
     assert live_timeout(httpx.Timeout(None)).read is None
+
+
+def test_live_outwaits_a_quiet_stream_longer_than_the_clients_timeout():
+    """A server that says nothing for 1.5 s, to a client whose timeout is 0.5 s."""
+    event = {"id": "0190c8e2-0000-7000-8000-000000000001", "stream": "s", "position": 1,
+             "type": "T", "data": 1, "metadata": None, "content_type": "application/json",
+             "created": "2026-11-28T02:54:41.123456Z"}  # fmt: skip
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def quiet_server() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+            time.sleep(1.5)
+            conn.sendall(b"data: " + json.dumps(event).encode() + b"\n\n")
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=quiet_server, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    with Client(f"http://127.0.0.1:{port}", timeout=0.5) as impatient:
+        live = impatient.live("s")
+        assert next(live).position == 1
+        live.close()
+    thread.join(5)
+    listener.close()
 
 
 def test_streams_and_stream_info(eventor):

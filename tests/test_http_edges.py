@@ -3,6 +3,7 @@ past the size bound."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import http.client
@@ -47,8 +48,9 @@ def test_an_encoded_body_is_refused_with_415_and_nothing_changes(client, stream)
     r = client.post(f"/v1/streams/{stream}/events", content=body, headers=GZIPPED)
     assert "Content-Encoding" in assert_problem(r, 415)["detail"]
     assert r.headers["accept-encoding"] == "identity"
-    r = client.post(f"/streams/{stream}", content=body, headers={**GZIPPED, "X-Event-Type": "T"})
-    assert (r.status_code, r.headers["content-type"]) == (415, "text/plain; charset=utf-8")
+    twice = [("content-type", "application/json"), ("content-encoding", "identity")]
+    twice.append(("content-encoding", "gzip"))  # the second header counts too
+    assert_problem(client.post(f"/v1/streams/{stream}/events", content=body, headers=twice), 415)
     assert client.get(f"/v1/streams/{stream}").status_code == 404  # nothing was appended
     sub = gzip.compress(b'{"stream": "%s", "url": "http://127.0.0.1:9/"}' % stream.encode())
     assert_problem(client.put("/v1/subscriptions/gzipped", content=sub, headers=GZIPPED), 415)
@@ -58,6 +60,15 @@ def test_an_encoded_body_is_refused_with_415_and_nothing_changes(client, stream)
     plain = {"content-type": "application/json", "content-encoding": "identity"}
     r = client.post(f"/v1/streams/{stream}/events", content=b'{"type": "T"}', headers=plain)
     assert r.status_code == 201
+
+
+def test_the_original_append_keeps_an_encoded_body_as_sent(client, stream):
+    """original-api.md: any bytes, stored as sent (the original did not decode them either)."""
+    body = gzip.compress(b'{"a": 1}')
+    r = client.post(f"/streams/{stream}", content=body, headers={**GZIPPED, "X-Event-Type": "T"})
+    assert r.status_code == 200
+    (event,) = client.get(f"/streams/{stream}/0/10").json()
+    assert base64.b64decode(event["body"]) == body
 
 
 def send_head_of(url: str, header_bytes: int) -> bytes:
@@ -72,10 +83,28 @@ def send_head_of(url: str, header_bytes: int) -> bytes:
 
 
 def test_a_request_head_past_the_bound_is_refused_with_431(server, client):
-    assert send_head_of(server.url, MAX_HEAD_BYTES // 2).startswith(b"HTTP/1.1 200")
-    refused = send_head_of(server.url, 2 * MAX_HEAD_BYTES)
-    assert refused.startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+    # The bound counts the target ("/health"), the names and the values: exactly, each time.
+    others = len("/health") + len("host") + len("x") + len("x-big")
+    assert send_head_of(server.url, MAX_HEAD_BYTES - others).startswith(b"HTTP/1.1 200")
+    for size in (MAX_HEAD_BYTES - others + 1, 2 * MAX_HEAD_BYTES):
+        refused = send_head_of(server.url, size)
+        assert refused.startswith(b"HTTP/1.1 431 Request Header Fields Too Large"), size
     assert client.get("/health").status_code == 200  # and the server serves on
+
+
+def test_trailers_past_the_bound_are_refused_too(server, client, stream):
+    """Trailer fields go through the same slow joining of pieces as headers."""
+    parsed = httpx.URL(server.url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode()
+            + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b'd\r\n{"type": "T"}\r\n0\r\n'
+        )
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"X-Big: " + b"a" * (2 * MAX_HEAD_BYTES) + b"\r\n\r\n")
+        assert sock.recv(200).startswith(b"HTTP/1.1 431 ")
+    assert client.get(f"/v1/streams/{stream}").status_code == 404  # nothing was appended
 
 
 def raw_exchange(url: str, request: bytes) -> bytes:

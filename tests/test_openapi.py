@@ -338,14 +338,6 @@ def original_append_too_big(c: httpx.Client, seed: Seed) -> Answer:
     return Answer.of(c.post(f"/streams/{new_stream()}", content=big, headers={"x-event-type": "A"}))
 
 
-@case("POST", ORIGINAL, 415)
-def original_append_encoded(c: httpx.Client, seed: Seed) -> Answer:
-    headers = {"x-event-type": "A", "content-encoding": "gzip"}
-    return Answer.of(
-        c.post(f"/streams/{new_stream()}", content=gzip.compress(b"{}"), headers=headers)
-    )
-
-
 ORIGINAL_READ = "/streams/{stream}/{offset}/{limit}"
 
 

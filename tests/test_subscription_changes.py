@@ -160,3 +160,18 @@ def test_an_update_stored_while_the_request_in_flight_failed_applies_to_its_retr
 
     with Receiver() as receiver:
         asyncio.run(main(receiver))
+
+
+def test_secret_null_also_clears_a_replaced_secret_kept_from_before() -> None:
+    """Stored by an earlier version: no secret, but a replaced one still signing. `null` ends
+    it; so a secret set later signs alone."""
+    from eventor.subscriptions import SubscriptionService
+    from eventor.types import SubscriptionConfig
+
+    service = object.__new__(SubscriptionService)
+    service.clock = lambda: 1000.0
+    stored = SubscriptionConfig(stream="s", url="http://x/", secret=None)
+    stored.previous_secret, stored.secret_replaced_at = "whsec_b2xk", 990.0
+    config = SubscriptionConfig(stream="s", url="http://x/")
+    service._set_secret(config, None, stored)
+    assert (config.secret, config.previous_secret) == (None, None)

@@ -46,22 +46,31 @@ def query(scope: Scope) -> Mapping[str, str]:
     return params
 
 
+def _refuse_content_coding(scope: Scope) -> None:
+    for key, value in scope["headers"]:
+        if key == b"content-encoding":
+            coding = value.decode("latin-1")
+            if any(c.strip(" \t").lower() not in ("", "identity") for c in coding.split(",")):
+                raise HTTPProblem(
+                    415,
+                    f"the body is encoded ({coding[:50]!r}), which this server does not decode:"
+                    " send it as is, without Content-Encoding",
+                    code="unsupported-media-type",
+                    headers={"accept-encoding": "identity"},
+                )
+
+
 #: How the OpenAPI document describes read_body's 415.
 ENCODED_BODY = "the body comes with a `Content-Encoding` (gzip, ...): send it as is"
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def read_body(
+    scope: Scope, receive: Receive, limit: int, *, any_coding: bool = False
+) -> bytes:
     """The whole body; 413 as soon as it is known to exceed `limit` bytes; 415 when it comes
-    with a content coding (gzip, ...): stored as sent, it would be data no one can read."""
-    coding = header(scope, b"content-encoding")
-    if coding is not None and coding.strip(" \t").lower() not in ("", "identity"):
-        raise HTTPProblem(
-            415,
-            f"the body is encoded ({coding[:50]!r}), which this server does not decode: send it"
-            " as is, without Content-Encoding",
-            code="unsupported-media-type",
-            headers={"accept-encoding": "identity"},
-        )
+    with a content coding (gzip, ...), unless `any_coding`: the server decodes none."""
+    if not any_coding:
+        _refuse_content_coding(scope)
     declared = header(scope, b"content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise LimitExceeded(f"the request body is {declared} bytes; at most {limit} allowed")
