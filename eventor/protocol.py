@@ -12,7 +12,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 MAX_HEAD_BYTES = 1 << 20
 #: What a request may send besides its head and body before it is cut off unparsed: room for
 #: the bytes of the request line and the headers' separators, and for chunked framing.
-_SLACK = 64 * 1024
+_LOOK_FROM = MAX_HEAD_BYTES + 64 * 1024
 
 _REFUSAL = b"431 Request Header Fields Too Large"
 
@@ -51,15 +51,18 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         self._received += len(data)
         super().data_received(data)
-        overhead = self._received - self._body
-        if not self._too_large and overhead > MAX_HEAD_BYTES + _SLACK + self._body // 8:
-            self._refuse()
+        if self._received > _LOOK_FROM and not self._too_large:  # one comparison, as a rule
+            overhead = self._received - self._body
+            if overhead > _LOOK_FROM + self._body // 8:
+                self._refuse()
 
     def on_headers_complete(self) -> None:
-        size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
-        if size > MAX_HEAD_BYTES:
-            self._too_large = True
-            raise _HeadTooLarge
+        # Counted only when it may be over: the head is within the bytes received so far.
+        if self._received > MAX_HEAD_BYTES:
+            size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+            if size > MAX_HEAD_BYTES:
+                self._too_large = True
+                raise _HeadTooLarge
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
