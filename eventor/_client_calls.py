@@ -51,7 +51,14 @@ class ClientError(EventorError):
         self.status = status
 
 
-ClientError.__module__ = "eventor.client"  # where users import it from
+class ServerUnreachable(ClientError):
+    """No answer: the server could not be reached, or the connection broke or timed out
+    before the answer was whole. Safe to retry what is idempotent (reads; appends with ids)."""
+
+    code = "server-unreachable"
+
+
+ClientError.__module__ = ServerUnreachable.__module__ = "eventor.client"  # imported from there
 
 
 @dataclass(frozen=True, slots=True)

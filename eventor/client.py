@@ -9,8 +9,10 @@
 
 Events come back as `RecordedEvent`s whose `data` holds the bytes exactly as appended. Errors the
 server answers with are raised as Eventor's own exceptions (`WrongExpectedVersion`,
-`StreamNotFound`, ...), each with the problem document in `.problem`; any other failure is a
-`ClientError`. Pass `transport=` to talk to an app in-process (e.g. `httpx.ASGITransport`).
+`StreamNotFound`, ...), each with the problem document in `.problem`. No answer (connection
+refused or broken, a timeout) is `ServerUnreachable`; an answer the API does not give is a
+`ClientError` (both are `EventorError`s: catch `ServerUnreachable` first to retry). Pass
+`transport=` to talk to an app in-process (e.g. `httpx.ASGITransport`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ._client_calls import (
     ClientError,
     EventIn,
     Page,
+    ServerUnreachable,
     Status,
     append_call,
     live_path,
@@ -42,9 +45,10 @@ from ._client_calls import (
     subscription_call,
     subscriptions_call,
 )
+from .errors import StreamNotFound
 from .types import ANY, AppendResult, ExpectedVersion, RecordedEvent
 
-__all__ = ["AsyncClient", "Client", "ClientError", "Page"]
+__all__ = ["AsyncClient", "Client", "ClientError", "Page", "ServerUnreachable"]
 
 
 # -- the clients ---------------------------------------------------------------------------------
@@ -79,7 +83,7 @@ class Client:
         try:
             response = self._http.request(call.method, call.path, **request_args(call))
         except httpx.TransportError as exc:
-            raise ClientError(f"{call.method} {call.path}: {exc!r}") from exc
+            raise ServerUnreachable(f"{call.method} {call.path}: {exc!r}") from exc
         raise_for(response, call.subject, call.precondition)
         return parse_answer(call, response)
 
@@ -111,12 +115,25 @@ class Client:
         page: Page = self._run(read_call(stream, start, limit, backward, wait))
         return page
 
+    def head(self, stream: str) -> int:
+        """The stream's last position; 0 for a stream with no events (one that does not
+        exist yet), as `expected_version` counts it."""
+        try:
+            head: int = self.stream(stream)["head"]
+        except StreamNotFound:
+            return 0
+        return head
+
     def iter_events(
         self, stream: str, start: int = 1, *, page_size: int = 1000
     ) -> Iterator[RecordedEvent]:
-        """Every event from `start` to the head as it is when the last page is read."""
+        """Every event from `start` to the head as it is when the last page is read (none for
+        a stream that does not exist yet)."""
         while True:
-            page = self.read(stream, start, page_size)
+            try:
+                page = self.read(stream, start, page_size)
+            except StreamNotFound:
+                return
             yield from page.events
             if not page.events or page.next is None or page.next > page.head:
                 return
@@ -140,7 +157,7 @@ class Client:
                 for chunk in response.iter_text():
                     yield from sse_events(sse, chunk, path)
         except httpx.TransportError as exc:
-            raise ClientError(f"GET {path}: {exc!r}") from exc
+            raise ServerUnreachable(f"GET {path}: {exc!r}") from exc
 
     def stream(self, stream: str) -> dict[str, Any]:
         """The stream's info: head, times, size, counts per type, subscriptions."""
@@ -242,7 +259,7 @@ class AsyncClient:
         try:
             response = await self._http.request(call.method, call.path, **request_args(call))
         except httpx.TransportError as exc:
-            raise ClientError(f"{call.method} {call.path}: {exc!r}") from exc
+            raise ServerUnreachable(f"{call.method} {call.path}: {exc!r}") from exc
         raise_for(response, call.subject, call.precondition)
         return parse_answer(call, response)
 
@@ -268,11 +285,21 @@ class AsyncClient:
         page: Page = await self._run(read_call(stream, start, limit, backward, wait))
         return page
 
+    async def head(self, stream: str) -> int:
+        try:
+            head: int = (await self.stream(stream))["head"]
+        except StreamNotFound:
+            return 0
+        return head
+
     async def iter_events(
         self, stream: str, start: int = 1, *, page_size: int = 1000
     ) -> AsyncIterator[RecordedEvent]:
         while True:
-            page = await self.read(stream, start, page_size)
+            try:
+                page = await self.read(stream, start, page_size)
+            except StreamNotFound:
+                return
             for event in page.events:
                 yield event
             if not page.events or page.next is None or page.next > page.head:
@@ -295,7 +322,7 @@ class AsyncClient:
                     for event in sse_events(sse, chunk, path):
                         yield event
         except httpx.TransportError as exc:
-            raise ClientError(f"GET {path}: {exc!r}") from exc
+            raise ServerUnreachable(f"GET {path}: {exc!r}") from exc
 
     async def stream(self, stream: str) -> dict[str, Any]:
         info: dict[str, Any] = await self._run(stream_info_call(stream))

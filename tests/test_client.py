@@ -16,7 +16,7 @@ from helpers import unique, wait_until
 
 from eventor._client_calls import LIVE_READ_TIMEOUT, live_timeout
 from eventor.api import create_app
-from eventor.client import AsyncClient, Client, ClientError
+from eventor.client import AsyncClient, Client, ClientError, ServerUnreachable
 from eventor.errors import (
     IdempotencyConflict,
     InvalidName,
@@ -133,16 +133,24 @@ def test_a_long_poll_may_outlast_the_clients_timeout(server, stream):
     assert [e.type for e in page.events] == ["Late"]
 
 
-def test_bad_parameters_are_invalid_requests_and_no_server_a_client_error(eventor, stream):
+def test_bad_parameters_are_invalid_requests_and_no_server_unreachable(eventor, stream):
     eventor.append(stream, {"type": "T"})
     with pytest.raises(InvalidRequest, match="limit"):
         eventor.read(stream, limit=5000)
-    with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ClientError):
+    with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ServerUnreachable):
         nobody.read(stream)
 
 
+def test_head_and_iter_events_take_a_stream_that_does_not_exist_yet(eventor, stream):
+    assert eventor.head(stream) == 0  # as expected_version counts it
+    assert list(eventor.iter_events(stream)) == []
+    eventor.append(stream, [{"type": "T"}, {"type": "T"}], expected_version=eventor.head(stream))
+    assert eventor.head(stream) == 2
+    assert [e.position for e in eventor.iter_events(stream)] == [1, 2]
+
+
 def test_a_live_stream_that_cannot_start_or_breaks_off_is_a_client_error(server, stream):
-    with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ClientError):
+    with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ServerUnreachable):
         next(nobody.live(stream))
     with Receiver() as odd:
         sse = {"Content-Type": "text/event-stream"}
@@ -156,7 +164,7 @@ def test_a_live_stream_that_cannot_start_or_breaks_off_is_a_client_error(server,
             Reply(200, b"data: " + bad_base64 + b"\n\n", sse),
         )
         with Client(odd.url) as client:
-            with pytest.raises(ClientError, match="live"):
+            with pytest.raises(ServerUnreachable, match="live"):
                 list(client.live(stream))
             for _ in range(2):
                 with pytest.raises(ClientError, match="not an event"):
@@ -279,6 +287,8 @@ def test_the_async_client_in_process(tmp_path):
                 events = [e async for e in eventor.iter_events("orders", page_size=2)]
                 assert [json.loads(e.data) for e in events] == list(range(5))
                 assert (await eventor.stream("orders"))["head"] == 5
+                assert (await eventor.head("orders"), await eventor.head("none")) == (5, 0)
+                assert [e async for e in eventor.iter_events("none")] == []
                 assert [s["name"] async for s in eventor.streams()] == ["orders"]
                 with pytest.raises(WrongExpectedVersion):
                     await eventor.append("orders", {"type": "T"}, expected_version=4)
