@@ -216,6 +216,7 @@ def serve(
     access_log: bool,
 ) -> None:
     """Run the Eventor server."""
+    _refuse_empty_environment(click.get_current_context())
     settings = Settings(
         host=host,
         port=port,
@@ -341,10 +342,21 @@ def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _refuse_empty_environment(ctx: click.Context) -> None:
+    """An option's variable set to nothing is a mistake (a unit file's unset value, say), not
+    a wish for the default: EVENTOR_DATA= would put the data in whatever the working dir is."""
+    for param in ctx.command.params:
+        envvar = getattr(param, "envvar", None)
+        if isinstance(envvar, str) and os.environ.get(envvar) == "":
+            raise click.UsageError(
+                f"{envvar} is set but empty: give it a value, or unset it for the default"
+            )
+
+
 def _prepare_data_dir(data_dir: Path) -> None:
-    if data_dir.exists() and not data_dir.is_dir():
-        raise click.ClickException(f"cannot use the data dir {data_dir}: it is not a directory")
     try:
+        if data_dir.exists() and not data_dir.is_dir():
+            raise click.ClickException(f"cannot use the data dir {data_dir}: it is not a directory")
         data_dir.mkdir(parents=True, exist_ok=True)
         probe = data_dir / ".write-test"
         probe.write_bytes(b"")

@@ -235,6 +235,20 @@ def test_an_empty_data_dir_is_refused_not_taken_as_the_current_one(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("variable", ["EVENTOR_DATA", "EVENTOR_PORT", "EVENTOR_DURABILITY"])
+def test_a_variable_set_but_empty_is_refused_not_taken_as_unset(tmp_path, variable):
+    code, output = run("serve", env={variable: ""}, cwd=tmp_path)
+    assert code != 0
+    assert f"{variable} is set but empty" in output
+    assert "Traceback" not in output
+    assert list(tmp_path.iterdir()) == []  # no ./data made in the working dir
+
+
+def test_a_data_dir_whose_name_is_too_long_is_a_one_line_error(tmp_path):
+    code, output = run("serve", "--port", "0", "--data", str(tmp_path / ("x" * 300)))
+    assert_one_line_error(code, output, "too long")
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
