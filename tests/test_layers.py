@@ -11,7 +11,17 @@ import eventor
 
 PACKAGE = Path(eventor.__file__).parent
 #: Which parts of eventor each part may import (by dotted prefix, below `eventor.`).
-BASE = ("__version__", "types", "errors", "names", "settings", "clock", "ids", "payloads")
+BASE = (
+    "__version__",
+    "types",
+    "errors",
+    "names",
+    "settings",
+    "clock",
+    "ids",
+    "payloads",
+    "failures",
+)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "types": (),
     "errors": (),

@@ -4,6 +4,7 @@ interleavings below cannot be timed from outside), with real storage and a real 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,81 @@ def test_secret_null_also_clears_a_replaced_secret_kept_from_before() -> None:
     config = SubscriptionConfig(stream="s", url="http://x/")
     service._set_secret(config, None, stored)
     assert (config.secret, config.previous_secret) == (None, None)
+
+
+def test_deliveries_wait_while_progress_cannot_be_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk: positions cannot be saved, so deliveries hold (a crash would repeat them
+    all); the failure is logged once, and once more when it is over, not on every retry."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        storage = app.storage
+        save = storage.save_progress
+        full = True
+
+        async def disk_full(progress, log_size):  # type: ignore[no-untyped-def]
+            if full:
+                raise StorageError("the catalog failed: database or disk is full")
+            await save(progress, log_size)
+
+        event = NewEvent("T", b"{}", "application/json", True, None, None, None)
+        try:
+            await app.subscriptions.put("sub", SubscriptionSpec(stream="t", url=receiver.url))
+            await app.store.append("t", [event])
+            await asyncio.to_thread(receiver.wait_count, 1)
+            storage.save_progress = disk_full  # type: ignore[method-assign]
+            await app.store.append("t", [event])
+            await asyncio.to_thread(receiver.wait_count, 2)  # delivered, not yet stored
+            saved = app.subscriptions.engine.progress_saved
+            for _ in range(50):  # the next flush finds the disk full
+                if not saved.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            assert not saved.is_set()
+            for _ in range(3):
+                await app.store.append("t", [event])
+            await asyncio.sleep(1.0)  # ten flush intervals: ten failed writes
+            assert len(receiver.received()) == 2  # nothing more went out meanwhile
+            full = False
+            await asyncio.to_thread(receiver.wait_count, 5)
+            assert [r.position for r in receiver.received()] == [1, 2, 3, 4, 5]
+        finally:
+            await app.shutdown()
+
+    with caplog.at_level(logging.WARNING, logger="eventor"), Receiver() as receiver:
+        asyncio.run(main(receiver))
+    said = [r.getMessage() for r in caplog.records if "progress" in r.getMessage()]
+    assert len(said) == 2, said
+    assert "disk is full" in said[0]
+    assert "works again" in said[1]
+
+
+def test_parking_every_event_warns_once_not_once_an_event(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver that is down parks every event: the log says so once a minute, not per event."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        try:
+            spec = SubscriptionSpec(
+                stream="s", url=receiver.url, max_attempts=1, on_exhausted="park"
+            )
+            await app.subscriptions.put("sub", spec)
+            await asyncio.to_thread(receiver.wait_count, 3)
+            for _ in range(100):
+                if len(app.subscriptions.parked("sub")) == 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert [p.position for p in app.subscriptions.parked("sub")] == [1, 2, 3]
+        finally:
+            await app.shutdown()
+
+    with caplog.at_level(logging.WARNING, logger="eventor"), Receiver() as receiver:
+        receiver.decide(lambda r: Reply(500))
+        asyncio.run(main(receiver))
+    warned = [r.getMessage() for r in caplog.records if "parked" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "parked 1-1 after 1 attempts" in warned[0]

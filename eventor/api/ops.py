@@ -142,8 +142,9 @@ READY_DOC = Doc(
         200: (ReadyOut, "ready; `status` is `ready`"),
         503: (
             Problem,
-            "not ready: the storage is not open (starting or stopping), its disk failed a"
-            " flush (restart needed), or its data directory was moved or removed",
+            "not ready: the storage is not open (starting, or stopping: a stop also closes the"
+            " listening socket at once), its disk failed a flush (restart needed), or its data"
+            " directory was moved or removed",
         ),
     },
 )

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..failures import RepeatedFailure
 from ..types import ACTIVE, SubscriptionRecord
 from .loop import Counters, SubscriptionLoop
 from .sender import Sender
@@ -45,6 +46,10 @@ class DeliveryEngine:
         self._flush_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._running = False
+        #: Set while progress is stored; loops start no request while it is not.
+        self.progress_saved = asyncio.Event()
+        self.progress_saved.set()
+        self._save_failure = RepeatedFailure(log, "saving the subscriptions' progress")
 
     async def start(self, records: Iterable[SubscriptionRecord]) -> None:
         """Take the stored subscriptions and start delivering for every active one."""
@@ -102,7 +107,12 @@ class DeliveryEngine:
     def add(self, record: SubscriptionRecord) -> SubscriptionLoop:
         assert record.subscription.name not in self.loops, "one loop per subscription"
         loop = SubscriptionLoop(
-            record.subscription, record.attempts, record.parked, self.log_size, self.mark_dirty
+            record.subscription,
+            record.attempts,
+            record.parked,
+            self.log_size,
+            self.mark_dirty,
+            self.progress_saved,
         )
         self.loops[loop.name] = loop
         return loop
@@ -178,12 +188,18 @@ class DeliveryEngine:
             progress = [loop.take_progress() for loop in loops]
             try:
                 await self._storage.save_progress(progress, self.log_size)
-            except Exception:
-                log.exception("could not save the progress of %d subscriptions", len(loops))
+            except Exception as exc:
+                # Deliveries wait (progress_saved) until it works: a crash meanwhile would
+                # repeat everything delivered since the last write.
+                self._save_failure.failed(exc)
+                self.progress_saved.clear()
                 for loop, snapshot in zip(loops, progress, strict=True):
                     loop.restore_progress(snapshot)
                     self._dirty.add(loop.name)
                 self._dirty_event.set()  # try again after the interval
+            else:
+                self._save_failure.succeeded()
+                self.progress_saved.set()
 
     def stats(self) -> dict[str, int]:
         return {

@@ -11,6 +11,7 @@ import asyncio
 import copy
 import enum
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +44,8 @@ READ_PAGE = 200
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 #: After an unexpected error (e.g. the storage failing), wait this long before trying again.
 ERROR_PAUSE = 1.0
+#: A parked event is warned of at most once in this many seconds per subscription.
+PARK_LOG_INTERVAL = 60.0
 
 
 class Result(enum.Enum):
@@ -73,6 +76,7 @@ class SubscriptionLoop:
         parked: list[ParkedEvent],
         log_size: int,
         on_dirty: Callable[[str], None],
+        progress_saved: asyncio.Event,
     ) -> None:
         self.subscription = subscription
         self.log: deque[DeliveryAttempt] = deque(attempts, maxlen=log_size)
@@ -87,9 +91,13 @@ class SubscriptionLoop:
         #: takes effect when it ends (its outcome no longer moves the position).
         self.resets = 0
         self._on_dirty = on_dirty
+        #: Clear while progress cannot be stored (a full disk): no request starts meanwhile.
+        self._progress_saved = progress_saved
         self._new_attempts: deque[DeliveryAttempt] = deque(maxlen=log_size)
         self._new_parked: dict[int, ParkedEvent] = {}
         self._unparked: set[int] = set()
+        self._park_logged_at = -math.inf
+        self._parks_unlogged = 0
 
     @property
     def name(self) -> str:
@@ -126,6 +134,24 @@ class SubscriptionLoop:
         self.parked[event.position] = parked
         self._new_parked[event.position] = parked
         self._unparked.discard(event.position)
+
+    def _log_park(self, message: str, *args: object) -> None:
+        """A warning for a parked event, at most one a minute per subscription (a receiver
+        that is down parks every event); the others are counted in the next one, and logged
+        at debug level."""
+        now = time.monotonic()
+        if now - self._park_logged_at < PARK_LOG_INTERVAL:
+            self._parks_unlogged += 1
+            log.debug("subscription %r: " + message, self.name, *args)
+            return
+        more = f" (and {self._parks_unlogged} more parked since the last warning)"
+        log.warning(
+            "subscription %r: " + message + (more if self._parks_unlogged else ""),
+            self.name,
+            *args,
+        )
+        self._park_logged_at = now
+        self._parks_unlogged = 0
 
     def _unpark(self, position: int) -> None:
         self.parked.pop(position, None)
@@ -276,6 +302,11 @@ class SubscriptionLoop:
         while True:
             if self.halted:
                 return Result.STOPPED
+            if not self._progress_saved.is_set():
+                # Delivering on would widen what a crash repeats past the flush interval.
+                await self._progress_saved.wait()
+                if self.halted:
+                    return Result.STOPPED
             if not replay and s.attempts and s.next_attempt_at is not None:
                 # A retry scheduled before a restart: its wait (a Retry-After, say) still holds.
                 await policy.sleep(policy.remaining(parse_utc(s.next_attempt_at)))
@@ -368,16 +399,14 @@ class SubscriptionLoop:
             if policy.exhausted(failures):
                 if replay:
                     self._park(first, error)
-                    log.warning(
-                        "subscription %r: parked %d again: %s", s.name, first.position, error
-                    )
+                    self._log_park("parked %d again: %s", first.position, error)
                     return Result.GAVE_UP
                 if config.on_exhausted == PARK:
                     for event in batch:
                         self._park(event, error)
-                    log.warning(
-                        "subscription %r: parked %d-%d after %d attempts: %s",
-                        s.name, first.position, batch[-1].position, attempt, error,
+                    self._log_park(
+                        "parked %d-%d after %d attempts: %s",
+                        first.position, batch[-1].position, attempt, error,
                     )  # fmt: skip
                     s.position = batch[-1].position
                     s.attempts = 0

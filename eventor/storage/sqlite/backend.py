@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...errors import StorageError, StorageUnavailable, StreamNotFound, WrongExpectedVersion
+from ...failures import RepeatedFailure
 from ...types import (
     ANY,
     EXISTS,
@@ -69,6 +70,7 @@ class SQLiteStorage(Storage):
         self._settings = settings
         self._registry = Registry()
         self._dirty: set[str] = set()
+        self._registry_failure = RepeatedFailure(log, "writing the stream registry to the catalog")
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Future[None] | None = None
         self._lock_fd: int | None = None
@@ -380,9 +382,11 @@ class SQLiteStorage(Storage):
         states = [self._registry.state(n) for n in names if n in self._registry]
         try:
             await self._catalog_call(self._catalog.save_streams, states)
-        except Exception:
-            log.exception("could not write the stream registry to the catalog")
+        except Exception as exc:
+            self._registry_failure.failed(exc)
             self._dirty |= names
+        else:
+            self._registry_failure.succeeded()
 
     async def _flush_catalog(self) -> None:
         if self._flush_handle is not None:

@@ -1,0 +1,44 @@
+"""Logging a failure that repeats on every retry (a full disk, say): once when it begins, once
+when it ends, instead of a traceback on every attempt."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+
+class RepeatedFailure:
+    """What `what` is (e.g. "saving the subscriptions' progress"), its failures and recovery."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self._log = log
+        self._what = what
+        self.failures = 0
+        self._since = 0.0
+
+    @property
+    def failing(self) -> bool:
+        return self.failures > 0
+
+    def failed(self, error: BaseException) -> None:
+        """Log the first failure in a row with its traceback; count the others quietly."""
+        if not self.failures:
+            self._since = time.monotonic()
+            self._log.error(
+                "%s failed: %s (retrying; logged again when it works)",
+                self._what,
+                error,
+                exc_info=error,
+            )
+        self.failures += 1
+
+    def succeeded(self) -> None:
+        """After failures: say that it works again, and after how long."""
+        if self.failures:
+            self._log.warning(
+                "%s works again, after %d failed attempts over %.1f s",
+                self._what,
+                self.failures,
+                time.monotonic() - self._since,
+            )
+            self.failures = 0
