@@ -241,6 +241,7 @@ def serve(
         stream=sys.stderr,
     )
     _prepare_data_dir(data_dir)
+    _ensure_open_file_limit(max_open_files)
     sock = _listen(host, port)
     try:
         import uvloop
@@ -302,6 +303,34 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
             log.error("Eventor did not stop cleanly: %s", exc)
             raise SystemExit(1) from None
         log.info("Eventor stopped")
+
+
+#: File descriptors wanted beyond the stream files: connections, the catalog, the flush dir.
+_FD_HEADROOM = 1024
+
+
+def _ensure_open_file_limit(max_open_files: int) -> None:
+    """Raise the soft limit on open files up to what --max-open-files and the connections
+    need (within the hard limit), and warn when even the hard limit leaves too little."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_open_files + _FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "the open-file limit (%d) leaves room for %d connections beside --max-open-files"
+            " %d: raise it (ulimit -n, LimitNOFILE=) or lower --max-open-files",
+            soft,
+            max(soft - max_open_files, 0),
+            max_open_files,
+        )
 
 
 def _limit_malloc_arenas(count: int) -> None:

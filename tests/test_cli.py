@@ -265,3 +265,39 @@ def test_bad_option_values_are_refused(tmp_path, args, fragment):
     assert "Traceback" not in output
     assert fragment in output
     assert not (tmp_path / "d").exists()
+
+
+def start_with_open_file_limit(tmp_path: Path, soft: int, hard: int) -> tuple[int, str]:
+    """Start `eventor serve` under that limit; (the soft limit it runs with, its log)."""
+    import resource
+
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*EVENTOR, "serve", "--port", "0", "--data", str(tmp_path / "data")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+        )
+    try:
+        wait_until(lambda: READY_LINE.search(log.read_text()) or proc.poll() is not None)
+        assert proc.poll() is None, log.read_text()
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        return int(line.split()[3]), log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_open_file_limit_is_raised_for_the_stream_files_and_connections(tmp_path):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2000:
+        pytest.skip(f"the hard limit ({hard}) leaves no room to raise the soft one")
+    raised, _ = start_with_open_file_limit(tmp_path, 512, hard)
+    assert raised == 256 + 1024  # --max-open-files and room for connections
+    kept, said = start_with_open_file_limit(tmp_path, 600, 600)  # no room: said so
+    assert kept == 600
+    assert "the open-file limit (600) leaves room for 344 connections" in said
