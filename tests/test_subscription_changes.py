@@ -254,3 +254,38 @@ def test_parking_every_event_warns_once_not_once_an_event(
     warned = [r.getMessage() for r in caplog.records if "parked" in r.getMessage()]
     assert len(warned) == 1, warned
     assert "parked 1-1 after 1 attempts" in warned[0]
+
+
+def test_deliveries_go_on_once_the_unsaved_progress_is_gone(tmp_path: Path) -> None:
+    """Progress that could not be written belonged to a subscription since deleted: nothing
+    is left unsaved, so the others deliver again (they used to wait for good)."""
+
+    async def main(first: Receiver, second: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        storage = app.storage
+
+        async def disk_full(progress, log_size):  # type: ignore[no-untyped-def]
+            raise StorageError("the catalog failed: database or disk is full")
+
+        event = NewEvent("T", b"{}", "application/json", True, None, None, None)
+        service = app.subscriptions
+        try:
+            await service.put("a", SubscriptionSpec(stream="t", url=first.url, start="end"))
+            await service.put("b", SubscriptionSpec(stream="u", url=second.url, start="end"))
+            storage.save_progress = disk_full  # type: ignore[method-assign]
+            await app.store.append("t", [event])
+            await asyncio.to_thread(first.wait_count, 1)
+            saved = service.engine.progress_saved
+            for _ in range(50):
+                if not saved.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            assert not saved.is_set()
+            await service.delete("a")
+            await app.store.append("u", [event])
+            await asyncio.to_thread(second.wait_count, 1)
+        finally:
+            await app.shutdown()
+
+    with Receiver() as first, Receiver() as second:
+        asyncio.run(main(first, second))

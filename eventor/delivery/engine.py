@@ -183,7 +183,8 @@ class DeliveryEngine:
         async with self._flush_lock:
             names, self._dirty = self._dirty, set()
             loops = [self.loops[n] for n in names if n in self.loops]
-            if not loops:
+            if not loops:  # nothing unsaved (what failed was deleted since): deliver again
+                self.progress_saved.set()
                 return
             progress = [loop.take_progress() for loop in loops]
             try:
