@@ -176,6 +176,13 @@ def test_stream_page_shows_events_and_tails_new_ones_live(
     page.get_by_role("button", name="Go").click()
     expect(items.first).to_have_attribute("data-position", "2")
     expect(page.locator("#events-range")).to_have_text(re.compile(r"Showing #1.#2 of 4"))
+    page.fill("#jump-position", "99")  # past the end: the newest, and a word saying so
+    page.get_by_role("button", name="Go").click()
+    expect(page.locator("#jump-past-head")).to_contain_text("There is no #99 yet")
+    expect(items.first).to_have_attribute("data-position", "4")
+    page.fill("#jump-position", "2")
+    page.get_by_role("button", name="Go").click()
+    expect(items.first).to_have_attribute("data-position", "2")
     # While looking at older events, new ones are counted, not pushed in.
     append(api, stream, {"type": "Late"})
     banner = page.get_by_role("button", name=re.compile("1 new"))

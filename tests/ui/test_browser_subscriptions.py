@@ -351,6 +351,10 @@ def test_editing_keeps_each_event_type_as_it_is(
     page.fill("#sub-timeout", "7")  # an unrelated change
     page.get_by_role("button", name="Save changes").click()
     expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    page.go_back()  # to where the form was opened from, not to the form
+    expect(page).not_to_have_url(re.compile("edit="))
+    page.go_forward()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
     config = status(api, name)["config"]
     assert config["event_types"] == [*kept, "Gone"]
     assert config["timeout"] == 7

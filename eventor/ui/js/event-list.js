@@ -61,7 +61,17 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
       return;
     }
     jumpInput.removeAttribute("aria-invalid");
-    page(position, position);
+    page(position, position).then((shown) => {
+      if (shown && position > state.head && state.head > 0)
+        fill(
+          status,
+          h(
+            "p",
+            { class: "hint card-body", role: "status", id: "jump-past-head" },
+            `There is no #${fmtNumber(position)} yet: the stream ends at #${fmtNumber(state.head)}, shown here.`,
+          ),
+        );
+    });
   });
 
   const element = h(
@@ -129,8 +139,10 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
         );
       updatePager();
       if (open !== null) list.querySelector(`[data-position="${open}"] .event-toggle`)?.focus();
+      return true;
     } catch (error) {
       if (error.name !== "AbortError") fill(status, errorBox(error, "Could not read the events"));
+      return false;
     }
   }
 

@@ -14,9 +14,8 @@ export function navigate(url, { replace = false } = {}) {
   renderer();
 }
 
-/** Change the query of the current page without a new history entry or a re-render. */
-/** Put `query` in the address bar (no new history entry); `state` is kept with the entry, so a
- * reload or a return to it finds it in `history.state`. */
+/** Change the query of the current page without a new history entry or a re-render; `state`
+ * is kept with the entry, so a reload or a return to it finds it in `history.state`. */
 export function setQuery(query, state = null) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {

@@ -573,7 +573,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
       // start over and deliver the whole stream again).
       const headers = editing ? { "If-Match": "*" } : { "If-None-Match": "*" };
       await api(`/v1/subscriptions/${seg(name)}`, { method: "PUT", body: toJson(body), headers, signal });
-      navigate(subscriptionHref(name));
+      navigate(subscriptionHref(name), { replace: true }); // Back does not return to the form
     } catch (error) {
       if (error.name === "AbortError") return;
       if (error.status === 412 && !editing) {
