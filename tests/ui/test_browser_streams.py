@@ -513,3 +513,22 @@ def test_a_right_to_left_override_in_a_type_stays_inside_it(
     expect(kind).to_contain_text("RTL")
     isolated = kind.evaluate("e => getComputedStyle(e.querySelector('bdi')).unicodeBidi")
     assert isolated == "isolate"
+
+
+def test_right_to_left_text_in_event_data_keeps_the_json_in_order(
+    open_page: OpenPage, api: httpx.Client, stream: str
+) -> None:
+    data = {"שם": "ערך", "note": "a\u202eb"}  # a Hebrew pair, and a direction override
+    r = api.post(f"/v1/streams/{stream}/events", json={"type": "T", "data": data})
+    assert r.status_code == 201, r.text
+    page = open_page(f"/dashboard/streams/{stream}")
+    page.locator(".event-toggle").first.click()
+    view = page.locator(".event-body pre.json").first
+    expect(view).to_contain_text('"note": "a\u202eb"')  # the text itself is as stored
+    # Each string's text is isolated between its quotes: it cannot reorder what is around it.
+    isolated = view.evaluate(
+        "e => [...e.querySelectorAll('.j-key, .j-str')].map(s => s.querySelector('bdi')"
+        " && getComputedStyle(s.querySelector('bdi')).unicodeBidi)"
+    )
+    assert len(isolated) == 4, isolated  # two keys, two values
+    assert set(isolated) == {"isolate"}, isolated

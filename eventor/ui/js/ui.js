@@ -78,6 +78,12 @@ export function copyButton(text, label = "Copy") {
 const MAX_HIGHLIGHT = 200_000;
 
 /** Pretty-printed JSON text (see formatJson) as text nodes, with token classes for color. */
+/** A JSON string token; its text isolated (<bdi>) between its quotes: right-to-left text, or a
+ * direction override, inside it cannot reorder the quotes or the tokens around it. */
+function quoted(cls, token) {
+  return h("span", { class: cls }, '"', h("bdi", {}, token.slice(1, -1)), '"');
+}
+
 export function jsonView(text) {
   const pre = h("pre", { class: "json" });
   if (text.length > MAX_HIGHLIGHT) {
@@ -88,8 +94,8 @@ export function jsonView(text) {
     /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|([^"\w-]+|\w+|-)/g;
   for (const match of text.matchAll(tokens)) {
     const [, string, colon, literal, number] = match;
-    if (string && colon) pre.append(h("span", { class: "j-key" }, string), colon);
-    else if (string) pre.append(h("span", { class: "j-str" }, string));
+    if (string && colon) pre.append(quoted("j-key", string), colon);
+    else if (string) pre.append(quoted("j-str", string));
     else if (literal) pre.append(h("span", { class: "j-lit" }, literal));
     else if (number) pre.append(h("span", { class: "j-num" }, number));
     else pre.append(match[0]);
