@@ -60,6 +60,16 @@ class ServerUnreachable(ClientError):
 
 ClientError.__module__ = ServerUnreachable.__module__ = "eventor.client"  # imported from there
 
+#: The transport errors that mean no answer came (worth a retry); the others (a base URL
+#: without http://, say) are mistakes that a retry repeats.
+_NO_ANSWER = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+
+
+def transport_failure(what: str, exc: httpx.TransportError) -> ClientError:
+    """The exception for a request that got no answer: ServerUnreachable, or a ClientError."""
+    kind = ServerUnreachable if isinstance(exc, _NO_ANSWER) else ClientError
+    return kind(f"{what}: {exc!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class Page:

@@ -372,14 +372,16 @@ def _host_for_url(host: str) -> str:
 
 
 def _refuse_empty_environment(ctx: click.Context) -> None:
-    """An option's variable set to nothing is a mistake (a unit file's unset value, say), not
-    a wish for the default: EVENTOR_DATA= would put the data in whatever the working dir is."""
-    for param in ctx.command.params:
-        envvar = getattr(param, "envvar", None)
-        if isinstance(envvar, str) and os.environ.get(envvar) == "":
-            raise click.UsageError(
-                f"{envvar} is set but empty: give it a value, or unset it for the default"
-            )
+    """EVENTOR_DATA set to nothing (a unit file's unset value, say) is a mistake, not a wish
+    for the default: ./data of whatever the working dir is. Other variables set but empty
+    count as unset, as click reads them (`${VAR:-}` in a compose file)."""
+    if (
+        os.environ.get("EVENTOR_DATA") == ""
+        and ctx.get_parameter_source("data_dir") != click.core.ParameterSource.COMMANDLINE
+    ):
+        raise click.UsageError(
+            "EVENTOR_DATA is set but empty: give it a value, or unset it for the default"
+        )
 
 
 def _prepare_data_dir(data_dir: Path) -> None:

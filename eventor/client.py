@@ -44,6 +44,7 @@ from ._client_calls import (
     streams_page_call,
     subscription_call,
     subscriptions_call,
+    transport_failure,
 )
 from .errors import StreamNotFound
 from .types import ANY, AppendResult, ExpectedVersion, RecordedEvent
@@ -83,7 +84,7 @@ class Client:
         try:
             response = self._http.request(call.method, call.path, **request_args(call))
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"{call.method} {call.path}: {exc!r}") from exc
+            raise transport_failure(f"{call.method} {call.path}", exc) from exc
         raise_for(response, call.subject, call.precondition)
         return parse_answer(call, response)
 
@@ -157,7 +158,7 @@ class Client:
                 for chunk in response.iter_text():
                     yield from sse_events(sse, chunk, path)
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"GET {path}: {exc!r}") from exc
+            raise transport_failure(f"GET {path}", exc) from exc
 
     def stream(self, stream: str) -> dict[str, Any]:
         """The stream's info: head, times, size, counts per type, subscriptions."""
@@ -259,7 +260,7 @@ class AsyncClient:
         try:
             response = await self._http.request(call.method, call.path, **request_args(call))
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"{call.method} {call.path}: {exc!r}") from exc
+            raise transport_failure(f"{call.method} {call.path}", exc) from exc
         raise_for(response, call.subject, call.precondition)
         return parse_answer(call, response)
 
@@ -322,7 +323,7 @@ class AsyncClient:
                     for event in sse_events(sse, chunk, path):
                         yield event
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"GET {path}: {exc!r}") from exc
+            raise transport_failure(f"GET {path}", exc) from exc
 
     async def stream(self, stream: str) -> dict[str, Any]:
         info: dict[str, Any] = await self._run(stream_info_call(stream))

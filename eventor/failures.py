@@ -15,15 +15,19 @@ class RepeatedFailure:
         self._what = what
         self.failures = 0
         self._since = 0.0
+        self._said = ""
 
     @property
     def failing(self) -> bool:
         return self.failures > 0
 
     def failed(self, error: BaseException) -> None:
-        """Log the first failure in a row with its traceback; count the others quietly."""
+        """Log the first failure in a row with its traceback, and any that fails otherwise;
+        count the same failure again quietly."""
         if not self.failures:
             self._since = time.monotonic()
+        if str(error) != self._said:
+            self._said = str(error)
             self._log.error(
                 "%s failed: %s (retrying; logged again when it works)",
                 self._what,
@@ -41,4 +45,9 @@ class RepeatedFailure:
                 self.failures,
                 time.monotonic() - self._since,
             )
-            self.failures = 0
+            self.forget()
+
+    def forget(self) -> None:
+        """Nothing is left to retry: the next failure is news again."""
+        self.failures = 0
+        self._said = ""

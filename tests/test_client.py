@@ -139,6 +139,9 @@ def test_bad_parameters_are_invalid_requests_and_no_server_unreachable(eventor, 
         eventor.read(stream, limit=5000)
     with Client("http://127.0.0.1:9", timeout=2) as nobody, pytest.raises(ServerUnreachable):
         nobody.read(stream)
+    with Client("127.0.0.1:9400") as mistaken, pytest.raises(ClientError) as failed:
+        mistaken.read(stream)  # no http://: a retry would fail the same way
+    assert not isinstance(failed.value, ServerUnreachable)
 
 
 def test_head_and_iter_events_take_a_stream_that_does_not_exist_yet(eventor, stream):

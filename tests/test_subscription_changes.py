@@ -4,6 +4,7 @@ interleavings below cannot be timed from outside), with real storage and a real 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -245,6 +246,9 @@ def test_parking_every_event_warns_once_not_once_an_event(
                     break
                 await asyncio.sleep(0.05)
             assert [p.position for p in app.subscriptions.parked("sub")] == [1, 2, 3]
+            receiver.decide(None)  # the receiver is back: the count of the unsaid ones is told
+            await app.store.append("s", [NewEvent("T", b"{}")])
+            await asyncio.to_thread(receiver.wait_count, 4)
         finally:
             await app.shutdown()
 
@@ -252,8 +256,9 @@ def test_parking_every_event_warns_once_not_once_an_event(
         receiver.decide(lambda r: Reply(500))
         asyncio.run(main(receiver))
     warned = [r.getMessage() for r in caplog.records if "parked" in r.getMessage()]
-    assert len(warned) == 1, warned
+    assert len(warned) == 2, warned
     assert "parked 1-1 after 1 attempts" in warned[0]
+    assert "delivers again, at 4 (2 more events parked since the last warning)" in warned[1]
 
 
 def test_deliveries_go_on_once_the_unsaved_progress_is_gone(tmp_path: Path) -> None:
@@ -289,3 +294,42 @@ def test_deliveries_go_on_once_the_unsaved_progress_is_gone(tmp_path: Path) -> N
 
     with Receiver() as first, Receiver() as second:
         asyncio.run(main(first, second))
+
+
+def test_a_retry_waited_out_after_a_restart_of_the_loop_waits_for_the_gate_too(
+    tmp_path: Path,
+) -> None:
+    """The loop restarts (an update) while an event waits for its retry time; progress cannot
+    be written by the time that wait ends: the retry waits for the gate as well."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        storage = app.storage
+        save = storage.save_progress
+        full = False
+
+        async def disk_full(progress, log_size):  # type: ignore[no-untyped-def]
+            if full:
+                raise StorageError("the catalog failed: database or disk is full")
+            await save(progress, log_size)
+
+        storage.save_progress = disk_full  # type: ignore[method-assign]
+        service = app.subscriptions
+        try:
+            receiver.script(Reply(500))
+            spec = SubscriptionSpec(stream="t", url=receiver.url, backoff_initial=1.5)
+            await service.put("sub", spec)
+            await app.store.append("t", [NewEvent("T", b"{}")])
+            await asyncio.to_thread(receiver.wait_count, 1)  # failed: retried in 1.5 s
+            await service.put("sub", dataclasses.replace(spec, timeout=7))  # the loop restarts
+            full = True
+            service.engine.mark_dirty("sub")
+            await asyncio.sleep(2.5)  # past the retry time
+            assert len(receiver.received()) == 1  # held by the gate
+            full = False
+            await asyncio.to_thread(receiver.wait_count, 2)
+        finally:
+            await app.shutdown()
+
+    with Receiver() as receiver:
+        asyncio.run(main(receiver))

@@ -91,6 +91,12 @@ class DeliveryEngine:
             self._flusher.cancel()
             await asyncio.wait([self._flusher])
         await self.flush()
+        if self._save_failure.failing:
+            log.error(
+                "stopping with the progress of %d subscriptions unsaved: their latest"
+                " deliveries will be made again after the restart",
+                len(self._dirty),
+            )
         await self.sender.close()
 
     def hurry(self) -> None:
@@ -184,6 +190,7 @@ class DeliveryEngine:
             names, self._dirty = self._dirty, set()
             loops = [self.loops[n] for n in names if n in self.loops]
             if not loops:  # nothing unsaved (what failed was deleted since): deliver again
+                self._save_failure.forget()
                 self.progress_saved.set()
                 return
             progress = [loop.take_progress() for loop in loops]

@@ -137,20 +137,23 @@ class SubscriptionLoop:
 
     def _log_park(self, message: str, *args: object) -> None:
         """A warning for a parked event, at most one a minute per subscription (a receiver
-        that is down parks every event); the others are counted in the next one, and logged
-        at debug level."""
+        that is down parks every event); the others are logged at debug level and counted in
+        the next warning, or in the one the next success gives (_warn_parks)."""
         now = time.monotonic()
         if now - self._park_logged_at < PARK_LOG_INTERVAL:
             self._parks_unlogged += 1
             log.debug("subscription %r: " + message, self.name, *args)
             return
-        more = f" (and {self._parks_unlogged} more parked since the last warning)"
+        self._park_logged_at = now
+        self._warn_parks(message, *args)
+
+    def _warn_parks(self, message: str, *args: object) -> None:
+        more = f" ({self._parks_unlogged} more events parked since the last warning)"
         log.warning(
             "subscription %r: " + message + (more if self._parks_unlogged else ""),
             self.name,
             *args,
         )
-        self._park_logged_at = now
         self._parks_unlogged = 0
 
     def _unpark(self, position: int) -> None:
@@ -302,14 +305,14 @@ class SubscriptionLoop:
         while True:
             if self.halted:
                 return Result.STOPPED
-            if not self._progress_saved.is_set():
-                # Delivering on would widen what a crash repeats past the flush interval.
-                await self._progress_saved.wait()
-                if self.halted:
-                    return Result.STOPPED
             if not replay and s.attempts and s.next_attempt_at is not None:
                 # A retry scheduled before a restart: its wait (a Retry-After, say) still holds.
                 await policy.sleep(policy.remaining(parse_utc(s.next_attempt_at)))
+                if self.halted:
+                    return Result.STOPPED
+            if not self._progress_saved.is_set():
+                # Delivering on would widen what a crash repeats past the flush interval.
+                await self._progress_saved.wait()
                 if self.halted:
                     return Result.STOPPED
             if not replay:  # a replay's retries are its own: the next event's time stands
@@ -343,6 +346,8 @@ class SubscriptionLoop:
                 if reset_meanwhile:
                     self._dirty()
                     return Result.RECONFIGURED
+                if self._parks_unlogged:
+                    self._warn_parks("delivers again, at %d", first.position)
                 if replay:
                     self._unpark(first.position)
                 else:

@@ -216,6 +216,17 @@ def test_a_binary_payload_shape_shows_its_bytes_as_base64(
     expect(shape).to_contain_text(base64.b64encode(png).decode())
     expect(shape).to_contain_text("binary: shown as base64 only")
     expect(shape).not_to_contain_text("\ufffd")  # no bytes mangled into text
+    # Bytes that are not UTF-8 but, mangled, would read as JSON ("\ufffd" is a JSON string).
+    r = api.post(
+        f"/streams/{stream}",
+        content=b'"\xff"',
+        headers={"X-Event-Type": "Odd", "Content-Type": "application/octet-stream"},
+    )
+    assert r.status_code == 200
+    page.reload()
+    page.get_by_role("tab", name="Payload shapes").click()
+    odd = page.locator('#shapes [data-type="Odd"]')
+    expect(odd).to_contain_text(base64.b64encode(b'"\xff"').decode())
 
 
 def test_append_form_checks_json_and_shows_the_apis_error(

@@ -63,11 +63,6 @@ async function errorOf(response) {
 }
 
 /**
- * api(path, {method, body, query, headers, signal, exact}) → the decoded JSON (or text, or null
- * on 204); `exact` keeps numbers a JS number would change as JsonNumber (for event data).
- * Throws ApiError with the API's own message on any non-2xx answer.
- */
-/**
  * A subscription's status (read with `exact`) with its numbers as JS numbers, except its
  * `position`, a BigInt: a reset may put it past 2^53, where a JS number would round it.
  */
@@ -77,6 +72,11 @@ export function withExactPosition(status) {
   return plain;
 }
 
+/**
+ * api(path, {method, body, query, headers, signal, exact}) → the decoded JSON (or text, or null
+ * on 204); `exact` keeps numbers a JS number would change as JsonNumber (for event data).
+ * Throws ApiError with the API's own message on any non-2xx answer.
+ */
 export async function api(path, { exact = false, ...options } = {}) {
   const response = await send(path, options);
   if (!response.ok) throw await errorOf(response);

@@ -47,7 +47,9 @@ function shapesView(introspection, signal) {
   return entries.flatMap(([type, variants]) =>
     variants.map((variant) => {
       let parsed;
-      let isJson = true;
+      // /introspect gives the body as text: bytes that are not UTF-8 came back as U+FFFD,
+      // and such a body may still parse ("\ufffd" is JSON). Those are read from v1.
+      let isJson = !variant.body.includes("\ufffd");
       try {
         parsed = parseJson(variant.body);
       } catch {
