@@ -1,7 +1,7 @@
 // One stream: its events (newest first, paged, live), the payload shapes per event type,
 // its subscriptions, and a form to append a test event.
 
-import { api } from "../api.js";
+import { api, withExactPosition } from "../api.js";
 import { appendForm } from "../append-form.js";
 import {
   STREAM_NAME,
@@ -121,8 +121,8 @@ async function subscriptionsView(name, names, signal) {
   let byName = new Map();
   let problem = null;
   try {
-    const { subscriptions } = await api("/v1/subscriptions", { signal });
-    byName = new Map(subscriptions.map((s) => [s.name, s]));
+    const { subscriptions } = await api("/v1/subscriptions", { signal, exact: true });
+    byName = new Map(subscriptions.map((s) => [s.name, withExactPosition(s)]));
   } catch (error) {
     if (error.name === "AbortError") throw error;
     problem = error;
