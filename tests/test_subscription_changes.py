@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from delivery.receiver import Receiver, Reply
@@ -24,6 +25,21 @@ async def started(data: Path) -> EventorApp:
     for n in range(3):
         await app.store.append("s", [NewEvent("T", b'{"n": %d}' % n)], ANY)
     return app
+
+
+class FullDisk:
+    """`storage.save_progress`, failing as on a full disk while `full` is True."""
+
+    def __init__(self, storage: Any) -> None:
+        self.full = False
+        save = storage.save_progress
+
+        async def save_progress(progress, log_size):  # type: ignore[no-untyped-def]
+            if self.full:
+                raise StorageError("the catalog failed: database or disk is full")
+            await save(progress, log_size)
+
+        storage.save_progress = save_progress
 
 
 def test_puts_racing_a_delete_make_one_subscription(tmp_path: Path) -> None:
@@ -187,21 +203,13 @@ def test_deliveries_wait_while_progress_cannot_be_stored(
 
     async def main(receiver: Receiver) -> None:
         app = await started(tmp_path / "data")
-        storage = app.storage
-        save = storage.save_progress
-        full = True
-
-        async def disk_full(progress, log_size):  # type: ignore[no-untyped-def]
-            if full:
-                raise StorageError("the catalog failed: database or disk is full")
-            await save(progress, log_size)
-
+        disk = FullDisk(app.storage)
         event = NewEvent("T", b"{}", "application/json", True, None, None, None)
         try:
             await app.subscriptions.put("sub", SubscriptionSpec(stream="t", url=receiver.url))
             await app.store.append("t", [event])
             await asyncio.to_thread(receiver.wait_count, 1)
-            storage.save_progress = disk_full  # type: ignore[method-assign]
+            disk.full = True
             await app.store.append("t", [event])
             await asyncio.to_thread(receiver.wait_count, 2)  # delivered, not yet stored
             saved = app.subscriptions.engine.progress_saved
@@ -214,7 +222,7 @@ def test_deliveries_wait_while_progress_cannot_be_stored(
                 await app.store.append("t", [event])
             await asyncio.sleep(1.0)  # ten flush intervals: ten failed writes
             assert len(receiver.received()) == 2  # nothing more went out meanwhile
-            full = False
+            disk.full = False
             await asyncio.to_thread(receiver.wait_count, 5)
             assert [r.position for r in receiver.received()] == [1, 2, 3, 4, 5]
         finally:
@@ -267,17 +275,13 @@ def test_deliveries_go_on_once_the_unsaved_progress_is_gone(tmp_path: Path) -> N
 
     async def main(first: Receiver, second: Receiver) -> None:
         app = await started(tmp_path / "data")
-        storage = app.storage
-
-        async def disk_full(progress, log_size):  # type: ignore[no-untyped-def]
-            raise StorageError("the catalog failed: database or disk is full")
-
+        disk = FullDisk(app.storage)
         event = NewEvent("T", b"{}", "application/json", True, None, None, None)
         service = app.subscriptions
         try:
             await service.put("a", SubscriptionSpec(stream="t", url=first.url, start="end"))
             await service.put("b", SubscriptionSpec(stream="u", url=second.url, start="end"))
-            storage.save_progress = disk_full  # type: ignore[method-assign]
+            disk.full = True
             await app.store.append("t", [event])
             await asyncio.to_thread(first.wait_count, 1)
             saved = service.engine.progress_saved
@@ -304,16 +308,7 @@ def test_a_retry_waited_out_after_a_restart_of_the_loop_waits_for_the_gate_too(
 
     async def main(receiver: Receiver) -> None:
         app = await started(tmp_path / "data")
-        storage = app.storage
-        save = storage.save_progress
-        full = False
-
-        async def disk_full(progress, log_size):  # type: ignore[no-untyped-def]
-            if full:
-                raise StorageError("the catalog failed: database or disk is full")
-            await save(progress, log_size)
-
-        storage.save_progress = disk_full  # type: ignore[method-assign]
+        disk = FullDisk(app.storage)
         service = app.subscriptions
         try:
             receiver.script(Reply(500))
@@ -322,11 +317,11 @@ def test_a_retry_waited_out_after_a_restart_of_the_loop_waits_for_the_gate_too(
             await app.store.append("t", [NewEvent("T", b"{}")])
             await asyncio.to_thread(receiver.wait_count, 1)  # failed: retried in 1.5 s
             await service.put("sub", dataclasses.replace(spec, timeout=7))  # the loop restarts
-            full = True
+            disk.full = True
             service.engine.mark_dirty("sub")
             await asyncio.sleep(2.5)  # past the retry time
             assert len(receiver.received()) == 1  # held by the gate
-            full = False
+            disk.full = False
             await asyncio.to_thread(receiver.wait_count, 2)
         finally:
             await app.shutdown()
