@@ -173,6 +173,16 @@ class SubscriptionService:
         loop = self._loop(name)
         return [loop.parked[p] for p in sorted(loop.parked)]
 
+    def progress(self) -> list[tuple[str, str, str, int, int, int]]:
+        """Each subscription's (name, stream, status, position, lag, failed attempts on its
+        next event), for metrics."""
+        out = []
+        for loop in self.engine.loops.values():
+            s = loop.subscription
+            lag = max(self.head(s.config.stream) - s.position, 0)
+            out.append((s.name, s.config.stream, status_of(s), s.position, lag, s.attempts))
+        return out
+
     def stats(self) -> dict[str, int]:
         counts = {ACTIVE: 0, RETRYING: 0, PAUSED: 0}
         parked = 0
@@ -185,6 +195,7 @@ class SubscriptionService:
             **self.engine.stats(),
             "parked_events": parked,
             "changes": self.changes,
+            "progress_saved": int(self.engine.progress_saved.is_set()),
         }
 
     # -- changes -----------------------------------------------------------------------------

@@ -218,6 +218,7 @@ def test_deliveries_wait_while_progress_cannot_be_stored(
                     break
                 await asyncio.sleep(0.05)
             assert not saved.is_set()
+            assert app.subscriptions.stats()["progress_saved"] == 0  # a metric says so too
             for _ in range(3):
                 await app.store.append("t", [event])
             await asyncio.sleep(1.0)  # ten flush intervals: ten failed writes

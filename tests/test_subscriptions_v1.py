@@ -238,8 +238,14 @@ def test_status_lag_deliveries_and_metrics(client, stream, sub, receiver):
         "eventor_delivery_failed_attempts_total",
         'eventor_subscriptions{status="active"}',
         "eventor_parked_events",
+        "eventor_subscription_progress_saved 1.0",
     ):
         assert metric in metrics
+    labels = f'{{stream="{stream}",subscription="{sub}"}}'
+    assert f"eventor_subscription_position{labels} 4.0" in metrics
+    assert f"eventor_subscription_lag{labels} 0.0" in metrics
+    assert f"eventor_subscription_paused{labels} 0.0" in metrics
+    assert f"eventor_subscription_failed_attempts{labels} 0.0" in metrics
 
 
 @pytest.mark.slow

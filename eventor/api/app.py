@@ -41,7 +41,10 @@ class EventorApp:
         self.store = EventStore(self.storage, settings.limits)
         self.subscriptions = SubscriptionService(self.store, self.storage, settings)
         self.ops = OpsRoutes(
-            self.storage, extra_collectors=[SubscriptionCollector(self.subscriptions.stats)]
+            self.storage,
+            extra_collectors=[
+                SubscriptionCollector(self.subscriptions.stats, self.subscriptions.progress)
+            ],
         )
         self.stats = StatsSampler(self.storage, subscription_stats=self.subscriptions.stats)
         config_body = min(MAX_CONFIG_BODY, settings.limits.max_request_bytes)

@@ -56,10 +56,16 @@ class _StorageCollector(Collector):
 
 
 class SubscriptionCollector(Collector):
-    """Reads the delivery counters (SubscriptionService.stats) at scrape time."""
+    """Reads the delivery counters (SubscriptionService.stats) and each subscription's
+    progress (SubscriptionService.progress) at scrape time."""
 
-    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], dict[str, int]],
+        progress: Callable[[], list[tuple[str, str, str, int, int, int]]],
+    ) -> None:
         self._stats = stats
+        self._progress = progress
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         stats = self._stats()
@@ -87,6 +93,32 @@ class SubscriptionCollector(Collector):
         yield GaugeMetricFamily(
             "eventor_parked_events", "Events parked now", stats.get("parked_events", 0)
         )
+        yield GaugeMetricFamily(
+            "eventor_subscription_progress_saved",
+            "1 while delivered positions can be written; 0 (a full disk, say): deliveries wait",
+            stats.get("progress_saved", 1),
+        )
+        labels = ["subscription", "stream"]
+        position = GaugeMetricFamily(
+            "eventor_subscription_position", "Last position delivered", labels=labels
+        )
+        lag = GaugeMetricFamily(
+            "eventor_subscription_lag", "Events appended but not yet delivered", labels=labels
+        )
+        failing = GaugeMetricFamily(
+            "eventor_subscription_failed_attempts",
+            "Failed attempts on the next event (0 while deliveries succeed)",
+            labels=labels,
+        )
+        paused = GaugeMetricFamily(
+            "eventor_subscription_paused", "1 while the subscription is paused", labels=labels
+        )
+        for name, stream, status, at, behind, attempts in self._progress():
+            position.add_metric([name, stream], at)
+            lag.add_metric([name, stream], behind)
+            failing.add_metric([name, stream], attempts)
+            paused.add_metric([name, stream], int(status == "paused"))
+        yield from (position, lag, failing, paused)
 
 
 def _info() -> GaugeMetricFamily:
