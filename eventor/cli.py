@@ -240,9 +240,9 @@ def serve(
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    sock = _listen(host, port)  # first: a start that fails on the port leaves no data dir
     _prepare_data_dir(data_dir)
     _ensure_open_file_limit(max_open_files)
-    sock = _listen(host, port)
     try:
         import uvloop
 

@@ -104,6 +104,7 @@ def test_serve_help_lists_every_option_and_its_variable():
 def test_port_taken_is_a_one_line_error(tmp_path, listening):
     code, output = run("serve", "--port", str(listening), "--data", str(tmp_path / "data"))
     assert_one_line_error(code, output, str(listening), "in use")
+    assert not (tmp_path / "data").exists()  # nothing left behind
 
 
 def test_data_dir_that_is_a_file_is_a_one_line_error(tmp_path):
