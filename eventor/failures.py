@@ -8,7 +8,8 @@ import time
 
 
 class RepeatedFailure:
-    """What `what` is (e.g. "saving the subscriptions' progress"), its failures and recovery."""
+    """The failures of one action retried until it works (`what`: e.g. "saving the
+    subscriptions' progress"), logged when they begin, change, and end."""
 
     def __init__(self, log: logging.Logger, what: str) -> None:
         self._log = log
