@@ -135,13 +135,13 @@ class SubscriptionLoop:
         self._new_parked[event.position] = parked
         self._unparked.discard(event.position)
 
-    def _log_park(self, message: str, *args: object) -> None:
-        """A warning for a parked event, at most one a minute per subscription (a receiver
+    def _log_park(self, events: int, message: str, *args: object) -> None:
+        """A warning for `events` parked, at most one a minute per subscription (a receiver
         that is down parks every event); the others are logged at debug level and counted in
         the next warning, or in the one the next success gives (_warn_parks)."""
         now = time.monotonic()
         if now - self._park_logged_at < PARK_LOG_INTERVAL:
-            self._parks_unlogged += 1
+            self._parks_unlogged += events
             log.debug("subscription %r: " + message, self.name, *args)
             return
         self._park_logged_at = now
@@ -404,13 +404,13 @@ class SubscriptionLoop:
             if policy.exhausted(failures):
                 if replay:
                     self._park(first, error)
-                    self._log_park("parked %d again: %s", first.position, error)
+                    self._log_park(1, "parked %d again: %s", first.position, error)
                     return Result.GAVE_UP
                 if config.on_exhausted == PARK:
                     for event in batch:
                         self._park(event, error)
                     self._log_park(
-                        "parked %d-%d after %d attempts: %s",
+                        len(batch), "parked %d-%d after %d attempts: %s",
                         first.position, batch[-1].position, attempt, error,
                     )  # fmt: skip
                     s.position = batch[-1].position
