@@ -128,6 +128,21 @@ def test_bad_bodies_and_names(client, stream, sub):
         assert "invalid subscription name" in problem(r, 400)
 
 
+def test_a_status_config_can_be_sent_back_as_read(client, stream, sub):
+    """Read-modify-write: the `config` of a status is a valid PUT body, read-only parts and all."""
+    path = f"/v1/subscriptions/{sub}"
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = {"stream": stream, "url": URL, "secret": secret, "batch_size": 3}
+    assert client.put(path, json=body).status_code == 201
+    config = client.get(path).json()["config"]
+    assert config["secret_set"] is True
+    assert config["created_by"] == "v1"
+    r = client.put(path, json={**config, "timeout": 2.5})
+    assert r.status_code == 200, r.text
+    assert r.json()["config"] == {**config, "timeout": 2.5}  # the secret was kept
+    assert client.put(path, json={**config, "secret_set": "yes"}).status_code == 400
+
+
 def test_if_match_and_if_none_match_make_a_put_update_or_create_only(client, stream, sub):
     body = {"stream": stream, "url": URL}
     path = f"/v1/subscriptions/{sub}"

@@ -24,6 +24,9 @@ def _doc_only(**schema: object) -> Meta:
 MAX_CONFIG_BODY = 1024 * 1024
 
 
+_READ_ONLY = "read-only: taken and ignored, so that a status's `config` can be sent back as is"
+
+
 class BackoffIn(msgspec.Struct, forbid_unknown_fields=True):
     """Retry backoff: exponential from `initial`, capped at `max`, with jitter; every wait lies
     between `initial` and `max`."""
@@ -71,6 +74,9 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     on_exhausted: Annotated[
         str, Meta(description='"pause" (default) or "park"'), _doc_only(enum=["pause", "park"])
     ] = "pause"
+    # What a status's `config` says of itself, so that it can be sent back as read.
+    secret_set: Annotated[bool, Meta(description=_READ_ONLY)] | UnsetType = UNSET
+    created_by: Annotated[str, Meta(description=_READ_ONLY)] | UnsetType = UNSET
 
 
 class BackoffOut(msgspec.Struct):
