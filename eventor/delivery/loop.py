@@ -370,7 +370,7 @@ class SubscriptionLoop:
                     self._park(first, error)  # still parked, with the error of this attempt
                 elif not reset_meanwhile:
                     s.attempts += 1  # the status says how often the event failed, as always
-                self.pause(f"{error}: the receiver asked to stop (410 Gone)")
+                self.pause(f"{error}: the receiver asked to stop")
                 log.warning(
                     "subscription %r paused at %d: %s", s.name, first.position, s.paused_reason
                 )
