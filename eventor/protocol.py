@@ -4,6 +4,7 @@ error format for requests HTTP cannot frame."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -13,6 +14,9 @@ MAX_HEAD_BYTES = 1 << 20
 #: What a request may send besides its head and body before it is cut off unparsed: room for
 #: the bytes of the request line and the headers' separators, and for chunked framing.
 _LOOK_FROM = MAX_HEAD_BYTES + 64 * 1024
+
+#: The longest target httptools.parse_url can split (its offsets are 16-bit).
+_LONGEST_PARSED_TARGET = 0xFFFF
 
 _REFUSAL = b"431 Request Header Fields Too Large"
 
@@ -63,7 +67,30 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             if size > MAX_HEAD_BYTES:
                 self._too_large = True
                 raise _HeadTooLarge
-        super().on_headers_complete()
+        if len(self.url) <= _LONGEST_PARSED_TARGET:
+            super().on_headers_complete()
+        else:
+            self._long_target_headers_complete()
+
+    def _long_target_headers_complete(self) -> None:
+        """httptools.parse_url keeps offsets in 16 bits and fails on a longer target, so
+        uvicorn answered 400; Go takes any target within the head's bound. So the target is
+        split here, as parse_url splits it, and written into the scope uvicorn made."""
+        target = self.url
+        path, _, query = _target_path(target).partition(b"#")[0].partition(b"?")
+        text = path.decode("ascii")  # as uvicorn's: non-ASCII bytes fail the request (400)
+        if "%" in text:
+            text = urllib.parse.unquote(text)
+        self.url = b"/"
+        try:
+            super().on_headers_complete()
+        finally:
+            self.url = target
+        # The ASGI task is made but has not run: it reads the scope as set here.
+        scope = self.scope
+        scope["path"] = self.root_path + text
+        scope["raw_path"] = self.root_path.encode("ascii") + path
+        scope["query_string"] = query
 
     def on_body(self, body: bytes) -> None:
         self._body += len(body)

@@ -92,6 +92,36 @@ def test_a_request_head_past_the_bound_is_refused_with_431(server, client):
     assert client.get("/health").status_code == 200  # and the server serves on
 
 
+def test_a_target_past_64_kib_is_served_like_any_other(server, client, stream):
+    """httptools splits targets of up to 65,535 bytes only; Go took any within the bound."""
+    client.post(f"/streams/{stream}", content=b"{}", headers={"X-Event-Type": "T"})
+    pad = "x" * 70_000
+    for target, expected in [
+        (f"/v1/streams?prefix={stream}&pad={pad}", [stream]),
+        (f"/v1/streams?prefix={pad}", []),
+        (f"http://x/v1/streams?prefix={stream}&pad={pad}", [stream]),  # absolute form
+    ]:
+        answer = raw_exchange(
+            server.url,
+            b"GET %s HTTP/1.1\r\nHost: x\r\n" % target.encode() + b"Connection: close\r\n\r\n",
+        )
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), (target[:40], head)
+        assert [s["name"] for s in json.loads(body)["streams"]] == expected
+    original = f"/streams/{stream}/0/5?{pad}"
+    answer = raw_exchange(
+        server.url, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % original.encode()
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert [event["position"] for event in json.loads(body)] == [1]
+    encoded = f"/v1/streams/{stream[:-1]}%{ord(stream[-1]):02X}?pad={pad}"
+    r = raw_exchange(
+        server.url, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % encoded.encode()
+    )
+    assert json.loads(r.partition(b"\r\n\r\n")[2])["name"] == stream  # decoded as uvicorn does
+
+
 def test_trailers_past_the_bound_are_refused_too(server, client, stream):
     """Trailer fields go through the same slow joining of pieces as headers."""
     parsed = httpx.URL(server.url)
