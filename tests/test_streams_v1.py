@@ -949,6 +949,7 @@ def test_reads_allow_any_origin_whatever_the_answer(client, stream, method, path
 def test_unknown_v1_path_is_a_404_problem(client):
     assert_problem(client.get("/v1/nothing-here"), 404)
     assert_problem(client.get("/v1/streams/s/events/extra"), 404)
+    assert_problem(client.get("/v1"), 404)  # the API's root, without its slash
 
 
 @pytest.mark.parametrize("path", ["/v1/<b>x</b>", "/dashboard/js/<b>x</b>.js", "/<b>x</b>"])

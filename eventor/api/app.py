@@ -96,7 +96,7 @@ class EventorApp:
                 # or an original offset or limit that is not a number.
                 route, params, meant = meant, meant_params, None
         if route is None:
-            style: ErrorStyle = "problem" if path.startswith("/v1/") else "text"
+            style: ErrorStyle = "problem" if path.startswith("/v1/") or path == "/v1" else "text"
             if "GET" in allowed:
                 allowed.append("HEAD")  # served on every GET route
             if meant is not None:
