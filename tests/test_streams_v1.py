@@ -259,6 +259,8 @@ def test_data_base64_and_content_type(client, stream):
         "application/x-www-form-urlencoded",
         "multipart/form-data; boundary=x",
         "application/xml",
+        "application/json; charset=utf-16",
+        'application/json; Charset="ISO-8859-1"',
     ],
 )
 def test_unsupported_content_type_is_415(client, stream, content_type):
@@ -277,6 +279,8 @@ def test_unsupported_content_type_is_415(client, stream, content_type):
         None,
         "application/json",
         "application/json; charset=utf-8",
+        'application/json;charset="UTF-8"',
+        "application/json; charset=us-ascii",
         "Application/JSON",
         "application/vnd.x+json",
     ],

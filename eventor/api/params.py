@@ -131,6 +131,20 @@ def require_json(scope: Scope) -> None:
             f"the body must be JSON: send Content-Type: application/json (got {content_type!r})",
             code="unsupported-media-type",
         )
+    if content_type and ";" in content_type:
+        charset = _CHARSET.search(content_type)
+        if charset is not None and charset[1].strip('"').lower() not in _UTF8_CHARSETS:
+            raise HTTPProblem(
+                415,
+                f"JSON is read as UTF-8 (RFC 8259); got charset={charset[1]}:"
+                " send the body as UTF-8",
+                code="unsupported-media-type",
+            )
+
+
+_UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
+#: A charset parameter of a media type (RFC 9110 8.3.1; names are case-insensitive).
+_CHARSET = re.compile(r";\s*charset\s*=\s*(\"[^\"]*\"|[^;\s]*)", re.IGNORECASE)
 
 
 def int_param(
