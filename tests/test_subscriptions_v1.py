@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 
@@ -121,6 +122,10 @@ def test_bad_bodies_and_names(client, stream, sub):
         f"/v1/subscriptions/{sub}", content=b"stream=x", headers={"content-type": "text/plain"}
     )
     assert r.status_code == 415
+    utf16 = {"content-type": "application/json; charset=utf-16"}
+    body = json.dumps({"stream": stream, "url": URL})
+    r = client.put(f"/v1/subscriptions/{sub}", content=body.encode("utf-16"), headers=utf16)
+    assert "UTF-8" in problem(r, 415)
     detail = problem(client.put("/v1/subscriptions/a!b", json={"stream": stream, "url": URL}), 400)
     assert "invalid subscription name" in detail
     for method, path in (("GET", ""), ("DELETE", ""), ("POST", "/pause"), ("GET", "/parked")):
