@@ -90,3 +90,31 @@ def test_ready_is_503_once_the_data_dir_is_moved_away(make_server):
     finally:
         moved.rename(server.data_dir)
     assert httpx.get(f"{server.url}/ready").status_code == 200
+
+
+def test_error_answers_are_counted_by_status(make_server):
+    server = make_server()
+
+    def counts() -> dict[str, float]:
+        text = httpx.get(f"{server.url}/metrics").text
+        [family] = [
+            f for f in text_string_to_metric_families(text) if f.name == "eventor_error_answers"
+        ]
+        return {s.labels["status"]: s.value for s in family.samples if s.name.endswith("_total")}
+
+    with httpx.Client(base_url=server.url) as c:
+        assert counts() == {}
+        stream = unique("errors")
+        append_ok(c, stream, [{"type": "T"}])  # successes count nothing
+        assert c.post(f"/v1/streams/{stream}/events", json={"type": ""}).status_code == 400
+        assert c.post(f"/streams/{stream}", content=b"{}").status_code == 400  # text, original
+        assert c.get("/v1/nothing-here").status_code == 404
+        appended = c.post(f"/v1/streams/{stream}/events?expected_version=0", json={"type": "T"})
+        assert appended.status_code == 409
+        moved = server.data_dir.with_name("moved")
+        server.data_dir.rename(moved)
+        try:
+            assert c.get("/ready").status_code == 503
+        finally:
+            moved.rename(server.data_dir)
+        assert counts() == {"400": 2, "404": 1, "409": 1, "503": 1}

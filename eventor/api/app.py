@@ -19,7 +19,7 @@ from .compat import OriginalRoutes
 from .compat_subscriptions import OriginalSubscriptionRoutes
 from .dashboard import DashboardRoutes
 from .docs import DocsRoutes
-from .ops import OpsRoutes, SubscriptionCollector
+from .ops import ErrorAnswers, OpsRoutes, SubscriptionCollector
 from .origins import cross_origin_write
 from .params import header
 from .problems import HTTPProblem, from_error, problem_response, text_response
@@ -40,10 +40,12 @@ class EventorApp:
         self.storage = storage or open_storage(settings.data_dir, settings)
         self.store = EventStore(self.storage, settings.limits)
         self.subscriptions = SubscriptionService(self.store, self.storage, settings)
+        self.error_answers = ErrorAnswers()
         self.ops = OpsRoutes(
             self.storage,
             extra_collectors=[
-                SubscriptionCollector(self.subscriptions.stats, self.subscriptions.progress)
+                SubscriptionCollector(self.subscriptions.stats, self.subscriptions.progress),
+                self.error_answers,
             ],
         )
         self.stats = StatsSampler(self.storage, subscription_stats=self.subscriptions.stats)
@@ -100,24 +102,24 @@ class EventorApp:
             if "GET" in allowed:
                 allowed.append("HEAD")  # served on every GET route
             if meant is not None:
-                response = _render(_slash_in_name(meant_params), meant.errors)
+                response = self._render(_slash_in_name(meant_params), meant.errors)
             elif method == "OPTIONS" and allowed:
                 response = _preflight(allowed, scope)
             elif allowed:
                 problem = HTTPProblem(
                     405, f"{method} is not allowed here; use {', '.join(allowed)}"
                 )
-                response = _render(problem, style)
+                response = self._render(problem, style)
                 response.headers["allow"] = ", ".join(allowed)
             else:
-                response = _render(HTTPProblem(404, "404 page not found"), style)
+                response = self._render(HTTPProblem(404, "404 page not found"), style)
             if method in _CORS_METHODS:
                 response.headers["access-control-allow-origin"] = "*"
             await response(scope, receive, send)
             return
         refused = cross_origin_write(scope)
         if refused is not None:
-            await _render(HTTPProblem(403, refused, code="cross-origin"), route.errors)(
+            await self._render(HTTPProblem(403, refused, code="cross-origin"), route.errors)(
                 scope, receive, send
             )
             return
@@ -130,18 +132,22 @@ class EventorApp:
         except ClientDisconnect:
             return  # nobody to answer
         except HTTPProblem as problem:
-            response = _render(problem, route.errors)
+            response = self._render(problem, route.errors)
         except EventorError as error:
             answer = from_error(error)
             if answer.status >= 500:  # the server's trouble, not the client's: say so
                 log.error("%s %s: %d %s", method, path, answer.status, answer.detail)
-            response = _render(answer, route.errors)
+            response = self._render(answer, route.errors)
         except Exception:
             log.exception("error in %s %s", method, path)
-            response = _render(HTTPProblem(500, "internal server error"), route.errors)
+            response = self._render(HTTPProblem(500, "internal server error"), route.errors)
         if method in _CORS_METHODS:
             response.headers["access-control-allow-origin"] = "*"
         await response(scope, receive, send)
+
+    def _render(self, problem: HTTPProblem, style: ErrorStyle) -> Response:
+        self.error_answers.count(problem.status)
+        return problem_response(problem) if style == "problem" else text_response(problem)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -196,10 +202,6 @@ def _preflight(allowed: list[str], scope: Scope) -> Response:
             response.headers["access-control-allow-headers"] = asked
         response.headers["access-control-max-age"] = "600"
     return response
-
-
-def _render(problem: HTTPProblem, style: ErrorStyle) -> Response:
-    return problem_response(problem) if style == "problem" else text_response(problem)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> EventorApp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -119,6 +120,29 @@ class SubscriptionCollector(Collector):
             failing.add_metric([name, stream], attempts)
             paused.add_metric([name, stream], int(status == "paused"))
         yield from (position, lag, failing, paused)
+
+
+class ErrorAnswers(Collector):
+    """Counts the error answers the app renders, by status: a 5xx (a storage failure, say) is
+    one to alert on, a run of 4xx a client to look at. Answers that succeed count nothing, so
+    the hot path pays nothing."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[int] = Counter()
+
+    def count(self, status: int) -> None:
+        self.counts[status] += 1
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "eventor_error_answers",
+            "Answers with a 4xx or 5xx status since start, by status (not counted: requests"
+            " HTTP could not parse)",
+            labels=["status"],
+        )
+        for status, count in sorted(self.counts.items()):
+            family.add_metric([str(status)], count)
+        yield family
 
 
 def _info() -> GaugeMetricFamily:
