@@ -10,6 +10,9 @@ from delivery.helpers import append, name, wait_status
 from delivery.receiver import Receiver
 from helpers import raw_request
 
+from eventor.delivery.webhook import WebhookBuilder
+from eventor.types import RecordedEvent, SubscriptionConfig
+
 URL = "http://127.0.0.1:9/hook"
 
 
@@ -184,6 +187,31 @@ def test_a_receiver_written_for_the_original_works_unchanged(client, stream, sub
     assert listed["headers"] == {"Authorization": "Basic dTpw"}
     wait_status(client, sub, lambda s: s["position"] == 4)
     assert {s["name"]: s for s in client.get("/subscriptions").json()}[sub]["position"] == 4
+
+
+def test_an_original_subscription_s_own_headers_win_as_they_did(client, stream, sub, receiver):
+    """The original set a subscription's headers after its own, so theirs went out; a v1
+    subscription keeps Eventor's (see test_formats)."""
+    client.post(f"/streams/{stream}", content=b"a=1", headers={"X-Event-Type": "Form"})
+    own = {"user-agent": "Billing-Gateway/2", "Content-Type": "application/x-www-form-urlencoded"}
+    r = client.post(
+        f"/subscriptions/{sub}", json={"stream": stream, "url": receiver.url, "headers": own}
+    )
+    assert r.status_code == 200
+    [request] = receiver.wait_count(1)
+    assert request.headers["user-agent"] == "Billing-Gateway/2"
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.headers["x-event-position"] == "1"  # the others as always
+    assert request.body == b"a=1"
+    # Sent once each, not beside Eventor's own (the receiver above keeps one of each name).
+    config = SubscriptionConfig(stream=stream, url=receiver.url, headers=own, original=True)
+    event = client.get(f"/streams/{stream}/0/1").json()[0]
+    recorded = RecordedEvent(
+        event["uuid"], stream, 1, "Form", b"a=1", "application/json", False, None, event["created"]
+    )
+    _, headers = WebhookBuilder(sub, config).build([recorded], 1)
+    names = [name.lower() for name in headers]
+    assert names.count("user-agent") == names.count("content-type") == 1
 
 
 def test_both_apis_see_the_same_subscriptions(client, stream, sub):

@@ -17,7 +17,7 @@ from .signing import ROTATION_OVERLAP, secret_key, sign
 
 USER_AGENT = f"Eventor/{__version__}"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
-#: The headers Eventor sends: a subscription's own `headers` may not override them (they say
+#: The headers Eventor sends: a v1 subscription's own `headers` may not override them (they say
 #: what is delivered). Any other name is sent as set (`Webhook-Token`, `X-Event-Source`, ...).
 EVENTOR_HEADERS = frozenset(
     {
@@ -89,6 +89,13 @@ class WebhookBuilder:
         source = f"/streams/{config.stream}"
         self._source = source
         custom = {k: v for k, v in config.headers.items() if k.lower() not in EVENTOR_HEADERS}
+        # The original set a subscription's own headers last, so they won: a receiver may rely
+        # on its own User-Agent or Content-Type. On v1, Eventor's say what is delivered.
+        self._overrides = (
+            {k: v for k, v in config.headers.items() if k.lower() in EVENTOR_HEADERS}
+            if config.original
+            else {}
+        )
         self._base = {
             **custom,
             "User-Agent": USER_AGENT,
@@ -135,6 +142,11 @@ class WebhookBuilder:
             headers["ce-time"] = event.created
             headers["ce-sequence"] = f"{position:020d}"
             webhook_id = event.id
+        for name, value in self._overrides.items():
+            lower = name.lower()
+            for sent in [key for key in headers if key.lower() == lower]:
+                del headers[sent]
+            headers[name] = value
         if self._keys:
             now = self._clock()
             keys = self._keys
