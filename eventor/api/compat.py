@@ -32,6 +32,7 @@ from .schemas import (
 MISSING_TYPE = "Event must have type specified in x-event-type header"
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 _MAX_OFFSET = 2**62
+_GO_INT_MIN, _GO_INT_MAX = -(2**63), 2**63 - 1  # Go's int on 64-bit machines
 #: A guard on the original read (bounded by count only, as the original's was): past this much
 #: event data the page ends early, so that 10,000 events of 1 MiB cannot take the server down.
 ORIGINAL_READ_BYTES = 256 * 1024 * 1024
@@ -46,10 +47,12 @@ def go_atoi(text: str) -> int:
         return 0
     negative = text[0] == "-"
     digits = text.lstrip("+-").lstrip("0")
-    if len(digits) > 19:  # out of Go's range: Atoi saturates (and int() refuses 4,300+ digits)
-        return -_MAX_OFFSET if negative else _MAX_OFFSET
-    value = int(digits or "0")
-    return max(-_MAX_OFFSET, -value) if negative else min(value, _MAX_OFFSET)
+    if len(digits) > 19:  # out of int64 (and int() refuses 4,300+ digits)
+        return 0
+    value = -int(digits or "0") if negative else int(digits or "0")
+    if not _GO_INT_MIN <= value <= _GO_INT_MAX:
+        return 0  # Atoi's range error, ignored as any other error: 0
+    return max(-_MAX_OFFSET, min(value, _MAX_OFFSET))
 
 
 def _utf8(latin1: str) -> str:
