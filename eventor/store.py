@@ -14,6 +14,7 @@ from .storage.base import Storage
 from .types import (
     ANY,
     JSON_CONTENT_TYPE,
+    MAX_POSITION,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -137,7 +138,18 @@ class EventStore:
             return []
 
     def head(self, stream: str) -> int | None:
+        """The head as kept in memory: after a crash it may lag the stream's file for a while
+        (until the background re-check reaches it). Where that matters, see `durable_head`."""
         return self.storage.head(stream)
+
+    async def durable_head(self, stream: str) -> int:
+        """The head as the stream's own storage says (0 for no stream): where a stale head would
+        replay events as new (a live stream from the end, a subscription from the end)."""
+        check_stream_name(stream)
+        try:
+            return (await self.storage.read(stream, MAX_POSITION, 1)).head
+        except StreamNotFound:
+            return 0
 
     async def list_streams(
         self, *, prefix: str = "", after: str = "", limit: int | None = None

@@ -23,7 +23,7 @@ from .delivery import DeliveryEngine
 from .delivery.loop import SubscriptionLoop
 from .delivery.policy import ORIGINAL_DELAYS, ORIGINAL_MAX_ATTEMPTS, RetryPolicy
 from .delivery.signing import SECRET_RULE, secret_key
-from .errors import InvalidRequest, StreamNotFound, SubscriptionExists, SubscriptionNotFound
+from .errors import InvalidRequest, SubscriptionExists, SubscriptionNotFound
 from .names import check_stream_name, check_subscription_name
 from .settings import Settings
 from .storage.base import Storage
@@ -135,9 +135,7 @@ class SubscriptionService:
         """The head as the stream's own file says; None when the file cannot say (the
         background re-check logs why: one broken file must not keep the server from starting)."""
         try:
-            return (await self._storage.read(stream, MAX_POSITION, 1)).head
-        except StreamNotFound:
-            return 0
+            return await self._store.durable_head(stream)
         except Exception:
             return None
 
@@ -215,6 +213,8 @@ class SubscriptionService:
             if loop is None:
                 config = self._config(spec, None)
                 position = self._start_position(config.stream, spec.start)
+                if spec.start == END:  # the file's head: the one in memory may lag after a crash
+                    position = await self._store.durable_head(config.stream)
                 return await self._create(name, config, position), True
             s = loop.subscription
             config = self._config(spec, s.config)

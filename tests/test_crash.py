@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -322,3 +324,71 @@ def test_a_broken_stream_file_does_not_keep_the_server_from_starting(make_server
     with httpx.Client(base_url=server.url, timeout=30) as c:
         assert c.get("/v1/streams/fine").json()["head"] == 5
         assert c.get("/v1/subscriptions/on-broken").status_code == 200
+
+
+def _stale_catalog_head(data_dir: Path, stream: str, head: int, *, clean: bool) -> None:
+    """What a crash leaves: the catalog's lazy mirror of a stream's head behind its file."""
+    with contextlib.closing(sqlite3.connect(data_dir / "catalog.db")) as catalog, catalog:
+        catalog.execute("UPDATE streams SET head = ? WHERE name = ?", (head, stream))
+        if clean:  # as a stop during the re-check used to leave it: trusted, never re-checked
+            catalog.execute("INSERT OR REPLACE INTO state VALUES ('clean_shutdown', '1')")
+        else:
+            catalog.execute("DELETE FROM state WHERE key = 'clean_shutdown'")
+
+
+def test_from_the_end_means_the_file_s_head_even_where_the_catalog_lags(make_server):
+    """A live stream without `from`, and a subscription with `start: "end"`, begin after the
+    head as the stream's file says, not as a lagging catalog does (old events would go out as
+    new)."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        c.post("/v1/streams/lagging/events", json=[{"type": "T"}] * 10).raise_for_status()
+    assert server.stop() == 0
+    _stale_catalog_head(server.data_dir, "lagging", 5, clean=True)
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        body = {"stream": "lagging", "url": "http://127.0.0.1:9/", "start": "end"}
+        r = c.put("/v1/subscriptions/from-end", json=body)
+        assert (r.status_code, r.json()["position"]) == (201, 10)
+        c.delete("/v1/subscriptions/from-end")
+    assert server.stop() == 0
+    _stale_catalog_head(server.data_dir, "lagging", 5, clean=True)  # the PUT read the file
+    server.restart()
+    seen: list[str] = []
+    with (
+        httpx.Client(base_url=server.url, timeout=10) as c,
+        c.stream("GET", "/v1/streams/lagging/live") as live,
+    ):
+        c.post("/v1/streams/lagging/events", json={"type": "New"}).raise_for_status()
+        for line in live.iter_lines():
+            if line.startswith("id: "):
+                seen.append(line[4:])
+                break
+    assert seen == ["11"]
+
+
+def test_a_stop_before_the_recheck_ends_is_not_a_clean_one(make_server):
+    """Heads left unchecked by a stop right after a crash are re-checked at the next start."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        c.post("/v1/streams/unchecked/events", json=[{"type": "T"}] * 10).raise_for_status()
+    assert server.stop() == 0
+    _stale_catalog_head(server.data_dir, "unchecked", 5, clean=False)
+
+    async def open_and_close_at_once() -> None:
+        from eventor.settings import Settings
+        from eventor.storage.base import open_storage
+
+        storage = open_storage(server.data_dir, Settings(data_dir=server.data_dir))
+        await storage.open()
+        await storage.close()  # before the background re-check ran
+
+    asyncio.run(open_and_close_at_once())
+    with contextlib.closing(sqlite3.connect(server.data_dir / "catalog.db")) as catalog:
+        state = catalog.execute("SELECT value FROM state WHERE key = 'clean_shutdown'").fetchall()
+    assert state == []  # not marked clean: the next start re-checks every stream
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        listed = c.get("/v1/streams", params={"prefix": "unchecked"}).json()["streams"]
+        assert [s["head"] for s in listed] == [10]
+        assert [s["total"] for s in c.get("/introspect").json() if s["name"] == "unchecked"] == [10]

@@ -106,6 +106,19 @@ def test_variants_are_kept_as_events_arrive(client, stream):
     assert [v["position"] for v in variants(client, stream)["T"]] == [1, 3, 4]
 
 
+def test_at_most_100_shapes_are_kept_per_type_however_they_arrive(client, stream):
+    def shaped(start: int, count: int, event_type: str = "T") -> list[dict[str, Any]]:
+        return [{"type": event_type, "data": {f"k{i}": 1}} for i in range(start, start + count)]
+
+    append = f"/v1/streams/{stream}/events"
+    assert client.post(append, json=shaped(0, 150)).status_code == 201  # a new type, one append
+    assert client.post(append, json=shaped(0, 99, "U")).status_code == 201
+    assert client.post(append, json=shaped(99, 10, "U")).status_code == 201  # crosses the bound
+    kept = variants(client, stream)
+    assert [v["position"] for v in kept["T"]] == list(range(1, 101))  # the first 100 shapes
+    assert len(kept["U"]) == 100
+
+
 def test_variant_body_is_the_raw_text(client, stream):
     body = b'{ "b" : 1 ,\n  "a": "\\u00e9" }'
     post(client, stream, "T", body)

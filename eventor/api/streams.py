@@ -180,7 +180,10 @@ class StreamRoutes:
             start = int(last_id) + 1
         else:
             start_param = int_param(query(request.scope), "from", None, low=0, high=_LAST_POSITION)
-            start = (self._store.head(stream) or 0) + 1 if start_param is None else start_param
+            if start_param is None:
+                start = await self._store.durable_head(stream) + 1
+            else:
+                start = start_param
         return event_stream(request, self._sse(stream, max(start, 1)))
 
     async def _sse(self, stream: str, start: int) -> AsyncIterator[bytes]:

@@ -154,13 +154,22 @@ class SQLiteStorage(Storage):
         if not self._open:
             return
         self._open = False
-        if self._reconcile_task is not None:
-            self._reconcile_task.cancel()
+        task = self._reconcile_task
+        # A re-check after a crash cut short by this stop leaves heads unchecked: the next
+        # start must re-check them, so the stop does not count as clean.
+        rechecked = task is None or (task.done() and not task.cancelled())
+        if task is not None:
+            task.cancel()
         await self._pool.close()
         if self._flush is not None:
             self._flush.close()
         await self._flush_catalog()
-        if self._catalog is not None and self._pool.failed is None:
+        if (
+            self._catalog is not None
+            and self._pool.failed is None
+            and rechecked
+            and not self._dirty  # the catalog holds every head
+        ):
             # After a failed flush the stream files may hold what the catalog does not: leave
             # the stop unclean, so that the next start re-checks every stream.
             await self._catalog_call(self._catalog.set_state, "clean_shutdown", "1")

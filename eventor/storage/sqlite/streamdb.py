@@ -212,6 +212,7 @@ class StreamDatabase:
         batch_ids: dict[str, int] = {}
         new_variants: list[tuple[str, str, int]] = []
         pending_shapes: set[tuple[str, str]] = set()
+        pending_per_type: dict[str, int] = {}
         added: dict[str, int] = {}
         largest = self.largest
         for events, expected in requests:
@@ -244,12 +245,17 @@ class StreamDatabase:
                     )
                 )
                 shapes = self._shapes.get(event.type)
-                new_shape = shapes is None or (
-                    event.shape not in shapes and len(shapes) < MAX_VARIANTS_PER_TYPE
-                )
-                if new_shape and (event.type, event.shape) not in pending_shapes:
-                    pending_shapes.add((event.type, event.shape))
-                    new_variants.append((event.type, event.shape, head))
+                if shapes is None or event.shape not in shapes:
+                    key = (event.type, event.shape)
+                    if key not in pending_shapes:
+                        # Kept and pending together stay within the bound.
+                        kept = (0 if shapes is None else len(shapes)) + pending_per_type.get(
+                            event.type, 0
+                        )
+                        if kept < MAX_VARIANTS_PER_TYPE:
+                            pending_shapes.add(key)
+                            pending_per_type[event.type] = pending_per_type.get(event.type, 0) + 1
+                            new_variants.append((event.type, event.shape, head))
             results.append(AppendResult(self.name, first, head, tuple(ids)))
         if rows:
             unsaved = self._unsaved_counts
