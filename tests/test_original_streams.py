@@ -72,7 +72,7 @@ def test_event_type_breaking_the_rule_is_400(client, server, stream, event_type)
     )
     assert status == 400
     assert got["content-type"].startswith("text/plain")
-    assert b"type" in body
+    assert body.startswith(b"X-Event-Type must be 1-200 characters")  # the header, by name
     assert get(client, stream) == []
 
 
@@ -341,6 +341,6 @@ def test_get_allows_any_origin(client, stream):
 
 def test_a_content_type_too_long_for_a_header_is_a_400(client, stream):
     r = post(client, stream, b"{}", content_type="text/" + "x" * 300)
-    assert "content type" in assert_text_error(r, 400)
+    assert assert_text_error(r, 400).startswith("Content-Type must be 1-255 characters")
     assert get(client, stream) == []
     assert post(client, stream, b"{}", content_type="text/" + "x" * 250).status_code == 200

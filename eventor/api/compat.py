@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..errors import InvalidRequest
 from ..names import check_stream_name
 from ..payloads import describe
 from ..settings import Limits
@@ -39,6 +40,14 @@ ORIGINAL_READ_BYTES = 256 * 1024 * 1024
 _CREATED = b"Created\n"
 _CREATED_LENGTH = (b"content-length", b"%d" % len(_CREATED))
 _TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
+
+
+def _in_headers(message: str) -> str:
+    """The store's word for an event's field, as the original route takes it: a header."""
+    for field, header_name in (("type", "X-Event-Type"), ("the content type", "Content-Type")):
+        if message.startswith(f"event 0: {field} "):
+            return header_name + message[len(f"event 0: {field}") :]
+    return message
 
 
 def go_atoi(text: str) -> int:
@@ -112,7 +121,10 @@ class OriginalRoutes:
         )
         is_json, shape = describe(body, content_type)
         event = NewEvent(event_type, body, content_type, is_json, None, None, shape, id_version=4)
-        result = await self._store.append(stream, [event])
+        try:
+            result = await self._store.append(stream, [event])
+        except InvalidRequest as error:  # worded for v1's bodies: say which header it means
+            raise InvalidRequest(_in_headers(str(error))) from None
         # The headers Starlette's Response("Created\n", headers=..., media_type="text/plain")
         # gave, in its order.
         await send(
