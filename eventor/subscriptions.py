@@ -238,9 +238,12 @@ class SubscriptionService:
                 capped = RetryPolicy.for_config(config).latest(until)
                 if capped < until:
                     changes["next_attempt_at"] = format_utc(capped)
+            if config.url != s.config.url:
+                loop.url_changing_to = config.url
             try:
                 saved = await self._save(loop, **changes)
             finally:
+                loop.url_changing_to = None
                 if not in_flight and s.status == ACTIVE:
                     self.engine.run(loop)
             if in_flight and not self.engine.in_request(loop):

@@ -90,6 +90,9 @@ class SubscriptionLoop:
         #: Counts `reset`s: one made while a request is in flight leaves that request alone and
         #: takes effect when it ends (its outcome no longer moves the position).
         self.resets = 0
+        #: The URL an update being written moves the subscription to (None: no such update):
+        #: a 410 from the old one then pauses nothing, as after the update.
+        self.url_changing_to: str | None = None
         self._on_dirty = on_dirty
         #: Clear while progress cannot be stored (a full disk): no request starts meanwhile.
         self._progress_saved = progress_saved
@@ -362,7 +365,7 @@ class SubscriptionLoop:
             error = outcome.error or "failed"
             s.last_error = error
             gone = outcome.status == 410 and not config.original and s.status != PAUSED
-            if gone and s.config.url == config.url:
+            if gone and s.config.url == config.url and self.url_changing_to in (None, config.url):
                 # api-v1.md: 410 pauses at once (a reset or an update meanwhile changes nothing
                 # to that, unless it moved the subscription to another URL). The original
                 # retried it like any failure.

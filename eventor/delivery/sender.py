@@ -1,4 +1,4 @@
-"""Sends webhook requests with aiohttp: keep-alive per endpoint, a bounded connection pool."""
+"""Sends webhook requests with aiohttp: keep-alive per endpoint."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from dataclasses import dataclass
 import aiohttp
 import yarl
 
-#: Connections open at once over all endpoints (requests beyond wait for one).
-POOL_SIZE = 256
+#: No cap on connections over all endpoints: each subscription has at most one request in
+#: flight, so they are bounded by the subscriptions delivering. (A shared cap let slow
+#: receivers hold every connection while the others' attempts timed out waiting for one.)
+POOL_SIZE = 0
 #: How much of a failed response's body the attempt log keeps.
 EXCERPT_BYTES = 1024
-#: A successful response's body is read (so the connection can be reused) up to this much.
+#: A successful response's body is read (so the connection can be reused) up to this much,
+#: for at most this long: then the connection is closed instead.
 _DRAIN_BYTES = 64 * 1024
+_DRAIN_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -54,34 +58,16 @@ class Sender:
             self._session = None
 
     async def send(self, url: str, body: bytes, headers: dict[str, str], seconds: float) -> Outcome:
-        """POST once, waiting at most `seconds`. Receiver failures become the Outcome."""
+        """POST once, waiting at most `seconds` for the answer's status. Receiver failures
+        become the Outcome."""
         assert self._session is not None, "the sender is not started"
         started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + seconds
         try:
-            async with asyncio.timeout(seconds):
-                async with self._session.post(
+            async with asyncio.timeout_at(deadline):
+                response = await self._session.post(
                     _target(url), data=body, headers=headers, allow_redirects=False
-                ) as response:
-                    status = response.status
-                    if 200 <= status < 300:
-                        drained = await response.content.read(_DRAIN_BYTES)
-                        if len(drained) == _DRAIN_BYTES:
-                            response.close()  # too much to read just to keep the connection
-                        return Outcome(True, status, None, None, None, _ms(started))
-                    excerpt = await response.content.read(EXCERPT_BYTES)
-                    retry_after = (
-                        response.headers.get("Retry-After") if status in (429, 503) else None
-                    )
-                    if not response.content.at_eof():
-                        response.close()
-                    return Outcome(
-                        False,
-                        status,
-                        f"HTTP {status} {response.reason or ''}".rstrip(),
-                        excerpt.decode("utf-8", "replace"),
-                        retry_after,
-                        _ms(started),
-                    )
+                )
         except TimeoutError:
             error = f"timeout: no answer within {seconds:g}s"
         except aiohttp.ClientError as exc:
@@ -90,7 +76,55 @@ class Sender:
             error = f"connection failed: {exc.strerror or exc}"
         except ValueError as exc:  # e.g. an invalid header value
             error = f"request failed: {exc}"
-        return Outcome(False, None, error, None, None, _ms(started))
+        else:
+            try:
+                return await self._judge(response, deadline, started)
+            finally:
+                response.release()
+        return Outcome(False, None, _text(error), None, None, _ms(started))
+
+    async def _judge(
+        self, response: aiohttp.ClientResponse, deadline: float, started: float
+    ) -> Outcome:
+        """The Outcome of an answer whose status has come. A 2xx is a success however slowly
+        its body follows; a failure's body is read for the log while the attempt's time lasts."""
+        status = response.status
+        if 200 <= status < 300:
+            try:  # so that the connection can be reused; not part of the verdict
+                async with asyncio.timeout(_DRAIN_SECONDS):
+                    drained = await response.content.read(_DRAIN_BYTES)
+                if len(drained) == _DRAIN_BYTES:
+                    response.close()  # too much to read just to keep the connection
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                response.close()
+            return Outcome(True, status, None, None, None, _ms(started))
+        excerpt = b""
+        try:
+            async with asyncio.timeout_at(deadline):
+                excerpt = await response.content.read(EXCERPT_BYTES)
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            response.close()
+        retry_after = response.headers.get("Retry-After") if status in (429, 503) else None
+        if not response.content.at_eof():
+            response.close()
+        return Outcome(
+            False,
+            status,
+            _text(f"HTTP {status} {response.reason or ''}".rstrip()),
+            excerpt.decode("utf-8", "replace"),
+            retry_after,
+            _ms(started),
+        )
+
+
+def _text(text: str) -> str:
+    """`text` as valid Unicode: aiohttp keeps undecodable bytes of a reason phrase or an error
+    as lone surrogates, which no UTF-8 encoder takes (the progress write, the JSON status)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # the bytes the receiver sent
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
 
 
 def _target(url: str) -> yarl.URL:

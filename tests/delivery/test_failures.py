@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
+import socket
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -586,3 +590,79 @@ def test_a_hand_pause_of_a_subscription_paused_by_failures_records_the_request(
     assert paused["paused_reason"] == "API request"  # original-api.md's words for a pause
     assert paused["last_error"] == "HTTP 500 Internal Server Error"  # the error stays told
     assert status(client, sub)["paused_reason"] == "API request"
+
+
+class RawReceiver:
+    """A receiver that writes answers byte for byte (aiohttp's server would refuse to write
+    these): `answer(request_number)` gives (head, body, seconds to wait before the body)."""
+
+    def __init__(self, answer: Callable[[int], tuple[bytes, bytes, float]]) -> None:
+        self._answer = answer
+        self.requests = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hook"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+                while len(data) < length:
+                    data += conn.recv(65536)
+                data = data[length:]
+                self.requests += 1
+                answer_head, body, wait = self._answer(self.requests)
+                conn.sendall(answer_head)
+                time.sleep(wait)
+                conn.sendall(body)
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_a_reason_phrase_that_is_not_utf8_stops_nothing(client, stream, receiver: Receiver):
+    """aiohttp keeps its bytes as lone surrogates, which no UTF-8 encoder takes: it made every
+    subscription's progress unwritable (all deliveries stopped) and the status a 500."""
+    raw = RawReceiver(lambda _: (b"HTTP/1.1 500 \xff\xfe\r\nContent-Length: 2\r\n\r\n", b"no", 0))
+    try:
+        append(client, stream, 1)
+        odd, healthy = name(), name()
+        subscribe(client, odd, stream, raw.url, max_attempts=1, **FAST)
+        subscribe(client, healthy, stream, receiver.url, **FAST)
+        paused = wait_status(client, odd, lambda s: s["status"] == "paused")
+        assert paused["last_error"] == "HTTP 500 \ufffd\ufffd"
+        append(client, stream, 2)
+        wait_status(client, healthy, lambda s: s["position"] == 3)  # the others deliver on
+        assert receiver.positions() == [1, 2, 3]
+        assert client.get("/v1/subscriptions").status_code == 200
+    finally:
+        raw.close()
+
+
+def test_a_2xx_whose_body_comes_late_is_a_success(client, stream):
+    """The verdict is the status; a body slower than the attempt's timeout changes nothing."""
+    late = RawReceiver(lambda _: (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"ok", 0.6))
+    try:
+        append(client, stream, 2)
+        sub = name()
+        subscribe(client, sub, stream, late.url, timeout=0.3, **FAST)
+        done = wait_status(client, sub, lambda s: s["position"] == 2)
+        assert (done["status"], done["last_error"]) == ("active", None)
+        assert late.requests == 2  # each event once
+    finally:
+        late.close()

@@ -58,6 +58,8 @@ def test_retry_after_http_date():
     assert parse_retry_after(past, NOW) == 0
     assert parse_retry_after("Tue, 99 Foo 2026", NOW) is None
     assert parse_retry_after("²", NOW) is None  # a digit to str.isdigit, not to float()
+    overflowing = "Sun, 06 Nov 1994 08:49:37 +99999999999999999999"  # OverflowError inside
+    assert parse_retry_after(overflowing, NOW) is None
     policy = RetryPolicy(initial=1, maximum=5, random=lambda: 0.0, clock=lambda: NOW)
     assert policy.delay(1, when) == 5
 
