@@ -263,6 +263,12 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
 
     _Server = _make_server_class()
     app = create_app(settings)
+    original = _original_streams(settings.data_dir)
+    if "catalog" in original:  # its file is where the catalog goes: never write into it
+        raise click.ClickException(
+            f"{settings.data_dir / 'catalog.db'} is the original Eventor's stream 'catalog':"
+            f" import it into another data dir (eventor import-original --data)"
+        )
     try:
         await app.startup()
     except DataDirInUse as exc:
@@ -288,7 +294,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop, app, server, sig)
-    _warn_of_original_data(app, settings.data_dir)
+    _warn_of_original_data(app, settings.data_dir, original)
     address = sock.getsockname()
     log.info(
         "Eventor %s serving http://%s:%d, data in %s (durability %s)",
@@ -309,12 +315,22 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         log.info("Eventor stopped")
 
 
-def _warn_of_original_data(app: EventorApp, data_dir: Path) -> None:
+def _original_streams(data_dir: Path) -> dict[str, int]:
+    from .legacy_import import original_streams
+
+    try:
+        return original_streams(data_dir)
+    except Exception as exc:  # a hint only: never a reason not to serve
+        log.debug("could not look for the original Eventor's data: %s", exc)
+        return {}
+
+
+def _warn_of_original_data(app: EventorApp, data_dir: Path, streams: dict[str, int]) -> None:
     from .legacy_import import not_imported_warning
 
     try:
         names = {s.name for s in app.subscriptions.all()}
-        warning = not_imported_warning(data_dir, app.storage, names)
+        warning = not_imported_warning(data_dir, streams, app.storage, names)
     except Exception as exc:  # a hint only: never a reason not to serve
         log.debug("could not look for the original Eventor's data: %s", exc)
         return
@@ -337,7 +353,8 @@ def import_original(source: Path, data_dir: Path) -> None:
     logging.basicConfig(
         level="WARNING", format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    if not legacy_files.stream_files(source) and not (source / legacy_files.META_FILE).is_file():
+    streams = legacy_files.stream_files(source)  # before the storage locks its own files
+    if not streams and not (source / legacy_files.META_FILE).is_file():
         raise click.ClickException(
             f"{source} holds no data of the original Eventor (no {legacy_files.META_FILE},"
             " no <stream>.db with its events table)"
@@ -349,11 +366,11 @@ def import_original(source: Path, data_dir: Path) -> None:
             f"{catalog} is the original's stream 'catalog', where Eventor keeps its catalog:"
             " import into another --data dir"
         )
-    if not asyncio.run(_import(source, data_dir)):
+    if not asyncio.run(_import(source, streams, data_dir)):
         sys.exit(1)
 
 
-async def _import(source: Path, data_dir: Path) -> bool:
+async def _import(source: Path, streams: list[tuple[str, Path]], data_dir: Path) -> bool:
     from .legacy_import import import_original
     from .storage.base import open_storage
     from .storage.sqlite.backend import DataDirInUse
@@ -367,7 +384,7 @@ async def _import(source: Path, data_dir: Path) -> bool:
         raise click.ClickException(f"cannot open the data dir {data_dir}: {exc}") from None
     try:
         report = await import_original(
-            source, storage, say=click.echo, warn=lambda line: click.echo(line, err=True)
+            source, streams, storage, say=click.echo, warn=lambda line: click.echo(line, err=True)
         )
     except (OSError, EventorError, sqlite3.Error) as exc:
         raise click.ClickException(f"the import stopped: {exc}") from None

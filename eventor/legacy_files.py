@@ -59,11 +59,13 @@ class LegacySubscription:
     pause_reason: str | None
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
     """Open a legacy database read-only (texts come back as bytes: see `_text`)."""
     wal = path.with_name(path.name + "-wal").exists()
     uri = f"file:{quote(str(path))}?mode=ro" + ("" if wal else "&immutable=1")
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
+    )
     conn.text_factory = bytes
     return conn
 
@@ -78,9 +80,10 @@ def stream_files(data_dir: Path) -> list[tuple[str, Path]]:
 
 
 def is_stream_file(path: Path) -> bool:
-    """True when `path` is a database with the original's events table."""
+    """True when `path` is a database with the original's events table. A database locked
+    for good (Eventor locks its own files; the original never did) is not waited for."""
     try:
-        conn = connect(path)
+        conn = connect(path, timeout=0)
         try:
             return _is_stream(conn)
         finally:

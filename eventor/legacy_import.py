@@ -85,12 +85,18 @@ class ImportReport:
 
 
 async def import_original(
-    source: Path, storage: Storage, say: Say = print, warn: Say = print
+    source: Path,
+    streams: list[tuple[str, Path]],
+    storage: Storage,
+    say: Say = print,
+    warn: Say = print,
 ) -> ImportReport:
-    """Import every stream and subscription of the original's data dir `source` into
-    `storage` (open). `say` hears progress, `warn` what is not imported and why."""
+    """Import the `streams` (`legacy_files.stream_files(source)`, listed before `storage` was
+    opened: it may lock files of its own in the same dir) and the subscriptions of the
+    original's data dir `source` into `storage` (open). `say` hears progress, `warn` what is
+    not imported and why."""
     report = ImportReport()
-    for name, path in legacy_files.stream_files(source):
+    for name, path in streams:
         try:
             appended = await _import_stream(name, path, storage, report)
         except Refused as why:
@@ -152,7 +158,7 @@ async def _import_stream(name: str, path: Path, storage: Storage, report: Import
         head = storage.head(name) or 0
         if head:
             await _check_prefix(name, legacy, storage, head, last)
-        if head == last:
+        if head >= last:
             report.current.append(name)
             return 0
         batch: list[NewEvent] = []
@@ -202,13 +208,12 @@ def _check_rows(legacy: LegacyStream) -> None:
 async def _check_prefix(
     name: str, legacy: LegacyStream, storage: Storage, head: int, last: int
 ) -> None:
-    """Raise Refused unless Eventor's `head` events are the original's first ones."""
-    if head > last:
-        raise Refused(f"Eventor holds {head} events in it, more than the original's {last}")
+    """Raise Refused unless Eventor's first events are the original's first ones: the first
+    `head` of them (an import cut short), or all `last` (imported, maybe appended to since)."""
     ours = 0
     page: list[str] = []
     for event in legacy.events(with_body=False):
-        if event.position > head:
+        if event.position > min(head, last):
             break
         if not page:
             read = await storage.read(name, event.position, BATCH_EVENTS, max_bytes=BATCH_BYTES)
@@ -305,10 +310,10 @@ def _names(reasons: dict[str, str]) -> str:
 # -- at server start ---------------------------------------------------------------------------
 
 
-def not_imported_warning(data_dir: Path, storage: Storage, subscriptions: set[str]) -> str | None:
-    """A warning when `data_dir` holds the original's data and none of it is in Eventor
-    (`subscriptions`: the names Eventor has). Cheap: per legacy stream, its largest rowid."""
-    streams = 0
+def original_streams(data_dir: Path) -> dict[str, int]:
+    """The original's streams with events in `data_dir`, and their last positions. Cheap: no
+    event is read. Call it before the storage opens (it may lock files of its own there)."""
+    found = {}
     for name, path in legacy_files.stream_files(data_dir):
         try:
             legacy = LegacyStream(path)
@@ -318,11 +323,18 @@ def not_imported_warning(data_dir: Path, storage: Storage, subscriptions: set[st
                 legacy.close()
         except Exception:
             continue  # the import says what is wrong with it
-        if last == 0:
-            continue
-        if (storage.head(name) or 0) >= last:
-            return None
-        streams += 1
+        if last:
+            found[name] = last
+    return found
+
+
+def not_imported_warning(
+    data_dir: Path, streams: dict[str, int], storage: Storage, subscriptions: set[str]
+) -> str | None:
+    """A warning when `data_dir` holds the original's data (`streams`: see `original_streams`)
+    and none of it is in Eventor (`subscriptions`: the names Eventor has)."""
+    if any((storage.head(name) or 0) >= last for name, last in streams.items()):
+        return None
     try:
         names = {s.name for s in legacy_files.subscriptions(data_dir) if s.name}
     except legacy_files.LegacyFileError:
@@ -331,7 +343,7 @@ def not_imported_warning(data_dir: Path, storage: Storage, subscriptions: set[st
         return None
     where = shlex.quote(str(data_dir))
     return (
-        f"{data_dir} holds data of the original Eventor that is not imported ({streams} streams,"
-        f" {len(names)} subscriptions): stop Eventor, run `eventor import-original {where}"
-        f" --data {where}`, and start it again"
+        f"{data_dir} holds data of the original Eventor that is not imported ({len(streams)}"
+        f" streams, {len(names)} subscriptions): stop Eventor, run `eventor import-original"
+        f" {where} --data {where}`, and start it again"
     )
