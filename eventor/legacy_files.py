@@ -18,6 +18,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 META_FILE = "_meta.db"
+#: Eventor's own catalog, beside the original's files after an upgrade in place. Probed only
+#: as immutable: a read-only open of its WAL would leave a -shm file that Eventor never uses.
+EVENTOR_CATALOG = "catalog.db"
 STREAM_SUFFIX = ".db"
 _EVENT_COLUMNS = ["uuid", "body", "type", "created"]
 
@@ -59,10 +62,10 @@ class LegacySubscription:
     pause_reason: str | None
 
 
-def connect(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
+def connect(path: Path, timeout: float = 5.0, *, immutable: bool = False) -> sqlite3.Connection:
     """Open a legacy database read-only (texts come back as bytes: see `_text`)."""
-    wal = path.with_name(path.name + "-wal").exists()
-    uri = f"file:{quote(str(path))}?mode=ro" + ("" if wal else "&immutable=1")
+    immutable = immutable or not path.with_name(path.name + "-wal").exists()
+    uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
     conn = sqlite3.connect(
         uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
     )
@@ -83,7 +86,7 @@ def is_stream_file(path: Path) -> bool:
     """True when `path` is a database with the original's events table. A database locked
     for good (Eventor locks its own files; the original never did) is not waited for."""
     try:
-        conn = connect(path, timeout=0)
+        conn = connect(path, timeout=0, immutable=path.name == EVENTOR_CATALOG)
         try:
             return _is_stream(conn)
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,14 +100,20 @@ async def import_original(
     for name, path in streams:
         try:
             appended = await _import_stream(name, path, storage, report)
-        except Refused as why:
+        except (Refused, sqlite3.Error) as why:  # sqlite3: the original's file is unreadable
             report.refused[name] = str(why)
             warn(f"warning: stream {name!r} not imported: {why}")
         else:
             if appended:
                 say(f"stream {name!r}: {appended} events imported")
+    try:
+        legacies = legacy_files.subscriptions(source)
+    except legacy_files.LegacyFileError as exc:
+        report.subscriptions_refused[legacy_files.META_FILE] = str(exc)
+        warn(f"warning: subscriptions not imported: {exc}")
+        legacies = []
     taken = {r.subscription.name: r.subscription for r in await storage.load_subscriptions(1)}
-    for legacy in legacy_files.subscriptions(source):
+    for legacy in legacies:
         name = legacy.name or "(no name)"
         present = taken.get(name)
         if present is not None:
@@ -127,6 +134,7 @@ async def import_original(
             warn(f"warning: subscription {name!r} not imported: {why}")
             continue
         await storage.save_subscription(subscription)
+        taken[name] = subscription  # the original's table did not keep names unique
         report.subscriptions.append(name)
         head = storage.head(subscription.config.stream) or 0
         if subscription.position > head:

@@ -18,6 +18,7 @@ from conftest import ServerProcess
 from delivery.receiver import Receiver
 from helpers import wait_until
 
+from eventor import legacy_files
 from eventor.legacy_files import parse_go_time
 from eventor.payloads import describe
 from eventor.settings import Settings
@@ -348,6 +349,7 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
             ("taken", "ok", "http://127.0.0.1:9739/x", "{}", 0, 1, "x", None, None),
             ("odd", "ok", "http://127.0.0.1:9739/x", "[1]", 0, 1, "x", None, None),
             ("fine", "ok", "http://127.0.0.1:9739/x", None, 0, 1, "x", "y", None),
+            ("fine", "ok", "http://127.0.0.1:9739/twice", None, 0, 1, "x", "y", None),
         ],
     )
     legacy = digests(source)
@@ -371,6 +373,7 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
     assert "subscription 'taken' not imported: Eventor has a subscription of that name" in err
     assert "subscription 'odd' not imported: httpHeaders is not a JSON object of strings" in err
     assert "stream 'resumed': 3 events imported" in out
+    assert "subscription 'fine' not imported: Eventor has a subscription of that name" in err
     assert "subscriptions imported: 1" in out
     assert "could not be read (the import time stands instead): 7" in out  # 5 events, 2 of "fine"
     assert digests(source) == legacy
@@ -387,6 +390,7 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
         assert subscriptions["taken"].config.url == "http://127.0.0.1:9739/other"
         assert sorted(subscriptions) == ["fine", "taken"]
         assert subscriptions["fine"].config.original
+        assert subscriptions["fine"].config.url == "http://127.0.0.1:9739/x"
 
     in_storage(data, check)
     code, out, err = run_import(source, data)  # again: the same refusals, nothing new
@@ -425,3 +429,12 @@ def test_a_stream_named_catalog_is_never_written_into(tmp_path):
     code, out, err = run_import(data, tmp_path / "elsewhere")  # into another dir it goes
     assert code == 0, out + err
     assert "streams imported: 1 (1 events)" in out
+
+
+def test_eventors_own_catalog_is_probed_without_leaving_files(tmp_path):
+    catalog = tmp_path / "catalog.db"  # as a crash leaves Eventor's: a -wal, and no -shm
+    go_stream(catalog, [])
+    go_stream_crashed(catalog, ACTIVITY)
+    (tmp_path / "catalog.db-shm").unlink()
+    assert legacy_files.is_stream_file(catalog)  # as far as its main file tells
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.db", "catalog.db-wal"]
