@@ -63,6 +63,19 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return Path(value) if param.name == "data_dir" else value
 
 
+_data_option = click.option(
+    "--data",
+    "data_dir",
+    default="./data",
+    show_default=True,
+    envvar="EVENTOR_DATA",
+    show_envvar=True,
+    type=click.Path(),  # checked by _prepare_data_dir: a one-line error
+    callback=_not_empty,
+    help="Data directory, created when missing.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="eventor")
 def main() -> None:
@@ -88,17 +101,7 @@ def main() -> None:
     type=click.IntRange(0, 65535),
     help="Port to listen on (0: any free port).",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    default="./data",
-    show_default=True,
-    envvar="EVENTOR_DATA",
-    show_envvar=True,
-    type=click.Path(),  # checked by _prepare_data_dir: a one-line error
-    callback=_not_empty,
-    help="Data directory, created when missing.",
-)
+@_data_option
 @click.option(
     "--durability",
     default="full",
@@ -260,6 +263,12 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
 
     _Server = _make_server_class()
     app = create_app(settings)
+    original = _original_streams(settings.data_dir)
+    if "catalog" in original:  # its file is where the catalog goes: never write into it
+        raise click.ClickException(
+            f"{settings.data_dir / 'catalog.db'} is the original Eventor's stream 'catalog':"
+            f" import it into another data dir (eventor import-original --data)"
+        )
     try:
         await app.startup()
     except DataDirInUse as exc:
@@ -285,6 +294,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop, app, server, sig)
+    _warn_of_original_data(app, settings.data_dir, original)
     address = sock.getsockname()
     log.info(
         "Eventor %s serving http://%s:%d, data in %s (durability %s)",
@@ -303,6 +313,89 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
             log.error("Eventor did not stop cleanly: %s", exc)
             raise SystemExit(1) from None
         log.info("Eventor stopped")
+
+
+def _original_streams(data_dir: Path) -> dict[str, int]:
+    from .legacy_import import original_streams
+
+    try:
+        return original_streams(data_dir)
+    except Exception as exc:  # a hint only: never a reason not to serve
+        log.debug("could not look for the original Eventor's data: %s", exc)
+        return {}
+
+
+def _warn_of_original_data(app: EventorApp, data_dir: Path, streams: dict[str, int]) -> None:
+    from .legacy_import import not_imported_warning
+
+    try:
+        names = {s.name for s in app.subscriptions.all()}
+        warning = not_imported_warning(data_dir, streams, app.storage, names)
+    except Exception as exc:  # a hint only: never a reason not to serve
+        log.debug("could not look for the original Eventor's data: %s", exc)
+        return
+    if warning:
+        log.warning("%s", warning)
+
+
+@main.command("import-original")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_data_option
+def import_original(source: Path, data_dir: Path) -> None:
+    """Import the streams and subscriptions of the original Eventor's data dir SOURCE.
+
+    Stop the original server (and Eventor) first. --data may be SOURCE itself: an upgrade in
+    place. The original's files are only read; running it again imports only what is missing.
+    """
+    from . import legacy_files
+
+    _refuse_empty_environment(click.get_current_context())
+    logging.basicConfig(
+        level="WARNING", format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    streams = legacy_files.stream_files(source)  # before the storage locks its own files
+    if not streams and not (source / legacy_files.META_FILE).is_file():
+        raise click.ClickException(
+            f"{source} holds no data of the original Eventor (no {legacy_files.META_FILE},"
+            " no <stream>.db with its events table)"
+        )
+    _prepare_data_dir(data_dir)
+    catalog = data_dir / "catalog.db"
+    if catalog.is_file() and legacy_files.is_stream_file(catalog):
+        raise click.ClickException(
+            f"{catalog} is the original's stream 'catalog', where Eventor keeps its catalog:"
+            " import into another --data dir"
+        )
+    if not asyncio.run(_import(source, streams, data_dir)):
+        sys.exit(1)
+
+
+async def _import(source: Path, streams: list[tuple[str, Path]], data_dir: Path) -> bool:
+    from .legacy_import import import_original
+    from .storage.base import open_storage
+    from .storage.sqlite.backend import DataDirInUse
+
+    storage = open_storage(data_dir, Settings(data_dir=data_dir))
+    try:
+        await storage.open()
+    except DataDirInUse as exc:
+        raise click.ClickException(f"{exc}: stop it before importing") from None
+    except (OSError, EventorError, sqlite3.Error) as exc:
+        raise click.ClickException(f"cannot open the data dir {data_dir}: {exc}") from None
+    try:
+        report = await import_original(
+            source, streams, storage, say=click.echo, warn=lambda line: click.echo(line, err=True)
+        )
+    except (OSError, EventorError, sqlite3.Error) as exc:
+        raise click.ClickException(f"the import stopped: {exc}") from None
+    finally:
+        await storage.close()
+    click.echo(f"Imported the original Eventor's data from {source} into {data_dir}:")
+    for line in report.summary():
+        click.echo(f"  {line}")
+    if not report.complete:
+        click.echo("Not everything was imported: see the warnings above.", err=True)
+    return report.complete
 
 
 #: File descriptors wanted beyond the stream files: connections, the catalog, the flush dir.

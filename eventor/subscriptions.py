@@ -258,20 +258,8 @@ class SubscriptionService:
         self, name: str, stream: str, url: str, headers: Mapping[str, str], position: int
     ) -> Subscription:
         """Create through the original API: its name rule and its retry schedule."""
-        check_subscription_name(name, original=True)
-        check_stream_name(stream)
-        # The retry fields say what the original schedule does (4, 8, 16, 32 s; 5 attempts), so
-        # that a status read back and PUT through v1 keeps much the same behaviour.
-        config = SubscriptionConfig(
-            stream,
-            _check_url(url),
-            _check_headers(headers),
-            max_attempts=ORIGINAL_MAX_ATTEMPTS,
-            backoff_initial=ORIGINAL_DELAYS[0],
-            backoff_max=ORIGINAL_DELAYS[-1],
-            original=True,
-        )
-        _check_position(position)
+        config = original_config(name, stream, url, headers)
+        check_position(position)
         async with self._changes:
             if name in self.engine.loops:
                 raise SubscriptionExists("Subscription with this name already exists")
@@ -333,7 +321,7 @@ class SubscriptionService:
 
     async def reset(self, name: str, position: int) -> Subscription:
         """Move the position: the next delivery is `position` + 1 (replays or skips)."""
-        _check_position(position)
+        check_position(position)
         async with self._changes:
             loop = self._loop(name)
             s = loop.subscription
@@ -491,6 +479,26 @@ class SubscriptionService:
         config.secret = secret
 
 
+def original_config(
+    name: str, stream: str, url: str, headers: Mapping[str, str]
+) -> SubscriptionConfig:
+    """The configuration of a subscription made through the original API (checked): its name
+    rule and its retry schedule."""
+    check_subscription_name(name, original=True)
+    check_stream_name(stream)
+    # The retry fields say what the original schedule does (4, 8, 16, 32 s; 5 attempts), so
+    # that a status read back and PUT through v1 keeps much the same behaviour.
+    return SubscriptionConfig(
+        stream,
+        _check_url(url),
+        _check_headers(headers),
+        max_attempts=ORIGINAL_MAX_ATTEMPTS,
+        backoff_initial=ORIGINAL_DELAYS[0],
+        backoff_max=ORIGINAL_DELAYS[-1],
+        original=True,
+    )
+
+
 def _check_url(url: str) -> str:
     if not url:
         raise InvalidRequest("url is required: the http:// or https:// address to deliver to")
@@ -544,6 +552,7 @@ def _check_event_types(types: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(types))
 
 
-def _check_position(position: int) -> None:
+def check_position(position: int) -> None:
+    """Raise InvalidRequest unless a subscription may stand at `position`."""
     if not 0 <= position <= MAX_POSITION:
         raise InvalidRequest(f"position must be from 0 to {MAX_POSITION}, got {position}")

@@ -26,6 +26,8 @@ class NewEvent:
     `data` holds the bytes exactly as the client sent them. `is_json` says whether they parse as
     JSON (for a JSON content type), and `shape` names the payload's shape for introspection.
     `id` is the canonical UUID text; None lets the storage make one of version `id_version`.
+    `created` (RFC 3339 UTC, microseconds) keeps an imported event's own time; None stamps the
+    time of the append.
     """
 
     type: str
@@ -36,6 +38,7 @@ class NewEvent:
     id: str | None = None
     shape: str = ""
     id_version: int = 7
+    created: str | None = None
 
 
 class RecordedEvent(NamedTuple):

@@ -32,6 +32,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "store": (*BASE, "appended", "storage.base"),
     "delivery": (*BASE, "delivery", "store", "storage.base"),
     "subscriptions": (*BASE, "delivery", "store", "storage.base"),
+    "legacy_files": (),
+    "legacy_import": (*BASE, "legacy_files", "store", "subscriptions", "storage.base"),
 }
 
 

@@ -367,6 +367,24 @@ def test_stream_info(run):
     run(body)
 
 
+def test_an_imported_event_keeps_its_own_created_time(run):
+    async def body(s: Storage) -> None:
+        old = [event("A"), event("B")]
+        old[0].created = "2017-06-01T08:00:00.123456Z"
+        old[1].created = "2017-06-02T08:00:00.000001Z"
+        await s.append("imported", old)
+        info = await s.stream_info("imported")
+        assert (info.created, info.updated) == (old[0].created, old[1].created)
+        await s.append("imported", [event("C")])
+        first, second, now = (await s.read("imported", 1, 10)).events
+        assert (first.created, second.created) == (old[0].created, old[1].created)
+        assert TIMESTAMP.fullmatch(now.created)
+        assert now.created > second.created
+        assert (await s.stream_info("imported")).updated == now.created
+
+    run(body)
+
+
 def test_variants_one_per_shape_oldest_first(run):
     async def body(s: Storage) -> None:
         await s.append(

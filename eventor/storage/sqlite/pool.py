@@ -311,7 +311,7 @@ class StreamPool:
                     slot.name,
                     self._synchronous,
                     create=bool(work.appends),
-                    created=now,
+                    created=_first_created(work.appends) or now,
                 )
                 result.opened = slot.db.state()
             db = slot.db
@@ -453,3 +453,11 @@ def _storage_error(exc: BaseException) -> BaseException:
         error.__cause__ = exc
         return error
     return exc
+
+
+def _first_created(appends: Appends) -> str | None:
+    """The time an imported first event brings along (a new stream was made then)."""
+    if not appends:
+        return None
+    (events, _), _ = appends[0]
+    return events[0].created if events else None

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import quote
 
 from ...errors import EventorError, IdempotencyConflict, StreamNotFound, WrongExpectedVersion
@@ -241,7 +241,7 @@ class StreamDatabase:
                         None if content_type == JSON_CONTENT_TYPE else content_type,
                         event.is_json,
                         event.metadata,
-                        now,
+                        event.created or now,
                     )
                 )
                 shapes = self._shapes.get(event.type)
@@ -272,7 +272,7 @@ class StreamDatabase:
             else:
                 _add(unsaved, added)
             self.head = head
-            self.updated = now
+            self.updated = cast(str, rows[-1][-1])  # the last event's `created`
             self.largest = largest
             _add(self.event_types, added)
             for event_type, shape, _ in new_variants:
