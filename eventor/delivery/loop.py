@@ -42,6 +42,9 @@ log = logging.getLogger("eventor.delivery")
 READ_PAGE = 200
 #: A batch stops growing past this much event data (events may be up to the data limit).
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+#: A page read for one-event requests stops past this much: every subscription holds a page,
+#: and a page of 8 MiB each cost 600 MB for 40 subscriptions of 1 MB events.
+SINGLE_PAGE_BYTES = 1024 * 1024
 #: After an unexpected error (e.g. the storage failing), wait this long before trying again.
 ERROR_PAUSE = 1.0
 #: A parked event is warned of at most once in this many seconds per subscription.
@@ -196,6 +199,7 @@ class SubscriptionLoop:
         builder = WebhookBuilder(s.name, config)
         policy = RetryPolicy.for_config(config)
         page = max(READ_PAGE, batch_size)
+        page_bytes = MAX_BATCH_BYTES if batch_size > 1 else SINGLE_PAGE_BYTES
         while not self.halted:
             if s.config is not config:
                 return True
@@ -208,7 +212,7 @@ class SubscriptionLoop:
                 continue
             try:
                 events = (
-                    await store.read(stream, s.position + 1, page, max_bytes=MAX_BATCH_BYTES)
+                    await store.read(stream, s.position + 1, page, max_bytes=page_bytes)
                 ).events
             except StreamNotFound:
                 events = []
