@@ -171,6 +171,9 @@ class SubscriptionService:
         loop = self._loop(name)
         return [loop.parked[p] for p in sorted(loop.parked)]
 
+    def parked_count(self, name: str) -> int:
+        return len(self._loop(name).parked)
+
     def progress(self) -> list[tuple[str, str, str, int, int, int]]:
         """Each subscription's (name, stream, status, position, lag, failed attempts on its
         next event), for metrics."""

@@ -235,7 +235,7 @@ class SubscriptionRoutes:
 
     def _out(self, s: Subscription) -> SubscriptionOut:
         out = subscription_out(s, self._service.head(s.config.stream))
-        out.parked = len(self._service.parked(s.name))
+        out.parked = self._service.parked_count(s.name)
         return out
 
     async def list(self, request: Request) -> Response:
