@@ -263,10 +263,15 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
 
     _Server = _make_server_class()
     app = create_app(settings)
+    from .legacy_files import is_stream_file
+
     original = _original_streams(settings.data_dir)
-    if "catalog" in original:  # its file is where the catalog goes: never write into it
+    catalog = settings.data_dir / "catalog.db"
+    # The original's stream 'catalog' (even one without events): its file is where Eventor's
+    # catalog goes, never to be written into.
+    if catalog.is_file() and is_stream_file(catalog):
         raise click.ClickException(
-            f"{settings.data_dir / 'catalog.db'} is the original Eventor's stream 'catalog':"
+            f"{catalog} is the original Eventor's stream 'catalog':"
             f" import it into another data dir (eventor import-original --data)"
         )
     try:

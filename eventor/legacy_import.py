@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 import sqlite3
 from collections.abc import Callable
@@ -18,14 +19,14 @@ from pathlib import Path
 
 from . import legacy_files
 from .clock import utc_now
-from .errors import EventorError
+from .errors import EventorError, StreamNotFound
 from .legacy_files import LegacyStream, LegacySubscription, parse_go_time
 from .names import check_stream_name
 from .payloads import describe
 from .storage.base import Storage
 from .store import CONTROL_CHARACTER
 from .subscriptions import check_position, original_config
-from .types import ACTIVE, JSON_CONTENT_TYPE, PAUSED, NewEvent, Subscription
+from .types import ACTIVE, JSON_CONTENT_TYPE, MAX_POSITION, PAUSED, NewEvent, Subscription
 
 #: Events per append, and the most data one append carries.
 BATCH_EVENTS = 1000
@@ -136,7 +137,7 @@ async def import_original(
         await storage.save_subscription(subscription)
         taken[name] = subscription  # the original's table did not keep names unique
         report.subscriptions.append(name)
-        head = storage.head(subscription.config.stream) or 0
+        head = await _file_head(storage, subscription.config.stream)
         if subscription.position > head:
             warn(
                 f"warning: subscription {name!r} stands at position {subscription.position},"
@@ -163,7 +164,7 @@ async def _import_stream(name: str, path: Path, storage: Storage, report: Import
                 " subscription positions refer to them, so they are not renumbered"
             )
         _check_rows(legacy)
-        head = storage.head(name) or 0
+        head = await _file_head(storage, name)
         if head:
             await _check_prefix(name, legacy, storage, head, last)
         if head >= last:
@@ -300,13 +301,26 @@ def _headers(legacy: LegacySubscription) -> dict[str, str]:
     return headers
 
 
+#: A position as text (str.isdigit would take "²", and int() refuses 4,300 digits).
+_DIGITS = re.compile(r"\+?[0-9]{1,19}")
+
+
+async def _file_head(storage: Storage, stream: str) -> int:
+    """The head as the stream's file says: after a crash (an import killed midway, say) the
+    head kept in memory lags it until the background re-check comes by."""
+    try:
+        return (await storage.read(stream, MAX_POSITION, 1)).head
+    except StreamNotFound:
+        return 0
+
+
 def _position(value: object) -> int:
     """lastReadPosition, stored as a number or as text."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         return int(value)
     raise Refused(f"lastReadPosition is {value!r}, not a position")
 

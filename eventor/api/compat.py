@@ -51,7 +51,9 @@ def _in_headers(message: str) -> str:
 
 
 def go_atoi(text: str) -> int:
-    """Go's strconv.Atoi with the error ignored, as the original did: 0 when not a number."""
+    """A number as the original read `offset` and `limit` (its `intval`): Go's strconv.Atoi,
+    and 0 whenever Atoi reports an error, be it syntax or range (Atoi's saturated value is
+    dropped with the error)."""
     if _GO_INT.fullmatch(text) is None:
         return 0
     negative = text[0] == "-"
