@@ -76,7 +76,7 @@ class SQLiteStorage(Storage):
         self._lock_fd: int | None = None
         self._open = False
         self._streams_dir_id = (-1, -1)
-        self._reconcile_task: asyncio.Task[None] | None = None
+        self._reconcile_task: asyncio.Task[bool] | None = None
         self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="eventor-stream")
         self._catalog_executor = ThreadPoolExecutor(1, thread_name_prefix="eventor-catalog")
         self._catalog: Catalog | None = None
@@ -157,7 +157,7 @@ class SQLiteStorage(Storage):
         task = self._reconcile_task
         # A re-check after a crash cut short by this stop leaves heads unchecked: the next
         # start must re-check them, so the stop does not count as clean.
-        rechecked = task is None or (task.done() and not task.cancelled())
+        rechecked = task is None or (task.done() and not task.cancelled() and task.result())
         if task is not None:
             task.cancel()
         await self._pool.close()
@@ -230,7 +230,9 @@ class SQLiteStorage(Storage):
         if registered:
             log.info("registered %d stream files the catalog did not list", registered)
 
-    async def _reconcile(self, names: list[str]) -> None:
+    async def _reconcile(self, names: list[str]) -> bool:
+        """Re-check every stream's head against its file; False when some could not be."""
+        rechecked = True
         for name in names:
             try:
                 await self._pool.call(name, StreamDatabase.state)
@@ -238,6 +240,8 @@ class SQLiteStorage(Storage):
                 log.warning("stream %r is in the catalog but its file is missing", name)
             except Exception:
                 log.exception("could not re-check stream %r", name)
+                rechecked = False
+        return rechecked
 
     def _registry_names(self) -> list[str]:
         return [s.name for s in self._registry.page("", "", None)]
