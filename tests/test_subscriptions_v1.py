@@ -10,6 +10,7 @@ import httpx
 import pytest
 from delivery.helpers import FAST, append, name, status, subscribe, wait_status
 from delivery.receiver import Receiver, Reply
+from standardwebhooks import Webhook
 
 URL = "http://127.0.0.1:9/hook"  # nothing listens: fine for routes that deliver nothing
 
@@ -133,11 +134,11 @@ def test_bad_bodies_and_names(client, stream, sub):
         assert "invalid subscription name" in problem(r, 400)
 
 
-def test_a_status_config_can_be_sent_back_as_read(client, stream, sub):
+def test_a_status_config_can_be_sent_back_as_read(client, stream, sub, receiver):
     """Read-modify-write: the `config` of a status is a valid PUT body, read-only parts and all."""
     path = f"/v1/subscriptions/{sub}"
     secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    body = {"stream": stream, "url": URL, "secret": secret, "batch_size": 3}
+    body = {"stream": stream, "url": receiver.url, "secret": secret, "batch_size": 3}
     assert client.put(path, json=body).status_code == 201
     config = client.get(path).json()["config"]
     assert config["secret_set"] is True
@@ -146,6 +147,9 @@ def test_a_status_config_can_be_sent_back_as_read(client, stream, sub):
     assert r.status_code == 200, r.text
     assert r.json()["config"] == {**config, "timeout": 2.5}  # the secret was kept
     assert client.put(path, json={**config, "secret_set": "yes"}).status_code == 400
+    append(client, stream, 1)
+    [request] = receiver.wait_count(1)
+    Webhook(secret).verify(request.body, request.headers)  # signed with the secret kept
 
 
 def test_if_match_and_if_none_match_make_a_put_update_or_create_only(client, stream, sub):
