@@ -74,12 +74,27 @@ def connect(path: Path, timeout: float = 5.0, *, immutable: bool = False) -> sql
 
 
 def stream_files(data_dir: Path) -> list[tuple[str, Path]]:
-    """(stream name, file) of every legacy stream file directly in `data_dir`, by name."""
+    """(stream name, file) of every legacy stream file directly in `data_dir`, by name, and of
+    every `.db` file there that cannot be opened at all (no permission, a `-wal` without its
+    `-shm` in a read-only dir): the import refuses those with the reason, never skips them."""
     found = []
     for path in sorted(data_dir.glob("*" + STREAM_SUFFIX)):
-        if path.name != META_FILE and path.is_file() and is_stream_file(path):
+        if path.name != META_FILE and path.is_file() and _stream_or_unreadable(path):
             found.append((path.name.removesuffix(STREAM_SUFFIX), path))
     return found
+
+
+def _stream_or_unreadable(path: Path) -> bool:
+    try:
+        conn = connect(path, timeout=0, immutable=path.name == EVENTOR_CATALOG)
+        try:
+            return _is_stream(conn)
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:  # could not be opened or read: perhaps a stream
+        return path.name != EVENTOR_CATALOG
+    except sqlite3.Error:
+        return False  # not a database
 
 
 def is_stream_file(path: Path) -> bool:

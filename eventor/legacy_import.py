@@ -101,9 +101,12 @@ async def import_original(
     for name, path in streams:
         try:
             appended = await _import_stream(name, path, storage, report)
-        except (Refused, sqlite3.Error) as why:  # sqlite3: the original's file is unreadable
-            report.refused[name] = str(why)
-            warn(f"warning: stream {name!r} not imported: {why}")
+        except (Refused, sqlite3.Error) as why:
+            reason = str(why)
+            if isinstance(why, sqlite3.Error):  # the original's file is unreadable
+                reason = f"{path.name} cannot be read: {why}"
+            report.refused[name] = reason
+            warn(f"warning: stream {name!r} not imported: {reason}")
         else:
             if appended:
                 say(f"stream {name!r}: {appended} events imported")
@@ -129,6 +132,10 @@ async def import_original(
                 warn(f"warning: subscription {name!r} not imported: {taken_by}")
             continue
         try:
+            if legacy.stream in report.refused:
+                # Its position refers to events not imported: delivering new ones from there
+                # (or from 0) would be wrong. It comes along when its stream does.
+                raise Refused(f"its stream {legacy.stream!r} was not imported")
             subscription = _subscription(legacy, report)
         except (Refused, EventorError) as why:
             report.subscriptions_refused[name] = str(why)

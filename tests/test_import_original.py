@@ -460,3 +460,24 @@ def test_a_run_again_after_a_crash_goes_by_the_stream_files(tmp_path):
     code, out, err = run_import(source, data)
     assert code == 0, out + err
     assert "NOT imported" not in out
+
+
+def test_a_stream_file_that_cannot_be_read_is_refused_not_skipped(tmp_path):
+    """A file SQLite cannot open (here its -wal is a directory; for others, no permission or
+    a -wal without its -shm in a read-only copy) is a refusal with the reason, and exit 1."""
+    source, data = tmp_path / "go", tmp_path / "data"
+    source.mkdir()
+    go_stream(source / "orders.db", ORDERS)
+    go_stream(source / "stuck.db", ACTIVITY)
+    (source / "stuck.db-wal").mkdir()
+    when = "2017-06-01 10:00:00 +0000 UTC"
+    go_meta(
+        source / "_meta.db",
+        [("on_stuck", "stuck", "http://127.0.0.1:9/", "", 1, 1, when, None, None)],
+    )
+    code, out, err = run_import(source, data)
+    assert code == 1, out + err
+    assert "stream 'stuck' not imported: stuck.db cannot be read" in err
+    assert "streams NOT imported: 1 (stuck)" in out
+    # Its subscription waits for it: from its position, new events would be other events.
+    assert "subscription 'on_stuck' not imported: its stream 'stuck' was not imported" in err
