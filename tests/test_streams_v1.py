@@ -281,6 +281,7 @@ def test_unsupported_content_type_is_415(client, stream, content_type):
         "application/json; charset=utf-8",
         'application/json;charset="UTF-8"',
         "application/json; charset=us-ascii",
+        'application/json; profile="a;charset=latin1"',  # a quoted value, not a charset
         "Application/JSON",
         "application/vnd.x+json",
     ],

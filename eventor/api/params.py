@@ -132,19 +132,32 @@ def require_json(scope: Scope) -> None:
             code="unsupported-media-type",
         )
     if content_type and ";" in content_type:
-        charset = _CHARSET.search(content_type)
-        if charset is not None and charset[1].strip('"').lower() not in _UTF8_CHARSETS:
+        charset = _charset(content_type)
+        if charset is not None and charset.lower() not in _UTF8_CHARSETS:
             raise HTTPProblem(
                 415,
-                f"JSON is read as UTF-8 (RFC 8259); got charset={charset[1]}:"
+                f"JSON is read as UTF-8 (RFC 8259); got charset={charset!r}:"
                 " send the body as UTF-8",
                 code="unsupported-media-type",
             )
 
 
 _UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
-#: A charset parameter of a media type (RFC 9110 8.3.1; names are case-insensitive).
-_CHARSET = re.compile(r";\s*charset\s*=\s*(\"[^\"]*\"|[^;\s]*)", re.IGNORECASE)
+#: One parameter of a media type: a name, and a token or a quoted string (RFC 9110 5.6.6).
+_PARAMETER = re.compile(r';[ \t]*([^=;\s]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;\s]*)[ \t]*')
+
+
+def _charset(content_type: str) -> str | None:
+    """The charset parameter of a media type (None when it has none), read parameter by
+    parameter, so that a quoted value holding ";charset=" is not taken for one."""
+    rest = content_type[content_type.index(";") :]
+    position = 0
+    while match := _PARAMETER.match(rest, position):
+        name, value = match.groups()
+        if name.lower() == "charset":
+            return re.sub(r"\\(.)", r"\1", value[1:-1]) if value.startswith('"') else value
+        position = match.end()
+    return None
 
 
 def int_param(
