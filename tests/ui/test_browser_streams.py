@@ -110,6 +110,23 @@ def test_streams_list_pages_and_searches(open_page: OpenPage, api: httpx.Client)
     expect(page.locator("h1")).to_have_text(f"{prefix}-042")
 
 
+def test_the_streams_list_follows_appends_made_elsewhere(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    prefix = unique("follow")
+    append(api, f"{prefix}-b", {"type": "T"})
+    page = open_page(f"/dashboard/streams?prefix={prefix}")
+    rows = page.locator("#streams-list tbody tr")
+    expect(rows).to_have_count(1)
+    row = page.locator(f'#streams-list tr[data-stream="{prefix}-b"]')
+    append(api, f"{prefix}-b", {"type": "T"}, {"type": "Other"})
+    expect(row.locator("td").nth(1)).to_have_text("3", timeout=10_000)  # in place
+    expect(row.locator(".chip")).to_have_count(2)
+    append(api, f"{prefix}-a", {"type": "T"})  # a new stream that belongs on this page
+    expect(rows).to_have_count(2, timeout=10_000)
+    expect(rows.first.locator("a")).to_have_text(f"{prefix}-a")
+
+
 def test_a_reload_keeps_the_pages_seen_so_previous_goes_one_back(
     open_page: OpenPage, api: httpx.Client
 ) -> None:

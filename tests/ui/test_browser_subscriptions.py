@@ -269,6 +269,18 @@ def test_subscriptions_list_and_the_streams_subscriptions(
     expect(subs.locator(f'[data-subscription="{stopped}"] .badge')).to_have_text("paused")
 
 
+def test_a_stream_without_events_lists_the_subscriptions_waiting_for_it(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
+) -> None:
+    console.allow(r"status of 404")  # the stream's info: none until its first event
+    stream, waiting = unique("future"), sub_name()
+    subscribe(api, waiting, stream, receiver.url)
+    page = open_page(f"/dashboard/streams/{stream}")
+    subs = page.locator("#stream-subscriptions")
+    expect(subs.locator(f'[data-subscription="{waiting}"] a')).to_have_text(waiting)  # whole
+    expect(page.locator("#subscriptions")).not_to_contain_text("No subscription delivers")
+
+
 def test_an_unknown_subscription_says_so(open_page: OpenPage, console: ConsoleWatch) -> None:
     console.allow(r"status of 404")
     name = sub_name()

@@ -132,7 +132,9 @@ export function appendForm(stream, { types = [], onAppended = () => {}, signal }
       );
       onAppended(appended);
     } catch (error) {
-      if (error.name !== "AbortError") fill(result, errorBox(error, "The server refused the event"));
+      if (error.name !== "AbortError")
+        // status 0: no answer at all, so nothing was refused
+        fill(result, errorBox(error, error.status ? "The server refused the event" : "The event was not appended"));
     } finally {
       submit.disabled = false;
     }

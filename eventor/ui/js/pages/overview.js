@@ -201,7 +201,7 @@ export default function overview(main, { signal }) {
       subs.paused ? badge(`${fmtNumber(subs.paused)} paused`, "bad") : null,
     );
     parked.value.textContent = fmtNumber(subs.parked_events);
-    fill(parked.note, subs.parked_events ? badge("replay or reset them", "warn") : "none");
+    fill(parked.note, subs.parked_events ? badge("replay them", "warn") : "none");
     // Re-read the subscriptions when something moved, and every few seconds to watch lags.
     const counters = JSON.stringify([s.counters, subs, s.streams.events]);
     if (counters !== lastCounters || subscriptionError || (Date.parse(s.time) / 1000) % 5 < 1) {

@@ -105,28 +105,35 @@ function typesView(eventTypes) {
   );
 }
 
-async function subscriptionsView(name, names, signal) {
+// The subscriptions to this stream, read from the subscriptions themselves: a stream without
+// events yet has no info to name them (its subscriptions wait for its first event). `known`:
+// the names the stream's info gave, shown should the list be unreadable (`refreshing`: then
+// the view shown stays, and the error is thrown).
+async function subscriptionsView(name, known, signal, refreshing = false) {
   const create = h(
     "a",
     { class: "btn btn-small", href: `/dashboard/new-subscription?stream=${seg(name)}` },
     "New subscription",
   );
-  if (!names.length)
+  let names = known;
+  let byName = new Map();
+  let problem = null;
+  try {
+    const { subscriptions } = await api("/v1/subscriptions", { signal, exact: true });
+    const mine = subscriptions.filter((s) => s.stream === name);
+    byName = new Map(mine.map((s) => [s.name, withExactPosition(s)]));
+    names = mine.map((s) => s.name);
+  } catch (error) {
+    if (error.name === "AbortError" || refreshing) throw error;
+    problem = error;
+  }
+  if (!names.length && !problem)
     return h(
       "div",
       { class: "card-body" },
       h("p", { class: "hint first" }, "No subscription delivers this stream."),
       create,
     );
-  let byName = new Map();
-  let problem = null;
-  try {
-    const { subscriptions } = await api("/v1/subscriptions", { signal, exact: true });
-    byName = new Map(subscriptions.map((s) => [s.name, withExactPosition(s)]));
-  } catch (error) {
-    if (error.name === "AbortError") throw error;
-    problem = error;
-  }
   return [
     problem ? h("div", { class: "card-body" }, errorBox(problem, "Could not load the subscriptions")) : null,
     h(
@@ -355,8 +362,7 @@ export default async function stream(main, { params: [name], signal, setTitle })
     if (key === seen) return;
     seen = key;
     if (first) return; // just loaded
-    api(`/v1/streams/${seg(name)}`, { signal })
-      .then((fresh) => subscriptionsView(name, fresh.subscriptions, signal))
+    subscriptionsView(name, [], signal, true)
       .then((view) => fill(subscriptions, view))
       .catch(() => {}); // kept as shown: the header says when the server cannot be reached
   });

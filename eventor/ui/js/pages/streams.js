@@ -9,6 +9,8 @@ import { emptyState, errorBox, loading } from "../ui.js";
 
 const PAGE = 50;
 const TYPE_CHIPS = 3;
+/** While events are appended, the page shown is read again at most this often (ms). */
+const REFRESH_EVERY = 3000;
 
 function typeCell(info) {
   if (!info) return h("span", { class: "muted" }, "…");
@@ -50,10 +52,25 @@ export default function streams(main, { query, signal }) {
   const body = h("div", { id: "streams-list" }, loading());
   const count = h("span", { class: "muted" });
   const total = h("span", { id: "streams-total" }, "All");
+  // The rows follow appends made elsewhere: when the server's count of appended events moves,
+  // the page shown is read again (at most every REFRESH_EVERY ms).
+  let seenAppended = null;
+  let refreshTimer = null;
   const stopStats = onStats((stats) => {
     total.textContent = fmtNumber(stats.latest.streams.total);
+    const appended = stats.latest.counters.appended_events;
+    if (seenAppended !== null && appended !== seenAppended && refreshTimer === null && state.page) {
+      refreshTimer = setTimeout(() => {
+        refreshTimer = null;
+        refresh();
+      }, REFRESH_EVERY);
+    }
+    seenAppended = appended;
   });
-  signal.addEventListener("abort", stopStats);
+  signal.addEventListener("abort", () => {
+    stopStats();
+    clearTimeout(refreshTimer);
+  });
 
   fill(
     main,
@@ -93,7 +110,36 @@ export default function streams(main, { query, signal }) {
     }
   }
 
-  const rows = new Map(); // name → the row's types cell
+  const rows = new Map(); // name → the row's cells: { head, types, updated }
+
+  // The page shown, read again: rows updated in place (the keyboard stays where it is), or
+  // drawn anew when other streams now belong on it (a new one, say).
+  async function refresh() {
+    const id = loadId;
+    const after = state.cursors[state.cursors.length - 1];
+    try {
+      const page = await api("/v1/streams", { query: { prefix: state.prefix, after, limit: PAGE }, signal });
+      if (id !== loadId) return; // a newer load took over meanwhile
+      const before = state.page.streams;
+      state.page = page;
+      const same =
+        before.length === page.streams.length && before.every((s, i) => s.name === page.streams[i].name);
+      if (!same) {
+        render(page);
+        details(page.streams, id);
+        return;
+      }
+      const moved = page.streams.filter((stream, i) => stream.head !== before[i].head);
+      for (const stream of moved) {
+        const cells = rows.get(stream.name);
+        fill(cells.head, fmtNumber(stream.head));
+        fill(cells.updated, timeAgo(stream.updated));
+      }
+      details(moved, id);
+    } catch (error) {
+      if (error.name !== "AbortError") console.warn("could not refresh the streams list", error);
+    }
+  }
 
   function render(page) {
     rows.clear();
@@ -160,15 +206,19 @@ export default function streams(main, { query, signal }) {
         "tbody",
         {},
         page.streams.map((stream) => {
-          const types = h("td", { class: "wide", "data-label": "Types" }, typeCell(null));
-          rows.set(stream.name, types);
+          const cells = {
+            head: h("td", { class: "num", "data-label": "Events" }, fmtNumber(stream.head)),
+            types: h("td", { class: "wide", "data-label": "Types" }, typeCell(null)),
+            updated: h("td", { "data-label": "Last event" }, timeAgo(stream.updated)),
+          };
+          rows.set(stream.name, cells);
           return h(
             "tr",
             { dataset: { stream: stream.name } },
             h("td", { class: "cell-name wide" }, h("a", { href: streamHref(stream.name) }, stream.name)),
-            h("td", { class: "num", "data-label": "Events" }, fmtNumber(stream.head)),
-            types,
-            h("td", { "data-label": "Last event" }, timeAgo(stream.updated)),
+            cells.head,
+            cells.types,
+            cells.updated,
           );
         }),
       ),
@@ -208,12 +258,12 @@ export default function streams(main, { query, signal }) {
         const { name } = queue.shift();
         try {
           const info = await api(`/v1/streams/${encodeURIComponent(name)}`, { signal });
-          const cell = rows.get(name);
-          if (cell && id === loadId) fill(cell, typeCell(info));
+          const cells = rows.get(name);
+          if (cells && id === loadId) fill(cells.types, typeCell(info));
         } catch (error) {
           if (error.name === "AbortError") return;
-          const cell = rows.get(name);
-          if (cell) fill(cell, h("span", { class: "form-error", title: error.message }, "unavailable"));
+          const cells = rows.get(name);
+          if (cells) fill(cells.types, h("span", { class: "form-error", title: error.message }, "unavailable"));
         }
       }
     };
