@@ -288,6 +288,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         log_level="debug" if settings.log_level == "debug" else "warning",
         access_log=settings.access_log,
         timeout_graceful_shutdown=5,
+        ws="none",  # no WebSocket routes: an upgrade request is served as plain HTTP
         server_header=False,
         proxy_headers=False,
     )
@@ -461,6 +462,9 @@ def _make_server_class() -> type:
 
 
 def _stop(app: EventorApp, server: Any, sig: int) -> None:
+    if app.store.stopping:
+        # Asked again: stop without waiting (uvicorn forces its exit on a second SIGINT only).
+        server.force_exit = True
     app.begin_shutdown()
     server.handle_exit(sig, None)
 

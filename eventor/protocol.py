@@ -92,6 +92,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         scope["raw_path"] = self.root_path.encode("ascii") + path
         scope["query_string"] = query
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # Eventor has no WebSocket routes (uvicorn runs with ws="none"): an upgrade request is
+        # answered as plain HTTP, as Go's net/http answers it. Nothing to warn of, each time.
+        self.logger.debug("an upgrade request, answered as plain HTTP")
+
     def on_body(self, body: bytes) -> None:
         self._body += len(body)
         super().on_body(body)

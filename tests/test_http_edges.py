@@ -168,3 +168,20 @@ def test_a_request_http_cannot_frame_is_a_400_problem_on_v1_and_text_elsewhere(s
     assert head.startswith(b"HTTP/1.1 400 ")
     assert b"content-type: text/plain" in head.lower()
     assert body == b"Invalid HTTP request received."
+
+
+def test_an_upgrade_request_is_answered_as_plain_http(server, client, stream):
+    """No WebSocket routes: the request is served as Go's net/http serves it, with no error
+    and no warning logged (a client could fill the log with them)."""
+    client.post(f"/streams/{stream}", content=b"{}", headers={"X-Event-Type": "T"})
+    upgrade = (
+        b"GET /v1/streams?prefix=%s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n" % stream.encode()
+    )
+    head, _, body = raw_exchange(server.url, upgrade).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert [s["name"] for s in json.loads(body)["streams"]] == [stream]
+    log = server.log()
+    assert "handshake" not in log
+    assert "Unsupported upgrade" not in log

@@ -82,14 +82,27 @@ def test_metrics_count_appends_commits_and_streams(client):
 def test_ready_is_503_once_the_data_dir_is_moved_away(make_server):
     server = make_server()
     assert httpx.get(f"{server.url}/ready").status_code == 200
+    opened = httpx.post(f"{server.url}/v1/streams/open/events", json={"type": "T"})
+    assert opened.status_code == 201  # its file is open: appends would go on into it
     moved = server.data_dir.with_name("moved")
     server.data_dir.rename(moved)
     try:
         assert_problem(httpx.get(f"{server.url}/ready"), 503)
         assert httpx.get(f"{server.url}/health").status_code == 200  # still alive, not ready
+        # What an append would write now is lost with the directory: none is acknowledged.
+        refused = httpx.post(f"{server.url}/v1/streams/open/events", json={"type": "T"})
+        assert "moved or removed" in assert_problem(refused, 503)["detail"]
+        assert (
+            httpx.post(
+                f"{server.url}/streams/open", content=b"{}", headers={"X-Event-Type": "T"}
+            ).status_code
+            == 503
+        )
     finally:
         moved.rename(server.data_dir)
     assert httpx.get(f"{server.url}/ready").status_code == 200
+    again = httpx.post(f"{server.url}/v1/streams/open/events", json={"type": "T"})
+    assert again.json()["first_position"] == 2  # back where it was
 
 
 def test_error_answers_are_counted_by_status(make_server):

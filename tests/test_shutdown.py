@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 
@@ -44,3 +45,25 @@ def test_sigterm_with_live_streams_and_long_polls_open_stops_promptly(make_serve
     assert results["long_poll"] == (200, [])
     assert b"retry:" in results["/v1/streams/quiet/live"]  # type: ignore[operator]
     assert "Eventor stopped" in server.log()
+
+
+def test_a_second_sigterm_stops_at_once_and_a_request_cut_short_logs_no_traceback(make_server):
+    """README: a second SIGTERM stops without waiting (uvicorn forced its exit on a second
+    SIGINT only), and a request whose body never came is no error of the server's."""
+    server = make_server()
+    assert server.proc is not None
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as stalled:
+        stalled.sendall(
+            b"POST /v1/streams/slow/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        )
+        # "100 Continue" comes once the route reads the body: the request is in the app.
+        assert stalled.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        stalled.sendall(b'{"type":')  # and never the rest
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.stop(signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - started < 3  # uvicorn alone waited 5 s for that request
+    assert "Exception in ASGI application" not in server.log()
+    assert "Traceback" not in server.log()

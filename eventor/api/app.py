@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, cast
 
@@ -131,6 +132,10 @@ class EventorApp:
             response = await cast(Handler, route.handler)(Request(scope, receive))
         except ClientDisconnect:
             return  # nobody to answer
+        except asyncio.CancelledError:
+            if self.store.stopping:
+                return  # the server stops and cut this request short (a body never finished)
+            raise
         except HTTPProblem as problem:
             response = self._render(problem, route.errors)
         except EventorError as error:

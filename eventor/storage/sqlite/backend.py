@@ -104,7 +104,9 @@ class SQLiteStorage(Storage):
             flush=self._flush,
             parallel_rounds=parallel_rounds,
             streams_per_round=streams_per_round,
+            guard=self._appends_refused,
         )
+        self._moved_logged = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -113,6 +115,16 @@ class SQLiteStorage(Storage):
         """Open, its disk has not failed a flush (after one, only a restart helps), and its
         streams directory is still where it was (not moved or removed under the server)."""
         return self._open and self._pool.failed is None and self._same_streams_dir()
+
+    def _appends_refused(self) -> str | None:
+        """Why appends must fail now (on a worker thread, once a round): the data directory was
+        moved or removed under the server, and what went into its files would be lost."""
+        if self._same_streams_dir():
+            return None
+        if not self._moved_logged:
+            self._moved_logged = True
+            log.error("the data directory %s was moved or removed: appends fail", self.data_dir)
+        return f"the data directory {self.data_dir} was moved or removed: restart Eventor on it"
 
     def _same_streams_dir(self) -> bool:
         try:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ...clock import utc_now
-from ...errors import EventorError, StorageError
+from ...errors import EventorError, StorageError, StorageUnavailable
 from ...types import AppendResult, ExpectedVersion, NewEvent
 from .files import stream_path
 from .flush import FileSystemFlush, SyncFailed
@@ -117,10 +117,13 @@ class StreamPool:
         flush: FileSystemFlush | None = None,
         parallel_rounds: int = 1,
         streams_per_round: int | None = None,
+        guard: Callable[[], str | None] | None = None,
     ) -> None:
         """`flush`: made after each round (the databases then commit without syncing:
         pass `synchronous="NORMAL"`). `parallel_rounds` may write at once, each taking at most
-        `streams_per_round` ready streams (None: all of them)."""
+        `streams_per_round` ready streams (None: all of them). `guard`, asked on the worker
+        thread before every job that appends, says why appends must fail now (None: they may
+        go ahead)."""
         self._data_dir = data_dir
         self._synchronous = synchronous
         self._max_open = max(1, max_open_files // FILES_PER_STREAM)
@@ -130,6 +133,7 @@ class StreamPool:
         self._flush = flush
         self._parallel_rounds = parallel_rounds
         self._streams_per_round = streams_per_round
+        self._guard = guard
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
         self._waiting_for_files: OrderedDict[str, _Slot] = OrderedDict()
         self._ready: list[_Slot] = []
@@ -272,9 +276,12 @@ class StreamPool:
     # -- on a worker thread ---------------------------------------------------------------------
 
     def _run_job(self, job: _Job, loop: asyncio.AbstractEventLoop) -> None:
+        refused = None
+        if self._guard is not None and any(work.appends for work in job.work):
+            refused = self._guard()  # once a job: one stat, say, not one per append
         if self._flush is None:
             for work in job.work:
-                self._run(work, loop)
+                self._run(work, loop, refused=refused)
             return
         writers = [work for work in job.work if work.appends]
         # A round that appends to one stream whose file is open syncs that file alone (SQLite's
@@ -283,7 +290,7 @@ class StreamPool:
         # its directory entry flushed too: syncfs.
         solo = len(writers) == 1 and writers[0].slot.db is not None
         for work in job.work:
-            self._run(work, loop, "FULL" if solo else "NORMAL")
+            self._run(work, loop, "FULL" if solo else "NORMAL", refused)
         if not solo and any(work.result.appended for work in job.work):
             try:
                 self._flush()
@@ -291,12 +298,18 @@ class StreamPool:
                 job.flush_error = exc
 
     def _run(
-        self, work: _Work, loop: asyncio.AbstractEventLoop, commit: Synchronous | None = None
+        self,
+        work: _Work,
+        loop: asyncio.AbstractEventLoop,
+        commit: Synchronous | None = None,
+        refused: str | None = None,
     ) -> None:
         """The slot's database is ours alone until the job is over. `commit`: how this job's
-        commit syncs, when not as the database was opened."""
+        commit syncs, when not as the database was opened; `refused`: why its appends fail."""
         slot, result = work.slot, work.result
         try:
+            if refused is not None and work.appends:
+                raise StorageUnavailable(refused)
             if commit is not None and work.appends and slot.db is not None:
                 slot.db.set_synchronous(commit)
             if work.closing:
