@@ -955,6 +955,11 @@ def test_unknown_v1_path_is_a_404_problem(client):
     assert_problem(client.get("/v1/nothing-here"), 404)
     assert_problem(client.get("/v1/streams/s/events/extra"), 404)
     assert_problem(client.get("/v1"), 404)  # the API's root, without its slash
+    # A newline after a route's last word is another path (a regex's $ would take it).
+    r = client.post("/v1/streams/nl/events%0A", json={"type": "T"})
+    assert r.status_code == 404
+    assert_problem(client.get("/v1/streams/nl"), 404)  # nothing was appended
+    assert client.get("/v1/stats/live%0A").status_code == 404
 
 
 @pytest.mark.parametrize("path", ["/v1/<b>x</b>", "/dashboard/js/<b>x</b>.js", "/<b>x</b>"])

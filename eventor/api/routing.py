@@ -107,7 +107,7 @@ class Route:
             else:
                 pattern += f"(?P<{m[1]}>[^/]+)"
             last = m.end()
-        pattern += re.escape(self.path[last:]) + "$"
+        pattern += re.escape(self.path[last:]) + r"\Z"  # not $: it matches before a final \n
         object.__setattr__(self, "regex", re.compile(pattern))
 
     @property
