@@ -181,8 +181,10 @@ class StatsRoutes:
     async def snapshot(self, history: int) -> StatsOut:
         """The counts now, with the last `history` samples of the rates."""
         storage, subs = self.sampler.counters()
-        streams = await self._store.list_streams()
+        # Taken before the await below: the caller counted the samples it sends from
+        # `sampler.count` as it is now, and a tick during the await would shift them.
         samples = list(self.sampler.samples)[-history:] if history else []
+        streams = await self._store.list_streams()
         subscriptions = None
         if subs is not None:
             subscriptions = SubscriptionCounts(
