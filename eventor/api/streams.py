@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import binascii
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -46,6 +47,8 @@ from .schemas import (
     StreamName,
     StreamOut,
 )
+
+T = TypeVar("T")
 
 MAX_WAIT = 60.0
 SSE_KEEPALIVE = 15.0
@@ -102,6 +105,28 @@ def _new_event(index: int, item: EventIn) -> NewEvent:
         None if item.id is None else str(item.id),
         shape,
     )
+
+
+async def _unless_gone(request: Request, waiting: Awaitable[T]) -> T:
+    """`waiting`, ended early (ClientDisconnect) when the client goes: an abandoned long poll
+    would otherwise hold its task and its waiter for up to a minute."""
+    answer = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(_disconnect(request.receive))
+    try:
+        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not answer.done():
+            answer.cancel()
+    if not answer.done() or answer.cancelled():
+        raise ClientDisconnect
+    return answer.result()
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns once the client has gone (the request's body, if any, is read and dropped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class StreamRoutes:
@@ -162,8 +187,9 @@ class StreamRoutes:
             start = int_param(params, "from", 1, low=0, high=_LAST_POSITION)
             assert start is not None
             if wait:
-                result = await self._store.read_or_wait(
-                    stream, start, limit, wait, max_bytes=page_bytes
+                result = await _unless_gone(
+                    request,
+                    self._store.read_or_wait(stream, start, limit, wait, max_bytes=page_bytes),
                 )
             else:
                 result = await self._store.read(stream, start, limit, max_bytes=page_bytes)
