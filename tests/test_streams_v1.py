@@ -545,6 +545,9 @@ def test_read_forward_and_backward_agree(client, ten):
         {"wait": "soon"},
         {"wait": "nan"},
         {"wait": "inf"},
+        {"wait": "1_0"},  # float() takes these; a query parameter does not
+        {"wait": " 1"},
+        {"wait": "\u0665"},  # ARABIC-INDIC DIGIT FIVE
         {"wait": 1, "direction": "backward"},
     ],
 )
@@ -745,6 +748,9 @@ def test_live_resumes_after_last_event_id(server, client, ten):
     c, request = live(server, ten, headers={"last-event-id": "7"}, params={"from": 1})
     with c, request as response:
         assert [m["id"] for m in SSE(response).take(3)] == ["8", "9", "10"]
+    c, request = live(server, ten, headers={"last-event-id": "0" * 30 + "8"})  # zeros are zeros
+    with c, request as response:
+        assert [m["id"] for m in SSE(response).take(2)] == ["9", "10"]
 
 
 def test_live_waits_for_an_unknown_stream(server, client, stream):
@@ -776,6 +782,7 @@ def test_live_keeps_multiline_data_intact(server, client, stream):
         ({}, {"last-event-id": "-1"}),
         ({}, {"last-event-id": "9" * 30}),
         ({}, {"last-event-id": "9" * 5000}),
+        ({}, {"last-event-id": str(2**62)}),  # past the last position
     ],
 )
 def test_bad_live_parameters_are_400(client, stream, params, headers):

@@ -143,6 +143,8 @@ def require_json(scope: Scope) -> None:
 
 
 _UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
+#: A number as a query parameter gives one: digits, a point, an exponent.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 #: One parameter of a media type: a name, and a token or a quoted string (RFC 9110 5.6.6).
 _PARAMETER = re.compile(r';[ \t]*([^=;\s]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;\s]*)[ \t]*')
 
@@ -183,10 +185,9 @@ def number_param(query: Mapping[str, str], name: str, *, low: float, high: float
     raw = query.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _bad(name, f"must be a number of seconds, got {raw!r}") from None
+    if _DECIMAL.fullmatch(raw) is None:  # float() would also take "1_0", " 5", Arabic digits
+        raise _bad(name, f"must be a number of seconds, got {raw!r}")
+    value = float(raw)
     if not math.isfinite(value) or not low <= value <= high:
         raise _bad(name, f"must be {_range(low, high)} seconds, got {raw}")
     return value

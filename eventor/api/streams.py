@@ -201,9 +201,17 @@ class StreamRoutes:
         stream = check_stream_name(request.path_params["stream"])
         last_id = (header(request.scope, b"last-event-id") or "").strip(" \t")
         if last_id:
-            if not (last_id.isascii() and last_id.isdigit() and len(last_id) < 19):
-                raise InvalidRequest(f"Last-Event-ID must be a position, got {last_id!r}")
-            start = int(last_id) + 1
+            digits = last_id.lstrip("0") or "0"  # leading zeros are only zeros, however many
+            if not (
+                last_id.isascii()
+                and last_id.isdigit()
+                and len(digits) <= 19
+                and int(digits) < _LAST_POSITION
+            ):
+                raise InvalidRequest(
+                    f"Last-Event-ID must be a position (0 to {_LAST_POSITION - 1}), got {last_id!r}"
+                )
+            start = int(digits) + 1
         else:
             start_param = int_param(query(request.scope), "from", None, low=0, high=_LAST_POSITION)
             if start_param is None:
