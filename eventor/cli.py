@@ -274,12 +274,22 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
             f"{catalog} is the original Eventor's stream 'catalog':"
             f" import it into another data dir (eventor import-original --data)"
         )
+    # A stop asked for while starting waits for the start to end (the default action would
+    # kill the process with the storage half open), then stops cleanly before serving.
+    loop = asyncio.get_running_loop()
+    asked: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, asked.append, sig)
     try:
         await app.startup()
     except DataDirInUse as exc:
         raise click.ClickException(str(exc)) from None
     except (OSError, EventorError, sqlite3.Error) as exc:  # sqlite3: e.g. a corrupt catalog
         raise click.ClickException(f"cannot open the data dir {settings.data_dir}: {exc}") from None
+    if asked:
+        await app.shutdown()
+        log.info("Eventor stopped: asked to while starting")
+        return
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -297,7 +307,6 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         # asked for, the access lines (INFO) must show at every --log-level.
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _Server(config)
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop, app, server, sig)
     _warn_of_original_data(app, settings.data_dir, original)
