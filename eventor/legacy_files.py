@@ -79,35 +79,33 @@ def stream_files(data_dir: Path) -> list[tuple[str, Path]]:
     `-shm` in a read-only dir): the import refuses those with the reason, never skips them."""
     found = []
     for path in sorted(data_dir.glob("*" + STREAM_SUFFIX)):
-        if path.name != META_FILE and path.is_file() and _stream_or_unreadable(path):
+        if path.name == META_FILE or not path.is_file():
+            continue
+        probed = _probe(path)
+        if probed or (probed is None and path.name != EVENTOR_CATALOG):
             found.append((path.name.removesuffix(STREAM_SUFFIX), path))
     return found
-
-
-def _stream_or_unreadable(path: Path) -> bool:
-    try:
-        conn = connect(path, timeout=0, immutable=path.name == EVENTOR_CATALOG)
-        try:
-            return _is_stream(conn)
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:  # could not be opened or read: perhaps a stream
-        return path.name != EVENTOR_CATALOG
-    except sqlite3.Error:
-        return False  # not a database
 
 
 def is_stream_file(path: Path) -> bool:
     """True when `path` is a database with the original's events table. A database locked
     for good (Eventor locks its own files; the original never did) is not waited for."""
+    return _probe(path) is True
+
+
+def _probe(path: Path) -> bool | None:
+    """Whether `path` holds the original's events table; None when it cannot be opened or
+    read at all (so it may be a stream: it cannot say)."""
     try:
         conn = connect(path, timeout=0, immutable=path.name == EVENTOR_CATALOG)
         try:
             return _is_stream(conn)
         finally:
             conn.close()
+    except sqlite3.OperationalError:
+        return None
     except sqlite3.Error:
-        return False  # not a database, or not one of the original's
+        return False  # not a database
 
 
 def _is_stream(conn: sqlite3.Connection) -> bool:
