@@ -163,8 +163,28 @@ def _segment(name: str) -> str:
     return quote(name, safe="") if name.strip(".") else name.replace(".", "%2E")
 
 
-def json_answer(response: httpx.Response) -> Any:
-    return response.json()
+def _answer(*keys: str, pick: str | None = None, kind: type | None = None) -> _Parse:
+    """Parses a JSON object that holds `keys` (or raises ValueError, which `parse_answer` makes
+    a ClientError: an answer that is not the API's); with `pick`, that key's value, of `kind`."""
+
+    def parse(response: httpx.Response) -> Any:
+        value = response.json()
+        if not isinstance(value, dict) or any(key not in value for key in keys):
+            raise ValueError(f"a JSON object with {', '.join(keys)} was expected")
+        if pick is None:
+            return value
+        picked = value[pick]
+        if kind is not None and not isinstance(picked, kind):
+            raise ValueError(f"{pick} is not a {kind.__name__}")
+        return picked
+
+    return parse
+
+
+_STATUS = _answer("name", "stream", "status", "position")
+
+
+_Parse = Callable[[httpx.Response], Any]
 
 
 def _nothing(response: httpx.Response) -> None:
@@ -214,9 +234,18 @@ def subscription_call(
     json: Any = None,
     params: Mapping[str, int] | None = None,
 ) -> Call:
+    """A call on one subscription: its status is the answer (nothing for DELETE; for
+    `deliveries`, `parked` and `parked/replay`, their list or count)."""
     path = f"/v1/subscriptions/{_segment(name)}" + (f"/{action}" if action else "")
-    parse = _nothing if method == "DELETE" else json_answer
+    parse = _nothing if method == "DELETE" else _BY_ACTION.get(action, _STATUS)
     return Call(method, path, parse, params, json, subject=name)
+
+
+_BY_ACTION: dict[str, _Parse] = {
+    "deliveries": _answer("deliveries", pick="deliveries", kind=list),
+    "parked": _answer("parked", pick="parked", kind=list),
+    "parked/replay": _answer("replaying", pick="replaying", kind=int),
+}
 
 
 def put_call(
@@ -272,17 +301,29 @@ def live_path(stream: str) -> str:
 
 
 def subscriptions_call() -> Call:
-    return Call("GET", "/v1/subscriptions", json_answer)
+    parse = _answer("subscriptions", pick="subscriptions", kind=list)
+    return Call("GET", "/v1/subscriptions", parse)
 
 
 def stream_info_call(stream: str) -> Call:
-    return Call("GET", f"/v1/streams/{_segment(stream)}", json_answer, subject=stream)
+    parse = _answer("name", "head")
+    return Call("GET", f"/v1/streams/{_segment(stream)}", parse, subject=stream)
 
 
 def streams_page_call(prefix: str, after: str) -> Call:
-    return Call(
-        "GET", "/v1/streams", json_answer, {"prefix": prefix, "after": after, "limit": 1000}
-    )
+    parse = _answer("streams", "next")
+    return Call("GET", "/v1/streams", parse, {"prefix": prefix, "after": after, "limit": 1000})
+
+
+def check_event_stream(response: httpx.Response, path: str) -> None:
+    """ClientError unless a successful answer to `live` is an event stream (a proxy's login
+    page would otherwise read as a stream that ended: a reconnect loop would spin on it)."""
+    media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "text/event-stream":
+        raise ClientError(
+            f"GET {path}: the answer is not an event stream ({media or 'no content type'})",
+            response.status_code,
+        )
 
 
 def raise_for(
@@ -303,10 +344,14 @@ def raise_for(
     detail = str(problem.get("detail", "")) or f"HTTP {response.status_code}"
     error: EventorError
     if code == WrongExpectedVersion.code:
+        current = problem.get("current_version")
+        if not isinstance(current, int) or isinstance(current, bool):
+            raise ClientError(
+                f"HTTP {response.status_code}: a {code} problem without its current_version",
+                response.status_code,
+            )
         error = WrongExpectedVersion(
-            str(problem.get("stream", subject)),
-            problem.get("expected_version", ""),
-            int(problem.get("current_version", 0)),
+            str(problem.get("stream", subject)), problem.get("expected_version", ""), current
         )
     elif code == StreamNotFound.code:
         error = StreamNotFound(subject)

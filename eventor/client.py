@@ -32,6 +32,7 @@ from ._client_calls import (
     ServerUnreachable,
     Status,
     append_call,
+    check_event_stream,
     live_path,
     live_timeout,
     parse_answer,
@@ -142,10 +143,12 @@ class Client:
 
     def live(self, stream: str, start: int | None = None) -> Generator[RecordedEvent, None, None]:
         """Events as they are appended (Server-Sent Events), from `start` on if given, else
-        only new ones. Runs until the caller stops iterating (close it, or leave the loop) or
-        the server closes the stream, e.g. on shutdown: to go on, call again with `start` =
-        the last position + 1. A line break between the tokens of an event's JSON data
-        arrives as LF (SSE's framing); the value is the same, and `read()` has the bytes."""
+        only those appended once iteration begins (the request goes out at the first `next()`:
+        to leave no gap, pass `start=head(stream) + 1` taken before). Runs until the caller
+        stops iterating (close it, or leave the loop) or the server closes the stream, e.g. on
+        shutdown: to go on, call again with `start` = the last position + 1. A line break
+        between the tokens of an event's JSON data arrives as LF (SSE's framing); the value is
+        the same, and `read()` has the bytes."""
         params = {} if start is None else {"from": start}
         path = live_path(stream)
         timeout = live_timeout(self._http.timeout)
@@ -154,6 +157,7 @@ class Client:
                 if not response.is_success:
                     response.read()
                     raise_for(response, stream)
+                check_event_stream(response, path)
                 sse = SSE()
                 for chunk in response.iter_text():
                     yield from sse_events(sse, chunk, path)
@@ -193,7 +197,7 @@ class Client:
 
     def subscriptions(self) -> list[Status]:
         """Every subscription's status."""
-        listed: list[Status] = self._run(subscriptions_call())["subscriptions"]
+        listed: list[Status] = self._run(subscriptions_call())
         return listed
 
     def pause(self, name: str) -> Status:
@@ -218,17 +222,17 @@ class Client:
     def deliveries(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
         """The latest attempts, newest first."""
         call = subscription_call("GET", name, "deliveries", params={"limit": limit})
-        listed: list[dict[str, Any]] = self._run(call)["deliveries"]
+        listed: list[dict[str, Any]] = self._run(call)
         return listed
 
     def parked(self, name: str) -> list[dict[str, Any]]:
         """The parked events (given up on under `on_exhausted: park`), in position order."""
-        listed: list[dict[str, Any]] = self._run(subscription_call("GET", name, "parked"))["parked"]
+        listed: list[dict[str, Any]] = self._run(subscription_call("GET", name, "parked"))
         return listed
 
     def replay_parked(self, name: str) -> int:
         """Queue the parked events for re-delivery, in order; returns how many."""
-        queued: int = self._run(subscription_call("POST", name, "parked/replay"))["replaying"]
+        queued: int = self._run(subscription_call("POST", name, "parked/replay"))
         return queued
 
 
@@ -318,6 +322,7 @@ class AsyncClient:
                 if not response.is_success:
                     await response.aread()
                     raise_for(response, stream)
+                check_event_stream(response, path)
                 sse = SSE()
                 async for chunk in response.aiter_text():
                     for event in sse_events(sse, chunk, path):
@@ -350,8 +355,7 @@ class AsyncClient:
         return status
 
     async def subscriptions(self) -> list[Status]:
-        page = await self._run(subscriptions_call())
-        listed: list[Status] = page["subscriptions"]
+        listed: list[Status] = await self._run(subscriptions_call())
         return listed
 
     async def pause(self, name: str) -> Status:
@@ -373,17 +377,13 @@ class AsyncClient:
 
     async def deliveries(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
         call = subscription_call("GET", name, "deliveries", params={"limit": limit})
-        listed: list[dict[str, Any]] = (await self._run(call))["deliveries"]
+        listed: list[dict[str, Any]] = await self._run(call)
         return listed
 
     async def parked(self, name: str) -> list[dict[str, Any]]:
-        listed: list[dict[str, Any]] = (await self._run(subscription_call("GET", name, "parked")))[
-            "parked"
-        ]
+        listed: list[dict[str, Any]] = await self._run(subscription_call("GET", name, "parked"))
         return listed
 
     async def replay_parked(self, name: str) -> int:
-        queued: int = (await self._run(subscription_call("POST", name, "parked/replay")))[
-            "replaying"
-        ]
+        queued: int = await self._run(subscription_call("POST", name, "parked/replay"))
         return queued

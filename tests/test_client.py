@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -272,6 +273,37 @@ def test_an_answer_that_is_not_a_problem_is_a_client_error():
         with Client(not_eventor.url) as client, pytest.raises(ClientError, match="502") as failed:
             client.read("orders")
     assert failed.value.status == 502
+
+
+def test_every_success_that_is_not_the_apis_answer_is_a_client_error():
+    """Not a KeyError, not a dict returned as is: README promises ClientError."""
+    json_type = {"Content-Type": "application/json"}
+    with Receiver() as odd, Client(odd.url) as client:
+        odd.decide(lambda _: Reply(200, b'{"foo": 1}', json_type))
+        calls: list[Callable[[], object]] = [
+            lambda: client.head("s"),
+            lambda: list(client.streams()),
+            lambda: client.stream("s"),
+            client.subscriptions,
+            lambda: client.subscription("n"),
+            lambda: client.pause("n"),
+            lambda: client.deliveries("n"),
+            lambda: client.parked("n"),
+            lambda: client.replay_parked("n"),
+        ]
+        for call in calls:
+            with pytest.raises(ClientError, match="not what the API sends"):
+                call()
+        # A login page in front of the server: a live stream that "ended" would be called
+        # again and again by a reconnect loop.
+        odd.decide(lambda _: Reply(200, b"<html>log in</html>", {"Content-Type": "text/html"}))
+        with pytest.raises(ClientError, match="not an event stream"):
+            list(client.live("s", start=1))
+        conflict = {"type": "urn:eventor:problem:wrong-expected-version", "current_version": "x"}
+        problem_type = {"Content-Type": "application/problem+json"}
+        odd.decide(lambda _: Reply(409, json.dumps(conflict).encode(), problem_type))
+        with pytest.raises(ClientError, match="current_version"):
+            client.append("s", {"type": "T"}, expected_version=3)
 
 
 def test_the_async_client_in_process(tmp_path):
