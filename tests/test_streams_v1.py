@@ -261,6 +261,8 @@ def test_data_base64_and_content_type(client, stream):
         "application/xml",
         "application/json; charset=utf-16",
         'application/json; Charset="ISO-8859-1"',
+        "application/json;;charset=latin1",  # empty and odd parameters before it
+        "application/json; x; charset=latin1",
     ],
 )
 def test_unsupported_content_type_is_415(client, stream, content_type):

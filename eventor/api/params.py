@@ -145,20 +145,21 @@ def require_json(scope: Scope) -> None:
 _UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
 #: A number as a query parameter gives one: digits, a point, an exponent.
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-#: One parameter of a media type: a name, and a token or a quoted string (RFC 9110 5.6.6).
-_PARAMETER = re.compile(r';[ \t]*([^=;\s]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;\s]*)[ \t]*')
+#: What separates a media type's parameters: a ";" outside quoted strings (RFC 9110 5.6.6).
+_PARAMETERS = re.compile(r'(?:[^;"]|"(?:[^"\\]|\\.)*"?)+')
 
 
 def _charset(content_type: str) -> str | None:
     """The charset parameter of a media type (None when it has none), read parameter by
-    parameter, so that a quoted value holding ";charset=" is not taken for one."""
-    rest = content_type[content_type.index(";") :]
-    position = 0
-    while match := _PARAMETER.match(rest, position):
-        name, value = match.groups()
-        if name.lower() == "charset":
-            return re.sub(r"\\(.)", r"\1", value[1:-1]) if value.startswith('"') else value
-        position = match.end()
+    parameter: a quoted value holding ";charset=" is not one, and empty or malformed
+    parameters before it are passed over."""
+    for parameter in _PARAMETERS.findall(content_type)[1:]:
+        name, equals, value = parameter.partition("=")
+        if equals and name.strip(" \t").lower() == "charset":
+            value = value.strip(" \t")
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:].removesuffix('"'))
+            return value
     return None
 
 
