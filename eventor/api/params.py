@@ -153,7 +153,8 @@ def _charset(content_type: str) -> str | None:
     """The charset parameter of a media type (None when it has none), read parameter by
     parameter: a quoted value holding ";charset=" is not one, and empty or malformed
     parameters before it are passed over."""
-    for parameter in _PARAMETERS.findall(content_type)[1:]:
+    parameters: list[str] = _PARAMETERS.findall(content_type)[1:]
+    for parameter in parameters:
         name, equals, value = parameter.partition("=")
         if equals and name.strip(" \t").lower() == "charset":
             value = value.strip(" \t")
