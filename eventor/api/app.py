@@ -133,9 +133,12 @@ class EventorApp:
         except ClientDisconnect:
             return  # nobody to answer
         except asyncio.CancelledError:
-            if self.store.stopping:
-                return  # the server stops and cut this request short (a body never finished)
-            raise
+            if not self.store.stopping:
+                raise
+            # The server stops and cut this request short (its body never came): it was not
+            # done, and the client may send it again.
+            stopping = HTTPProblem(503, "the server stopped before this request was done")
+            response = self._render(stopping, route.errors)
         except HTTPProblem as problem:
             response = self._render(problem, route.errors)
         except EventorError as error:
