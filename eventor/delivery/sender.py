@@ -92,16 +92,16 @@ class Sender:
         if 200 <= status < 300:
             try:  # so that the connection can be reused; not part of the verdict
                 async with asyncio.timeout(_DRAIN_SECONDS):
-                    drained = await response.content.read(_DRAIN_BYTES)
-                if len(drained) == _DRAIN_BYTES:
-                    response.close()  # too much to read just to keep the connection
+                    await _read_up_to(response, _DRAIN_BYTES)
             except (TimeoutError, aiohttp.ClientError, OSError):
-                response.close()
+                pass
+            if not response.content.at_eof():
+                response.close()  # too much, or too slow, to read just to keep the connection
             return Outcome(True, status, None, None, None, _ms(started))
         excerpt = b""
         try:
             async with asyncio.timeout_at(deadline):
-                excerpt = await response.content.read(EXCERPT_BYTES)
+                excerpt = await _read_up_to(response, EXCERPT_BYTES)
         except (TimeoutError, aiohttp.ClientError, OSError):
             response.close()
         retry_after = response.headers.get("Retry-After") if status in (429, 503) else None
@@ -115,6 +115,17 @@ class Sender:
             retry_after,
             _ms(started),
         )
+
+
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body's first `limit` bytes, however many pieces they come in (one `read` returns
+    whatever has arrived: a body sent in two parts was cut, and its connection closed)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit and (part := await response.content.read(limit - size)):
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _text(text: str) -> str:

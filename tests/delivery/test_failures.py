@@ -599,6 +599,7 @@ class RawReceiver:
     def __init__(self, answer: Callable[[int], tuple[bytes, bytes, float]]) -> None:
         self._answer = answer
         self.requests = 0
+        self.connections = 0
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hook"
         threading.Thread(target=self._serve, daemon=True).start()
@@ -609,6 +610,7 @@ class RawReceiver:
                 conn, _ = self._server.accept()
             except OSError:
                 return
+            self.connections += 1
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
@@ -666,3 +668,23 @@ def test_a_2xx_whose_body_comes_late_is_a_success(client, stream):
         assert late.requests == 2  # each event once
     finally:
         late.close()
+
+
+def test_a_2xx_body_in_pieces_is_read_whole_and_the_connection_kept(client, stream):
+    """One read returns what has arrived: a body in two pieces was cut, and the connection
+    closed after every delivery."""
+    pieces = RawReceiver(
+        lambda _: (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n",
+            b"0\r\n\r\n",
+            0.05,
+        )
+    )
+    try:
+        append(client, stream, 3)
+        sub = name()
+        subscribe(client, sub, stream, pieces.url, **FAST)
+        wait_status(client, sub, lambda s: s["position"] == 3)
+        assert (pieces.requests, pieces.connections) == (3, 1)
+    finally:
+        pieces.close()
