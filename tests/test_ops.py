@@ -98,11 +98,14 @@ def test_ready_is_503_once_the_data_dir_is_moved_away(make_server):
             ).status_code
             == 503
         )
+        sub = {"stream": "open", "url": "http://127.0.0.1:9/"}  # a catalog write, lost too
+        assert_problem(httpx.put(f"{server.url}/v1/subscriptions/s", json=sub), 503)
     finally:
         moved.rename(server.data_dir)
     assert httpx.get(f"{server.url}/ready").status_code == 200
     again = httpx.post(f"{server.url}/v1/streams/open/events", json={"type": "T"})
     assert again.json()["first_position"] == 2  # back where it was
+    assert httpx.put(f"{server.url}/v1/subscriptions/s", json=sub).status_code == 201
 
 
 def test_error_answers_are_counted_by_status(make_server):

@@ -117,9 +117,11 @@ class SQLiteStorage(Storage):
         return self._open and self._pool.failed is None and self._same_streams_dir()
 
     def _appends_refused(self) -> str | None:
-        """Why appends must fail now (on a worker thread, once a round): the data directory was
-        moved or removed under the server, and what went into its files would be lost."""
+        """Why writes must fail now (appends: on a worker thread, once a round): the data
+        directory was moved or removed under the server, and what went into its files would
+        be lost."""
         if self._same_streams_dir():
+            self._moved_logged = False  # a later move is logged again
             return None
         if not self._moved_logged:
             self._moved_logged = True
@@ -350,6 +352,9 @@ class SQLiteStorage(Storage):
 
     def _conn(self) -> sqlite3.Connection:
         self._check_open()
+        refused = self._appends_refused()  # a subscription written there would be lost too
+        if refused is not None:
+            raise StorageUnavailable(refused)
         assert self._catalog is not None
         return self._catalog.connection
 
