@@ -278,8 +278,15 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     # kill the process with the storage half open), then stops cleanly before serving.
     loop = asyncio.get_running_loop()
     asked: list[int] = []
+
+    def asked_while_starting(sig: int) -> None:
+        if asked:  # asked again: stop at once, as a crash would (every 2xx is on disk)
+            log.warning("asked again to stop while starting: stopping at once")
+            os._exit(128 + sig)
+        asked.append(sig)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, asked.append, sig)
+        loop.add_signal_handler(sig, asked_while_starting, sig)
     try:
         await app.startup()
     except DataDirInUse as exc:
