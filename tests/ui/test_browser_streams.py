@@ -119,9 +119,11 @@ def test_the_streams_list_follows_appends_made_elsewhere(
     rows = page.locator("#streams-list tbody tr")
     expect(rows).to_have_count(1)
     row = page.locator(f'#streams-list tr[data-stream="{prefix}-b"]')
+    row.evaluate("tr => { tr.dataset.mark = 'kept' }")  # gone if the table were drawn anew
     append(api, f"{prefix}-b", {"type": "T"}, {"type": "Other"})
-    expect(row.locator("td").nth(1)).to_have_text("3", timeout=10_000)  # in place
+    expect(row.locator("td").nth(1)).to_have_text("3", timeout=10_000)
     expect(row.locator(".chip")).to_have_count(2)
+    expect(row).to_have_attribute("data-mark", "kept")  # updated in place: focus stays put
     append(api, f"{prefix}-a", {"type": "T"})  # a new stream that belongs on this page
     expect(rows).to_have_count(2, timeout=10_000)
     expect(rows.first.locator("a")).to_have_text(f"{prefix}-a")
