@@ -188,7 +188,9 @@ _Parse = Callable[[httpx.Response], Any]
 
 
 def _nothing(response: httpx.Response) -> None:
-    return None
+    """A DELETE's answer: 204, with nothing in it (a 200 page is someone else's answer)."""
+    if response.status_code != 204:
+        raise ValueError(f"204 No Content was expected, not {response.status_code}")
 
 
 def append_call(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import urllib.parse
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 #: The most bytes the target and the header names and values of one request may take together,
 #: as Go's net/http (the original Eventor's server) allows: more, and the answer is 431.
@@ -51,14 +53,86 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     _received = 0  # bytes of the request being parsed (from a read's start: a bound)
     _body = 0  # of them, its body's
     _too_large = False
+    #: After a request with an Upgrade header: the bytes of its body still to come (llhttp
+    #: ends such a request at its head and parses nothing after it); None: not such a request.
+    _body_after_upgrade: int | None = None
 
     def data_received(self, data: bytes) -> None:
+        if self._body_after_upgrade is not None:
+            self._take_body_after_upgrade(data)
+            return
         self._received += len(data)
-        super().data_received(data)
+        # uvicorn's data_received, but for what follows an upgrade request's head.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        except httptools.HttpParserUpgrade as upgrade:
+            self._after_upgrade_head(data[upgrade.args[0] :])
+            return
         if self._received > _LOOK_FROM and not self._too_large:  # one comparison, as a rule
             overhead = self._received - self._body
             if overhead > _LOOK_FROM + self._body // 8:
                 self._refuse()
+
+    def _after_upgrade_head(self, rest: bytes) -> None:
+        """A request asked for a protocol upgrade. Eventor has none to give (no WebSocket
+        routes: uvicorn runs with ws="none"), so the request is served as plain HTTP, as RFC
+        9110 7.8 lets a server and as Go's net/http did. llhttp took it as ended at its head:
+        its body is read here (whole, by its Content-Length), and the connection closes after
+        the answer, since the parser cannot go on after an upgrade."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return
+        cycle.keep_alive = False
+        length = _content_length(self.headers)
+        if length is None:  # chunked, or a length that is no number: cannot be framed here
+            self._refuse_upgrade_body(cycle)
+            return
+        if length:
+            cycle.more_body = True  # the app task has not run yet: it sees the whole body
+            self._body_after_upgrade = length
+            self._take_body_after_upgrade(rest)
+
+    def _take_body_after_upgrade(self, data: bytes) -> None:
+        left = self._body_after_upgrade
+        cycle = self.cycle
+        if not left or cycle is None:
+            return  # the body is whole: what follows is not read (the connection closes)
+        part = data[:left]
+        self._body_after_upgrade = left - len(part)
+        if part:
+            cycle.body += part
+            if len(cycle.body) > HIGH_WATER_LIMIT:
+                self.flow.pause_reading()
+        if not self._body_after_upgrade:
+            cycle.more_body = False
+        cycle.message_event.set()
+
+    def _refuse_upgrade_body(self, cycle: RequestResponseCycle) -> None:
+        cycle.disconnected = True  # the app reads no body, so it appends nothing
+        detail = (
+            "a body with Transfer-Encoding cannot come with an Upgrade header here:"
+            " send it with Content-Length, or without Upgrade"
+        )
+        if _target_path(self.url).startswith(b"/v1/"):
+            problem = {
+                "type": "urn:eventor:problem:bad-request",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": detail,
+            }
+            answer = _answer(
+                b"400 Bad Request", b"application/problem+json", json.dumps(problem).encode()
+            )
+        else:
+            answer = _answer(b"400 Bad Request", b"text/plain; charset=utf-8", detail.encode())
+        self.transport.write(answer)
+        self.transport.close()
 
     def on_headers_complete(self) -> None:
         # Counted only when it may be over: the head is within the bytes received so far.
@@ -91,11 +165,6 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         scope["path"] = self.root_path + text
         scope["raw_path"] = self.root_path.encode("ascii") + path
         scope["query_string"] = query
-
-    def _unsupported_upgrade_warning(self) -> None:
-        # Eventor has no WebSocket routes (uvicorn runs with ws="none"): an upgrade request is
-        # answered as plain HTTP, as Go's net/http answers it. Nothing to warn of, each time.
-        self.logger.debug("an upgrade request, answered as plain HTTP")
 
     def on_body(self, body: bytes) -> None:
         self._body += len(body)
@@ -145,3 +214,17 @@ def _target_path(target: bytes) -> bytes:
         return target
     rest = target.partition(b"://")[2]
     return b"/" + rest.partition(b"/")[2] if rest else target
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The body's length as the head declares it: 0 without one; None when it cannot be
+    framed by a length (chunked, or a value that is no number)."""
+    length = 0
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
+            if not value.strip().isdigit():
+                return None
+            length = int(value)
+    return length

@@ -290,6 +290,7 @@ def test_every_success_that_is_not_the_apis_answer_is_a_client_error():
             lambda: client.deliveries("n"),
             lambda: client.parked("n"),
             lambda: client.replay_parked("n"),
+            lambda: client.delete_subscription("n"),
         ]
         for call in calls:
             with pytest.raises(ClientError, match="not what the API sends"):
