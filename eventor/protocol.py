@@ -101,8 +101,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def _take_body_after_upgrade(self, data: bytes) -> None:
         left = self._body_after_upgrade
         cycle = self.cycle
-        if not left or cycle is None:
-            return  # the body is whole: what follows is not read (the connection closes)
+        if not left or cycle is None or cycle.response_complete:
+            return  # the body is whole, or answered: what follows is not read (it closes)
         part = data[:left]
         self._body_after_upgrade = left - len(part)
         if part:
