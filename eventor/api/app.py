@@ -74,6 +74,7 @@ class EventorApp:
         if self.store.stopping:
             self.subscriptions.hurry()
         self.store.begin_shutdown()
+        self.stats.interrupt()
 
     async def shutdown(self) -> None:
         await self.stats.stop()

@@ -105,6 +105,7 @@ class StatsSampler:
         self.count = 0
         self._task: asyncio.Task[None] | None = None
         self._tick: asyncio.Future[None] | None = None
+        self._interrupted = False
 
     def now(self) -> float:
         return self._wall()
@@ -124,9 +125,17 @@ class StatsSampler:
                 await self._task
             self._task = None
 
+    def interrupt(self) -> None:
+        """The server stops: end every wait now (live dashboards close at once, not after
+        the next sample)."""
+        self._interrupted = True
+        if self._tick is not None and not self._tick.done():
+            self._tick.set_result(None)
+        self._tick = None
+
     async def wait_beyond(self, count: int) -> None:
-        """Return once more than `count` samples were taken."""
-        while self.count <= count:
+        """Return once more than `count` samples were taken (or at once once interrupted)."""
+        while self.count <= count and not self._interrupted:
             if self._tick is None:
                 self._tick = asyncio.get_running_loop().create_future()
             # Shielded: the tick is shared, a waiter that gives up must not cancel it.
