@@ -7,6 +7,7 @@ import json
 import urllib.parse
 
 import httptools
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
@@ -114,7 +115,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         cycle.message_event.set()
 
     def _refuse_upgrade_body(self, cycle: RequestResponseCycle) -> None:
-        cycle.disconnected = True  # the app reads no body, so it appends nothing
+        """400 for a chunked body after an upgrade request's head, in the request's turn."""
+        self._body_after_upgrade = 0  # nothing more is read from this connection
         detail = (
             "a body with Transfer-Encoding cannot come with an Upgrade header here:"
             " send it with Content-Length, or without Upgrade"
@@ -126,12 +128,19 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                 "status": 400,
                 "detail": detail,
             }
-            answer = _answer(
-                b"400 Bad Request", b"application/problem+json", json.dumps(problem).encode()
-            )
+            content_type, body = b"application/problem+json", json.dumps(problem).encode()
         else:
-            answer = _answer(b"400 Bad Request", b"text/plain; charset=utf-8", detail.encode())
-        self.transport.write(answer)
+            content_type, body = b"text/plain; charset=utf-8", detail.encode()
+        for index, (queued, _) in enumerate(self.pipeline):
+            if queued is cycle:
+                # Behind an answer still going out: answered when its turn comes, by this
+                # refusal instead of the app.
+                self.pipeline[index] = (cycle, _answering(400, content_type, body))
+                return
+        # Its app was started (nothing else is being answered): it reads no body, so it
+        # appends nothing; the refusal goes out now.
+        cycle.disconnected = True
+        self.transport.write(_answer(b"400 Bad Request", content_type, body))
         self.transport.close()
 
     def on_headers_complete(self) -> None:
@@ -228,3 +237,18 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
                 return None
             length = int(value)
     return length
+
+
+def _answering(status: int, content_type: bytes, body: bytes) -> ASGI3Application:
+    """An ASGI app that answers every request with this."""
+
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", b"%d" % len(body)),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
