@@ -137,10 +137,13 @@ def test_trailers_past_the_bound_are_refused_too(server, client, stream):
     assert client.get(f"/v1/streams/{stream}").status_code == 404  # nothing was appended
 
 
-def raw_exchange(url: str, request: bytes) -> bytes:
+def raw_exchange(url: str, *request: bytes) -> bytes:
+    """Send the request (in the pieces given, one write each) and read until the server
+    closes the connection."""
     parsed = httpx.URL(url)
     with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
-        sock.sendall(request)
+        for piece in request:
+            sock.sendall(piece)
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -190,19 +193,15 @@ def test_an_upgrade_request_is_answered_as_plain_http(server, client, stream):
     assert base64.b64decode(event["body"]) == b'{"order_id": 99}'
     # v1, the body in pieces after the head (as curl --http2 sends it, with Upgrade: h2c)
     v1 = b'{"type": "T", "data": {"a": 1}}'
-    parsed = httpx.URL(server.url)
-    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
-        sock.sendall(
-            b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode()
-            + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
-            + b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"
-            + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(v1)
-        )
-        sock.sendall(v1[:5])
-        sock.sendall(v1[5:])
-        answer = b""
-        while chunk := sock.recv(65536):  # the connection closes after the answer
-            answer += chunk
+    answer = raw_exchange(  # the connection closes after the answer
+        server.url,
+        b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode()
+        + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        + b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"
+        + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(v1),
+        v1[:5],
+        v1[5:],
+    )
     assert answer.startswith(b"HTTP/1.1 201 ")
     assert read_all(client, stream)[-1]["data"] == {"a": 1}
     # A chunked body cannot be framed after the upgrade's head: refused, nothing appended.
