@@ -215,9 +215,10 @@ class SubscriptionService:
                 raise SubscriptionExists(f"subscription {name!r} already exists")
             if loop is None:
                 config = self._config(spec, None)
-                position = self._start_position(config.stream, spec.start)
                 if spec.start == END:  # the file's head: the one in memory may lag after a crash
                     position = await self._store.durable_head(config.stream)
+                else:
+                    position = self._start_position(config.stream, spec.start)
                 return await self._create(name, config, position), True
             s = loop.subscription
             config = self._config(spec, s.config)
