@@ -9,6 +9,7 @@ import ctypes.util
 import errno
 import logging
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -60,7 +61,18 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
             "must not be empty"
             + (" (0.0.0.0 listens on every interface)" if param.name == "host" else "")
         )
-    return Path(value) if param.name == "data_dir" else value
+    if param.name != "data_dir":
+        return value
+    if _URL.match(value):
+        # postgresql://... would otherwise become a directory named "postgresql:".
+        raise click.BadParameter(
+            f"{value!r} is a URL; Eventor keeps its data in a directory (SQLite files):"
+            " give a directory's path"
+        )
+    return Path(value)
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 _data_option = click.option(
@@ -108,8 +120,9 @@ def main() -> None:
     show_default=True,
     envvar="EVENTOR_DURABILITY",
     show_envvar=True,
-    type=click.Choice(DURABILITIES),
-    help="full: fsync before acknowledging (survives power loss); "
+    type=click.Choice(DURABILITIES, case_sensitive=False),
+    help="full: flushed to disk (syncfs or fsync, see --flush) before acknowledging (survives"
+    " power loss); "
     "normal: survives a crash of the process; off: throwaway data.",
 )
 @click.option(
@@ -117,7 +130,7 @@ def main() -> None:
     default=None,
     envvar="EVENTOR_FLUSH",
     show_envvar=True,
-    type=click.Choice(FLUSH_METHODS),
+    type=click.Choice(FLUSH_METHODS, case_sensitive=False),
     help="How durability full reaches the disk: syncfs (one flush of the file system for "
     "many streams' commits; the default on Linux) or fsync (each stream's file as it commits: "
     "for a data dir on a file system other programs write to heavily).",
@@ -192,7 +205,7 @@ def main() -> None:
     show_default=True,
     envvar="EVENTOR_LOG_LEVEL",
     show_envvar=True,
-    type=click.Choice(LOG_LEVELS),
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
 )
 @click.option(
     "--access-log/--no-access-log",

@@ -164,11 +164,11 @@ def test_options_from_environment_variables(tmp_path):
         "EVENTOR_HOST": "127.0.0.1",
         "EVENTOR_PORT": str(port),
         "EVENTOR_DATA": str(data),
-        "EVENTOR_DURABILITY": "normal",
+        "EVENTOR_DURABILITY": "Normal",  # choices in any case, as written in a unit file
         "EVENTOR_MAX_EVENT_BYTES": "50",
         "EVENTOR_MAX_APPEND_EVENTS": "2",
         "EVENTOR_MAX_ORIGINAL_READ": "2",
-        "EVENTOR_LOG_LEVEL": "info",
+        "EVENTOR_LOG_LEVEL": "INFO",
     }
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
@@ -265,10 +265,12 @@ def test_a_data_dir_whose_name_is_too_long_is_a_one_line_error(tmp_path):
         (["--max-event-bytes", "0"], "max-event-bytes"),
         (["--position-flush-interval", "nan"], "position-flush-interval"),
         (["--host", ""], "--host"),  # not every interface by accident
+        # No PostgreSQL backend: a URL is not a directory named "postgresql:"
+        (["--data", "postgresql://localhost/events"], "is a URL"),
     ],
 )
 def test_bad_option_values_are_refused(tmp_path, args, fragment):
-    code, output = run("serve", "--data", str(tmp_path / "d"), *args)
+    code, output = run("serve", "--data", str(tmp_path / "d"), *args, cwd=tmp_path)
     assert code != 0
     assert "Traceback" not in output
     assert fragment in output

@@ -99,7 +99,7 @@ def test_put_creates_then_updates(client, stream, sub):
         ({"headers": {"Bad Header": "x"}}, "not a valid HTTP header name"),
         ({"headers": {"Host": "evil"}}, "cannot be set"),
         ({"headers": {"X-A": "a\r\nB: c"}}, "control character"),
-        ({"headers": {"X-A": 1}}, "Expected `str`"),
+        ({"headers": {"X-B": "b", "X-A": 1}}, 'Expected `str`, got `int` - at `$.headers["X-A"]`'),
         ({"headers": {"X-A": "1", "x-a": "2"}}, "are the same header"),
         ({"start": "middle"}, 'start must be "beginning", "end" or a position'),
         ({"start": -1}, "start must be"),

@@ -105,7 +105,7 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
         body.decode()  # JSON is UTF-8; msgspec does not check inside the values it skips
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"invalid {what}: {exc}") from None
+        raise InvalidRequest(f"invalid {what}: {_with_member_named(str(exc), body)}") from None
     except msgspec.DecodeError as exc:
         if str(exc) == "Input data was truncated" and _HIGH_SURROGATE.search(body):
             # msgspec's words when a \uD800-\uDBFF escape lacks its pair, in a complete body
@@ -120,6 +120,39 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
         ) from None
     except RecursionError:
         raise InvalidRequest("the body's JSON is nested too deeply") from None
+
+
+_IN_SOME_MEMBER = re.compile(r"(Expected .+, got `(\w+)`) - at `(\$[^`]*)\[\.\.\.\]`")
+_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_JSON_TYPES = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"))
+
+
+def _with_member_named(message: str, body: bytes) -> str:
+    """msgspec says `$.headers[...]` for a bad value in an object of any keys: name the key
+    (the first member whose value has the type it got), so that the message says what to fix."""
+    match = _IN_SOME_MEMBER.fullmatch(message)
+    if match is None:
+        return message
+    expected, got, path = match.groups()
+    try:
+        node = msgspec.json.decode(body)
+        for name, index in _PATH_STEP.findall(path[1:]):
+            node = node[int(index)] if index else node[name]
+    except (msgspec.DecodeError, LookupError, TypeError, ValueError, RecursionError):
+        return message
+    if not isinstance(node, dict):
+        return message
+    for key, value in node.items():
+        if _json_type(value) == got:
+            return f"{expected} - at `{path}[{msgspec.json.encode(key).decode()}]`"
+    return message
+
+
+def _json_type(value: object) -> str:
+    for kind, name in _JSON_TYPES:
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else "array" if isinstance(value, list) else "object"
 
 
 def require_json(scope: Scope) -> None:
