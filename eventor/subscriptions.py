@@ -352,6 +352,7 @@ class SubscriptionService:
             if not loop.parked:
                 return 0
             loop.replay_requested = True
+            loop.replays_asked += 1
             self.changes += 1
             if loop.subscription.status == ACTIVE and not loop.in_request:
                 await self._stop(loop)  # wakes it from waiting; it replays first

@@ -90,6 +90,8 @@ class SubscriptionLoop:
         #: When the request in flight times out (time.monotonic()).
         self.request_deadline = 0.0
         self.replay_requested = False
+        #: Counts replay requests: a pass clears `replay_requested` only if none came meanwhile.
+        self.replays_asked = 0
         #: Counts `reset`s: one made while a request is in flight leaves that request alone and
         #: takes effect when it ends (its outcome no longer moves the position).
         self.resets = 0
@@ -267,6 +269,7 @@ class SubscriptionLoop:
         """Re-deliver the parked events in order: None when done, else why it stopped
         (STOPPED: the loop ends; RECONFIGURED: it starts again, replaying first)."""
         stream = config.stream
+        asked = self.replays_asked
         for position in sorted(self.parked):
             if self.halted:
                 self.replay_requested = True
@@ -290,7 +293,7 @@ class SubscriptionLoop:
                 return result
         # Cleared only now: a replay cut short (the task cancelled by a pause, say, while it
         # waited to retry) is taken up again when the loop runs next.
-        self.replay_requested = False
+        self.replay_requested = self.replays_asked != asked
         return None
 
     async def _deliver(

@@ -44,6 +44,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     reset: bool = False
+    #: Held until this is set (at most 10 s): a request in flight for as long as a test needs.
+    hold: threading.Event | None = None
 
 
 OK = Reply()
@@ -128,6 +130,8 @@ class Receiver:
         reply = reply or OK
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.hold is not None:
+            await asyncio.get_running_loop().run_in_executor(None, reply.hold.wait, 10)
         if reply.reset:
             transport = request.transport
             assert transport is not None

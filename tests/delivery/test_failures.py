@@ -249,6 +249,35 @@ def test_park_moves_on_then_replay_redelivers(client, stream, receiver: Receiver
     receiver.wait_for(lambda rs: rs[-1].position == 6)
 
 
+def test_a_replay_asked_for_while_one_runs_is_made_after_it(client, stream, receiver):
+    """The second request is not lost in the first: the events the first pass already tried
+    are tried again."""
+    gate = threading.Event()
+    replaying = False
+
+    def decide(r: Received) -> Reply | None:
+        if r.position == 1:
+            return Reply(500)
+        if r.position == 2:
+            return Reply(200, hold=gate) if replaying else Reply(500)
+        return None
+
+    receiver.decide(decide)
+    append(client, stream, 3)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_status(client, sub, lambda s: s["position"] == 3 and s["parked"] == 2)
+    replaying = True
+    assert client.post(f"/v1/subscriptions/{sub}/parked/replay").status_code == 202
+    # 1 fails again (parked again); 2 is in flight, held
+    receiver.wait_for(lambda rs: [r.position for r in rs][3:] == [1, 2])
+    assert client.post(f"/v1/subscriptions/{sub}/parked/replay").json() == {"replaying": 2}
+    gate.set()
+    # the second replay: 1 once more (2 went through in the first)
+    receiver.wait_for(lambda rs: [r.position for r in rs][3:] == [1, 2, 1], timeout=5)
+    wait_status(client, sub, lambda s: s["parked"] == 1 and s["status"] == "active")
+
+
 def test_a_parked_event_whose_replay_meets_410_keeps_that_error(client, stream, receiver):
     receiver.decide(lambda r: Reply(503))
     append(client, stream, 1)
