@@ -1,5 +1,6 @@
-"""Logging a failure that repeats on every retry (a full disk, say): once when it begins, once
-when it ends, instead of a traceback on every attempt."""
+"""Logging what repeats: a failure on every retry (a full disk, say) once when it begins and
+once when it ends, instead of a traceback on every attempt; a warning any client can cause
+(a malformed request) at most once a minute."""
 
 from __future__ import annotations
 
@@ -52,3 +53,27 @@ class RepeatedFailure:
         """Nothing is left to retry: the next failure is news again."""
         self.failures = 0
         self._said = ""
+
+
+class Throttled:
+    """Log a warning at most once every `every` seconds; the count of those held back in
+    between goes with the next one logged. For warnings any client can cause at will, so that
+    a flood of bad requests cannot flood the log."""
+
+    def __init__(self, log: logging.Logger, every: float = 60.0) -> None:
+        self._log = log
+        self._every = every
+        self._last = -every
+        self.held = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self.held += 1
+            return
+        if self.held:
+            message += " (and %d more like it since the last such warning)"
+            args = (*args, self.held)
+        self._last = now
+        self.held = 0
+        self._log.warning(message, *args)

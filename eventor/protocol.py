@@ -4,12 +4,15 @@ error format for requests HTTP cannot frame."""
 from __future__ import annotations
 
 import json
+import logging
 import urllib.parse
 
 import httptools
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from .failures import Throttled
 
 #: The most bytes the target and the header names and values of one request may take together,
 #: as Go's net/http (the original Eventor's server) allows: more, and the answer is 431.
@@ -22,6 +25,10 @@ _LOOK_FROM = MAX_HEAD_BYTES + 64 * 1024
 _LONGEST_PARSED_TARGET = 0xFFFF
 
 _REFUSAL = b"431 Request Header Fields Too Large"
+
+#: Warnings about requests HTTP cannot frame: any client can send those at will. (uvicorn's
+#: protocol logs to this logger.)
+_BAD_REQUESTS = Throttled(logging.getLogger("uvicorn.error"))
 
 
 def _answer(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
@@ -67,9 +74,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             msg = "Invalid HTTP request received."
-            self.logger.warning(msg)
+            _BAD_REQUESTS.warning(
+                "Invalid HTTP request from %s (answered 400): %s", _peer(self.client), exc
+            )
             self.send_400_response(msg)
             return
         except httptools.HttpParserUpgrade as upgrade:
@@ -203,7 +212,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         self._too_large = True
-        self.logger.warning("A request's head passed %d bytes: 431", MAX_HEAD_BYTES)
+        _BAD_REQUESTS.warning(
+            "A request's head from %s passed %d bytes (answered 431)",
+            _peer(self.client),
+            MAX_HEAD_BYTES,
+        )
         self._close_with(_answer(_REFUSAL, b"text/plain; charset=utf-8", _REFUSAL))
 
     def _close_with(self, answer: bytes) -> None:
@@ -215,6 +228,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if cycle is None or cycle.response_complete or not cycle.response_started:
             self.transport.write(answer)
         self.transport.close()
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return "an unknown address" if client is None else f"{client[0]}:{client[1]}"
 
 
 def _target_path(target: bytes) -> bytes:

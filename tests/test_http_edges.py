@@ -173,6 +173,21 @@ def test_a_request_http_cannot_frame_is_a_400_problem_on_v1_and_text_elsewhere(s
     assert body == b"Invalid HTTP request received."
 
 
+def test_a_flood_of_requests_http_cannot_frame_is_logged_once(make_server, stream):
+    """Any client can send them at will: one warning (with the client and the parser's reason),
+    then at most one a minute, so that they cannot flood the log."""
+    server = make_server()
+    for _ in range(20):
+        answer = raw_exchange(
+            server.url, b"POST /streams/%s HTTP/1.1\r\nHost: x\r\n" % stream.encode() + BAD_CHUNK
+        )
+        assert answer.startswith(b"HTTP/1.1 400 ")
+    warnings = [line for line in server.log().splitlines() if "Invalid HTTP request" in line]
+    assert len(warnings) == 1, warnings
+    assert "from 127.0.0.1:" in warnings[0]
+    assert "chunk" in warnings[0].lower()  # httptools' reason: "Invalid character in chunk size"
+
+
 UPGRADE = b"Connection: Upgrade, close\r\nUpgrade: websocket\r\n"
 
 
