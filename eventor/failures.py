@@ -56,9 +56,9 @@ class RepeatedFailure:
 
 
 class Throttled:
-    """Log a warning at most once every `every` seconds; the count of those held back in
-    between goes with the next one logged. For warnings any client can cause at will, so that
-    a flood of bad requests cannot flood the log."""
+    """Log a message at most once every `every` seconds; the count of those held back in
+    between goes with the next one logged. For what any client can cause at will (a flood of
+    bad requests), or what every request meets while it lasts (a storage failure)."""
 
     def __init__(self, log: logging.Logger, every: float = 60.0) -> None:
         self._log = log
@@ -67,6 +67,9 @@ class Throttled:
         self.held = 0
 
     def warning(self, message: str, *args: object) -> None:
+        self.log(logging.WARNING, message, *args)
+
+    def log(self, level: int, message: str, *args: object) -> None:
         now = time.monotonic()
         if now - self._last < self._every:
             self.held += 1
@@ -76,4 +79,4 @@ class Throttled:
             args = (*args, self.held)
         self._last = now
         self.held = 0
-        self._log.warning(message, *args)
+        self._log.log(level, message, *args)

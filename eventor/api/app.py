@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import EventorError, InvalidName
+from ..failures import Throttled
 from ..names import check_stream_name
 from ..settings import Settings
 from ..storage.base import Storage, open_storage
@@ -42,6 +43,7 @@ class EventorApp:
         self.store = EventStore(self.storage, settings.limits)
         self.subscriptions = SubscriptionService(self.store, self.storage, settings)
         self.error_answers = ErrorAnswers()
+        self._server_errors: dict[str, Throttled] = {}  # by problem code
         self.ops = OpsRoutes(
             self.storage,
             extra_collectors=[
@@ -145,7 +147,13 @@ class EventorApp:
         except EventorError as error:
             answer = from_error(error)
             if answer.status >= 500:  # the server's trouble, not the client's: say so
-                log.error("%s %s: %d %s", method, path, answer.status, answer.detail)
+                # Once a minute for each kind: while the disk is full, every request meets it.
+                throttled = self._server_errors.get(answer.code)
+                if throttled is None:
+                    throttled = self._server_errors[answer.code] = Throttled(log)
+                throttled.log(
+                    logging.ERROR, "%s %s: %d %s", method, path, answer.status, answer.detail
+                )
             response = self._render(answer, route.errors)
         except Exception:
             log.exception("error in %s %s", method, path)
