@@ -22,6 +22,7 @@ from .rendering import json_response
 from .routing import Doc, Param, Route
 from .subscription_schemas import (
     MAX_CONFIG_BODY,
+    OriginalSubscriptionFields,
     OriginalSubscriptionIn,
     OriginalSubscriptionOut,
 )
@@ -31,7 +32,7 @@ EXISTS = "Subscription with this name already exists"
 _members = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _FIELD_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     field.name: msgspec.json.Decoder(field.type)
-    for field in msgspec.structs.fields(OriginalSubscriptionIn)
+    for field in msgspec.structs.fields(OriginalSubscriptionFields)
 }
 _NAME = Param("name", {"type": "string"}, "the subscription's name", True, "path")
 
@@ -50,7 +51,7 @@ def original_subscription(s: Subscription) -> OriginalSubscriptionOut:
     )
 
 
-def decode_original_subscription(raw: bytes) -> OriginalSubscriptionIn:
+def decode_original_subscription(raw: bytes) -> OriginalSubscriptionFields:
     """The body as the original's Go `encoding/json` read it: member names match the fields
     case-insensitively (a Go client without json tags sends `Stream`, `Url`), a later member
     overrides an earlier one, and `null` leaves a field at its default."""
@@ -66,7 +67,7 @@ def decode_original_subscription(raw: bytes) -> OriginalSubscriptionIn:
             values[field] = decoder.decode(value)
         except msgspec.ValidationError as exc:
             raise HTTPProblem(400, f"invalid subscription: {key}: {exc}") from None
-    return OriginalSubscriptionIn(**values)
+    return OriginalSubscriptionFields(**values)
 
 
 def _in_order(raw: bytes, members: dict[str, msgspec.Raw]) -> list[str]:

@@ -69,7 +69,19 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Annotated[str, Meta(description="Eventor extension: non-JSON data, base64-encoded")] | None
     ) = None
     content_type: (
-        Annotated[str, Meta(description="Eventor extension: the type of data_base64")] | None
+        Annotated[
+            str,
+            Meta(
+                description="Eventor extension: the type of data_base64",
+                # checked by the store, with a message that says what to fix
+                extra_json_schema={
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[^\\x00-\\x08\\x0a-\\x1f\\x7f]+$",
+                },
+            ),
+        ]
+        | None
     ) = None
 
 

@@ -24,6 +24,9 @@ def _doc_only(**schema: object) -> Meta:
 MAX_CONFIG_BODY = 1024 * 1024
 
 
+_BASE64_SECRET = (
+    "^whsec_(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
+)
 _READ_ONLY = "read-only: taken and ignored, so that a status's `config` can be sent back as is"
 
 
@@ -38,12 +41,27 @@ class BackoffIn(msgspec.Struct, forbid_unknown_fields=True):
 class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """PUT /v1/subscriptions/{name}: create or update."""
 
-    stream: str
-    url: Annotated[str, Meta(description="http:// or https:// address to deliver to")]
-    headers: dict[str, str] = {}
+    stream: Annotated[
+        str,
+        _doc_only(minLength=1, maxLength=200, pattern=r"^[A-Za-z0-9_:][A-Za-z0-9_.:-]*$"),
+    ]
+    url: Annotated[
+        str,
+        Meta(description="http:// or https:// address to deliver to"),
+        _doc_only(maxLength=2048, pattern="^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"),
+    ]
+    headers: Annotated[
+        dict[str, str],
+        Meta(
+            description="sent with every delivery; not the headers Eventor sets itself"
+            " (Content-Type, X-Event-*, ce-*, webhook-*, Host, Content-Length, ...)"
+        ),
+        _doc_only(propertyNames={"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}),
+    ] = {}
     start: (
         Annotated[
-            str | int,
+            Annotated[str, _doc_only(enum=["beginning", "end"])]
+            | Annotated[int, _doc_only(minimum=0, maximum=MAX_POSITION)],
             Meta(description='create only: "beginning" (default), "end", or a position P'),
         ]
         | None
@@ -59,6 +77,7 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Annotated[
             str,
             Meta(description="whsec_ + base64 of the key (24-64 bytes advised); null removes it"),
+            _doc_only(pattern=_BASE64_SECRET),
         ]
         | UnsetType
         | None
@@ -167,13 +186,26 @@ class ReplayOut(msgspec.Struct):
 # -- the original API ------------------------------------------------------------------------
 
 
-class OriginalSubscriptionIn(msgspec.Struct):
-    """POST /subscriptions/{name} (unknown members are ignored, as the original's were)."""
+class OriginalSubscriptionFields(msgspec.Struct):
+    """POST /subscriptions/{name} as read: member by member (see compat_subscriptions), each
+    optional here and checked after (an absent `stream` is a 400 saying so)."""
 
     stream: str = ""
     url: str = ""
     headers: dict[str, str] | None = None
     position: int = 0
+
+
+class OriginalSubscriptionIn(msgspec.Struct):
+    """POST /subscriptions/{name}, as the OpenAPI document describes it (unknown members are
+    ignored, as the original's were; `null` counts as absent)."""
+
+    stream: Annotated[str, Meta(min_length=1, max_length=200)]
+    url: Annotated[str, Meta(min_length=1, description="http:// or https:// address")]
+    headers: dict[str, str] | None = None
+    position: Annotated[
+        int, Meta(ge=0, le=MAX_POSITION, description="the last position already delivered")
+    ] = 0
 
 
 class OriginalSubscriptionOut(msgspec.Struct):
