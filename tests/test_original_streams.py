@@ -226,6 +226,23 @@ def test_read_from_offset_with_limit(client, stream):
     assert positions(get(client, stream, 2, 100)) == [3, 4, 5, 6, 7]
 
 
+def test_a_read_of_large_events_comes_page_by_page_and_whole(client, stream):
+    """Past a few MiB of event data the answer is sent as it is read (chunked), not built
+    whole: the array still holds every event asked for, exactly."""
+    bodies = [bytes([65 + n]) * 1_000_000 for n in range(10)]  # 10 MB in all
+    for body in bodies:
+        post(client, stream, body)
+    answer = client.get(f"/streams/{stream}/0/100")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers.get("transfer-encoding") == "chunked"  # sent page by page
+    events = answer.json()
+    assert positions(events) == list(range(1, 11))
+    assert [base64.b64decode(e["body"]) for e in events] == bodies
+    assert positions(get(client, stream, 0, 9)) == list(range(1, 10))  # the limit holds
+    assert positions(get(client, stream, 5, 100)) == [6, 7, 8, 9, 10]
+
+
 @pytest.mark.parametrize(
     ("offset", "limit", "expected"),
     [

@@ -6,12 +6,13 @@ Errors here are plain text, as the original's were (Go's http.Error: the message
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, StreamNotFound
 from ..names import check_stream_name
 from ..payloads import describe
 from ..settings import Limits
@@ -19,7 +20,7 @@ from ..store import EventStore
 from ..types import JSON_CONTENT_TYPE, NewEvent, RecordedEvent
 from .params import header, read_body
 from .problems import HTTPProblem
-from .rendering import json_response
+from .rendering import JSON, encoder, json_response
 from .routing import Doc, Media, Param, Route
 from .schemas import (
     EventTypeCount,
@@ -37,6 +38,8 @@ _GO_INT_MIN, _GO_INT_MAX = -(2**63), 2**63 - 1  # Go's int on 64-bit machines
 #: A guard on the original read (bounded by count only, as the original's was): past this much
 #: event data the page ends early, so that 10,000 events of 1 MiB cannot take the server down.
 ORIGINAL_READ_BYTES = 256 * 1024 * 1024
+#: The event data of one page of such a read: a read past it is sent page by page.
+ORIGINAL_PAGE_BYTES = 4 * 1024 * 1024
 _CREATED = b"Created\n"
 _CREATED_LENGTH = (b"content-length", b"%d" % len(_CREATED))
 _TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
@@ -150,12 +153,39 @@ class OriginalRoutes:
         cap = self._limits.max_original_read
         if limit < 0 or limit > cap:
             limit = cap
-        events = (
-            await self._store.read_all(stream, offset, limit, max_bytes=ORIGINAL_READ_BYTES)
-            if limit
-            else []
-        )
-        return json_response([original_event(e) for e in events])
+        if not limit:
+            return json_response([])
+        try:
+            page = await self._store.read(stream, offset + 1, limit, max_bytes=ORIGINAL_PAGE_BYTES)
+        except StreamNotFound:
+            return json_response([])
+        events = page.events
+        if len(events) >= limit or not events or events[-1].position >= page.head:
+            return json_response([original_event(e) for e in events])
+        # More than a page's worth: sent page by page, so that a read of 10,000 large events
+        # is never one answer of hundreds of MB built at once on the event loop (nor held
+        # whole for a client that reads slowly).
+        return StreamingResponse(self._pages(stream, events, limit), media_type=JSON)
+
+    async def _pages(
+        self, stream: str, events: list[RecordedEvent], limit: int
+    ) -> AsyncIterator[bytes]:
+        """The JSON array of up to `limit` events, `events` the first page of them."""
+        opening = b"["
+        data_bytes = 0
+        while True:
+            yield opening + encoder.encode([original_event(e) for e in events])[1:-1]
+            opening = b","
+            limit -= len(events)
+            data_bytes += sum(len(e.data) for e in events)
+            if limit <= 0 or data_bytes >= ORIGINAL_READ_BYTES or self._store.stopping:
+                break
+            start = events[-1].position + 1
+            page = await self._store.read(stream, start, limit, max_bytes=ORIGINAL_PAGE_BYTES)
+            events = page.events
+            if not events:
+                break
+        yield b"]"
 
     async def introspect(self, request: Request) -> Response:
         streams = await self._store.list_streams()
