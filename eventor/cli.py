@@ -200,6 +200,17 @@ def main() -> None:
     "window of deliveries is repeated).",
 )
 @click.option(
+    "--request-timeout",
+    default=_DEFAULTS.request_timeout,
+    show_default=True,
+    envvar="EVENTOR_REQUEST_TIMEOUT",
+    show_envvar=True,
+    type=_FiniteRange(0.1, 3600),
+    help="Seconds a request may go without a byte while its head or body is incomplete (and"
+    " a new connection before its first byte): then 408, and the connection closes. The head"
+    " may take twice that in all.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -228,6 +239,7 @@ def serve(
     max_open_files: int,
     attempt_log_size: int,
     position_flush_interval: float,
+    request_timeout: float,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -243,6 +255,7 @@ def serve(
         max_open_files=max_open_files,
         attempt_log_size=attempt_log_size,
         position_flush_interval=position_flush_interval,
+        request_timeout=request_timeout,
         log_level=log_level,
         access_log=access_log,
     )
@@ -313,7 +326,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     config = uvicorn.Config(
         app,
         lifespan="off",
-        http=BoundedHeadProtocol,
+        http=BoundedHeadProtocol.configured(settings.request_timeout),
         log_config=None,
         log_level="debug" if settings.log_level == "debug" else "warning",
         access_log=settings.access_log,
@@ -435,19 +448,26 @@ async def _import(source: Path, streams: list[tuple[str, Path]], data_dir: Path)
 
 #: File descriptors wanted beyond the stream files: connections, the catalog, the flush dir.
 _FD_HEADROOM = 1024
+_FD_CEILING = 1 << 20
 
 
 def _ensure_open_file_limit(max_open_files: int) -> None:
-    """Raise the soft limit on open files up to what --max-open-files and the connections
-    need (within the hard limit), and warn when even the hard limit leaves too little."""
+    """Raise the soft limit on open files as far as the hard limit allows (at least to what
+    --max-open-files and some connections need), and warn when that leaves too little."""
     try:
         import resource
     except ImportError:  # not on this platform
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = max_open_files + _FD_HEADROOM
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    # As high as allowed, as Go's runtime does (the original's): every connection takes one,
+    # and a limit near what the streams need lets a few thousand idle clients shut out the rest.
+    target = max(wanted, _FD_CEILING if hard == resource.RLIM_INFINITY else min(hard, _FD_CEILING))
+    for raised in (target, wanted):  # the first may pass what the kernel allows (nr_open)
+        if soft == resource.RLIM_INFINITY or soft >= raised:
+            break
+        if hard != resource.RLIM_INFINITY:
+            raised = min(raised, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
             soft = raised

@@ -3,6 +3,7 @@ error format for requests HTTP cannot frame."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import urllib.parse
@@ -49,6 +50,17 @@ class _HeadTooLarge(Exception):
     """Raised in a parser callback to stop parsing: uvicorn then calls send_400_response."""
 
 
+#: How long a request may go without a byte while its head or body is incomplete (and a new
+#: connection before its first byte): then it is answered 408 and closed. Without it, clients
+#: that open connections and never finish a request hold file descriptors (and body bytes)
+#: for ever, and so shut everyone else out.
+REQUEST_TIMEOUT = 30.0
+#: How long a request's head may take in all, however slowly its bytes trickle in.
+HEAD_TIMEOUT_FACTOR = 2
+
+_TIMED_OUT = b"408 Request Timeout"
+
+
 class BoundedHeadProtocol(HttpToolsProtocol):
     """Refuses a request whose head passes MAX_HEAD_BYTES. httptools sets no bound of its
     own, and joins the pieces of a long header (trailers too) in quadratic time: a header of
@@ -58,6 +70,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     stop the slow parse early, the bytes of a request that are not its body (head, chunked
     framing, trailers) against the bound with some slack."""
 
+    request_timeout = REQUEST_TIMEOUT
+    #: Fires when the request being read (or the first, on a new connection) stalls.
+    _stall: asyncio.TimerHandle | None = None
+    #: Within a request's bytes: its head or body is still to come.
+    _reading = False
+    #: When the head of the request being read must be whole (loop time); 0 once it is.
+    _head_deadline = 0.0
     _received = 0  # bytes of the request being parsed (from a read's start: a bound)
     _body = 0  # of them, its body's
     _too_large = False
@@ -65,7 +84,69 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     #: ends such a request at its head and parses nothing after it); None: not such a request.
     _body_after_upgrade: int | None = None
 
+    @classmethod
+    def configured(cls, request_timeout: float) -> type[BoundedHeadProtocol]:
+        """This protocol with its own `request_timeout` (uvicorn makes one per connection)."""
+        return type(cls.__name__, (cls,), {"request_timeout": request_timeout})
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # A connection that never sends its first request is closed in time too.
+        self._stall = self.loop.call_later(self.request_timeout, self._stalled)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        super().connection_lost(exc)
+
     def data_received(self, data: bytes) -> None:
+        self._receive(data)
+        # Most requests arrive whole in one read: then no timer is touched.
+        if self._reading or self._stall is not None:
+            self._watch()
+
+    def _watch(self) -> None:
+        """After a read: give the request being read its time to go on, or none if whole."""
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        if not self._reading or self.transport.is_closing():
+            return
+        wait = self.request_timeout
+        if self._head_deadline:
+            wait = min(wait, self._head_deadline - self.loop.time())
+        self._stall = self.loop.call_later(max(wait, 0.0), self._stalled)
+
+    def _stalled(self) -> None:
+        """The request (or a new connection's first) stopped coming: 408 (nothing when not a
+        byte came), and the connection closes. An app waiting for the body sees the client
+        gone, so a partial body changes nothing."""
+        self._stall = None
+        if self.transport.is_closing():
+            return
+        if self.flow.read_paused:
+            # Not the client's doing: reading waits for an earlier answer (pipelining) or for
+            # the app to take the body so far. Its time starts again when reading does.
+            self._stall = self.loop.call_later(self.request_timeout, self._stalled)
+            return
+        _BAD_REQUESTS.warning(
+            "A request from %s stalled for %.0f s (answered 408)",
+            _peer(self.client),
+            self.request_timeout,
+        )
+        if self._reading:
+            self._close_with(_answer(_TIMED_OUT, b"text/plain; charset=utf-8", _TIMED_OUT))
+        else:
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self._reading = True
+        if not self._head_deadline:
+            self._head_deadline = self.loop.time() + self.request_timeout * HEAD_TIMEOUT_FACTOR
+        super().on_message_begin()
+
+    def _receive(self, data: bytes) -> None:
         if self._body_after_upgrade is not None:
             self._take_body_after_upgrade(data)
             return
@@ -96,6 +177,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         its body is read here (whole, by its Content-Length), and the connection closes after
         the answer, since the parser cannot go on after an upgrade."""
         cycle = self.cycle
+        self._reading = False  # unless a body follows, below
         if cycle is None or cycle.response_complete:
             return
         cycle.keep_alive = False
@@ -106,6 +188,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if length:
             cycle.more_body = True  # the app task has not run yet: it sees the whole body
             self._body_after_upgrade = length
+            self._reading = True
             self._take_body_after_upgrade(rest)
 
     def _take_body_after_upgrade(self, data: bytes) -> None:
@@ -121,6 +204,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                 self.flow.pause_reading()
         if not self._body_after_upgrade:
             cycle.more_body = False
+            self._reading = False
         cycle.message_event.set()
 
     def _refuse_upgrade_body(self, cycle: RequestResponseCycle) -> None:
@@ -153,6 +237,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_headers_complete(self) -> None:
+        self._head_deadline = 0.0
         # Counted only when it may be over: the head is within the bytes received so far.
         if self._received > MAX_HEAD_BYTES:
             size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
@@ -189,6 +274,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._reading = False
         super().on_message_complete()
         self._received = self._body = 0
 

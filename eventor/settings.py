@@ -46,5 +46,8 @@ class Settings:
     attempt_log_size: int = 100
     #: How often delivered positions are written to disk (seconds).
     position_flush_interval: float = 0.1
+    #: Seconds a request may go without a byte while its head or body is incomplete (then
+    #: 408); its head may take twice that in all.
+    request_timeout: float = 30.0
     log_level: str = "info"
     access_log: bool = False

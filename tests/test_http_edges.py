@@ -8,7 +8,10 @@ import contextlib
 import gzip
 import http.client
 import json
+import select
 import socket
+import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -256,3 +259,63 @@ def test_an_upgrade_request_is_answered_as_plain_http(server, client, stream):
     assert "handshake" not in log
     assert "Unsupported upgrade" not in log
     assert "Traceback" not in log
+
+
+def test_requests_that_stall_are_answered_408_and_closed(make_server, stream):
+    """A client that opens connections and never finishes a request would hold file
+    descriptors (and body bytes) for ever: a silent new connection is closed, a stalled head
+    or body is a 408, and a partial body appends nothing."""
+    server = make_server("--request-timeout", "0.5")
+    parsed = httpx.URL(server.url)
+
+    def connect() -> socket.socket:
+        return socket.create_connection((parsed.host, parsed.port), timeout=10)
+
+    with connect() as silent:
+        began = time.monotonic()
+        assert silent.recv(100) == b""  # closed, without a word
+        assert time.monotonic() - began < 5
+    head = b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode()
+    assert raw_exchange(server.url, head).startswith(b"HTTP/1.1 408 ")
+    body = b'{"type": "T", "data": "' + b"x" * 100 + b'"}'
+    stalled = head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    assert raw_exchange(server.url, stalled + body[:20]).startswith(b"HTTP/1.1 408 ")
+    # A head trickled a byte at a time, each in time, still has twice the timeout in all.
+    with connect() as trickle:
+        began = time.monotonic()
+        answer = b""
+        for byte in head + b"X-Long: " + b"y" * 100:
+            try:
+                trickle.sendall(bytes([byte]))
+            except OSError:
+                break
+            ready, _, _ = select.select([trickle], [], [], 0.2)
+            if ready:
+                answer = trickle.recv(100)
+                break
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert time.monotonic() - began < 5
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get(f"/v1/streams/{stream}").status_code == 404  # nothing was appended
+        # Waiting for the answer is not stalling: a long poll outlives the timeout.
+        began = time.monotonic()
+        polled = client.get(f"/v1/streams/{stream}/events", params={"wait": "1.5"})
+        assert polled.status_code == 200
+        assert time.monotonic() - began >= 1.4
+        # A big body sent in pieces, each in time, is taken whole.
+        events = [{"type": "T", "data": "z" * 1000}] * 300
+        whole = json.dumps(events).encode()
+        pieces = [whole[i : i + 50_000] for i in range(0, len(whole), 50_000)]
+
+        def slowly() -> Iterator[bytes]:
+            for piece in pieces:
+                time.sleep(0.2)
+                yield piece
+
+        appended = client.post(
+            f"/v1/streams/{stream}/events",
+            content=slowly(),
+            headers={"content-type": "application/json"},
+        )
+        assert appended.status_code == 201, appended.text
+        assert appended.json()["last_position"] == 300
