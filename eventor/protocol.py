@@ -71,6 +71,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     framing, trailers) against the bound with some slack."""
 
     request_timeout = REQUEST_TIMEOUT
+    #: The request whose app runs (with pipelining, not always the last one parsed).
+    _running: RequestResponseCycle | None = None
     #: Fires when the request being read (or the first, on a new connection) stalls.
     _stall: asyncio.TimerHandle | None = None
     #: Within a request's bytes: its head or body is still to come.
@@ -98,7 +100,20 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
+        # uvicorn marks only the last request parsed as disconnected; with pipelining, the one
+        # being answered may be an earlier one, which then wrote into the closed transport (a
+        # traceback each time a client pipelined big reads and went away).
+        running = self._running
+        if running is not None and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
+        for queued, _ in self.pipeline:
+            queued.disconnected = True
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
         self._receive(data)

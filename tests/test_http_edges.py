@@ -319,3 +319,25 @@ def test_requests_that_stall_are_answered_408_and_closed(make_server, stream):
         )
         assert appended.status_code == 201, appended.text
         assert appended.json()["last_position"] == 300
+
+
+def test_a_client_that_pipelines_big_reads_and_leaves_logs_no_traceback(make_server, stream):
+    """uvicorn marked only the last request parsed as disconnected: the earlier one being
+    answered wrote into the closed connection, and its error was logged as the app's."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for _ in range(3):
+            client.post(f"/v1/streams/{stream}/events", json={"type": "T", "data": "x" * 5000})
+    parsed = httpx.URL(server.url)
+    request = b"GET /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n\r\n" % stream.encode()
+    for _ in range(3):
+        with socket.create_connection((parsed.host, parsed.port)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(1)
+            with contextlib.suppress(TimeoutError):
+                sock.sendall(request * 2000)  # never reads an answer: the server stops reading
+            assert sock.recv(5) == b"HTTP/"  # being answered when it goes away
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get(f"/v1/streams/{stream}").json()["head"] == 3
+    assert server.stop() == 0
+    assert "Exception in ASGI application" not in server.log(), server.log()
