@@ -150,9 +150,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             _peer(self.client),
             self.request_timeout,
         )
-        if self._reading:
+        in_head = bool(self._head_deadline)
+        if self._reading and (in_head or self.cycle is None or not self.cycle.response_started):
             self._close_with(_answer(_TIMED_OUT, b"text/plain; charset=utf-8", _TIMED_OUT))
-        else:
+        else:  # nothing sent yet, or the request was answered without its body: nothing to say
             self.transport.close()
 
     def on_message_begin(self) -> None:

@@ -280,6 +280,10 @@ def test_requests_that_stall_are_answered_408_and_closed(make_server, stream):
     body = b'{"type": "T", "data": "' + b"x" * 100 + b'"}'
     stalled = head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
     assert raw_exchange(server.url, stalled + body[:20]).startswith(b"HTTP/1.1 408 ")
+    # Answered without its body (a bad name): the connection closes with no 408 after it.
+    refused = raw_exchange(server.url, stalled.replace(stream.encode(), b"bad!name"))
+    assert refused.startswith(b"HTTP/1.1 400 ")
+    assert refused.count(b"HTTP/1.1 ") == 1, refused
     # A head trickled a byte at a time, each in time, still has twice the timeout in all.
     with connect() as trickle:
         began = time.monotonic()
