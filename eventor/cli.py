@@ -196,8 +196,8 @@ def main() -> None:
     envvar="EVENTOR_POSITION_FLUSH_INTERVAL",
     show_envvar=True,
     type=_FiniteRange(0.001, 10),
-    help="Seconds between writes of subscription positions (after a crash, at most this "
-    "window of deliveries is repeated).",
+    help="Seconds between writes of subscription positions (after a crash, the deliveries "
+    "of about this window, plus the time the write takes, are repeated).",
 )
 @click.option(
     "--request-timeout",
