@@ -84,6 +84,13 @@ class StorageError(EventorError):
     code = "storage-error"
 
 
+class StorageFull(StorageError):
+    """The disk (or the file system's quota) is full: nothing was written. Appends work again
+    once there is room; nothing needs a restart."""
+
+    code = "storage-full"
+
+
 class StorageUnavailable(StorageError):
     """The storage is not open (starting up or shutting down)."""
 

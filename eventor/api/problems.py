@@ -13,6 +13,7 @@ from ..errors import (
     InvalidRequest,
     LimitExceeded,
     StorageError,
+    StorageFull,
     StorageUnavailable,
     StreamNotFound,
     SubscriptionExists,
@@ -34,6 +35,7 @@ TITLES = {
     415: "Unsupported Media Type",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    507: "Insufficient Storage",
 }
 
 _STATUS: list[tuple[type[EventorError], int]] = [
@@ -45,6 +47,7 @@ _STATUS: list[tuple[type[EventorError], int]] = [
     (IdempotencyConflict, 409),
     (SubscriptionExists, 409),
     (StorageUnavailable, 503),
+    (StorageFull, 507),
     (StorageError, 500),
 ]
 

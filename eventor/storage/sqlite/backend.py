@@ -12,7 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...errors import StorageError, StorageUnavailable, StreamNotFound, WrongExpectedVersion
+from ...errors import (
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    StreamNotFound,
+    WrongExpectedVersion,
+)
 from ...failures import RepeatedFailure
 from ...types import (
     ANY,
@@ -37,6 +43,7 @@ from .files import (
     STREAM_FILE,
     STREAM_SUFFIX,
     STREAMS_DIR,
+    disk_full,
     stream_file_name,
 )
 from .flush import FileSystemFlush
@@ -431,6 +438,8 @@ class SQLiteStorage(Storage):
         try:
             return await loop.run_in_executor(self._catalog_executor, fn, *args)
         except sqlite3.Error as exc:
+            if disk_full(exc):
+                raise StorageFull(f"the catalog failed, the disk is full: {exc}") from exc
             raise StorageError(f"the catalog failed: {exc}") from exc
 
     def _check_open(self) -> None:

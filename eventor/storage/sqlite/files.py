@@ -7,8 +7,10 @@ reach outside `streams/`, and no file name is a reserved device name (`con`, `nu
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
+import sqlite3
 from pathlib import Path
 
 from ...names import check_stream_name
@@ -33,3 +35,11 @@ def stream_file_name(stream: str) -> str:
 
 def stream_path(data_dir: Path, stream: str) -> Path:
     return data_dir / STREAMS_DIR / stream_file_name(stream)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says the disk (or a quota) is full: SQLite's SQLITE_FULL, or ENOSPC and
+    EDQUOT from the file system."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ...clock import utc_now
-from ...errors import EventorError, StorageError, StorageUnavailable
+from ...errors import EventorError, StorageError, StorageFull, StorageUnavailable
 from ...types import AppendResult, ExpectedVersion, NewEvent
-from .files import stream_path
+from .files import disk_full, stream_path
 from .flush import FileSystemFlush, SyncFailed
 from .streamdb import AppendRequest, StreamDatabase, StreamState, Synchronous
 
@@ -462,7 +462,10 @@ def _storage_error(exc: BaseException) -> BaseException:
     if isinstance(exc, EventorError):
         return exc
     if isinstance(exc, Exception):
-        error = StorageError(f"storage failed: {exc}")
+        if disk_full(exc):
+            error: StorageError = StorageFull(f"the disk is full: {exc}")
+        else:
+            error = StorageError(f"storage failed: {exc}")
         error.__cause__ = exc
         return error
     return exc
