@@ -27,9 +27,11 @@ _LONGEST_PARSED_TARGET = 0xFFFF
 
 _REFUSAL = b"431 Request Header Fields Too Large"
 
-#: Warnings about requests HTTP cannot frame: any client can send those at will. (uvicorn's
-#: protocol logs to this logger.)
+#: Warnings any client can cause at will, each kind at most once a minute: requests HTTP
+#: cannot frame, heads too large, requests that stall. (uvicorn's protocol logs there.)
 _BAD_REQUESTS = Throttled(logging.getLogger("uvicorn.error"))
+_TOO_LARGE = Throttled(logging.getLogger("uvicorn.error"))
+_STALLED = Throttled(logging.getLogger("uvicorn.error"))
 
 
 def _answer(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
@@ -140,21 +142,41 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._stall = None
         if self.transport.is_closing():
             return
-        if self.flow.read_paused:
-            # Not the client's doing: reading waits for an earlier answer (pipelining) or for
-            # the app to take the body so far. Its time starts again when reading does.
+        if self._waiting_on_server():
+            # Not the client's doing: its time starts again when the server is ready for it.
             self._stall = self.loop.call_later(self.request_timeout, self._stalled)
             return
-        _BAD_REQUESTS.warning(
-            "A request from %s stalled for %.0f s (answered 408)",
-            _peer(self.client),
-            self.request_timeout,
-        )
-        in_head = bool(self._head_deadline)
-        if self._reading and (in_head or self.cycle is None or not self.cycle.response_started):
-            self._close_with(_answer(_TIMED_OUT, b"text/plain; charset=utf-8", _TIMED_OUT))
-        else:  # nothing sent yet, or the request was answered without its body: nothing to say
+        if not self._reading:
+            _STALLED.warning(
+                "Closed a connection from %s that sent no request in %.0f s",
+                _peer(self.client),
+                self.request_timeout,
+            )
             self.transport.close()
+            return
+        running = self._running
+        if self._head_deadline or running is None or not running.response_started:
+            _STALLED.warning(
+                "A request from %s stalled for %.0f s (answered 408)",
+                _peer(self.client),
+                self.request_timeout,
+            )
+            self._close_with(_answer(_TIMED_OUT, b"text/plain; charset=utf-8", _TIMED_OUT))
+        else:  # answered without its body: nothing more to say
+            self.transport.close()
+
+    def _waiting_on_server(self) -> bool:
+        """Whether the request being read waits for the server rather than the client: reading
+        is paused (flow control), or an earlier request is still being answered (pipelining:
+        a long poll, a live stream), which the client may well wait for before going on (a
+        body after `Expect: 100-continue`, say)."""
+        if self.flow.read_paused or self.pipeline:
+            return True
+        running = self._running
+        if running is None or running.response_complete:
+            return False
+        # Reading a new request's head, or the body of one queued behind the running one.
+        return bool(self._head_deadline) or running is not self.cycle
 
     def on_message_begin(self) -> None:
         self._reading = True
@@ -314,7 +336,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         self._too_large = True
-        _BAD_REQUESTS.warning(
+        _TOO_LARGE.warning(
             "A request's head from %s passed %d bytes (answered 431)",
             _peer(self.client),
             MAX_HEAD_BYTES,
@@ -326,8 +348,12 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         pipelined, or to this one), which written into it would garble."""
         if self.transport.is_closing():
             return
-        cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
+        # With pipelining, the answer going out may be an earlier request's (`_running`).
+        going_out = any(
+            cycle is not None and cycle.response_started and not cycle.response_complete
+            for cycle in (self._running, self.cycle)
+        )
+        if not going_out:
             self.transport.write(answer)
         self.transport.close()
 

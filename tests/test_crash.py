@@ -233,19 +233,24 @@ def test_a_crash_before_a_new_files_schema_commits_is_no_alarm(make_server):
 def test_a_storage_failure_is_a_500_and_is_logged(make_server):
     server = make_server()
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        assert c.post("/v1/streams/broken/events", json={"type": "T"}).status_code == 201
+        for name in ("broken", "beta"):
+            assert c.post(f"/v1/streams/{name}/events", json={"type": "T"}).status_code == 201
     assert server.stop() == 0
-    stream_path(server.data_dir, "broken").write_bytes(b"not a database " * 1000)
+    for name in ("broken", "beta"):
+        stream_path(server.data_dir, name).write_bytes(b"not a database " * 1000)
     server.restart()
     with httpx.Client(base_url=server.url, timeout=30) as c:
         for _ in range(10):
-            r = c.get("/v1/streams/broken/events")
-            assert r.status_code == 500
-            assert r.headers["content-type"] == "application/problem+json"
+            for name in ("broken", "beta"):
+                r = c.get(f"/v1/streams/{name}/events")
+                assert r.status_code == 500
+                assert r.headers["content-type"] == "application/problem+json"
         assert c.get("/health").status_code == 200  # one broken stream, the server serves on
     assert "ERROR" in server.log()
-    # Once, not ten times: while a failure lasts, every request meets it (a full disk, say).
+    # Each failure once, not ten times: while one lasts, every request meets it (a full disk,
+    # say); and one stream's failure does not hide another's.
     assert server.log().count("GET /v1/streams/broken/events: 500") == 1, server.log()
+    assert server.log().count("GET /v1/streams/beta/events: 500") == 1, server.log()
 
 
 def test_a_stream_file_removed_while_stopped_is_dropped_and_said_so(make_server):

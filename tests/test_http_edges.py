@@ -345,3 +345,34 @@ def test_a_client_that_pipelines_big_reads_and_leaves_logs_no_traceback(make_ser
         assert client.get(f"/v1/streams/{stream}").json()["head"] == 3
     assert server.stop() == 0
     assert "Exception in ASGI application" not in server.log(), server.log()
+
+
+def test_a_request_pipelined_behind_a_long_poll_waits_for_it_not_for_the_timeout(
+    make_server, stream
+):
+    """A client that sends its next request (with `Expect: 100-continue`, so the body waits
+    for the server's word) while a long poll is answered is waiting on the server, not
+    stalling: both are served, in order."""
+    server = make_server("--request-timeout", "0.5")
+    parsed = httpx.URL(server.url)
+    body = b'{"type": "T"}'
+    poll = b"GET /v1/streams/%s/events?wait=1.5 HTTP/1.1\r\nHost: x\r\n\r\n" % stream.encode()
+    post = (
+        b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    ) % (stream.encode(), len(body))
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        sock.sendall(poll + post)
+        answer = b""
+        while b"100 Continue" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+        sock.sendall(body)
+        while b"201 Created" not in answer or not answer.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer  # the long poll's own answer
+    assert b"408" not in answer
+    assert answer.index(b"200 OK") < answer.index(b"100 Continue") < answer.index(b"201 Created")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import uuid
 from typing import Any
@@ -241,6 +242,19 @@ def test_a_read_of_large_events_comes_page_by_page_and_whole(client, stream):
     assert [base64.b64decode(e["body"]) for e in events] == bodies
     assert positions(get(client, stream, 0, 9)) == list(range(1, 10))  # the limit holds
     assert positions(get(client, stream, 5, 100)) == [6, 7, 8, 9, 10]
+    # HTTP/1.0 has no chunked encoding, and HEAD says the whole answer's length: built whole.
+    host, port = client.base_url.host, client.base_url.port
+    old = http.client.HTTPConnection(host, port, timeout=30)
+    old._http_vsn, old._http_vsn_str = 10, "HTTP/1.0"  # type: ignore[attr-defined]
+    old.request("GET", f"/streams/{stream}/0/100")
+    answer = old.getresponse()
+    assert answer.version == 11  # the server's own version, on its status line
+    assert answer.getheader("transfer-encoding") is None
+    whole = answer.read()
+    assert int(answer.getheader("content-length")) == len(whole)
+    assert positions(json.loads(whole)) == list(range(1, 11))
+    head = client.head(f"/streams/{stream}/0/100")
+    assert int(head.headers["content-length"]) == len(whole)
 
 
 @pytest.mark.parametrize(

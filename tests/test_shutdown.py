@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
 import socket
 import threading
@@ -84,3 +86,27 @@ def test_a_second_sigterm_stops_at_once_and_a_request_cut_short_logs_no_tracebac
     log = server.log()
     assert "ERROR" not in log
     assert "Traceback" not in log
+
+
+def test_a_stop_lets_a_long_original_read_finish_whole(make_server):
+    """An original read sent page by page is read on through the stop's grace period: ended
+    early, its array would still be well formed, and read as the whole answer."""
+    server = make_server()
+    bodies = [bytes([65 + n]) * 1_000_000 for n in range(20)]  # pages of ~8 events
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for body in bodies:
+            client.post("/streams/big", content=body, headers={"x-event-type": "T"})
+    reader = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        reader.request("GET", "/streams/big/0/100")
+        answer = reader.getresponse()
+        assert answer.getheader("transfer-encoding") == "chunked"
+        first = answer.read(100)  # the rest waits for this client to read on
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: not accepting(server.port), timeout=10, what="the stop")
+        events = json.loads(first + answer.read())
+    finally:
+        reader.close()
+    assert [e["position"] for e in events] == list(range(1, 21))
+    assert server.stop(signal.SIGTERM, timeout=15) == 0

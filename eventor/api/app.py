@@ -43,7 +43,7 @@ class EventorApp:
         self.store = EventStore(self.storage, settings.limits)
         self.subscriptions = SubscriptionService(self.store, self.storage, settings)
         self.error_answers = ErrorAnswers()
-        self._server_errors: dict[str, Throttled] = {}  # by problem code
+        self._server_errors: dict[tuple[str, str, str], Throttled] = {}
         self.ops = OpsRoutes(
             self.storage,
             extra_collectors=[
@@ -147,10 +147,14 @@ class EventorApp:
         except EventorError as error:
             answer = from_error(error)
             if answer.status >= 500:  # the server's trouble, not the client's: say so
-                # Once a minute for each kind: while the disk is full, every request meets it.
-                throttled = self._server_errors.get(answer.code)
+                # Each failure of each route (and so of each stream) once a minute: while the
+                # disk is full, every request meets the same one.
+                key = (method, path, answer.detail)
+                throttled = self._server_errors.get(key)
                 if throttled is None:
-                    throttled = self._server_errors[answer.code] = Throttled(log)
+                    if len(self._server_errors) >= _MAX_THROTTLED:
+                        self._server_errors.clear()
+                    throttled = self._server_errors[key] = Throttled(log)
                 throttled.log(
                     logging.ERROR, "%s %s: %d %s", method, path, answer.status, answer.detail
                 )
@@ -190,6 +194,8 @@ class EventorApp:
 
 #: Reads are allowed from any origin (original-api.md), whatever their answer.
 _CORS_METHODS = ("GET", "HEAD")
+#: Distinct 5xx failures whose logging is throttled at once (then the count starts afresh).
+_MAX_THROTTLED = 1000
 
 
 def _slash_in_name(params: dict[str, str]) -> HTTPProblem:

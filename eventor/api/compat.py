@@ -155,12 +155,16 @@ class OriginalRoutes:
             limit = cap
         if not limit:
             return json_response([])
+        # HTTP/1.0 has no chunked encoding, and a HEAD answer's length is the whole body's:
+        # those are built whole, as before.
+        whole = request.method == "HEAD" or request.scope.get("http_version") == "1.0"
+        page_bytes = ORIGINAL_READ_BYTES if whole else ORIGINAL_PAGE_BYTES
         try:
-            page = await self._store.read(stream, offset + 1, limit, max_bytes=ORIGINAL_PAGE_BYTES)
+            page = await self._store.read(stream, offset + 1, limit, max_bytes=page_bytes)
         except StreamNotFound:
             return json_response([])
         events = page.events
-        if len(events) >= limit or not events or events[-1].position >= page.head:
+        if whole or len(events) >= limit or not events or events[-1].position >= page.head:
             return json_response([original_event(e) for e in events])
         # More than a page's worth: sent page by page, so that a read of 10,000 large events
         # is never one answer of hundreds of MB built at once on the event loop (nor held
@@ -178,7 +182,9 @@ class OriginalRoutes:
             opening = b","
             limit -= len(events)
             data_bytes += sum(len(e.data) for e in events)
-            if limit <= 0 or data_bytes >= ORIGINAL_READ_BYTES or self._store.stopping:
+            # Read on through a stop (for its grace period): an array cut short but well
+            # formed would read as the whole answer.
+            if limit <= 0 or data_bytes >= ORIGINAL_READ_BYTES:
                 break
             start = events[-1].position + 1
             page = await self._store.read(stream, start, limit, max_bytes=ORIGINAL_PAGE_BYTES)
