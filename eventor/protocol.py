@@ -116,6 +116,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._running = cycle
         super()._start_asgi_task(cycle, app)
+        if self._stall is not None and self._reading:
+            # A request queued behind another starts now: its client's time starts now too
+            # (it may have waited for the answers before it, or for a "100 Continue").
+            self._stall.cancel()
+            self._stall = self.loop.call_later(self.request_timeout, self._stalled)
 
     def data_received(self, data: bytes) -> None:
         self._receive(data)
