@@ -69,7 +69,9 @@ class Throttled:
     def warning(self, message: str, *args: object) -> None:
         self.log(logging.WARNING, message, *args)
 
-    def log(self, level: int, message: str, *args: object) -> None:
+    def log(
+        self, level: int, message: str, *args: object, exc_info: BaseException | None = None
+    ) -> None:
         now = time.monotonic()
         if now - self._last < self._every:
             self.held += 1
@@ -79,4 +81,4 @@ class Throttled:
             args = (*args, self.held)
         self._last = now
         self.held = 0
-        self._log.log(level, message, *args)
+        self._log.log(level, message, *args, exc_info=exc_info)

@@ -95,7 +95,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        # A connection that never sends its first request is closed in time too.
+        # A connection that never sends its first request is closed in time too, and its
+        # first head has the same time in all as any other, from now.
+        self._head_deadline = self.loop.time() + self.request_timeout * HEAD_TIMEOUT_FACTOR
         self._stall = self.loop.call_later(self.request_timeout, self._stalled)
 
     def connection_lost(self, exc: Exception | None) -> None:

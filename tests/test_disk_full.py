@@ -1,5 +1,7 @@
-"""A full disk, made real by SQLite's own page limit (SQLITE_FULL, as ENOSPC gives it): the
-append is a 507 that says so, stores nothing, and appends work again once there is room."""
+"""The storage's own trouble. A full disk, made real by SQLite's own page limit (SQLITE_FULL,
+as ENOSPC gives it): the append is a 507 that says so, stores nothing, and appends work again
+once there is room. A worker thread that cannot start (out of memory): that append fails, the
+next ones work."""
 
 from __future__ import annotations
 
@@ -49,6 +51,43 @@ def test_a_full_disk_is_a_507_and_appends_work_again_once_there_is_room(tmp_path
                 again = await c.post("/v1/streams/s/events", json=big)
                 assert again.status_code == 201, again.text
                 assert again.json()["first_position"] == 2
+        finally:
+            await app.shutdown()
+
+    asyncio.run(main())
+
+
+def test_a_worker_thread_that_cannot_start_fails_one_append_not_all_after_it(
+    tmp_path: Path,
+) -> None:
+    """Under a memory limit, starting a thread can fail ("can't start new thread"). The round
+    had been counted as running and was never given back: every append after it waited for
+    ever while /health and /ready said all was well. (Thread creation cannot be made to fail
+    on demand here, so the executor refuses once, as it does then.)"""
+
+    async def main() -> None:
+        app = EventorApp(Settings(data_dir=tmp_path / "data"))
+        await app.startup()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as c:
+                executor: Any = app.storage._executor  # type: ignore[attr-defined]
+                submit = executor.submit
+
+                def refuse_once(*args: Any, **kwargs: Any) -> Any:
+                    executor.submit = submit
+                    raise RuntimeError("can't start new thread")
+
+                executor.submit = refuse_once
+                failed = await c.post("/v1/streams/s/events", json={"type": "T"})
+                assert failed.status_code == 500
+                assert "can't start new thread" in failed.json()["detail"]
+                for stream in ("s", "other"):
+                    ok = await asyncio.wait_for(
+                        c.post(f"/v1/streams/{stream}/events", json={"type": "T"}), 10
+                    )
+                    assert ok.status_code == 201, ok.text
+                    assert ok.json()["first_position"] == 1  # the failed one stored nothing
         finally:
             await app.shutdown()
 

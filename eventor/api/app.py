@@ -147,24 +147,28 @@ class EventorApp:
         except EventorError as error:
             answer = from_error(error)
             if answer.status >= 500:  # the server's trouble, not the client's: say so
-                # Each failure of each route (and so of each stream) once a minute: while the
-                # disk is full, every request meets the same one.
-                key = (method, path, answer.detail)
-                throttled = self._server_errors.get(key)
-                if throttled is None:
-                    if len(self._server_errors) >= _MAX_THROTTLED:
-                        self._server_errors.clear()
-                    throttled = self._server_errors[key] = Throttled(log)
-                throttled.log(
+                self._server_error((method, path, answer.detail)).log(
                     logging.ERROR, "%s %s: %d %s", method, path, answer.status, answer.detail
                 )
             response = self._render(answer, route.errors)
-        except Exception:
-            log.exception("error in %s %s", method, path)
+        except Exception as exc:
+            self._server_error((method, path, type(exc).__qualname__)).log(
+                logging.ERROR, "error in %s %s", method, path, exc_info=exc
+            )
             response = self._render(HTTPProblem(500, "internal server error"), route.errors)
         if method in _CORS_METHODS:
             response.headers["access-control-allow-origin"] = "*"
         await response(scope, receive, send)
+
+    def _server_error(self, key: tuple[str, str, str]) -> Throttled:
+        """Each failure of each route (and so of each stream) is logged once a minute: while
+        the disk is full, say, every request meets the same one."""
+        throttled = self._server_errors.get(key)
+        if throttled is None:
+            if len(self._server_errors) >= _MAX_THROTTLED:
+                self._server_errors.clear()
+            throttled = self._server_errors[key] = Throttled(log)
+        return throttled
 
     def _render(self, problem: HTTPProblem, style: ErrorStyle) -> Response:
         self.error_answers.count(problem.status)

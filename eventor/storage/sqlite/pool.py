@@ -268,7 +268,15 @@ class StreamPool:
             work.slot.busy = True
             work.slot.closing_job = work.closing
         loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._executor, self._run_job, job, loop)
+        try:
+            done = loop.run_in_executor(self._executor, self._run_job, job, loop)
+        except Exception as exc:  # no thread to run it (out of memory, say): nothing ran
+            # The job ends as failed, through the same bookkeeping as any other, so that the
+            # streams and the round it holds are given back (else no append ran again).
+            done = loop.create_future()
+            done.set_exception(exc)
+            loop.call_soon(self._finish, job, done)
+            return
         self._jobs.add(done)
         done.add_done_callback(self._jobs.discard)
         done.add_done_callback(lambda finished: self._finish(job, finished))
