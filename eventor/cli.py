@@ -206,7 +206,8 @@ def main() -> None:
     envvar="EVENTOR_REQUEST_TIMEOUT",
     show_envvar=True,
     type=_FiniteRange(0.1, 3600),
-    help="Seconds a request may go without a byte while its head or body is incomplete (and"
+    help="Seconds a request may go without bringing 1 KiB more while its head or body is"
+    " incomplete (and"
     " a new connection before its first byte): then 408, and the connection closes. The head"
     " may take twice that in all.",
 )

@@ -59,6 +59,9 @@ class _HeadTooLarge(Exception):
 REQUEST_TIMEOUT = 30.0
 #: How long a request's head may take in all, however slowly its bytes trickle in.
 HEAD_TIMEOUT_FACTOR = 2
+#: What a request must bring in each REQUEST_TIMEOUT (unless it ends first) to be given
+#: another: 1 KiB in 30 s is 34 bytes a second, far below any real client's pace.
+MIN_PROGRESS = 1024
 
 _TIMED_OUT = b"408 Request Timeout"
 
@@ -81,6 +84,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     _reading = False
     #: When the head of the request being read must be whole (loop time); 0 once it is.
     _head_deadline = 0.0
+    #: Bytes received since the request's time last began (see MIN_PROGRESS).
+    _progress = 0
     _received = 0  # bytes of the request being parsed (from a read's start: a bound)
     _body = 0  # of them, its body's
     _too_large = False
@@ -122,21 +127,30 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             # A request queued behind another starts now: its client's time starts now too
             # (it may have waited for the answers before it, or for a "100 Continue").
             self._stall.cancel()
+            self._progress = 0
             self._stall = self.loop.call_later(self.request_timeout, self._stalled)
 
     def data_received(self, data: bytes) -> None:
         self._receive(data)
         # Most requests arrive whole in one read: then no timer is touched.
         if self._reading or self._stall is not None:
-            self._watch()
+            self._watch(len(data))
 
-    def _watch(self) -> None:
-        """After a read: give the request being read its time to go on, or none if whole."""
-        if self._stall is not None:
-            self._stall.cancel()
-            self._stall = None
+    def _watch(self, received: int) -> None:
+        """After a read: give the request being read more time if it made progress (at least
+        MIN_PROGRESS bytes since its time last began: a byte now and then does not hold a
+        connection, and a body, for ever), or none if it is whole."""
         if not self._reading or self.transport.is_closing():
+            if self._stall is not None:
+                self._stall.cancel()
+                self._stall = None
             return
+        self._progress += received
+        if self._stall is not None:
+            if self._progress < MIN_PROGRESS:
+                return
+            self._stall.cancel()
+        self._progress = 0
         wait = self.request_timeout
         if self._head_deadline:
             wait = min(wait, self._head_deadline - self.loop.time())
@@ -151,6 +165,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             return
         if self._waiting_on_server():
             # Not the client's doing: its time starts again when the server is ready for it.
+            self._progress = 0
             self._stall = self.loop.call_later(self.request_timeout, self._stalled)
             return
         if not self._reading:

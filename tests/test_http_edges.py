@@ -280,6 +280,26 @@ def test_requests_that_stall_are_answered_408_and_closed(make_server, stream):
     body = b'{"type": "T", "data": "' + b"x" * 100 + b'"}'
     stalled = head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
     assert raw_exchange(server.url, stalled + body[:20]).startswith(b"HTTP/1.1 408 ")
+    # A body trickled (a few bytes now and then, each in time) must still come at some pace:
+    # each timeout's worth of time must bring 1 KiB (or the end).
+    with connect() as trickle:
+        long_body = b'{"type": "T", "data": "' + b"x" * 5000 + b'"}'
+        trickle.sendall(
+            head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(long_body)
+        )
+        began = time.monotonic()
+        answer = b""
+        for start in range(0, len(long_body), 10):
+            try:
+                trickle.sendall(long_body[start : start + 10])
+            except OSError:
+                break
+            ready, _, _ = select.select([trickle], [], [], 0.1)
+            if ready:
+                answer = trickle.recv(100)
+                break
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert time.monotonic() - began < 5
     # Answered without its body (a bad name): the connection closes with no 408 after it.
     refused = raw_exchange(server.url, stalled.replace(stream.encode(), b"bad!name"))
     assert refused.startswith(b"HTTP/1.1 400 ")
