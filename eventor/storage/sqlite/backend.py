@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -151,6 +152,8 @@ class SQLiteStorage(Storage):
         if self._flush is not None:
             self._flush.open()
         loop = asyncio.get_running_loop()
+        await _start_threads(self._executor, WORKER_THREADS)
+        await _start_threads(self._catalog_executor, 1)
         self._catalog = await loop.run_in_executor(
             self._catalog_executor, Catalog, self.data_dir / CATALOG_FILE, self._settings.durability
         )
@@ -454,6 +457,15 @@ def _safe_file_name(name: str) -> str | None:
         return stream_file_name(name)
     except Exception:
         return None
+
+
+async def _start_threads(executor: ThreadPoolExecutor, count: int) -> None:
+    """Start every thread of `executor` now. It starts them as work comes, and a thread that
+    cannot start then (out of memory) fails a job it has already queued: the job runs later
+    anyway, after its caller was told it failed. Started now, they never fail that way."""
+    loop = asyncio.get_running_loop()
+    barrier = threading.Barrier(count)  # each holds its thread until all are there
+    await asyncio.gather(*(loop.run_in_executor(executor, barrier.wait, 10) for _ in range(count)))
 
 
 def _lock(path: Path) -> int:

@@ -270,7 +270,7 @@ class StreamPool:
         loop = asyncio.get_running_loop()
         try:
             done = loop.run_in_executor(self._executor, self._run_job, job, loop)
-        except Exception as exc:  # no thread to run it (out of memory, say): nothing ran
+        except Exception as exc:  # refused before it was queued (shut down, say): nothing ran
             # The job ends as failed, through the same bookkeeping as any other, so that the
             # streams and the round it holds are given back (else no append ran again).
             done = loop.create_future()
