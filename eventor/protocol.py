@@ -86,6 +86,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     _head_deadline = 0.0
     #: Bytes received since the request's time last began (see MIN_PROGRESS).
     _progress = 0
+    #: The answer to a request that cannot be served, waiting for the answers owed before it.
+    _last_word: bytes | None = None
     _received = 0  # bytes of the request being parsed (from a read's start: a bound)
     _body = 0  # of them, its body's
     _too_large = False
@@ -340,11 +342,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request HTTP cannot frame (a bad chunk size, two lengths, a
-        control character in a header); as a problem document on /v1, like every v1 error."""
+        control character in a header), in its turn; as a problem document on /v1, like every
+        v1 error."""
         if self._too_large:
             self._refuse()
         elif not _target_path(getattr(self, "url", b"")).startswith(b"/v1/"):
-            super().send_400_response(msg)
+            body = msg.encode("ascii", "replace")
+            self._close_with(_answer(b"400 Bad Request", b"text/plain; charset=utf-8", body))
         else:
             detail = f"{msg} The request breaks HTTP/1.1's framing (RFC 9112)."
             problem = {
@@ -366,18 +370,42 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._close_with(_answer(_REFUSAL, b"text/plain; charset=utf-8", _REFUSAL))
 
     def _close_with(self, answer: bytes) -> None:
-        """Answer and close; only close while an answer is going out (to an earlier request,
-        pipelined, or to this one), which written into it would garble."""
-        if self.transport.is_closing():
+        """Answer a request that cannot be served, and close: in its turn, once the earlier
+        requests on the connection (pipelined) are answered, never written into one of their
+        answers nor taken for one."""
+        if self.transport.is_closing() or self._last_word is not None:
             return
-        # With pipelining, the answer going out may be an earlier request's (`_running`).
-        going_out = any(
-            cycle is not None and cycle.response_started and not cycle.response_complete
-            for cycle in (self._running, self.cycle)
-        )
-        if not going_out:
+        broken = self.cycle
+        if broken is not None and not self._head_deadline:
+            # Its head was whole (its body broke): answered by these words, not by its app.
+            for queued in list(self.pipeline):
+                if queued[0] is broken:
+                    self.pipeline.remove(queued)
+        if self._owed_before():
+            self._last_word = answer  # see on_response_complete
+            return
+        running = self._running
+        if running is None or running.response_complete or not running.response_started:
             self.transport.write(answer)
+        # else: this request was answered before its body broke; the words would garble it
         self.transport.close()
+
+    def _owed_before(self) -> bool:
+        """Whether requests before the one being read are still to be answered."""
+        if self.pipeline:
+            return True
+        running = self._running
+        if running is None or running.response_complete:
+            return False
+        return bool(self._head_deadline) or running is not self.cycle
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._last_word is not None and not self.transport.is_closing():
+            running = self._running
+            if not self.pipeline and (running is None or running.response_complete):
+                self.transport.write(self._last_word)
+                self.transport.close()
 
 
 def _peer(client: tuple[str, int] | None) -> str:

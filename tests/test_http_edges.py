@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import http.client
 import json
+import re
 import select
 import socket
 import time
@@ -396,3 +397,25 @@ def test_a_request_pipelined_behind_a_long_poll_waits_for_it_not_for_the_timeout
     assert answer.startswith(b"HTTP/1.1 200 OK"), answer  # the long poll's own answer
     assert b"408" not in answer
     assert answer.index(b"200 OK") < answer.index(b"100 Continue") < answer.index(b"201 Created")
+
+
+def test_a_broken_request_pipelined_behind_others_is_refused_in_its_turn(server, client, stream):
+    """Its 400 was written at once: taken for the answer to the append before it (which was
+    stored all the same), or written into a long poll's answer."""
+    append = (
+        b"POST /streams/%s HTTP/1.1\r\nHost: x\r\nX-Event-Type: T\r\nContent-Length: 2\r\n\r\n{}"
+        % stream.encode()
+    )
+    broken = b"NOT HTTP AT ALL\r\n\r\n"
+    answer = raw_exchange(server.url, append + broken)
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer
+    assert answer.count(b"HTTP/1.1 ") == 2
+    assert answer.index(b"Created\n") < answer.index(b"HTTP/1.1 400 ")
+    assert client.get(f"/v1/streams/{stream}").json()["head"] == 1
+    poll = b"GET /v1/streams/%s/events?from=2&wait=1 HTTP/1.1\r\nHost: x\r\n\r\n" % stream.encode()
+    answer = raw_exchange(server.url, poll + broken)
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK"), answer
+    length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+    assert json.loads(rest[:length])["events"] == []
+    assert rest[length:].startswith(b"HTTP/1.1 400 "), answer
