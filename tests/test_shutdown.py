@@ -111,3 +111,20 @@ def test_a_stop_lets_a_long_original_read_finish_whole(make_server):
     assert [e["position"] for e in events] == list(range(1, 21))
     server.proc.wait(15)  # the stop asked for above (no second SIGTERM: that one hurries)
     assert server.stop() == 0
+
+
+def test_an_answer_cut_short_by_the_stop_logs_no_traceback(make_server):
+    """A reader too slow for the stop's grace period: its answer is cut short (it sees the
+    connection end before the answer does), with a line saying so, not a traceback."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(20):
+            client.post("/streams/big", content=b"x" * 1_000_000, headers={"x-event-type": "T"})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as reader:
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.sendall(b"GET /streams/big/0/100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.recv(100).startswith(b"HTTP/1.1 200 OK")  # then reads nothing more
+        assert server.stop(signal.SIGTERM, timeout=20) == 0
+    log = server.log()
+    assert "the answer was cut short by the stop" in log
+    assert "Traceback" not in log

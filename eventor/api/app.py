@@ -158,7 +158,15 @@ class EventorApp:
             response = self._render(HTTPProblem(500, "internal server error"), route.errors)
         if method in _CORS_METHODS:
             response.headers["access-control-allow-origin"] = "*"
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        except asyncio.CancelledError:
+            if not self.store.stopping:
+                raise
+            # A long answer to a slow reader outlasted the stop's grace period: it is cut
+            # short (the client sees the connection end early), which uvicorn says in one
+            # line; the cancellation's traceback would say nothing more.
+            log.info("%s %s: the answer was cut short by the stop", method, path)
 
     def _server_error(self, key: tuple[str, str, str]) -> Throttled:
         """Each failure of each route (and so of each stream) is logged once a minute: while
