@@ -1,5 +1,7 @@
-"""uvicorn's HTTP protocol (httptools) with a bound on the size of a request's head, and v1's
-error format for requests HTTP cannot frame."""
+"""uvicorn's HTTP protocol (httptools), hardened: a bound on the size of a request's head, a
+timeout for requests that stall, v1's error format for requests HTTP cannot frame, refusals
+answered in their turn behind pipelined requests, and requests with an Upgrade header served
+as plain HTTP."""
 
 from __future__ import annotations
 
@@ -67,13 +69,21 @@ _TIMED_OUT = b"408 Request Timeout"
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
-    """Refuses a request whose head passes MAX_HEAD_BYTES. httptools sets no bound of its
-    own, and joins the pieces of a long header (trailers too) in quadratic time: a header of
-    48 MiB held the event loop, and so every other client, for seconds.
+    """uvicorn's protocol for one connection, with what a server open to any client needs.
 
-    Two checks: the head parsed (target, names, values) against the bound, exactly; and, to
-    stop the slow parse early, the bytes of a request that are not its body (head, chunked
-    framing, trailers) against the bound with some slack."""
+    - A request whose head passes MAX_HEAD_BYTES is refused (431). httptools sets no bound of
+      its own, and joins the pieces of a long header (trailers too) in quadratic time: a
+      header of 48 MiB held the event loop, and so every other client, for seconds. Two
+      checks: the head parsed (target, names, values) against the bound, exactly; and, to stop
+      the slow parse early, the bytes of a request that are not its body (head, chunked
+      framing, trailers) against the bound with some slack.
+    - A request that stalls is answered 408 and the connection closed (`request_timeout`,
+      MIN_PROGRESS, HEAD_TIMEOUT_FACTOR): else clients that never finish a request hold file
+      descriptors and body bytes for ever. Waiting on the server is not stalling.
+    - Refusals (400, 431, 408) are answered in their turn, after the answers owed to requests
+      pipelined before them; and a client gone marks the request being answered as gone,
+      not only the last one parsed (uvicorn's own bookkeeping follows the last one).
+    """
 
     request_timeout = REQUEST_TIMEOUT
     #: The request whose app runs (with pipelining, not always the last one parsed).
