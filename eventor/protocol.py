@@ -219,6 +219,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         super().on_message_begin()
 
     def _receive(self, data: bytes) -> None:
+        if self._last_word is not None:
+            # A request was refused and waits for its turn: nothing after it is served (nor
+            # parsed: a head too large would grow, slowly, for as long as the client sends).
+            return
         if self._body_after_upgrade is not None:
             self._take_body_after_upgrade(data)
             return

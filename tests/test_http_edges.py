@@ -419,3 +419,25 @@ def test_a_broken_request_pipelined_behind_others_is_refused_in_its_turn(server,
     length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
     assert json.loads(rest[:length])["events"] == []
     assert rest[length:].startswith(b"HTTP/1.1 400 "), answer
+
+
+def test_nothing_after_a_refused_request_is_served(server, client, stream):
+    """A refusal waiting for its turn (behind a long poll) stops the reading: the requests
+    after it are not served, and a head too large does not go on growing meanwhile."""
+    poll = b"GET /v1/streams/%s/events?from=1&wait=1 HTTP/1.1\r\nHost: x\r\n\r\n" % stream.encode()
+    trailers = b"".join(b"X-T%d: %s\r\n" % (n, b"a" * 1000) for n in range(1600))  # 1.6 MB
+    too_large = (
+        b"POST /streams/%s HTTP/1.1\r\nHost: x\r\nX-Event-Type: T\r\n"
+        b"Transfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\n{}\r\n0\r\n"
+        % stream.encode()
+        + trailers
+        + b"\r\n"
+    )
+    after = b"POST /streams/%s-after HTTP/1.1\r\nHost: x\r\nX-Event-Type: T\r\n" % stream.encode()
+    after += b"Content-Length: 2\r\n\r\n{}"
+    answer = raw_exchange(server.url, poll + too_large + after)
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:300]
+    statuses = re.findall(rb"HTTP/1.1 (\d{3}) ", answer)
+    assert statuses == [b"200", b"431"], statuses
+    assert client.get(f"/v1/streams/{stream}").status_code == 404  # the chunked POST: refused
+    assert client.get(f"/v1/streams/{stream}-after").status_code == 404  # not served

@@ -465,7 +465,15 @@ async def _start_threads(executor: ThreadPoolExecutor, count: int) -> None:
     anyway, after its caller was told it failed. Started now, they never fail that way."""
     loop = asyncio.get_running_loop()
     barrier = threading.Barrier(count)  # each holds its thread until all are there
-    await asyncio.gather(*(loop.run_in_executor(executor, barrier.wait, 10) for _ in range(count)))
+    started: list[asyncio.Future[int]] = []
+    try:
+        for _ in range(count):
+            started.append(loop.run_in_executor(executor, barrier.wait, 10))
+    except BaseException:
+        barrier.abort()  # the threads already there stop waiting for the others
+        await asyncio.gather(*started, return_exceptions=True)
+        raise
+    await asyncio.gather(*started)
 
 
 def _lock(path: Path) -> int:
