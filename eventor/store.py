@@ -127,16 +127,6 @@ class EventStore:
         except StreamNotFound:
             return result
 
-    async def read_all(
-        self, stream: str, after: int, limit: int, *, max_bytes: int | None = None
-    ) -> list[RecordedEvent]:
-        """Events after position `after`; [] for an unknown stream (original API semantics)."""
-        check_stream_name(stream)
-        try:
-            return (await self.storage.read(stream, after + 1, limit, max_bytes=max_bytes)).events
-        except StreamNotFound:
-            return []
-
     def head(self, stream: str) -> int | None:
         """The head as kept in memory: after a crash it may lag the stream's file for a while
         (until the background re-check reaches it). Where that matters, see `durable_head`."""
