@@ -204,13 +204,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         is paused (flow control), or an earlier request is still being answered (pipelining:
         a long poll, a live stream), which the client may well wait for before going on (a
         body after `Expect: 100-continue`, say)."""
-        if self.flow.read_paused or self.pipeline:
-            return True
-        running = self._running
-        if running is None or running.response_complete:
-            return False
-        # Reading a new request's head, or the body of one queued behind the running one.
-        return bool(self._head_deadline) or running is not self.cycle
+        return self.flow.read_paused or self._owed_before()
 
     def on_message_begin(self) -> None:
         self._reading = True
@@ -411,6 +405,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         running = self._running
         if running is None or running.response_complete:
             return False
+        # Reading a new request's head, or the body of one queued behind the running one.
         return bool(self._head_deadline) or running is not self.cycle
 
     def on_response_complete(self) -> None:

@@ -262,6 +262,20 @@ def test_an_upgrade_request_is_answered_as_plain_http(server, client, stream):
     assert "Traceback" not in log
 
 
+def send_slowly(sock: socket.socket, pieces: list[bytes], every: float) -> bytes:
+    """Send `pieces` one by one, `every` seconds apart, until the server answers (or closes):
+    the start of its answer, or b"" if none came."""
+    for piece in pieces:
+        try:
+            sock.sendall(piece)
+        except OSError:
+            break
+        ready, _, _ = select.select([sock], [], [], every)
+        if ready:
+            return sock.recv(100)
+    return b""
+
+
 def test_requests_that_stall_are_answered_408_and_closed(make_server, stream):
     """A client that opens connections and never finishes a request would hold file
     descriptors (and body bytes) for ever: a silent new connection is closed, a stalled head
@@ -289,16 +303,8 @@ def test_requests_that_stall_are_answered_408_and_closed(make_server, stream):
             head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(long_body)
         )
         began = time.monotonic()
-        answer = b""
-        for start in range(0, len(long_body), 10):
-            try:
-                trickle.sendall(long_body[start : start + 10])
-            except OSError:
-                break
-            ready, _, _ = select.select([trickle], [], [], 0.1)
-            if ready:
-                answer = trickle.recv(100)
-                break
+        pieces = [long_body[start : start + 10] for start in range(0, len(long_body), 10)]
+        answer = send_slowly(trickle, pieces, every=0.1)
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert time.monotonic() - began < 5
     # Answered without its body (a bad name): the connection closes with no 408 after it.
@@ -308,16 +314,8 @@ def test_requests_that_stall_are_answered_408_and_closed(make_server, stream):
     # A head trickled a byte at a time, each in time, still has twice the timeout in all.
     with connect() as trickle:
         began = time.monotonic()
-        answer = b""
-        for byte in head + b"X-Long: " + b"y" * 100:
-            try:
-                trickle.sendall(bytes([byte]))
-            except OSError:
-                break
-            ready, _, _ = select.select([trickle], [], [], 0.2)
-            if ready:
-                answer = trickle.recv(100)
-                break
+        pieces = [bytes([byte]) for byte in head + b"X-Long: " + b"y" * 100]
+        answer = send_slowly(trickle, pieces, every=0.2)
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert time.monotonic() - began < 5
     with httpx.Client(base_url=server.url, timeout=10) as client:
