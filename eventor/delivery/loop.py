@@ -257,6 +257,30 @@ class SubscriptionLoop:
                     return True
         return False
 
+    def _give_up(
+        self, batch: list[RecordedEvent], config: SubscriptionConfig, error: str, failures: int
+    ) -> Result:
+        """`batch` failed as often as the policy allows: park it or pause on it."""
+        s, first = self.subscription, batch[0]
+        if config.on_exhausted == PARK:
+            for event in batch:
+                self._park(event, error)
+            self._log_park(
+                len(batch), "parked %d-%d after %d attempts: %s",
+                first.position, batch[-1].position, failures, error,
+            )  # fmt: skip
+            s.position = batch[-1].position
+            s.attempts = 0
+            s.next_attempt_at = None
+            self._dirty()
+            return Result.GAVE_UP
+        self.pause(error)
+        log.warning(
+            "subscription %r paused at %d after %d attempts: %s",
+            s.name, first.position, failures, error,
+        )  # fmt: skip
+        return Result.STOPPED
+
     async def _replay(
         self,
         store: EventStore,
@@ -312,6 +336,9 @@ class SubscriptionLoop:
         s = self.subscription
         first = batch[0]
         failures = 0
+        if not replay and s.attempts and policy.exhausted(s.attempts):
+            # `max_attempts` lowered below the failures already made: no attempt more.
+            return self._give_up(batch, config, s.last_error or "failed", s.attempts)
         while True:
             if self.halted:
                 return Result.STOPPED
@@ -416,22 +443,7 @@ class SubscriptionLoop:
                     self._park(first, error)
                     self._log_park(1, "parked %d again: %s", first.position, error)
                     return Result.GAVE_UP
-                if config.on_exhausted == PARK:
-                    for event in batch:
-                        self._park(event, error)
-                    self._log_park(
-                        len(batch), "parked %d-%d after %d attempts: %s",
-                        first.position, batch[-1].position, attempt, error,
-                    )  # fmt: skip
-                    s.position = batch[-1].position
-                    s.attempts = 0
-                    return Result.GAVE_UP
-                self.pause(error)
-                log.warning(
-                    "subscription %r paused at %d after %d attempts: %s",
-                    s.name, first.position, attempt, error,
-                )  # fmt: skip
-                return Result.STOPPED
+                return self._give_up(batch, config, error, failures)
             delay = policy.delay(failures, outcome.retry_after)
             if not replay:
                 # Stored before anything can end the loop: a restart, an update or a replay

@@ -717,3 +717,37 @@ def test_a_2xx_body_in_pieces_is_read_whole_and_the_connection_kept(client, stre
         assert (pieces.requests, pieces.connections) == (3, 1)
     finally:
         pieces.close()
+
+
+def test_lowering_max_attempts_below_the_failures_made_gives_up_at_once(
+    client, stream, receiver: Receiver
+):
+    receiver.decide(lambda r: Reply(500) if r.position == 1 else None)
+    append(client, stream, 2)
+    sub = name()
+    body = {"stream": stream, "url": receiver.url, "max_attempts": 0}
+    body["backoff"] = {"initial": 30, "max": 30}
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 201
+    receiver.wait_count(1)
+    wait_status(client, sub, lambda s: s["status"] == "retrying")  # 30 s to the next attempt
+    body["max_attempts"] = 1
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    paused = wait_status(client, sub, lambda s: s["status"] == "paused")
+    assert (paused["position"], paused["attempts"]) == (0, 1)
+    assert paused["paused_reason"].startswith("HTTP 500")
+    assert len(receiver.received()) == 1  # no attempt more
+    # Under the park policy the event is parked at once and the next one goes out.
+    body.update(max_attempts=0, on_exhausted="park")
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    assert client.post(f"/v1/subscriptions/{sub}/resume").status_code == 200
+    receiver.wait_count(2)
+    wait_status(client, sub, lambda s: s["status"] == "retrying")
+    body["max_attempts"] = 1
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    wait_status(client, sub, lambda s: s["parked"] == 1 and s["position"] == 2)
+    requests = receiver.wait_count(3)
+    assert [(r.position, r.headers["x-eventor-attempt"]) for r in requests] == [
+        (1, "1"),
+        (1, "1"),
+        (2, "1"),
+    ]
