@@ -337,8 +337,10 @@ class SubscriptionLoop:
         first = batch[0]
         failures = 0
         if not replay and s.attempts and policy.exhausted(s.attempts):
-            # `max_attempts` lowered below the failures already made: no attempt more.
-            return self._give_up(batch, config, s.last_error or "failed", s.attempts)
+            # `max_attempts` lowered below the failures already made: no attempt more. Only
+            # the first event surely failed them: a batch read again since may hold events
+            # never sent (they go out next, afresh).
+            return self._give_up(batch[:1], config, s.last_error or "failed", s.attempts)
         while True:
             if self.halted:
                 return Result.STOPPED

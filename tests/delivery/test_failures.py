@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import socket
@@ -751,3 +752,27 @@ def test_lowering_max_attempts_below_the_failures_made_gives_up_at_once(
         (1, "1"),
         (2, "1"),
     ]
+
+
+def test_lowering_max_attempts_parks_only_the_event_that_failed_not_a_batch_read_since(
+    client, stream, receiver: Receiver
+):
+    def first(r: Received) -> int:
+        return int(r.headers["x-eventor-first-position"])
+
+    receiver.decide(lambda r: Reply(500) if first(r) == 1 else None)
+    append(client, stream, 1)
+    sub = name()
+    body = {"stream": stream, "url": receiver.url, "batch_size": 5, "on_exhausted": "park"}
+    body.update(max_attempts=0, backoff={"initial": 30, "max": 30})
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 201
+    receiver.wait_count(1)
+    wait_status(client, sub, lambda s: s["status"] == "retrying")
+    append(client, stream, 4)  # never sent yet: the retry of [1] waits 30 s
+    body["max_attempts"] = 1
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    wait_status(client, sub, lambda s: s["position"] == 5)
+    parked = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
+    assert [p["position"] for p in parked] == [1]
+    batches = [json.loads(r.body) for r in receiver.received()]
+    assert [[int(e["sequence"]) for e in b] for b in batches] == [[1], [2, 3, 4, 5]]
