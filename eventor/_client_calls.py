@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from .errors import (
     InvalidRequest,
     LimitExceeded,
     StorageError,
+    StorageFull,
     StorageUnavailable,
     StreamNotFound,
     SubscriptionExists,
@@ -95,11 +98,12 @@ class _EventOut(msgspec.Struct):
     data_base64: str | None = None
     metadata: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # a Raw takes null too
 
-    def recorded(self) -> RecordedEvent:
+    def recorded(self, raw: bytes = b"") -> RecordedEvent:
+        """The event; `raw`, the JSON it was decoded from, gives its data byte for byte."""
         if self.data_base64 is not None:
             data, is_json = base64.b64decode(self.data_base64), False
         else:
-            data, is_json = bytes(self.data or b"null"), True
+            data, is_json = _as_sent(raw, bytes(self.data or b"null")), True
         metadata = None if self.metadata is msgspec.UNSET else bytes(self.metadata)
         if metadata == b"null":
             metadata = None
@@ -116,9 +120,35 @@ class _EventOut(msgspec.Struct):
         )
 
 
+_DATA_KEY = b'"data":'
+_WHITESPACE = b" \t\r\n"
+
+
+def _as_sent(raw: bytes, value: bytes) -> bytes:
+    """An event's JSON data with the whitespace around it that it was appended with (which
+    msgspec's Raw leaves out), found in `raw`, the event's JSON as the server wrote it: its
+    first `"data":` is the event's own member (the members before it are strings and numbers
+    whose quotes are escaped). When `raw` does not read so, `value` as it is."""
+    key = raw.find(_DATA_KEY)
+    if key < 0:
+        return value
+    start = key + len(_DATA_KEY)
+    begin = start
+    while begin < len(raw) and raw[begin] in _WHITESPACE:
+        begin += 1
+    end = begin + len(value)
+    if raw[begin:end] != value:
+        return value
+    while end < len(raw) and raw[end] in _WHITESPACE:
+        end += 1
+    if end >= len(raw) or raw[end] not in b",}":
+        return value
+    return raw[start:end] if (begin, end) != (start, start + len(value)) else value
+
+
 class _ReadOut(msgspec.Struct):
     head: int
-    events: list[_EventOut]
+    events: list[msgspec.Raw]
     next: int | None
 
 
@@ -153,8 +183,8 @@ class Call:
     headers: Mapping[str, str] | None = None
     #: A conditional PUT: a 412 means the subscription does (False) or does not (True) exist.
     precondition: bool | None = None
-    #: Seconds for this request, when not the client's (a long poll waits longer).
-    timeout: float | None = None
+    #: Seconds the server may hold this request before it answers (a long poll's `wait`).
+    held: float | None = None
 
 
 def _segment(name: str) -> str:
@@ -221,12 +251,14 @@ def read_call(
 
     def parse(response: httpx.Response) -> Page:
         out = _read.decode(response.content)
-        return Page([e.recorded() for e in out.events], out.head, out.next)
+        events = []
+        for raw in out.events:
+            text = bytes(raw)
+            events.append(_event.decode(text).recorded(text))
+        return Page(events, out.head, out.next)
 
     path = f"/v1/streams/{_segment(stream)}/events"
-    # A long poll is answered only when the wait is over: allow for it.
-    timeout = wait + _LONG_POLL_MARGIN if wait else None
-    return Call("GET", path, parse, params, subject=stream, timeout=timeout)
+    return Call("GET", path, parse, params, subject=stream, held=wait or None)
 
 
 def subscription_call(
@@ -288,14 +320,37 @@ def sse_events(sse: SSE, chunk: str, path: str) -> list[RecordedEvent]:
         raise ClientError(f"GET {path}: a message is not an event ({exc})") from exc
 
 
-def request_args(call: Call) -> dict[str, Any]:
-    """What httpx's `request()` takes for `call`, after its method and path."""
-    return {
-        "params": call.params,
-        "json": call.json,
-        "headers": call.headers,
-        "timeout": call.timeout or httpx.USE_CLIENT_DEFAULT,
-    }
+def request_args(call: Call, timeout: httpx.Timeout) -> dict[str, Any]:
+    """What httpx's `request()` takes for `call`, after its method and path (`timeout`: the
+    client's)."""
+    if call.held and timeout.read is not None:
+        # A long poll is answered only when its wait is over: its read timeout allows for it
+        # (the other timeouts stay the client's).
+        read = max(timeout.read, call.held + _LONG_POLL_MARGIN)
+        timeout = httpx.Timeout(timeout.connect, read=read, write=timeout.write, pool=timeout.pool)
+    args: dict[str, Any] = {"params": call.params, "headers": call.headers, "timeout": timeout}
+    if call.json is not None:
+        args["content"] = encode_json(call.json)
+        args["headers"] = {**(call.headers or {}), "Content-Type": "application/json"}
+    return args
+
+
+def encode_json(value: Any) -> bytes:
+    """A request body as JSON: UUIDs as text (an event's `id`); NaN and infinities, which
+    JSON has not, are a ValueError."""
+    return json.dumps(
+        value, default=_json_default, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+    ).encode()
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(
+            "bytes are not JSON: send them as data_base64 (base64 text) with their content_type"
+        )
+    raise TypeError(f"an object of type {type(value).__name__} is not JSON")
 
 
 def live_path(stream: str) -> str:
@@ -381,12 +436,17 @@ _BY_CODE: dict[str, type[EventorError]] = {
         IdempotencyConflict,
         SubscriptionExists,
         StorageError,
+        StorageFull,
         StorageUnavailable,
     )
 }
 
 
-_BY_STATUS: dict[int, type[EventorError]] = {400: InvalidRequest, 413: LimitExceeded}
+_BY_STATUS: dict[int, type[EventorError]] = {
+    400: InvalidRequest,
+    413: LimitExceeded,
+    507: StorageFull,
+}
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
@@ -398,7 +458,9 @@ class SSE:
     """
 
     def __init__(self) -> None:
-        self._buffer = ""
+        #: The line begun and not ended yet, in pieces: a line of 1 MiB comes in many chunks,
+        #: and splitting it again at each one would cost the square of its length.
+        self._pieces: list[str] = []
         self._after_cr = False  # a chunk ended in CR: a LF opening the next one belongs to it
         self._data: list[str] = []
 
@@ -406,12 +468,17 @@ class SSE:
         if self._after_cr and chunk.startswith("\n"):
             chunk = chunk[1:]
         self._after_cr = chunk.endswith("\r")
-        *lines, self._buffer = _LINE_END.split(self._buffer + chunk)
+        *lines, rest = _LINE_END.split(chunk)
+        if lines:
+            lines[0] = "".join(self._pieces) + lines[0]
+            self._pieces = []
+        if rest:
+            self._pieces.append(rest)
         events = []
         for line in lines:
             if line.startswith("data:"):
                 self._data.append(line[5:].removeprefix(" "))
             elif not line and self._data:
-                text, self._data = "\n".join(self._data), []
-                events.append(_event.decode(text).recorded())
+                text, self._data = "\n".join(self._data).encode(), []
+                events.append(_event.decode(text).recorded(text))
         return events

@@ -57,13 +57,17 @@ __all__ = ["AsyncClient", "Client", "ClientError", "Page", "ServerUnreachable"]
 
 
 class Client:
-    """A synchronous client. Use it as a context manager, or call `close()`."""
+    """A synchronous client. Use it as a context manager, or call `close()`.
+
+    `timeout`: seconds for each request (or an `httpx.Timeout`; None: no limit); long polls and
+    `live()` are given the time they need to read on top of it.
+    """
 
     def __init__(
         self,
         base_url: str = DEFAULT_URL,
         *,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout | None = 30.0,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -83,7 +87,8 @@ class Client:
 
     def _run(self, call: Call) -> Any:
         try:
-            response = self._http.request(call.method, call.path, **request_args(call))
+            args = request_args(call, self._http.timeout)
+            response = self._http.request(call.method, call.path, **args)
         except httpx.TransportError as exc:
             raise transport_failure(f"{call.method} {call.path}", exc) from exc
         raise_for(response, call.subject, call.precondition)
@@ -237,13 +242,15 @@ class Client:
 
 
 class AsyncClient:
-    """The same as `Client`, for asyncio (`async with AsyncClient() as eventor: ...`)."""
+    """The same as `Client`, for asyncio (`async with AsyncClient() as eventor: ...`): the
+    same methods, awaited; `iter_events`, `streams` and `live` are async iterators, and
+    `close()` is `aclose()`."""
 
     def __init__(
         self,
         base_url: str = DEFAULT_URL,
         *,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout | None = 30.0,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -262,7 +269,8 @@ class AsyncClient:
 
     async def _run(self, call: Call) -> Any:
         try:
-            response = await self._http.request(call.method, call.path, **request_args(call))
+            args = request_args(call, self._http.timeout)
+            response = await self._http.request(call.method, call.path, **args)
         except httpx.TransportError as exc:
             raise transport_failure(f"{call.method} {call.path}", exc) from exc
         raise_for(response, call.subject, call.precondition)

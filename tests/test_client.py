@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from delivery.receiver import Receiver, Reply
 from helpers import unique, wait_until
 
-from eventor._client_calls import LIVE_READ_TIMEOUT, live_timeout
+from eventor._client_calls import LIVE_READ_TIMEOUT, SSE, live_timeout
 from eventor.api import create_app
 from eventor.client import AsyncClient, Client, ClientError, ServerUnreachable
 from eventor.errors import (
@@ -125,13 +126,64 @@ def test_live_events_may_hold_any_line_separator_in_their_json(eventor, stream):
     assert (json.loads(first.data), json.loads(second.data)) == (odd, 2)
 
 
-def test_a_long_poll_may_outlast_the_clients_timeout(server, stream):
-    with Client(server.url, timeout=0.5) as impatient:
+@pytest.mark.parametrize("timeout", [0.5, httpx.Timeout(0.5)], ids=["seconds", "Timeout"])
+def test_a_long_poll_may_outlast_the_clients_timeout(server, stream, timeout):
+    with Client(server.url, timeout=timeout) as impatient:
         later = threading.Timer(1.0, impatient.append, (stream, {"type": "Late"}))
         later.start()
         page = impatient.read(stream, 1, wait=5)
         later.join()
     assert [e.type for e in page.events] == ["Late"]
+
+
+def test_json_data_reads_back_with_the_whitespace_around_it(eventor, stream):
+    """`data` is the bytes appended, also where JSON's own parser would drop the whitespace
+    around a value (a file sent with curl --data-binary ends in a newline)."""
+    bodies = [b'{"a": 1}\n', b"  [1,\r\n 2]  ", b'{"data": "x"}', b"7"]
+    base = str(eventor._http.base_url)
+    for body in bodies[:2]:
+        sent = httpx.post(f"{base}/streams/{stream}", content=body, headers={"X-Event-Type": "T"})
+        assert sent.status_code == 200
+    as_base64 = base64.b64encode(bodies[2]).decode()
+    metadata = {"data": 1}  # a "data" member of its own: not the event's
+    json_type = {"content_type": "application/json"}
+    eventor.append(
+        stream, {"type": "T", "data_base64": as_base64, "metadata": metadata, **json_type}
+    )
+    eventor.append(stream, {"type": "T", "data": 7})
+    page = eventor.read(stream)
+    assert [e.data for e in page.events] == bodies
+    assert all(e.is_json for e in page.events)
+    live = eventor.live(stream, start=1)
+    lf = [body.replace(b"\r\n", b"\n") for body in bodies]  # SSE's framing: see live()
+    assert [next(live).data for _ in bodies] == lf
+    live.close()
+
+
+def test_event_ids_may_be_uuids_and_bytes_say_how_to_send_them(eventor, stream):
+    event_id = uuid.uuid4()
+    result = eventor.append(stream, {"type": "T", "id": event_id})
+    assert result.ids == (str(event_id),)
+    with pytest.raises(TypeError, match="data_base64"):
+        eventor.append(stream, {"type": "T", "data": b"raw"})
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        eventor.append(stream, {"type": "T", "data": float("nan")})
+    assert eventor.head(stream) == 1
+
+
+def test_a_long_live_event_comes_whole_whatever_the_chunks():
+    data = json.dumps({"k": "x" * 1_000_000})
+    message = f'data: {{"id":"i","stream":"s","position":1,"type":"T","data":{data},'
+    message += '"metadata":null,"content_type":"application/json","created":"c"}\r\n\r\n'
+    sse = SSE()
+    events = []
+    for start in range(0, len(message), 65_536):
+        events += sse.feed(message[start : start + 65_536])
+    assert [json.loads(e.data) for e in events] == [{"k": "x" * 1_000_000}]
+    # Line ends split between chunks, in every form.
+    lines = 'data: {"id":"i","stream":"s","position":2,"type":"T","data":2,'
+    lines += '"metadata":null,"content_type":"application/json","created":"c"}'
+    assert [e.position for e in sse.feed(lines + "\r") + sse.feed("\n\r") + sse.feed("\n")] == [2]
 
 
 def test_bad_parameters_are_invalid_requests_and_no_server_unreachable(eventor, stream):

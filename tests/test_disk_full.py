@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from eventor.api.app import EventorApp
+from eventor.client import AsyncClient
+from eventor.errors import StorageFull
 from eventor.settings import Settings
 
 
@@ -47,6 +50,9 @@ def test_a_full_disk_is_a_507_and_appends_work_again_once_there_is_room(tmp_path
                 )
                 assert original.status_code == 507
                 assert (await c.get("/v1/streams/s")).json()["head"] == 1  # nothing stored
+                async with AsyncClient("http://eventor", transport=transport) as client:
+                    with pytest.raises(StorageFull, match="disk is full"):
+                        await client.append("s", big)
 
                 await limit_pages(1_000_000)  # room again: no restart needed
                 again = await c.post("/v1/streams/s/events", json=big)
