@@ -150,6 +150,12 @@ class EventStore:
         check_stream_name(stream)
         return await self.storage.stream_info(stream)
 
-    async def variants(self, stream: str) -> dict[str, list[RecordedEvent]]:
+    async def variants(
+        self,
+        stream: str,
+        *,
+        after: tuple[str, int] | None = None,
+        max_bytes: int | None = None,
+    ) -> list[RecordedEvent]:
         check_stream_name(stream)
-        return await self.storage.variants(stream)
+        return await self.storage.variants(stream, after=after, max_bytes=max_bytes)

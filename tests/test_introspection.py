@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 from typing import Any
 
 import httpx
@@ -148,6 +150,34 @@ def test_shapes_come_from_the_body_whatever_its_content_type(client, stream):
     post(client, stream, "E", b'{"a": 3}', content_type="text/plain")
     found = variants(client, stream)
     assert [v["position"] for v in found["E"]] == [1, 2, 4]
+
+
+def test_large_examples_come_page_by_page_and_whole(client, stream):
+    """Past a few MiB of example data the answer is sent as it is read (chunked), not built
+    whole: the same JSON as HTTP/1.0 gets whole, with every example in order."""
+    shapes = 4
+    for event_type in ("A", "B", "C"):
+        for n in range(shapes):
+            post(client, stream, event_type, b'{"k%d": "%s"}' % (n, b"x" * 500_000))
+    post(client, stream, "A", b'{"k0": "again"}')  # a shape already kept
+    answer = client.get(f"/introspect/{stream}")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers.get("transfer-encoding") == "chunked"  # sent page by page
+    found = answer.json()
+    assert list(found["event_variants"]) == ["A", "B", "C"]
+    positions = {t: [v["position"] for v in vs] for t, vs in found["event_variants"].items()}
+    assert positions == {"A": [1, 2, 3, 4], "B": [5, 6, 7, 8], "C": [9, 10, 11, 12]}
+    assert found["event_variants"]["C"][3]["body"] == '{"k3": "%s"}' % ("x" * 500_000)
+    host, port = client.base_url.host, client.base_url.port
+    old = http.client.HTTPConnection(host, port, timeout=30)
+    old._http_vsn, old._http_vsn_str = 10, "HTTP/1.0"  # type: ignore[attr-defined]
+    old.request("GET", f"/introspect/{stream}")
+    whole = old.getresponse()
+    assert whole.status == 200
+    assert whole.getheader("content-length") is not None
+    assert json.loads(whole.read()) == found
+    old.close()
 
 
 def test_unknown_stream(client, server, stream):

@@ -399,15 +399,23 @@ def test_variants_one_per_shape_oldest_first(run):
         await s.append("v", [event("A", b'{"x": 1, "y": 2}'), event("A", b'{"z": 1}')])
         await s.append("v", [event("A", b"[1]"), event("A", b"[2]")])
         found = await s.variants("v")
-        assert sorted(found) == ["A", "B"]
-        assert [e.position for e in found["A"]] == [1, 3, 6, 7]
-        assert [e.data for e in found["A"]] == [
+        assert [(e.type, e.position) for e in found] == [
+            ("A", 1),
+            ("A", 3),
+            ("A", 6),
+            ("A", 7),
+            ("B", 4),
+        ]
+        assert [e.data for e in found[:4]] == [
             b'{"x": 1}',
             b'{"y": 1, "x": 0}',
             b'{"z": 1}',
             b"[1]",
         ]
-        assert [e.position for e in found["B"]] == [4]
+        # Page by page: after a type and position; ending once the data passes max_bytes.
+        assert await s.variants("v", after=("A", 3), max_bytes=1) == found[2:3]
+        assert await s.variants("v", after=("A", 7), max_bytes=10**6) == found[4:]
+        assert await s.variants("v", after=("B", 4)) == []
 
     run(body)
 
@@ -416,7 +424,7 @@ def test_variants_one_per_shape_oldest_first(run):
 
 
 def test_everything_survives_a_reopen(make_storage):
-    async def write() -> tuple[list[RecordedEvent], dict[str, list[RecordedEvent]]]:
+    async def write() -> tuple[list[RecordedEvent], list[RecordedEvent]]:
         s = make_storage()
         await s.open()
         await s.append("keep", [event("A", b'{"a": 1}', metadata=b"{}"), event("B", b"\x00")])
@@ -426,7 +434,7 @@ def test_everything_survives_a_reopen(make_storage):
         await s.close()
         return events, variants
 
-    async def reopen(events: list[RecordedEvent], variants: dict[str, list[RecordedEvent]]) -> None:
+    async def reopen(events: list[RecordedEvent], variants: list[RecordedEvent]) -> None:
         s = make_storage()
         assert not s.is_open
         await s.open()

@@ -208,19 +208,51 @@ class OriginalRoutes:
 
     async def introspect_stream(self, request: Request) -> Response:
         stream = check_stream_name(request.path_params["stream"])
-        variants = {} if self._store.head(stream) is None else await self._store.variants(stream)
-        return json_response(
-            IntrospectVariants(
-                stream,
-                {
-                    type_: [
-                        Variant(e.position, e.id, e.created, e.data.decode("utf-8", "replace"))
-                        for e in events
-                    ]
-                    for type_, events in variants.items()
-                },
+        whole = request.method == "HEAD" or request.scope.get("http_version") == "1.0"
+        page_bytes = None if whole else ORIGINAL_PAGE_BYTES
+        try:
+            events = (
+                []
+                if self._store.head(stream) is None
+                else await self._store.variants(stream, max_bytes=page_bytes)
             )
-        )
+        except StreamNotFound:
+            events = []
+        if page_bytes is None or sum(len(e.data) for e in events) < page_bytes:
+            by_type: dict[str, list[Variant]] = {}
+            for event in events:
+                by_type.setdefault(event.type, []).append(_variant(event))
+            return json_response(IntrospectVariants(stream, by_type))
+        # Up to 100 examples of each type, each up to an event's size: sent page by page,
+        # as a large read is, not built whole.
+        return StreamingResponse(self._variant_pages(stream, events), media_type=JSON)
+
+    async def _variant_pages(
+        self, stream: str, events: list[RecordedEvent]
+    ) -> AsyncIterator[bytes]:
+        """IntrospectVariants as JSON, `events` the first page of its examples."""
+        yield b'{"name":' + encoder.encode(stream) + b',"event_variants":{'
+        current: str | None = None
+        while events:
+            parts = []
+            for event in events:
+                if event.type != current:
+                    opening = b"" if current is None else b"],"
+                    parts.append(opening + encoder.encode(event.type) + b":[")
+                    current = event.type
+                else:
+                    parts.append(b",")
+                parts.append(encoder.encode(_variant(event)))
+            yield b"".join(parts)
+            last = events[-1]
+            events = await self._store.variants(
+                stream, after=(last.type, last.position), max_bytes=ORIGINAL_PAGE_BYTES
+            )
+        yield (b"" if current is None else b"]") + b"}}"
+
+
+def _variant(event: RecordedEvent) -> Variant:
+    return Variant(event.position, event.id, event.created, event.data.decode("utf-8", "replace"))
 
 
 # -- the OpenAPI document --------------------------------------------------------------------

@@ -105,8 +105,17 @@ class Storage(abc.ABC):
         """One stream in detail. Raises StreamNotFound."""
 
     @abc.abstractmethod
-    async def variants(self, stream: str) -> dict[str, list[RecordedEvent]]:
-        """Per event type, one example event for each distinct payload shape, oldest first.
+    async def variants(
+        self,
+        stream: str,
+        *,
+        after: tuple[str, int] | None = None,
+        max_bytes: int | None = None,
+    ) -> list[RecordedEvent]:
+        """One example event for each distinct payload shape of each event type, ordered by
+        type, then position (oldest first); only those after `after` (the type and position of
+        the last one had). With `max_bytes`, the list ends once their data passes it (so it
+        holds all that is left when their data is less).
 
         Raises StreamNotFound.
         """

@@ -332,15 +332,17 @@ class SQLiteStorage(Storage):
 
         return await self._pool.call(stream, info)
 
-    async def variants(self, stream: str) -> dict[str, list[RecordedEvent]]:
+    async def variants(
+        self,
+        stream: str,
+        *,
+        after: tuple[str, int] | None = None,
+        max_bytes: int | None = None,
+    ) -> list[RecordedEvent]:
         self._check_open()
         if stream not in self._registry:
             raise StreamNotFound(stream)
-        events = await self._pool.call(stream, StreamDatabase.variants)
-        out: dict[str, list[RecordedEvent]] = {}
-        for event in events:
-            out.setdefault(event.type, []).append(event)
-        return out
+        return await self._pool.call(stream, lambda db: db.variants(after, max_bytes))
 
     # -- subscriptions -------------------------------------------------------------------------
 

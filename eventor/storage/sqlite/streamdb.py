@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import quote
 
 from ...errors import EventorError, IdempotencyConflict, StreamNotFound, WrongExpectedVersion
@@ -130,9 +130,12 @@ class StreamDatabase:
             self.event_types[type_] = self.event_types.get(type_, 0) + count
             self._unsaved_counts[type_] = count
             self.largest = max(self.largest, largest)
-        self._shapes: dict[str, set[str]] = {}
+        # The shapes kept per type, by their hash: a shape is the list of an object's keys,
+        # up to the size of an event (100 of 200 KB each were 20 MB a type, held while the
+        # stream is open). Two shapes of one type with one 64-bit hash would cost an example.
+        self._shapes: dict[str, set[int]] = {}
         for type_, shape in conn.execute("SELECT type, shape FROM variants"):
-            self._shapes.setdefault(type_, set()).add(shape)
+            self._shapes.setdefault(type_, set()).add(hash(shape))
 
     @classmethod
     def open(
@@ -245,7 +248,7 @@ class StreamDatabase:
                     )
                 )
                 shapes = self._shapes.get(event.type)
-                if shapes is None or event.shape not in shapes:
+                if shapes is None or hash(event.shape) not in shapes:
                     key = (event.type, event.shape)
                     if key not in pending_shapes:
                         # Kept and pending together stay within the bound.
@@ -276,7 +279,7 @@ class StreamDatabase:
             self.largest = largest
             _add(self.event_types, added)
             for event_type, shape, _ in new_variants:
-                self._shapes.setdefault(event_type, set()).add(shape)
+                self._shapes.setdefault(event_type, set()).add(hash(shape))
         return results
 
     def _write(
@@ -398,14 +401,30 @@ class StreamDatabase:
                 total += os.stat(f"{self.path}{suffix}").st_size
         return total
 
-    def variants(self) -> list[RecordedEvent]:
-        rows = self._conn.execute(
+    def variants(
+        self, after: tuple[str, int] | None = None, max_bytes: int | None = None
+    ) -> list[RecordedEvent]:
+        """The example events of the payload shapes, by type and position, after `after`
+        (a type and a position); with `max_bytes`, ending once their data passes it."""
+        cursor = self._conn.execute(
             "SELECT e.id, ?, e.position, e.type, e.data,"
             " coalesce(e.content_type, 'application/json'), e.is_json, e.metadata, e.created"
             " FROM variants v JOIN events e ON e.position = v.position"
-            " ORDER BY v.type, v.position",
-            (self.name,),
-        ).fetchall()
+            " WHERE (v.type, v.position) > (?, ?) ORDER BY v.type, v.position",
+            (self.name, *(after or ("", 0))),
+        )
+        if max_bytes is None:
+            return list(map(_recorded, cursor.fetchall()))
+        chunk = max(1, max_bytes // max(self.largest, 1))
+        rows: list[Any] = []
+        size = 0
+        while size < max_bytes:
+            more = cursor.fetchmany(chunk)
+            if not more:
+                break
+            rows += more
+            size += sum(len(row[_DATA]) for row in more)
+        cursor.close()
         return list(map(_recorded, rows))
 
 
