@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate as validate_openapi
 
 from eventor import __version__
-from eventor.api.app import create_app
+from eventor.api.app import EventorApp, create_app
 from eventor.api.openapi import (
     CROSS_ORIGIN_403,
     ENCODED_SLASH_400,
@@ -40,6 +40,7 @@ from eventor.api.openapi import (
     build_openapi,
 )
 from eventor.api.routing import Doc, Route
+from eventor.settings import Settings
 
 # -- the document as the code builds it (for parametrizing) ----------------------------------
 
@@ -195,6 +196,54 @@ def append_again(c: httpx.Client, seed: Seed) -> Answer:
     r = c.post(f"/v1/streams/{stream}/events", json=event)
     assert r.json()["first_position"] == 1
     return Answer.of(r)
+
+
+def _storage_trouble(
+    method: str, path: str, body: bytes, headers: dict[str, str], trouble: str
+) -> Answer:
+    """The answer to an append made while the storage is in `trouble`: "moved" (its data
+    directory gone: 503) or "full" (the disk full: 507), in an app of its own, in process."""
+
+    async def main() -> Answer:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            app = EventorApp(Settings(data_dir=data))
+            await app.startup()
+            try:
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://e") as c:
+                    url = path.replace("{stream}", "s")
+                    first = await c.post(url, content=body, headers=headers)
+                    assert first.status_code in (200, 201), first.text
+                    if trouble == "moved":
+                        data.rename(Path(tmp) / "aside")
+                    else:
+                        pool: Any = app.storage._pool  # type: ignore[attr-defined]
+
+                        def full(db: Any) -> None:
+                            count = db._conn.execute("PRAGMA page_count").fetchone()[0]
+                            db._conn.execute(f"PRAGMA max_page_count = {count}")
+
+                        await pool.call("s", full)
+                    big = body.replace(b'"1"', b'"' + b"1" * 300_000 + b'"')
+                    return Answer.of(await c.request(method, url, content=big, headers=headers))
+            finally:
+                await app.shutdown()
+
+    return asyncio.run(main())
+
+
+def _trouble_case(method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+    for status, trouble in ((503, "moved"), (507, "full")):
+
+        def run(c: httpx.Client, seed: Seed, trouble: str = trouble) -> Answer:
+            return _storage_trouble(method, path, body, headers, trouble)
+
+        CASES[(method, path, str(status))] = run
+
+
+_trouble_case("POST", EVENTS, b'{"type": "T", "data": "1"}', {"content-type": "application/json"})
+_trouble_case("POST", "/streams/{stream}", b'{"n": "1"}', {"x-event-type": "T"})
 
 
 BAD_EVENTS = [

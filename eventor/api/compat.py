@@ -21,7 +21,7 @@ from ..types import JSON_CONTENT_TYPE, NewEvent, RecordedEvent
 from .params import header, read_body
 from .problems import HTTPProblem
 from .rendering import JSON, encoder, json_response
-from .routing import Doc, Media, Param, Route
+from .routing import APPEND_503, APPEND_507, Doc, Media, Param, Route
 from .schemas import (
     EventTypeCount,
     IntrospectStream,
@@ -306,6 +306,8 @@ APPEND_DOC = Doc(
             "the body is over the largest event allowed (default 1 MiB), or over"
             " --max-request-bytes when that is smaller",
         ),
+        503: (str, APPEND_503),
+        507: (str, APPEND_507),
     },
 )
 READ_DOC = Doc(

@@ -58,6 +58,14 @@ class Media:
     headers: tuple[Param, ...] = ()
 
 
+#: What the append routes answer when the storage cannot take an append (docs, both APIs).
+APPEND_503 = (
+    "the storage cannot take appends now (its data directory is gone, or the server is"
+    " stopping): nothing was appended; try again later"
+)
+APPEND_507 = "the disk is full: nothing was appended; appends work again once there is room"
+
+
 @dataclass(frozen=True)
 class Doc:
     """What the OpenAPI document says of a route. Types are msgspec types (structs, lists...).

@@ -30,7 +30,7 @@ from .params import (
     require_json,
 )
 from .rendering import encoder, event_out, event_stream, json_response, send_json
-from .routing import Doc, Media, Param, Route
+from .routing import APPEND_503, APPEND_507, Doc, Media, Param, Route
 from .schemas import (
     EXPECTED_VERSION,
     AppendBody,
@@ -324,6 +324,8 @@ APPEND_DOC = Doc(
             "the body is not declared JSON (send `Content-Type: application/json`), or comes"
             " with a `Content-Encoding` (send it as is)",
         ),
+        503: (Problem, APPEND_503),
+        507: (Problem, APPEND_507),
     },
 )
 READ_DOC = Doc(
