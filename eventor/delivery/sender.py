@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import re
 import time
 from dataclasses import dataclass
@@ -111,10 +112,16 @@ class Sender:
             False,
             status,
             _text(f"HTTP {status} {response.reason or ''}".rstrip()),
-            excerpt.decode("utf-8", "replace"),
+            _excerpt_text(excerpt),
             retry_after,
             _ms(started),
         )
+
+
+def _excerpt_text(excerpt: bytes) -> str:
+    """The excerpt as text: a character cut at its end is left out (not a U+FFFD); bytes
+    that are not UTF-8 are U+FFFD."""
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(excerpt, final=False)
 
 
 async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -83,7 +83,8 @@ def test_connection_resets_count_as_failed_attempts(client, stream, receiver: Re
 
 
 def test_failure_excerpt_and_status_while_retrying(client, stream, receiver: Receiver):
-    receiver.decide(lambda r: Reply(503, body=b"x" * 5000))
+    body = ("x" + "é" * 3000).encode()  # the 1,024th byte is half an "é"
+    receiver.decide(lambda r: Reply(503, body=body))
     append(client, stream, 1)
     sub = name()
     subscribe(
@@ -93,7 +94,7 @@ def test_failure_excerpt_and_status_while_retrying(client, stream, receiver: Rec
     assert s["status"] == "retrying"
     assert s["last_error"] == "HTTP 503 Service Unavailable"
     entry = client.get(f"/v1/subscriptions/{sub}/deliveries?limit=1").json()["deliveries"][0]
-    assert entry["response_excerpt"] == "x" * 1024
+    assert entry["response_excerpt"] == "x" + "é" * 511  # 1,023 bytes: no half character
     receiver.decide(None)
     s = wait_status(client, sub, lambda s: s["position"] == 1)
     assert s["status"] == "active"
