@@ -228,7 +228,11 @@ class SubscriptionLoop:
                     break
                 batch: list[RecordedEvent] = []
                 size = 0
-                while index < count and len(batch) < batch_size:
+                # An event still being retried from before (a restart, an update) goes alone:
+                # the events after it that came since have not failed with it, and must not
+                # be parked (or share its attempt count) with it.
+                most = 1 if s.attempts else batch_size
+                while index < count and len(batch) < most:
                     event = events[index]
                     if types is None or event.type in types:
                         size += len(event.data)
@@ -255,6 +259,8 @@ class SubscriptionLoop:
                     return False
                 if result is Result.RECONFIGURED:
                     return True
+                if s.position != batch[-1].position:
+                    break  # not all of the batch is behind: read on from the position
         return False
 
     def _give_up(
@@ -337,10 +343,9 @@ class SubscriptionLoop:
         first = batch[0]
         failures = 0
         if not replay and s.attempts and policy.exhausted(s.attempts):
-            # `max_attempts` lowered below the failures already made: no attempt more. Only
-            # the first event surely failed them: a batch read again since may hold events
-            # never sent (they go out next, afresh).
-            return self._give_up(batch[:1], config, s.last_error or "failed", s.attempts)
+            # `max_attempts` lowered below the failures already made: no attempt more (the
+            # batch is the one event that failed them: see `_run`).
+            return self._give_up(batch, config, s.last_error or "failed", s.attempts)
         while True:
             if self.halted:
                 return Result.STOPPED

@@ -769,11 +769,39 @@ def test_lowering_max_attempts_parks_only_the_event_that_failed_not_a_batch_read
     assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 201
     receiver.wait_count(1)
     wait_status(client, sub, lambda s: s["status"] == "retrying")
-    append(client, stream, 4)  # never sent yet: the retry of [1] waits 30 s
+    append(client, stream, 9)  # never sent yet: the retry of [1] waits 30 s
     body["max_attempts"] = 1
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    wait_status(client, sub, lambda s: s["position"] == 10)
+    parked = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
+    assert [p["position"] for p in parked] == [1]
+    batches = [json.loads(r.body) for r in receiver.received()]
+    assert [[int(e["sequence"]) for e in b] for b in batches] == [
+        [1],
+        [2, 3, 4, 5, 6],
+        [7, 8, 9, 10],
+    ]
+
+
+def test_an_event_retried_across_an_update_goes_alone_not_with_the_events_come_since(
+    client, stream, receiver: Receiver
+):
+    """Events appended while the first one is being retried have not failed with it: after
+    an update, they are not sent in its batch (to be parked with it when it runs out of
+    attempts) but after it, with attempts of their own."""
+    receiver.decide(lambda r: Reply(500) if r.headers["x-eventor-first-position"] == "1" else None)
+    append(client, stream, 1)
+    sub = name()
+    body = {"stream": stream, "url": receiver.url, "batch_size": 5, "on_exhausted": "park"}
+    body.update(max_attempts=2, backoff={"initial": 0.5, "max": 0.5})
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 201
+    receiver.wait_count(1)
+    wait_status(client, sub, lambda s: s["status"] == "retrying")
+    append(client, stream, 4)
+    body["headers"] = {"X-Version": "2"}  # any update: the loop starts again
     assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
     wait_status(client, sub, lambda s: s["position"] == 5)
     parked = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
     assert [p["position"] for p in parked] == [1]
     batches = [json.loads(r.body) for r in receiver.received()]
-    assert [[int(e["sequence"]) for e in b] for b in batches] == [[1], [2, 3, 4, 5]]
+    assert [[int(e["sequence"]) for e in b] for b in batches] == [[1], [1], [2, 3, 4, 5]]
