@@ -119,9 +119,10 @@ class Sender:
 
 
 def _excerpt_text(excerpt: bytes) -> str:
-    """The excerpt as text: a character cut at its end is left out (not a U+FFFD); bytes
-    that are not UTF-8 are U+FFFD."""
-    return codecs.getincrementaldecoder("utf-8")("replace").decode(excerpt, final=False)
+    """The excerpt as text: a character cut at the excerpt's end is left out (not a
+    U+FFFD); bytes that are not UTF-8 are U+FFFD."""
+    cut = len(excerpt) >= EXCERPT_BYTES
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(excerpt, final=not cut)
 
 
 async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
