@@ -41,3 +41,41 @@ def test_the_live_tail_resumes_after_a_restart(
     expect(page.locator('#events > li[data-position="3"]')).to_contain_text("After", timeout=8000)
     expect(page.locator("#events > li")).to_have_count(3)
     expect(page.locator("#connection")).to_have_attribute("data-state", "open", timeout=8000)
+
+
+def test_a_page_that_cannot_be_loaded_says_so_and_loads_once_the_server_is_back(
+    make_server: Any, open_page: Callable[..., Page], console: ConsoleWatch
+) -> None:
+    server = make_server("--durability", "normal")
+    page = open_page(f"{server.url}/dashboard")
+    expect(page.locator("h1")).to_have_text("Overview")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+
+    console.allow(r"ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_INCOMPLETE_CHUNKED_ENCODING")
+    server.kill()
+    page.get_by_role("link", name="Streams", exact=True).click()  # its code is not loaded yet
+    # Said in place of the page: no overview left on screen whose controls would do nothing.
+    expect(page.locator("#load-error")).to_contain_text("Could not load it")
+    expect(page.locator("main h1")).to_have_text("This page could not be loaded")
+    expect(page.locator("main h1")).to_be_focused()
+    expect(page.locator("main .stat")).to_have_count(0)
+    server.restart()
+    # Loaded once the live connection is back (within its backoff: 1, 2, 4, 8 s).
+    expect(page.locator("main h1")).to_have_text("Streams", timeout=20_000)
+    expect(page.locator("#load-error")).to_have_count(0)
+
+
+def test_try_again_loads_a_page_whose_code_did_not_come(
+    open_page: Callable[..., Page], console: ConsoleWatch
+) -> None:
+    page = open_page("/dashboard")
+    expect(page.locator("h1")).to_have_text("Overview")
+    console.allow(r"ERR_FAILED")
+    page.route("**/js/pages/subscriptions.js", lambda route: route.abort())
+    page.get_by_role("link", name="Subscriptions", exact=True).click()
+    expect(page.locator("#load-error")).to_be_visible()
+    expect(page.locator("main .stat")).to_have_count(0)
+    page.unroute("**/js/pages/subscriptions.js")
+    page.get_by_role("button", name="Try again").click()
+    expect(page.locator("main h1")).to_have_text("Subscriptions")
+    expect(page.locator("main h1")).to_be_focused()

@@ -190,23 +190,18 @@ def test_stream_page_shows_events_and_tails_new_ones_live(
     expect(note.locator(".event-body")).to_contain_text("aGVsbG8gd29ybGQ=")
     expect(note.locator(".event-body")).to_contain_text("hello world")
 
-    # Jump to a position: it and the older ones.
+    # Jump to a position: a page around it (here the whole stream), it picked out and open.
+    # (exact: an event's "2 s ago" holds "go" too)
     page.fill("#jump-position", "2")
-    page.get_by_role("button", name="Go").click()
-    expect(items.first).to_have_attribute("data-position", "2")
-    expect(page.locator("#events-range")).to_have_text(re.compile(r"Showing #1.#2 of 4"))
+    page.get_by_role("button", name="Go", exact=True).click()
+    expect(page.locator("#events > li.target")).to_have_attribute("data-position", "2")
+    expect(page.locator("#events-range")).to_have_text(re.compile(r"Showing #1.#4 of 4"))
+    expect(page.locator("#events > li.target .event-body")).to_be_visible()
     page.fill("#jump-position", "99")  # past the end: the newest, and a word saying so
-    page.get_by_role("button", name="Go").click()
+    page.get_by_role("button", name="Go", exact=True).click()
     expect(page.locator("#jump-past-head")).to_contain_text("There is no #99 yet")
     expect(items.first).to_have_attribute("data-position", "4")
-    page.fill("#jump-position", "2")
-    page.get_by_role("button", name="Go").click()
-    expect(items.first).to_have_attribute("data-position", "2")
-    # While looking at older events, new ones are counted, not pushed in.
     append(api, stream, {"type": "Late"})
-    banner = page.get_by_role("button", name=re.compile("1 new"))
-    expect(banner).to_be_visible()
-    banner.click()
     expect(items.first).to_have_attribute("data-position", "5")
 
     # The payload shapes: one example per type and shape, as the original dashboard had.
@@ -562,3 +557,119 @@ def test_right_to_left_text_in_event_data_keeps_the_json_in_order(
     )
     assert len(isolated) == 4, isolated  # two keys, two values
     assert set(isolated) == {"isolate"}, isolated
+
+
+def test_jump_shows_a_full_page_around_the_position_and_the_url_keeps_it(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("jump")
+    append(api, stream, *[{"type": "Tick", "data": n} for n in range(1, 601)])
+    page = open_page(f"/dashboard/streams/{stream}")
+    shown = page.locator("#events-range")
+    expect(shown).to_have_text("Showing #576\u2013#600 of 600")
+    target = page.locator("#events > li.target")
+    go = page.get_by_role("button", name="Go", exact=True)
+
+    page.fill("#jump-position", "1")
+    go.click()
+    expect(shown).to_have_text("Showing #1\u2013#25 of 600")  # a full page, not #1 alone
+    expect(target).to_have_attribute("data-position", "1")
+    expect(target).to_have_attribute("aria-current", "true")
+    expect(target.locator(".event-toggle")).to_be_focused()
+    expect(page).to_have_url(re.compile(r"\?at=1$"))
+
+    page.fill("#jump-position", "300")
+    go.click()
+    expect(shown).to_have_text("Showing #288\u2013#312 of 600")  # events after it too
+    expect(target).to_have_attribute("data-position", "300")
+    expect(target).to_be_in_viewport()
+    expect(page).to_have_url(re.compile(r"\?at=300$"))
+    page.reload()  # the same page, the same event picked out
+    expect(shown).to_have_text("Showing #288\u2013#312 of 600")
+    expect(target).to_have_attribute("data-position", "300")
+
+    # Paging goes on from there, and is kept in the URL too.
+    page.get_by_role("button", name="Older →").click()
+    expect(shown).to_have_text("Showing #263\u2013#287 of 600")
+    expect(page).to_have_url(re.compile(r"\?from=287$"))
+    page.reload()
+    expect(shown).to_have_text("Showing #263\u2013#287 of 600")
+    page.get_by_role("button", name="← Newer").click()
+    expect(shown).to_have_text("Showing #288\u2013#312 of 600")
+    # While looking at older events, new ones are counted, not pushed in.
+    append(api, stream, {"type": "Late"})
+    banner = page.get_by_role("button", name=re.compile("1 new"))
+    expect(banner).to_be_visible()
+    banner.click()
+    expect(page.locator("#events > li").first).to_have_attribute("data-position", "601")
+    expect(page).to_have_url(re.compile(rf"/dashboard/streams/{stream}$"))
+
+
+def test_the_pager_keeps_the_keyboard_when_its_button_disables_itself(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("pager")
+    append(api, stream, *[{"type": "T", "data": n} for n in range(60)])
+    page = open_page(f"/dashboard/streams/{stream}?from=35")
+    shown = page.locator("#events-range")
+    expect(shown).to_have_text("Showing #11\u2013#35 of 60")
+    newest = page.get_by_role("button", name="Newest", exact=True)
+    older = page.get_by_role("button", name="Older →")
+    newest.focus()
+    page.keyboard.press("Enter")
+    expect(shown).to_have_text("Showing #36\u2013#60 of 60")
+    expect(newest).to_be_disabled()
+    expect(older).to_be_focused()  # not <body>
+    page.keyboard.press("Enter")
+    expect(shown).to_have_text("Showing #11\u2013#35 of 60")
+    page.keyboard.press("Enter")
+    expect(shown).to_have_text("Showing #1\u2013#10 of 60")
+    expect(older).to_be_disabled()
+    expect(page.get_by_role("button", name="← Newer")).to_be_focused()
+
+
+def test_the_jump_and_append_forms_say_what_is_wrong_in_their_own_words(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("words")
+    append(api, stream, {"type": "T"})
+    page = open_page(f"/dashboard/streams/{stream}")
+    expect(page.locator("#events > li")).to_have_count(1)
+    problem = page.locator("#events-status [role=alert]")
+    for typed in ["0", "-3", "1.5", ""]:  # not the browser's own popup for some of them
+        page.evaluate("document.getElementById('events-status').replaceChildren()")
+        page.fill("#jump-position", typed)
+        page.get_by_role("button", name="Go", exact=True).click()
+        expect(problem).to_contain_text("a whole number from 1")
+        expect(page.locator("#jump-position")).to_have_attribute("aria-invalid", "true")
+
+    page.fill("#append-data", '{"a": 1 "b": 2}')
+    page.get_by_role("button", name="Append event").click()
+    error = page.locator("#append-data-error")
+    expect(error).to_contain_text("Not valid JSON (line 1, column 9): ")
+    text = error.inner_text()
+    assert text.count("line") == 1, text  # the place said once
+    assert "position" not in text, text
+
+
+def test_payload_shapes_say_null_and_follow_new_types(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("shapes")
+    append(api, stream, {"type": "Nothing", "data": None})
+    page = open_page(f"/dashboard/streams/{stream}")
+    shapes_tab = page.get_by_role("tab", name="Payload shapes")
+    shapes_tab.click()
+    expect(page.locator('#shapes [data-type="Nothing"] .chip')).to_have_text("null")
+
+    # Read again each time the tab is chosen...
+    append(api, stream, {"type": "Later", "data": {"k": 1}})
+    page.get_by_role("tab", name="Events").click()
+    shapes_tab.click()
+    expect(page.locator('#shapes [data-type="Later"] .chip')).to_have_text("k")
+    # ...and on request.
+    append(api, stream, {"type": "Latest", "data": [1]})
+    refresh = page.get_by_role("button", name="Refresh")
+    refresh.click()
+    expect(page.locator('#shapes [data-type="Latest"] .chip')).to_have_text("array")
+    expect(refresh).to_be_focused()

@@ -345,6 +345,7 @@ def test_reset_sends_the_position_as_typed(
         expect(dialog).to_contain_text(f"at most {2**62} (2^62)")
     page.fill("#dialog-input", "9007199254740993")  # 2^53 + 1: a JS number would round it
     confirm.click()
+    dialog.get_by_role("button", name="Skip them and reset").click()  # past the head: asked
     expect(page.locator("#action-error")).to_contain_text("the next delivery is #9007199254740994")
     assert status(api, name)["position"] == 2**53 + 1
 
@@ -500,3 +501,106 @@ def test_a_reset_made_elsewhere_shows_with_every_digit_on_a_quiet_server(
     assert reset.status_code == 200
     expect(page.locator("#position")).to_have_text("#9,007,199,254,740,993")
     expect(row).to_contain_text("9,007,199,254,740,993")
+
+
+def test_a_reset_past_the_head_is_confirmed_first_and_flagged_after(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("past"), sub_name()
+    append(api, stream, 3)
+    subscribe(api, name, stream, receiver.url)
+    assert delivered(receiver, 3) == [1, 2, 3]
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#position")).to_have_text("#3")
+    dialog = page.get_by_role("dialog")
+    for answer in ["Cancel", "Skip them and reset"]:
+        page.get_by_role("button", name="Reset…").click()
+        page.fill("#dialog-input", "2000")
+        dialog.get_by_role("button", name="Reset position").click()
+        warning = page.locator("#beyond-head-warning")
+        expect(warning).to_contain_text("ends at #3")
+        expect(warning).to_contain_text("1,997 events")
+        expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+        dialog.get_by_role("button", name=answer).click()
+        expect(dialog).to_have_count(0)
+        if answer == "Cancel":
+            assert status(api, name)["position"] == 3
+    expect(page.locator("#action-error")).to_contain_text("the next delivery is #2001")
+    assert status(api, name)["position"] == 2000
+    # Not a healthy full bar: flagged.
+    progress = page.locator("#progress .lag")
+    expect(progress).to_contain_text("2,000 / 3")
+    expect(progress).to_contain_text("position beyond head")
+    expect(progress.locator(".lag-bar")).to_have_class(re.compile(r"\bbeyond\b"))
+
+
+def test_an_action_without_an_answer_says_the_server_was_not_reached(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
+) -> None:
+    console.allow(r"ERR_FAILED")
+    stream, name = unique("noanswer"), sub_name()
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#status")).to_have_text("active")
+    page.route(re.compile(r"/pause$"), lambda route: route.abort())
+    page.get_by_role("button", name="Pause").click()
+    alert = page.locator("#action-error [role=alert]")
+    expect(alert).to_contain_text("No answer from the server")
+    expect(alert).not_to_contain_text("refused")
+    assert status(api, name)["status"] == "active"
+
+
+def test_the_edit_form_masks_header_values(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("masked"), sub_name()
+    subscribe(api, name, stream, receiver.url, headers={"X-Token": "s3cret"}, start="end")
+    page = open_page(f"/dashboard/new-subscription?edit={name}")
+    value = page.get_by_label("Value")
+    expect(value).to_have_value("s3cret")
+    expect(value).to_have_attribute("type", "password")
+    reveal = page.locator(".header-row .secret-row button")
+    expect(reveal).to_have_text("Show")
+    reveal.click()
+    expect(value).to_have_attribute("type", "text")
+    expect(reveal).to_have_text("Hide")
+    reveal.click()
+    expect(value).to_have_attribute("type", "password")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    assert status(api, name)["config"]["headers"] == {"X-Token": "s3cret"}
+
+
+def test_the_overviews_parked_events_lead_to_the_subscriptions_holding_them(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, parking, healthy = unique("parkl"), sub_name(), sub_name()
+    receiver.decide(lambda request: Reply(503))
+    append(api, stream, 1)
+    subscribe(api, parking, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_until(lambda: status(api, parking)["parked"] == 1, what="one parked event")
+    subscribe(api, healthy, stream, receiver.url, start="end")
+    page = open_page("/dashboard")
+    link = page.get_by_role("link", name="Review and replay them →")
+    link.click()
+    expect(page).to_have_url(re.compile(r"/dashboard/subscriptions\?status=parked$"))
+    parked = page.get_by_role("button", name="Parked", exact=True)
+    expect(parked).to_have_attribute("aria-pressed", "true")
+    expect(page.locator(f'tr[data-subscription="{parking}"]')).to_contain_text("1 parked")
+    expect(page.locator(f'tr[data-subscription="{healthy}"]')).to_have_count(0)
+
+
+def test_back_after_deleting_does_not_return_to_the_deleted_subscription(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("backdel"), sub_name()
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions?q={name}")
+    page.get_by_role("link", name=name, exact=True).click()
+    expect(page.locator("#status")).to_have_text("active")
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete subscription").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/subscriptions$"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions\?q={name}$"))
+    expect(page.get_by_role("alert")).to_have_count(0)  # no "No such subscription (404)"

@@ -17,7 +17,9 @@ export function jsonProblem(text, { objectOnly = false, allowEmpty = false } = {
       const before = text.slice(0, Number(at[1]));
       const line = before.split("\n").length;
       const column = before.length - before.lastIndexOf("\n");
-      return `Not valid JSON (line ${line}, column ${column}): ${error.message}`;
+      // Said once: V8 adds "at position 8 (line 1 column 9)" to its message itself.
+      const reason = error.message.replace(/ at position \d+.*$/, "");
+      return `Not valid JSON (line ${line}, column ${column}): ${reason}.`;
     }
     return `Not valid JSON: ${error.message}`;
   }

@@ -1,21 +1,28 @@
 // A stream's events, newest first: pages of PAGE, jump to a position, and a live tail that
-// puts new events on top as they are appended (over SSE, resuming after a reconnect).
+// puts new events on top as they are appended (over SSE, resuming after a reconnect). The page
+// shown is kept in the query (?from=N: read back from N; ?at=N: jumped to N) for reloads and links.
 
 import { api, live } from "./api.js";
 import { fill, fmtNumber, h, seg } from "./dom.js";
 import { eventItem } from "./event-view.js";
 import { parseJson } from "./json.js";
+import { setQuery } from "./router.js";
 import { emptyState, errorBox, loading } from "./ui.js";
 
 const PAGE = 25;
+const CONTEXT = Math.floor(PAGE / 2); // newer events shown above a jumped-to one
 const MAX_ROWS = 250; // the live tail drops the oldest rows past this
 
+const positionIn = (text) => (/^[1-9]\d{0,15}$/.test(text || "") ? Number(text) : null);
+const usable = (button) => !button.disabled && !button.closest("[hidden]");
+
 /**
- * eventList(stream, {head, signal, onEvent, onHead}) → an element. `head` is the stream's head
- * when the page loaded (0 for a stream with no events); onEvent(event) hears each live event,
- * onHead(head) each head a page read found (it may have grown while the tail was off).
+ * eventList(stream, {head, query, signal, onEvent, onHead}) → an element. `head` is the stream's
+ * head when the page loaded (0 for a stream with no events); `query` the page's, which may say
+ * where to start (?at= or ?from=); onEvent(event) hears each live event, onHead(head) each head a
+ * page read found (it may have grown while the tail was off).
  */
-export function eventList(stream, { head, signal, onEvent = () => {}, onHead = () => {} }) {
+export function eventList(stream, { head, query, signal, onEvent = () => {}, onHead = () => {} }) {
   const base = `/v1/streams/${seg(stream)}`;
   const state = { head, from: null, newest: 0, oldest: 0, pending: 0, liveStop: null };
 
@@ -33,21 +40,25 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
   });
   const newer = h(
     "button",
-    { type: "button", class: "btn btn-small", onclick: () => page(state.newest + PAGE) },
+    { type: "button", class: "btn btn-small", onclick: () => turn(state.newest + PAGE, newer, older) },
     "← Newer",
   );
   const older = h(
     "button",
-    { type: "button", class: "btn btn-small", onclick: () => page(state.oldest - 1) },
+    { type: "button", class: "btn btn-small", onclick: () => turn(state.oldest - 1, older, newer) },
     "Older →",
   );
-  const newest = h("button", { type: "button", class: "btn btn-small", onclick: () => page(null) }, "Newest");
+  const newest = h(
+    "button",
+    { type: "button", class: "btn btn-small", onclick: () => turn(null, newest, older) },
+    "Newest",
+  );
   const range = h("span", { id: "events-range" });
   const banner = h("div", { class: "new-events", hidden: true });
 
   const jump = h(
     "form",
-    { class: "jump", role: "search" },
+    { class: "jump", role: "search", novalidate: true },
     h("label", { for: "jump-position", class: "hint" }, "Jump to"),
     jumpInput,
     h("button", { type: "submit", class: "btn btn-small" }, "Go"),
@@ -61,17 +72,7 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
       return;
     }
     jumpInput.removeAttribute("aria-invalid");
-    page(position, position).then((shown) => {
-      if (shown && position > state.head && state.head > 0)
-        fill(
-          status,
-          h(
-            "p",
-            { class: "hint card-body", role: "status", id: "jump-past-head" },
-            `There is no #${fmtNumber(position)} yet: the stream ends at #${fmtNumber(state.head)}, shown here.`,
-          ),
-        );
-    });
+    goTo(position, { focus: true });
   });
 
   const element = h(
@@ -103,9 +104,34 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
     );
   }
 
-  async function page(from, open = null) {
+  /** A page with `position` near its middle (a full one near the start), highlighted. */
+  async function goTo(position, { focus = false } = {}) {
+    const shown = await page(Math.max(position + CONTEXT, PAGE), { target: position, focus });
+    if (shown && position > state.head && state.head > 0)
+      fill(
+        status,
+        h(
+          "p",
+          { class: "hint card-body", role: "status", id: "jump-past-head" },
+          `There is no #${fmtNumber(position)} yet: the stream ends at #${fmtNumber(state.head)}, shown here.`,
+        ),
+      );
+  }
+
+  /** A pager button's page; should the button disable (or hide) itself, focus goes to
+   * `fallback`, else to the first event, not to <body>. */
+  async function turn(from, button, fallback = null) {
+    const hadFocus = document.activeElement === button;
+    await page(from);
+    if (!hadFocus || usable(button)) return;
+    (fallback && usable(fallback) ? fallback : list.querySelector(".event-toggle"))?.focus();
+  }
+
+  /** The page read backward from `from` (null: the newest); `target` is highlighted and open. */
+  async function page(from, { target = null, focus = false } = {}) {
     if (from !== null && from >= state.head) from = null;
     state.from = from;
+    if (!signal.aborted) setQuery(target !== null ? { at: target } : { from }); // not another page's
     fill(status, loading());
     try {
       const result =
@@ -125,7 +151,7 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
       }
       fill(
         list,
-        result.events.map((event) => eventItem(event, { expanded: event.position === open })),
+        result.events.map((event) => eventItem(event, { expanded: event.position === target })),
       );
       state.newest = result.events.length ? result.events[0].position : 0;
       state.oldest = result.events.length ? result.events[result.events.length - 1].position : 0;
@@ -138,7 +164,15 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
           ),
         );
       updatePager();
-      if (open !== null) list.querySelector(`[data-position="${open}"] .event-toggle`)?.focus();
+      if (target !== null) {
+        const row = list.querySelector(`[data-position="${target}"]`);
+        // A page of big events can end before the target: then the page ending at it.
+        if (!row && target < state.head && from !== target) return page(target, { target, focus });
+        row?.classList.add("target");
+        row?.setAttribute("aria-current", "true");
+        if (focus) row?.querySelector(".event-toggle").focus({ preventScroll: true });
+        row?.scrollIntoView({ block: "center" });
+      }
       return true;
     } catch (error) {
       if (error.name !== "AbortError") fill(status, errorBox(error, "Could not read the events"));
@@ -163,7 +197,7 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
         banner,
         h(
           "button",
-          { type: "button", class: "btn btn-small", onclick: () => page(null) },
+          { type: "button", class: "btn btn-small", onclick: (event) => turn(null, event.currentTarget) },
           `${fmtNumber(state.pending)} new · show newest`,
         ),
       );
@@ -200,6 +234,7 @@ export function eventList(stream, { head, signal, onEvent = () => {}, onHead = (
       page(null).then(() => setLive(true)); // catch up, then tail
     else setLive(true);
   });
-  page(null).then(() => setLive(liveToggle.checked));
+  const at = positionIn(query?.get("at"));
+  (at ? goTo(at) : page(positionIn(query?.get("from")))).then(() => setLive(liveToggle.checked));
   return element;
 }

@@ -22,6 +22,7 @@ const NAV_SECTION = {
 const main = document.getElementById("main");
 let current = null; // the AbortController of the page on screen
 let firstRender = true;
+let loadFailed = false; // #main says the page could not be loaded: render again once online
 
 function match(pathname) {
   for (const [pattern, page, title] of ROUTES) {
@@ -38,6 +39,7 @@ function match(pathname) {
 
 async function render() {
   current?.abort();
+  loadFailed = false;
   fill(document.getElementById("global-error"));
   const controller = new AbortController();
   current = controller;
@@ -66,9 +68,16 @@ async function render() {
     return;
   }
   setTitle(route.title);
+  let module;
   try {
-    const module = await import(`./pages/${route.page}.js`);
-    if (controller.signal.aborted) return;
+    module = await import(`./pages/${route.page}.js`);
+  } catch (error) {
+    // The previous page is aborted already: its controls would do nothing. Say so in its place.
+    if (!controller.signal.aborted) showLoadFailure(error);
+    return;
+  }
+  if (controller.signal.aborted) return;
+  try {
     fill(main);
     module.default(main, {
       params: route.params,
@@ -85,6 +94,28 @@ async function render() {
     (main.querySelector("h1") || main).focus({ preventScroll: true });
   firstRender = false;
   window.scrollTo(0, 0);
+}
+
+function showLoadFailure(error) {
+  loadFailed = true;
+  fill(
+    main,
+    h("h1", { class: "page-title", tabindex: "-1" }, "This page could not be loaded"),
+    h(
+      "div",
+      { class: "alert alert-error", role: "alert", id: "load-error" },
+      h("strong", {}, "Could not load it: "),
+      String(error?.message || error),
+    ),
+    h(
+      "p",
+      {},
+      "It loads by itself once the server can be reached again, or ",
+      h("button", { type: "button", class: "btn btn-small", id: "load-retry", onclick: render }, "Try again"),
+      ".",
+    ),
+  );
+  if (!firstRender) main.querySelector("h1").focus({ preventScroll: true });
 }
 
 function showGlobalError(error) {
@@ -152,6 +183,7 @@ onConnection((state) => {
     stats.error && state !== "open" ? `${STATE_TEXT[state]} (${stats.error.message})` : STATE_TEXT[state];
   connection.querySelector(".conn-text").textContent = text;
   connection.title = state === "open" ? "Receiving live updates" : text;
+  if (state === "open" && loadFailed) render();
 });
 setInterval(() => refreshTimes(main), 5000);
 

@@ -18,10 +18,12 @@ export function badge(text, tone = "neutral", title) {
   return h("span", { class: ["badge", `tone-${tone}`], title }, text);
 }
 
-/** How far a subscription is: position of head, the lag as the unfilled, tinted part. */
+/** How far a subscription is: position of head, the lag as the unfilled, tinted part. A
+ * position past the head (a reset there) is flagged: events up to it will never be delivered. */
 export function lagBar(position, head) {
   // `position` may be a BigInt (exact past 2^53): shown as it is, measured as a number.
   const at = Number(position);
+  const beyond = BigInt(position) > BigInt(head);
   const lag = Math.max(head - at, 0);
   const ratio = head > 0 ? Math.min(at / head, 1) : 1;
   return h(
@@ -30,12 +32,13 @@ export function lagBar(position, head) {
     h(
       "div",
       {
-        class: ["lag-bar", lag > 0 && "behind"],
+        class: ["lag-bar", lag > 0 && "behind", beyond && "beyond"],
         role: "progressbar",
         "aria-label": "delivered",
         "aria-valuemin": "0",
         "aria-valuemax": String(head),
         "aria-valuenow": String(Math.min(at, head)),
+        "aria-valuetext": beyond ? `position ${position}, beyond the head ${head}` : null,
       },
       h("div", { class: "lag-fill", style: { width: `${(ratio * 100).toFixed(2)}%` } }),
     ),
@@ -44,6 +47,16 @@ export function lagBar(position, head) {
       { class: "lag-text" },
       `${fmtNumber(position)} / ${fmtNumber(head)}`,
       lag > 0 ? h("span", { class: "lag-behind" }, ` · ${fmtNumber(lag)} behind`) : null,
+      beyond
+        ? h(
+            "span",
+            {
+              class: "lag-beyond",
+              title: `Events up to #${fmtNumber(position)} will be skipped, never delivered.`,
+            },
+            " · position beyond head",
+          )
+        : null,
     ),
   );
 }

@@ -62,6 +62,13 @@ export default function overview(main, { signal }) {
     });
   }
   const version = h("span");
+  // Made once: a link redrawn with every second's numbers would lose the keyboard's focus.
+  const browseStreams = h("a", { href: "/dashboard/streams" }, "Browse streams →");
+  const replayParked = h(
+    "a",
+    { href: "/dashboard/subscriptions?status=parked", id: "parked-link" },
+    "Review and replay them →",
+  );
 
   fill(
     main,
@@ -181,7 +188,7 @@ export default function overview(main, { signal }) {
     const s = stats.latest;
     version.textContent = `Eventor ${s.version}, up since ${new Date(s.started).toLocaleString()}`;
     streams.value.textContent = fmtNumber(s.streams.total);
-    fill(streams.note, h("a", { href: "/dashboard/streams" }, "Browse streams →"));
+    fill(streams.note, browseStreams);
     events.value.textContent = fmtNumber(s.streams.events);
     fill(events.note, `${fmtNumber(s.counters.appended_events)} appended since start`);
     chart.update({ appends: stats.appends, deliveries: stats.deliveries });
@@ -201,7 +208,7 @@ export default function overview(main, { signal }) {
       subs.paused ? badge(`${fmtNumber(subs.paused)} paused`, "bad") : null,
     );
     parked.value.textContent = fmtNumber(subs.parked_events);
-    fill(parked.note, subs.parked_events ? badge("replay them", "warn") : "none");
+    fill(parked.note, subs.parked_events ? replayParked : "none");
     // Re-read the subscriptions when something moved, and every few seconds to watch lags.
     const counters = JSON.stringify([s.counters, subs, s.streams.events]);
     if (counters !== lastCounters || subscriptionError || (Date.parse(s.time) / 1000) % 5 < 1) {

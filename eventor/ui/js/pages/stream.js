@@ -39,6 +39,13 @@ function binaryExample(stream, position, signal) {
   return slot;
 }
 
+function shapeName(isJson, parsed, isNumber) {
+  if (!isJson) return "not JSON";
+  if (isNumber) return "number";
+  if (parsed === null) return "null"; // typeof says "object"
+  return Array.isArray(parsed) ? "array" : typeof parsed;
+}
+
 function shapesView(introspection, signal) {
   const stream = introspection.name;
   const entries = Object.entries(introspection.event_variants || {});
@@ -78,7 +85,7 @@ function shapesView(introspection, signal) {
             : h(
                 "span",
                 { class: "chip" },
-                !isJson ? "not JSON" : isNumber ? "number" : Array.isArray(parsed) ? "array" : typeof parsed,
+                shapeName(isJson, parsed, isNumber),
               ),
           h("span", { class: "hint" }, `example: #${variant.position}, `, timeAgo(variant.created)),
         ),
@@ -154,7 +161,7 @@ async function subscriptionsView(name, known, signal, refreshing = false) {
   ];
 }
 
-export default async function stream(main, { params: [name], signal, setTitle }) {
+export default async function stream(main, { params: [name], query, signal, setTitle }) {
   setTitle(name);
   const crumbs = h(
     "nav",
@@ -255,6 +262,7 @@ export default async function stream(main, { params: [name], signal, setTitle })
 
   const events = eventList(name, {
     head: info?.head || 0,
+    query,
     signal,
     onEvent(event) {
       if (event.position !== shown.head + 1) {
@@ -269,14 +277,43 @@ export default async function stream(main, { params: [name], signal, setTitle })
     },
     onHead: catchUp,
   });
-  const shapes = h("div", { id: "shapes", hidden: true });
+  const shapesBody = h("div", { id: "shapes-body" });
+  const shapes = h(
+    "div",
+    { id: "shapes", hidden: true },
+    h(
+      "div",
+      { class: "card-body toolbar" },
+      h("span", { class: "hint" }, "One example per event type and shape, read when this tab opens."),
+      h(
+        "button",
+        { type: "button", class: "btn btn-small", id: "shapes-refresh", onclick: loadShapes },
+        "Refresh",
+      ),
+    ),
+    shapesBody,
+  );
   const panels = {
     events: h("div", { id: "panel-events", role: "tabpanel", "aria-labelledby": "tab-events" }, events),
     shapes,
   };
   shapes.setAttribute("role", "tabpanel");
   shapes.setAttribute("aria-labelledby", "tab-shapes");
-  let shapesLoaded = false;
+  let shapesRead = 0; // only the latest read is shown
+
+  // Read again at each look: new types and shapes come with new events.
+  function loadShapes() {
+    const id = ++shapesRead;
+    if (!shapesBody.hasChildNodes()) fill(shapesBody, loading());
+    api(`/introspect/${seg(name)}`, { signal })
+      .then((introspection) => id === shapesRead && fill(shapesBody, shapesView(introspection, signal)))
+      .catch(
+        (error) =>
+          error.name !== "AbortError" &&
+          id === shapesRead &&
+          fill(shapesBody, h("div", { class: "card-body" }, errorBox(error, "Could not load the shapes"))),
+      );
+  }
 
   const tabs = ["events", "shapes"].map((key) =>
     h(
@@ -300,17 +337,7 @@ export default async function stream(main, { params: [name], signal, setTitle })
       tab.tabIndex = on ? 0 : -1;
     }
     for (const [k, panel] of Object.entries(panels)) panel.hidden = k !== key;
-    if (key === "shapes" && !shapesLoaded) {
-      shapesLoaded = true;
-      fill(shapes, loading());
-      api(`/introspect/${seg(name)}`, { signal })
-        .then((introspection) => fill(shapes, shapesView(introspection, signal)))
-        .catch(
-          (error) =>
-            error.name !== "AbortError" &&
-            fill(shapes, h("div", { class: "card-body" }, errorBox(error, "Could not load the shapes"))),
-        );
-    }
+    if (key === "shapes") loadShapes();
   }
   tabs.forEach((tab, index) => {
     tab.addEventListener("click", () => select(index ? "shapes" : "events"));

@@ -202,6 +202,36 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     editing ? "Save changes" : "Create subscription",
   );
 
+  // A header value may be a credential: masked, as on the subscription's page, until asked for.
+  let valueIds = 0;
+  function secretField(label, value) {
+    const input = h("input", {
+      class: "input",
+      type: "password",
+      id: `sub-header-value-${++valueIds}`,
+      value,
+      autocomplete: "off",
+      spellcheck: "false",
+      dataset: { header: "value" },
+    });
+    const reveal = h(
+      "button",
+      { type: "button", class: "btn btn-small btn-ghost", "aria-controls": input.id },
+      "Show",
+    );
+    reveal.addEventListener("click", () => {
+      const hidden = input.type === "text";
+      input.type = hidden ? "password" : "text";
+      reveal.textContent = hidden ? "Show" : "Hide";
+    });
+    return h(
+      "div",
+      { class: "field" },
+      h("label", { class: "label", for: input.id }, label),
+      h("div", { class: "row secret-row" }, input, reveal),
+    );
+  }
+
   function addHeader(name = "", value = "") {
     const row = h(
       "div",
@@ -218,18 +248,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
           dataset: { header: "name" },
         }),
       ),
-      h(
-        "label",
-        { class: "field" },
-        h("span", { class: "label" }, "Value"),
-        h("input", {
-          class: "input",
-          value,
-          autocomplete: "off",
-          spellcheck: "false",
-          dataset: { header: "value" },
-        }),
-      ),
+      secretField("Value", value),
     );
     row.append(
       h(

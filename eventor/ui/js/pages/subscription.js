@@ -366,8 +366,12 @@ export default async function subscription(main, { params: [name], signal, setTi
       refresh();
     } catch (error) {
       if (error.name === "AbortError") return;
-      if (error.status === 404) gone();
-      else fill(actionError, errorBox(error, "The server refused"));
+      if (error.status === 404) {
+        gone();
+        return;
+      }
+      // status 0: nothing came back, so nothing was refused
+      fill(actionError, errorBox(error, error.status ? "The server refused" : "No answer from the server"));
     }
   }
 
@@ -422,7 +426,29 @@ export default async function subscription(main, { params: [name], signal, setTi
     if (value === null) return;
     // As typed, however large: Number() would round it past 2^53, and JSON.stringify with it.
     const position = BigInt(value.trim());
+    if (position > BigInt(sub.head) && !(await confirmBeyondHead(position, BigInt(sub.head)))) return;
     await act("reset", `{"position": ${position}}`, `Reset: the next delivery is #${position + 1n}.`);
+  }
+
+  /** Accepted by the API, but it silently skips the events still to come up to `position`. */
+  function confirmBeyondHead(position, head) {
+    return confirmDialog({
+      title: `#${fmtNumber(position)} is beyond the stream's head`,
+      body: [
+        h(
+          "p",
+          { id: "beyond-head-warning" },
+          `The stream “${sub.config.stream}” ends at #${fmtNumber(head)}: `,
+          position - head === 1n
+            ? `the next event appended to it (#${fmtNumber(position)}) is skipped, never delivered.`
+            : `the next ${fmtNumber(position - head)} events appended to it (#${fmtNumber(head + 1n)} to ` +
+                `#${fmtNumber(position)}) are skipped, never delivered.`,
+        ),
+        h("p", {}, "Reset there all the same?"),
+      ],
+      confirm: "Skip them and reset",
+      danger: true,
+    });
   }
 
   async function remove() {
@@ -440,7 +466,7 @@ export default async function subscription(main, { params: [name], signal, setTi
     try {
       deleting = true;
       await api(base, { method: "DELETE", signal });
-      navigate("/dashboard/subscriptions");
+      navigate("/dashboard/subscriptions", { replace: true }); // Back cannot return to a 404
     } catch (error) {
       deleting = false;
       if (error.name === "AbortError") return;

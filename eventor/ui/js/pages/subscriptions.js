@@ -1,5 +1,5 @@
 // The subscriptions: status, progress (a lag bar), last delivery and last error; filtered
-// by status or name, refreshed as deliveries happen.
+// by status (or having parked events) or name, refreshed as deliveries happen.
 
 import { api, withExactPosition } from "../api.js";
 import { fill, fmtNumber, h, pageTitle, streamHref, subscriptionHref, timeAgo } from "../dom.js";
@@ -7,7 +7,13 @@ import { setQuery } from "../router.js";
 import { onStats } from "../stats.js";
 import { emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
 
-const FILTERS = ["all", "active", "retrying", "paused"];
+const FILTERS = ["all", "active", "retrying", "paused", "parked"];
+
+/** Whether `s` passes the status filter: "parked" is any status with parked events. */
+function passes(s, filter) {
+  if (filter === "parked") return s.parked > 0;
+  return filter === "all" || s.status === filter;
+}
 
 /** The last error; for a subscription paused without one (by hand), why it is paused. */
 function errorText(s) {
@@ -72,11 +78,12 @@ export default function subscriptions(main, { query, signal }) {
     const text = state.text.toLowerCase();
     const shown = list.filter(
       (s) =>
-        (state.status === "all" || s.status === state.status) &&
+        passes(s, state.status) &&
         (!text || s.name.toLowerCase().includes(text) || s.stream.toLowerCase().includes(text)),
     );
     const by = (status) => list.filter((s) => s.status === status).length;
-    counts.textContent = `${fmtNumber(list.length)} in all: ${fmtNumber(by("active"))} active, ${fmtNumber(by("retrying"))} retrying, ${fmtNumber(by("paused"))} paused`;
+    const parked = list.filter((s) => s.parked > 0).length;
+    counts.textContent = `${fmtNumber(list.length)} in all: ${fmtNumber(by("active"))} active, ${fmtNumber(by("retrying"))} retrying, ${fmtNumber(by("paused"))} paused${parked ? `; ${fmtNumber(parked)} with parked events` : ""}`;
     if (!list.length) {
       fill(
         body,
