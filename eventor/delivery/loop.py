@@ -269,8 +269,12 @@ class SubscriptionLoop:
         """`batch` failed as often as the policy allows: park it or pause on it."""
         s, first = self.subscription, batch[0]
         if config.on_exhausted == PARK:
+            wanted = frozenset(config.event_types or ())
             for event in batch:
-                self._park(event, error)
+                # An update while the batch was in flight may have filtered some out: those
+                # are passed over, as any other event of a type not wanted.
+                if not wanted or event.type in wanted:
+                    self._park(event, error)
             self._log_park(
                 len(batch), "parked %d-%d after %d attempts: %s",
                 first.position, batch[-1].position, failures, error,

@@ -810,3 +810,25 @@ def test_an_event_retried_across_an_update_goes_alone_not_with_the_events_come_s
     assert [p["position"] for p in parked] == [1]
     batches = [json.loads(r.body) for r in receiver.received()]
     assert [[int(e["sequence"]) for e in b] for b in batches] == [[1], [1], [2, 3, 4, 5]]
+
+
+def test_an_update_during_a_failing_batch_parks_only_the_events_it_still_wants(
+    client, stream, receiver: Receiver
+):
+    """The batch in flight fails after an update that filters some of its events out and
+    gives up on it: those events are passed over, not parked (a replay would send them)."""
+    held = threading.Event()
+    receiver.decide(lambda r: Reply(500, hold=held))
+    events = [{"type": t} for t in ("A", "B", "A")]
+    assert client.post(f"/v1/streams/{stream}/events", json=events).status_code == 201
+    sub = name()
+    body = {"stream": stream, "url": receiver.url, "batch_size": 3, "on_exhausted": "park"}
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 201
+    receiver.wait_count(1)  # the batch 1-3 in flight, held
+    body.update(event_types=["A"], max_attempts=1)
+    assert client.put(f"/v1/subscriptions/{sub}", json=body).status_code == 200
+    held.set()
+    s = wait_status(client, sub, lambda s: s["position"] == 3)
+    parked = client.get(f"/v1/subscriptions/{sub}/parked").json()["parked"]
+    assert [p["position"] for p in parked] == [1, 3]
+    assert s["parked"] == 2
