@@ -449,6 +449,9 @@ async def _import(source: Path, streams: list[tuple[str, Path]], data_dir: Path)
 
 #: File descriptors wanted beyond the stream files: connections, the catalog, the flush dir.
 _FD_HEADROOM = 1024
+#: Files the server holds beside the streams' (the catalog and its WAL, the lock, the listening
+#: socket, stdio, the executor's pipes) and a few connections: less than this cannot serve.
+_FD_OWN = 64
 _FD_CEILING = 1 << 20
 
 
@@ -472,6 +475,14 @@ def _ensure_open_file_limit(max_open_files: int) -> None:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
             soft = raised
+    if soft != resource.RLIM_INFINITY and soft < max_open_files + _FD_OWN:
+        # Streams past the limit would fail to open (a 500 each) while all looked well.
+        raise click.ClickException(
+            f"the open-file limit ({soft}) cannot hold --max-open-files {max_open_files} and"
+            f" the server's own files: raise it (ulimit -n, LimitNOFILE=) to at least"
+            f" {max_open_files + _FD_HEADROOM}, or lower --max-open-files to at most"
+            f" {max(soft - _FD_OWN, 2)}"
+        )
     if soft != resource.RLIM_INFINITY and soft < wanted:
         log.warning(
             "the open-file limit (%d) leaves room for %d connections beside --max-open-files"

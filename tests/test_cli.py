@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -36,7 +36,12 @@ REQUIRED_OPTIONS = {
 }
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, str]:
+def run(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> tuple[int, str]:
     """Run `eventor *args` to completion: (exit code, stdout + stderr)."""
     done = subprocess.run(
         [*EVENTOR, *args],
@@ -45,6 +50,7 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
         text=True,
         timeout=30,
         env={**os.environ, **(env or {})},
+        preexec_fn=preexec_fn,
     )
     return done.returncode, done.stdout + done.stderr
 
@@ -314,3 +320,21 @@ def test_the_open_file_limit_is_raised_for_the_stream_files_and_connections(tmp_
     kept, said = start_with_open_file_limit(tmp_path, 600, 600)  # no room: said so
     assert kept == 600
     assert "the open-file limit (600) leaves room for 344 connections" in said
+
+
+def test_a_max_open_files_the_open_file_limit_cannot_hold_is_refused(tmp_path):
+    import resource
+
+    code, output = run(
+        "serve",
+        "--data",
+        str(tmp_path / "d"),
+        "--max-open-files",
+        "1000",
+        cwd=tmp_path,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300)),
+    )
+    assert code == 1
+    assert "Traceback" not in output
+    assert "the open-file limit (300) cannot hold --max-open-files 1000" in output
+    assert "lower --max-open-files to at most 236" in output
