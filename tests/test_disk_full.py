@@ -6,6 +6,7 @@ next ones work."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,41 @@ def test_no_worker_thread_needs_starting_while_serving(tmp_path: Path) -> None:
             await app.shutdown()
 
     asyncio.run(main())
+
+
+def test_a_full_disk_is_logged_once_for_all_streams(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line a minute per route and failure, not per stream: with thousands of streams
+    a full disk would otherwise write thousands of lines a minute."""
+
+    async def main() -> list[int]:
+        app = EventorApp(Settings(data_dir=tmp_path / "data"))
+        await app.startup()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as c:
+                pool: Any = app.storage._pool  # type: ignore[attr-defined]
+
+                def full(db: Any) -> None:
+                    count = db._conn.execute("PRAGMA page_count").fetchone()[0]
+                    db._conn.execute(f"PRAGMA max_page_count = {count}")
+
+                statuses = []
+                for stream in ("a", "b", "c"):
+                    first = await c.post(f"/v1/streams/{stream}/events", json={"type": "T"})
+                    assert first.status_code == 201
+                    await pool.call(stream, full)
+                for stream in ("a", "b", "c", "a"):
+                    big = {"type": "T", "data": "x" * 200_000}
+                    r = await c.post(f"/v1/streams/{stream}/events", json=big)
+                    statuses.append(r.status_code)
+                return statuses
+        finally:
+            await app.shutdown()
+
+    with caplog.at_level(logging.ERROR, logger="eventor"):
+        assert asyncio.run(main()) == [507] * 4
+    lines = [r.getMessage() for r in caplog.records if "507" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("POST /v1/streams/a/events: 507")
