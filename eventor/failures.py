@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import time
 
+from .errors import StorageFull, StorageUnavailable
+
 
 class RepeatedFailure:
     """The failures of one action retried until it works (`what`: e.g. "saving the
@@ -30,11 +32,13 @@ class RepeatedFailure:
             self._since = time.monotonic()
         if str(error) != self._said:
             self._said = str(error)
+            # A full disk or a data dir gone says all in its message: no traceback for them.
+            expected = isinstance(error, StorageFull | StorageUnavailable)
             self._log.error(
                 "%s failed: %s (retrying; logged again when it works)",
                 self._what,
                 error,
-                exc_info=error,
+                exc_info=None if expected else error,
             )
         self.failures += 1
 

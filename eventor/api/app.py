@@ -147,12 +147,16 @@ class EventorApp:
         except EventorError as error:
             answer = from_error(error)
             if answer.status >= 500:  # the server's trouble, not the client's: say so
-                self._server_error((method, route.path, answer.detail)).log(
+                # A full disk (507) or a data dir gone (503) is every stream's trouble: once
+                # for the route. Anything else may be one stream's (a damaged file): once for
+                # each, so that one does not hide another.
+                where = route.path if answer.status in (503, 507) else path
+                self._server_error((method, where, answer.detail)).log(
                     logging.ERROR, "%s %s: %d %s", method, path, answer.status, answer.detail
                 )
             response = self._render(answer, route.errors)
         except Exception as exc:
-            self._server_error((method, route.path, type(exc).__qualname__)).log(
+            self._server_error((method, path, type(exc).__qualname__)).log(
                 logging.ERROR, "error in %s %s", method, path, exc_info=exc
             )
             response = self._render(HTTPProblem(500, "internal server error"), route.errors)
@@ -169,8 +173,8 @@ class EventorApp:
             log.info("%s %s: the answer was cut short by the stop", method, path)
 
     def _server_error(self, key: tuple[str, str, str]) -> Throttled:
-        """Each failure of each route (its path template: one key for every stream) is logged
-        once a minute: while the disk is full, say, every request meets the same one."""
+        """Each failure at each key (a route, or a path) is logged once a minute: while the
+        disk is full, say, every request meets the same one."""
         throttled = self._server_errors.get(key)
         if throttled is None:
             if len(self._server_errors) >= _MAX_THROTTLED:

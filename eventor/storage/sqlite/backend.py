@@ -50,7 +50,14 @@ from .files import (
 from .flush import FileSystemFlush
 from .pool import StreamPool
 from .registry import Registry
-from .streamdb import StreamDatabase, StreamState, Synchronous, is_blank, read_stream_name
+from .streamdb import (
+    StreamDatabase,
+    StreamState,
+    Synchronous,
+    is_blank,
+    read_stream_name,
+    remove_files,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -243,7 +250,10 @@ class SQLiteStorage(Storage):
                 and made_here
                 and await loop.run_in_executor(self._executor, is_blank, path)
             ):
-                log.info("ignoring %s: a crash cut it short before it held anything", path)
+                # Cut short before it held anything (by a crash, or a write that failed):
+                # nothing to keep, and it would be met again at every start.
+                await loop.run_in_executor(self._executor, remove_files, path)
+                log.info("removed %s: its making was cut short before it held anything", path)
                 continue
             if found is None or path.name != _safe_file_name(found):
                 log.warning("ignoring %s: not a stream database of this data directory", path)

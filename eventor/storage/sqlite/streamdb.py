@@ -189,6 +189,8 @@ class StreamDatabase:
             return cls(conn, path, name, synchronous)
         except BaseException:
             conn.close()
+            if not existed:  # made here and holding nothing (a full disk, say): not left behind
+                remove_files(path)
             raise
 
     def close(self) -> None:
@@ -500,6 +502,13 @@ def read_stream_name(path: Path) -> str | None:
         return None
     finally:
         conn.close()
+
+
+def remove_files(path: Path) -> None:
+    """Remove a database file and its WAL and shared-memory files, those that are there."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.unlink(f"{path}{suffix}")
 
 
 def is_blank(path: Path) -> bool:
