@@ -133,7 +133,7 @@ def main() -> None:
     type=click.Choice(FLUSH_METHODS, case_sensitive=False),
     help="How durability full reaches the disk: syncfs (one flush of the file system for "
     "many streams' commits; the default on Linux) or fsync (each stream's file as it commits: "
-    "for a data dir on a file system other programs write to heavily).",
+    "for a data dir on a file system other programs write to heavily; the default elsewhere).",
 )
 @click.option(
     "--max-event-bytes",
@@ -218,6 +218,7 @@ def main() -> None:
     envvar="EVENTOR_LOG_LEVEL",
     show_envvar=True,
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="The least severe log lines shown (at warning and above, the start line is not).",
 )
 @click.option(
     "--access-log/--no-access-log",
@@ -312,7 +313,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
             os._exit(128 + sig)
         asked.append(sig)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, asked_while_starting, sig)
     try:
         await app.startup()
@@ -339,9 +340,11 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     if settings.access_log:
         # uvicorn sets its access logger to its own level, kept at warning unless debugging;
         # asked for, the access lines (INFO) must show at every --log-level.
-        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+        access = logging.getLogger("uvicorn.access")
+        access.setLevel(logging.INFO)
+        access.addFilter(_shorten_access_target)
     server = _Server(config)
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, _stop, app, server, sig)
     _warn_of_original_data(app, settings.data_dir, original)
     address = sock.getsockname()
@@ -449,6 +452,9 @@ async def _import(source: Path, streams: list[tuple[str, Path]], data_dir: Path)
 
 #: File descriptors wanted beyond the stream files: connections, the catalog, the flush dir.
 _FD_HEADROOM = 1024
+#: The signals that stop the server cleanly (SIGHUP: its terminal went away, or a supervisor
+#: that sends it; its default action would kill the process without closing the storage).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: Files the server holds beside the streams' (the catalog and its WAL, the lock, the listening
 #: socket, stdio, the executor's pipes) and a few connections: less than this cannot serve.
 _FD_OWN = 64
@@ -520,6 +526,24 @@ def _make_server_class() -> type:
             yield
 
     return Server
+
+
+#: The longest request target an access line shows (a target may be up to 1 MiB long).
+ACCESS_TARGET_CHARS = 2048
+
+
+def _shorten_access_target(record: logging.LogRecord) -> bool:
+    """An access line shows at most ACCESS_TARGET_CHARS of the target: any client could
+    otherwise write a line of a megabyte with every request."""
+    args = record.args
+    # uvicorn's access line: (client, method, target, HTTP version, status)
+    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+        target = args[2]
+        if len(target) > ACCESS_TARGET_CHARS:
+            more = len(target) - ACCESS_TARGET_CHARS
+            short = f"{target[:ACCESS_TARGET_CHARS]}...({more} more characters)"
+            record.args = (*args[:2], short, *args[3:])
+    return True
 
 
 def _stop(app: EventorApp, server: Any, sig: int) -> None:

@@ -182,7 +182,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             return
         if not self._reading:
             _STALLED.warning(
-                "Closed a connection from %s that sent no request in %.0f s",
+                "Closed a connection from %s that sent no request in %.3g s",
                 _peer(self.client),
                 self.request_timeout,
             )
@@ -191,7 +191,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         running = self._running
         if self._head_deadline or running is None or not running.response_started:
             _STALLED.warning(
-                "A request from %s stalled for %.0f s (answered 408)",
+                "A request from %s stalled for %.3g s (answered 408)",
                 _peer(self.client),
                 self.request_timeout,
             )

@@ -136,6 +136,12 @@ def test_access_log_shows_requests_at_the_default_log_level(make_server):
     with httpx.Client(base_url=server.url) as c:
         assert c.get("/health").status_code == 200
     wait_until(lambda: '"GET /health HTTP/1.1" 200' in server.log(), what="the access line")
+    # A long target (up to 1 MiB is served) is no line as long.
+    long_name = "a" * 60_000  # (httpx sends no longer URL)
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get(f"/v1/streams/{long_name}").status_code == 400
+    wait_until(lambda: "(57964 more characters)" in server.log(), what="the shortened line")
+    assert max(len(line) for line in server.log().splitlines()) < 3000
 
 
 def test_unwritable_data_dir_is_a_one_line_error(tmp_path):

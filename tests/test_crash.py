@@ -147,6 +147,7 @@ def test_restart_after_sigkill_lists_streams_with_correct_heads(make_server):
         assert introspected == heads
         for name in names[-3:]:
             assert c.get(f"/v1/streams/{name}").json()["event_types"] == {"T": heads[name]}
+    assert server.log().count("the last stop was not clean") == 1  # said at the restart only
 
 
 def test_a_start_after_a_crash_flushes_before_serving(make_server):

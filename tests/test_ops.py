@@ -59,6 +59,11 @@ def test_metrics_exposition(client):
     [info] = families["eventor_info"].samples
     assert info.labels == {"version": eventor.__version__}
     assert info.value == 1
+    # The process's own, as every Python exporter has them: fds against their limit, memory.
+    open_fds = families["process_open_fds"].samples[0].value
+    assert 0 < open_fds < families["process_max_fds"].samples[0].value
+    assert families["process_resident_memory_bytes"].samples[0].value > 10_000_000
+    assert "python_info" in families
 
 
 def test_metrics_count_appends_commits_and_streams(client):

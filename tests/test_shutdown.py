@@ -50,6 +50,16 @@ def test_sigterm_with_live_streams_and_long_polls_open_stops_promptly(make_serve
     assert "Eventor stopped" in server.log()
 
 
+def test_sighup_stops_cleanly(make_server):
+    """A closed terminal (or a supervisor's SIGHUP) stops the server as SIGTERM does: its
+    default action killed the process, and the next start ran a crash's recovery."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        assert c.post("/v1/streams/s/events", json={"type": "T"}).status_code == 201
+    assert server.stop(signal.SIGHUP, timeout=10) == 0
+    assert "Eventor stopped" in server.log()
+
+
 def accepting(port: int) -> bool:
     """Whether the server still takes new connections (it stops as a stop begins)."""
     try:

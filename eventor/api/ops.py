@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -155,6 +161,10 @@ class OpsRoutes:
     def __init__(self, storage: Storage, extra_collectors: list[Collector] | None = None) -> None:
         self._storage = storage
         self.registry = CollectorRegistry(auto_describe=True)
+        # process_* (memory, CPU, open file descriptors against their limit) and python_info,
+        # as every Python exporter has them.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.registry.register(_StorageCollector(storage))
         for collector in extra_collectors or []:
             self.registry.register(collector)
@@ -198,9 +208,9 @@ READY_DOC = Doc(
         200: (ReadyOut, "ready; `status` is `ready`"),
         503: (
             Problem,
-            "not ready: the storage is not open (starting, or stopping: a stop also closes the"
-            " listening socket at once), its disk failed a flush (restart needed), or its data"
-            " directory was moved or removed",
+            "not ready: the storage is not open (stopping: a stop also closes the listening"
+            " socket at once; while starting, the server answers nothing yet), its disk failed"
+            " a flush (restart needed), or its data directory was moved or removed",
         ),
     },
 )

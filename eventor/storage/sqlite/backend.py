@@ -175,6 +175,12 @@ class SQLiteStorage(Storage):
             await loop.run_in_executor(self._executor, self._flush)
         await self._match_files(streams_dir)
         if clean != "1":
+            if len(self._registry):
+                log.info(
+                    "the last stop was not clean (a crash, say): every acknowledged event is"
+                    " kept; re-checking the heads of %d streams in the background",
+                    len(self._registry),
+                )
             # The mirrored heads and counts may lag the files: re-check them all, in the
             # background (a stream used meanwhile is refreshed as its file opens).
             self._reconcile_task = asyncio.create_task(self._reconcile(self._registry_names()))
