@@ -61,6 +61,8 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
             "must not be empty"
             + (" (0.0.0.0 listens on every interface)" if param.name == "host" else "")
         )
+    if param.name == "host" and value.startswith("[") and value.endswith("]"):
+        return value[1:-1]  # [::1], as an address is written in a URL
     if param.name != "data_dir":
         return value
     if _URL.match(value):

@@ -344,3 +344,22 @@ def test_a_max_open_files_the_open_file_limit_cannot_hold_is_refused(tmp_path):
     assert "Traceback" not in output
     assert "the open-file limit (300) cannot hold --max-open-files 1000" in output
     assert "lower --max-open-files to at most 236" in output
+
+
+def test_an_ipv6_host_may_be_written_as_in_a_url(tmp_path):
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*EVENTOR, "serve", "--host", "[::1]", "--port", "0", "--data", str(tmp_path / "d")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: READY_LINE.search(log.read_text()) or proc.poll() is not None)
+        match = READY_LINE.search(log.read_text())
+        assert match is not None, log.read_text()
+        assert match[1] == "[::1]"
+        assert httpx.get(f"http://[::1]:{match[2]}/health", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
