@@ -315,7 +315,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
             os._exit(128 + sig)
         asked.append(sig)
 
-    for sig in _STOP_SIGNALS:
+    for sig in _stop_signals():
         loop.add_signal_handler(sig, asked_while_starting, sig)
     try:
         await app.startup()
@@ -346,7 +346,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         access.setLevel(logging.INFO)
         access.addFilter(_shorten_access_target)
     server = _Server(config)
-    for sig in _STOP_SIGNALS:
+    for sig in _stop_signals():
         loop.add_signal_handler(sig, _stop, app, server, sig)
     _warn_of_original_data(app, settings.data_dir, original)
     address = sock.getsockname()
@@ -457,6 +457,14 @@ _FD_HEADROOM = 1024
 #: The signals that stop the server cleanly (SIGHUP: its terminal went away, or a supervisor
 #: that sends it; its default action would kill the process without closing the storage).
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_signals() -> list[int]:
+    """The stop signals to handle: not one the process was started ignoring (`nohup` ignores
+    SIGHUP so that the server outlives its terminal: a handler would undo that)."""
+    return [sig for sig in _STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+
+
 #: Files the server holds beside the streams' (the catalog and its WAL, the lock, the listening
 #: socket, stdio, the executor's pipes) and a few connections: less than this cannot serve.
 _FD_OWN = 64
@@ -485,11 +493,12 @@ def _ensure_open_file_limit(max_open_files: int) -> None:
             soft = raised
     if soft != resource.RLIM_INFINITY and soft < max_open_files + _FD_OWN:
         # Streams past the limit would fail to open (a 500 each) while all looked well.
+        fits = soft - _FD_OWN
+        lower = f", or lower --max-open-files to at most {fits}" if fits >= 2 else ""
         raise click.ClickException(
             f"the open-file limit ({soft}) cannot hold --max-open-files {max_open_files} and"
             f" the server's own files: raise it (ulimit -n, LimitNOFILE=) to at least"
-            f" {max_open_files + _FD_HEADROOM}, or lower --max-open-files to at most"
-            f" {max(soft - _FD_OWN, 2)}"
+            f" {max_open_files + _FD_HEADROOM}{lower}"
         )
     if soft != resource.RLIM_INFINITY and soft < wanted:
         log.warning(

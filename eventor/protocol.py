@@ -182,18 +182,18 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             return
         if not self._reading:
             _STALLED.warning(
-                "Closed a connection from %s that sent no request in %.3g s",
+                "Closed a connection from %s that sent no request in %s s",
                 _peer(self.client),
-                self.request_timeout,
+                f"{self.request_timeout:g}",
             )
             self.transport.close()
             return
         running = self._running
         if self._head_deadline or running is None or not running.response_started:
             _STALLED.warning(
-                "A request from %s stalled for %.3g s (answered 408)",
+                "A request from %s stalled for %s s (answered 408)",
                 _peer(self.client),
-                self.request_timeout,
+                f"{self.request_timeout:g}",
             )
             self._close_with(_answer(_TIMED_OUT, b"text/plain; charset=utf-8", _TIMED_OUT))
         else:  # answered without its body: nothing more to say

@@ -363,3 +363,29 @@ def test_an_ipv6_host_may_be_written_as_in_a_url(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_server_started_under_nohup_outlives_sighup(tmp_path):
+    """nohup ignores SIGHUP so that the server outlives its terminal: still so."""
+    import signal
+
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*EVENTOR, "serve", "--port", "0", "--data", str(tmp_path / "d")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+        )
+    try:
+        wait_until(lambda: READY_LINE.search(log.read_text()) or proc.poll() is not None)
+        match = READY_LINE.search(log.read_text())
+        assert match is not None, log.read_text()
+        proc.send_signal(signal.SIGHUP)
+        url = f"http://127.0.0.1:{match[2]}/v1/streams/s/events"
+        assert httpx.post(url, json={"type": "T"}, timeout=10).status_code == 201
+        assert proc.poll() is None
+        assert "Eventor stopped" not in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)

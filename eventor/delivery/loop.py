@@ -270,15 +270,16 @@ class SubscriptionLoop:
         s, first = self.subscription, batch[0]
         if config.on_exhausted == PARK:
             wanted = frozenset(config.event_types or ())
-            for event in batch:
-                # An update while the batch was in flight may have filtered some out: those
-                # are passed over, as any other event of a type not wanted.
-                if not wanted or event.type in wanted:
-                    self._park(event, error)
-            self._log_park(
-                len(batch), "parked %d-%d after %d attempts: %s",
-                first.position, batch[-1].position, failures, error,
-            )  # fmt: skip
+            # An update while the batch was in flight may have filtered some out: those are
+            # passed over, as any other event of a type not wanted.
+            parked = [e for e in batch if not wanted or e.type in wanted]
+            for event in parked:
+                self._park(event, error)
+            if parked:
+                self._log_park(
+                    len(parked), "parked %d-%d after %d attempts: %s",
+                    parked[0].position, parked[-1].position, failures, error,
+                )  # fmt: skip
             s.position = batch[-1].position
             s.attempts = 0
             s.next_attempt_at = None

@@ -177,8 +177,8 @@ class SQLiteStorage(Storage):
         if clean != "1":
             if len(self._registry):
                 log.info(
-                    "the last stop was not clean (a crash, say): every acknowledged event is"
-                    " kept; re-checking the heads of %d streams in the background",
+                    "the last stop was not clean (a crash, say): re-checking the heads of %d"
+                    " streams in the background",
                     len(self._registry),
                 )
             # The mirrored heads and counts may lag the files: re-check them all, in the
