@@ -673,3 +673,76 @@ def test_payload_shapes_say_null_and_follow_new_types(
     refresh.click()
     expect(page.locator('#shapes [data-type="Latest"] .chip')).to_have_text("array")
     expect(refresh).to_be_focused()
+
+
+def test_a_page_answered_late_never_replaces_a_newer_one_nor_loses_live_events(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    """Answers held back in the browser (the server answered them at once): the one asked
+    for last is what shows, and an event appended while the newest page is read is on it."""
+    stream = unique("late")
+    append(api, stream, *[{"type": "Tick", "data": n} for n in range(1, 201)])
+    page = open_page(f"/dashboard/streams/{stream}?from=150")
+    shown = page.locator("#events-range")
+    expect(shown).to_have_text("Showing #126\u2013#150 of 200")
+    expect(page.locator("#live-state")).to_have_text("● live")
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append((route, route.fetch()))  # answered by the server now, passed on later
+
+    def wait_held() -> None:
+        # Playwright's sync API runs route handlers only while the test is inside one of its
+        # calls: wait in the page, not beside it.
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            page.wait_for_timeout(20)
+        assert held, "the answer was never held"
+
+    page.route(re.compile(r"/events\?.*from=125"), hold)
+    page.get_by_role("button", name="Older →").click()
+    wait_held()
+    page.get_by_role("button", name="Newest").click()
+    expect(shown).to_have_text("Showing #176\u2013#200 of 200")
+    route, response = held.pop()
+    route.fulfill(response=response)  # the late answer: dropped
+    page.wait_for_timeout(300)  # nothing to wait for when it is dropped: a moment to show it
+    expect(shown).to_have_text("Showing #176\u2013#200 of 200")
+    expect(page).not_to_have_url(re.compile(r"\?"))
+
+    # The newest page read while an event is appended: the event is not lost under it.
+    page.get_by_role("button", name="Older →").click()
+    expect(shown).to_have_text("Showing #151\u2013#175 of 200")
+    page.route(re.compile(r"/events\?direction=backward&limit=25$"), hold)
+    page.get_by_role("button", name="Newest").click()
+    wait_held()
+    append(api, stream, {"type": "Late"})
+    expect(page.locator("#stream-head")).to_have_text("201")  # the tail heard it meanwhile
+    route, response = held.pop()
+    route.fulfill(response=response)  # read before the append: #176-#200
+    expect(shown).to_have_text("Showing #176\u2013#201 of 201")
+    expect(page.locator("#events > li").first).to_have_attribute("data-position", "201")
+
+
+def test_a_page_turn_answered_late_leaves_the_focus_where_the_user_went(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("focus")
+    append(api, stream, *[{"type": "Tick", "data": n} for n in range(1, 61)])
+    page = open_page(f"/dashboard/streams/{stream}?from=30")
+    expect(page.locator("#events-range")).to_have_text("Showing #6\u2013#30 of 60")
+    expect(page.locator("#live-state")).to_have_text("● live")
+    append(api, stream, {"type": "Late"})
+    banner = page.get_by_role("button", name=re.compile("1 new"))
+    held: list[Any] = []
+    page.route(re.compile(r"/events\?direction=backward&limit=25$"), lambda r: held.append(r))
+    banner.focus()
+    page.keyboard.press("Enter")  # the banner's button goes once the newest page shows
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(20)  # (route handlers run only inside Playwright's calls)
+    data = page.locator("#append-data")
+    data.click()  # the user goes on to write an event meanwhile
+    held.pop().continue_()
+    expect(page.locator("#events-range")).to_have_text("Showing #37\u2013#61 of 61")
+    expect(data).to_be_focused()

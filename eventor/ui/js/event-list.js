@@ -13,7 +13,8 @@ const PAGE = 25;
 const CONTEXT = Math.floor(PAGE / 2); // newer events shown above a jumped-to one
 const MAX_ROWS = 250; // the live tail drops the oldest rows past this
 
-const positionIn = (text) => (/^[1-9]\d{0,15}$/.test(text || "") ? Number(text) : null);
+// Positions a link may hold: exact as JavaScript numbers (15 digits; 2^53 is 16).
+const positionIn = (text) => (/^[1-9]\d{0,14}$/.test(text || "") ? Number(text) : null);
 const usable = (button) => !button.disabled && !button.closest("[hidden]");
 
 /**
@@ -25,6 +26,8 @@ const usable = (button) => !button.disabled && !button.closest("[hidden]");
 export function eventList(stream, { head, query, signal, onEvent = () => {}, onHead = () => {} }) {
   const base = `/v1/streams/${seg(stream)}`;
   const state = { head, from: null, newest: 0, oldest: 0, pending: 0, liveStop: null };
+  let reads = 0; // page reads begun: only the latest one's answer is shown
+  let arrived = null; // live events come while the newest page is read: shown on top of it
 
   const list = h("ol", { class: "events", id: "events", "aria-label": "Events, newest first" });
   const status = h("div", { class: "card-body", id: "events-status" });
@@ -66,7 +69,7 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
   jump.addEventListener("submit", (event) => {
     event.preventDefault();
     const position = Number(jumpInput.value);
-    if (!Number.isInteger(position) || position < 1) {
+    if (!Number.isSafeInteger(position) || position < 1) {
       jumpInput.setAttribute("aria-invalid", "true");
       fill(status, errorBox(new Error("Give a position: a whole number from 1."), "Cannot jump"));
       return;
@@ -124,13 +127,17 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
     const hadFocus = document.activeElement === button;
     await page(from);
     if (!hadFocus || usable(button)) return;
+    // Only if the focus is still lost with the button: not if the user went on elsewhere.
+    if (document.activeElement !== button && document.activeElement !== document.body) return;
     (fallback && usable(fallback) ? fallback : list.querySelector(".event-toggle"))?.focus();
   }
 
   /** The page read backward from `from` (null: the newest); `target` is highlighted and open. */
   async function page(from, { target = null, focus = false } = {}) {
     if (from !== null && from >= state.head) from = null;
+    const read = ++reads;
     state.from = from;
+    arrived = from === null ? [] : null;
     if (!signal.aborted) setQuery(target !== null ? { at: target } : { from }); // not another page's
     fill(status, loading());
     try {
@@ -142,6 +149,10 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
               signal,
               exact: true,
             });
+      if (read !== reads) return false; // another page was asked for meanwhile: it is shown
+      const late = (arrived || []).filter((event) => event.position > (result.events[0]?.position ?? 0));
+      arrived = null;
+      result.events.unshift(...late.reverse());
       state.head = Math.max(state.head, result.head);
       onHead(state.head);
       fill(status);
@@ -175,6 +186,8 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
       }
       return true;
     } catch (error) {
+      if (read !== reads) return false;
+      arrived = null;
       if (error.name !== "AbortError") fill(status, errorBox(error, "Could not read the events"));
       return false;
     }
@@ -184,7 +197,9 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
     if (event.position <= state.head) return; // already read with a page
     state.head = Math.max(state.head, event.position);
     onEvent(event);
-    if (state.from === null) {
+    if (arrived !== null) {
+      arrived.push(event); // the newest page is being read: it goes on top of that page
+    } else if (state.from === null) {
       if (state.newest === 0) fill(status);
       list.prepend(eventItem(event, { fresh: true }));
       state.newest = event.position;

@@ -205,9 +205,11 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
   // A header value may be a credential: masked, as on the subscription's page, until asked for.
   let valueIds = 0;
   function secretField(label, value) {
+    // A text input drawn as dots, not a password one: browsers would offer to save it as a
+    // login, or fill a saved password in.
     const input = h("input", {
-      class: "input",
-      type: "password",
+      class: "input input-masked",
+      type: "text",
       id: `sub-header-value-${++valueIds}`,
       value,
       autocomplete: "off",
@@ -216,13 +218,19 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     });
     const reveal = h(
       "button",
-      { type: "button", class: "btn btn-small btn-ghost", "aria-controls": input.id },
+      {
+        type: "button",
+        class: "btn btn-small btn-ghost",
+        "aria-controls": input.id,
+        "aria-pressed": "false",
+        "aria-label": "Reveal this header",
+      },
       "Show",
     );
     reveal.addEventListener("click", () => {
-      const hidden = input.type === "text";
-      input.type = hidden ? "password" : "text";
-      reveal.textContent = hidden ? "Show" : "Hide";
+      const shown = input.classList.toggle("input-masked") === false;
+      reveal.textContent = shown ? "Hide" : "Show";
+      reveal.setAttribute("aria-pressed", String(shown));
     });
     return h(
       "div",
