@@ -3,6 +3,7 @@ one-line errors (no tracebacks) when the server cannot start."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -289,27 +290,42 @@ def test_bad_option_values_are_refused(tmp_path, args, fragment):
     assert not (tmp_path / "d").exists()
 
 
+@contextlib.contextmanager
+def serving(
+    tmp_path: Path, *args: str, preexec_fn: Callable[[], object] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], re.Match[str], Path]]:
+    """`eventor serve --port 0 *args` in a process of its own (`preexec_fn` run in it before):
+    (the process, its ready line's match: address and port, its log), until the block ends."""
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*EVENTOR, "serve", "--port", "0", "--data", str(tmp_path / "data"), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
+        )
+    try:
+        wait_until(lambda: READY_LINE.search(log.read_text()) or proc.poll() is not None)
+        match = READY_LINE.search(log.read_text())
+        assert match is not None, log.read_text()
+        assert proc.poll() is None, log.read_text()
+        yield proc, match, log
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def start_with_open_file_limit(tmp_path: Path, soft: int, hard: int) -> tuple[int, str]:
     """Start `eventor serve` under that limit; (the soft limit it runs with, its log)."""
     import resource
 
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*EVENTOR, "serve", "--port", "0", "--data", str(tmp_path / "data")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
-        )
-    try:
-        wait_until(lambda: READY_LINE.search(log.read_text()) or proc.poll() is not None)
-        assert proc.poll() is None, log.read_text()
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    with serving(tmp_path, preexec_fn=limit) as (proc, _, log):
         limits = Path(f"/proc/{proc.pid}/limits").read_text()
         line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
         return int(line.split()[3]), log.read_text()
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_the_open_file_limit_is_raised_for_the_stream_files_and_connections(tmp_path):
@@ -347,45 +363,21 @@ def test_a_max_open_files_the_open_file_limit_cannot_hold_is_refused(tmp_path):
 
 
 def test_an_ipv6_host_may_be_written_as_in_a_url(tmp_path):
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*EVENTOR, "serve", "--host", "[::1]", "--port", "0", "--data", str(tmp_path / "d")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(lambda: READY_LINE.search(log.read_text()) or proc.poll() is not None)
-        match = READY_LINE.search(log.read_text())
-        assert match is not None, log.read_text()
+    with serving(tmp_path, "--host", "[::1]") as (_, match, _):
         assert match[1] == "[::1]"
         assert httpx.get(f"http://[::1]:{match[2]}/health", timeout=10).status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_a_server_started_under_nohup_outlives_sighup(tmp_path):
     """nohup ignores SIGHUP so that the server outlives its terminal: still so."""
     import signal
 
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*EVENTOR, "serve", "--port", "0", "--data", str(tmp_path / "d")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
-        )
-    try:
-        wait_until(lambda: READY_LINE.search(log.read_text()) or proc.poll() is not None)
-        match = READY_LINE.search(log.read_text())
-        assert match is not None, log.read_text()
+    def nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    with serving(tmp_path, preexec_fn=nohup) as (proc, match, log):
         proc.send_signal(signal.SIGHUP)
         url = f"http://127.0.0.1:{match[2]}/v1/streams/s/events"
         assert httpx.post(url, json={"type": "T"}, timeout=10).status_code == 201
         assert proc.poll() is None
         assert "Eventor stopped" not in log.read_text()
-    finally:
-        proc.terminate()
-        proc.wait(10)

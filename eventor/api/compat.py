@@ -218,7 +218,7 @@ class OriginalRoutes:
             )
         except StreamNotFound:
             events = []
-        if page_bytes is None or sum(len(e.data) for e in events) < page_bytes:
+        if page_bytes is None or sum(map(_weight, events)) < page_bytes:  # all there is
             by_type: dict[str, list[Variant]] = {}
             for event in events:
                 by_type.setdefault(event.type, []).append(_variant(event))
@@ -249,6 +249,11 @@ class OriginalRoutes:
                 stream, after=(last.type, last.position), max_bytes=ORIGINAL_PAGE_BYTES
             )
         yield (b"" if current is None else b"]") + b"}}"
+
+
+def _weight(event: RecordedEvent) -> int:
+    """What an event weighs against a page's `max_bytes` (the storage's measure)."""
+    return len(event.data) + len(event.metadata or b"")
 
 
 def _variant(event: RecordedEvent) -> Variant:

@@ -114,8 +114,8 @@ class Storage(abc.ABC):
     ) -> list[RecordedEvent]:
         """One example event for each distinct payload shape of each event type, ordered by
         type, then position (oldest first); only those after `after` (the type and position of
-        the last one had). With `max_bytes`, the list ends once their data passes it (so it
-        holds all that is left when their data is less).
+        the last one had). With `max_bytes`, the list ends once their data and metadata pass
+        it (so it holds all that is left when they weigh less).
 
         Raises StreamNotFound.
         """

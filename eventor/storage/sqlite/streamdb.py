@@ -373,25 +373,29 @@ class StreamDatabase:
         self, start: int, limit: int, backward: bool, max_bytes: int | None = None
     ) -> list[RecordedEvent]:
         """Up to `limit` events from `start`. With `max_bytes`, the page ends once their data
-        passes it: rows are fetched as many at a time as `max_bytes` holds of the stream's
-        largest event, so it overshoots by `max_bytes` at most (and where every event is small,
-        all rows come at once)."""
+        (and metadata) pass it (see `_rows_up_to`; where every event is small, all rows come
+        at once)."""
         sql = _READ_BACKWARD if backward else _READ_FORWARD
         cursor = self._conn.execute(sql, (self.name, start, limit))
         if max_bytes is None or max_bytes // max(self.largest, 1) >= limit:
-            rows = cursor.fetchall()
-        else:
-            chunk = max(1, max_bytes // max(self.largest, 1))
-            rows = []
-            size = 0
-            while size < max_bytes:
-                more = cursor.fetchmany(chunk)
-                if not more:
-                    break
-                rows += more
-                size += sum(len(row[_DATA]) + len(row[_METADATA] or b"") for row in more)
-            cursor.close()
-        return list(map(_recorded, rows))
+            return list(map(_recorded, cursor.fetchall()))
+        return list(map(_recorded, self._rows_up_to(cursor, max_bytes)))
+
+    def _rows_up_to(self, cursor: sqlite3.Cursor, max_bytes: int) -> list[Any]:
+        """Rows of events until their data and metadata pass `max_bytes`, fetched as many at a
+        time as `max_bytes` holds of the stream's largest event: so it overshoots by
+        `max_bytes` at most."""
+        chunk = max(1, max_bytes // max(self.largest, 1))
+        rows: list[Any] = []
+        size = 0
+        while size < max_bytes:
+            more = cursor.fetchmany(chunk)
+            if not more:
+                break
+            rows += more
+            size += sum(len(row[_DATA]) + len(row[_METADATA] or b"") for row in more)
+        cursor.close()
+        return rows
 
     def state(self) -> StreamState:
         return StreamState(self.name, self.head, self.created, self.updated, dict(self.event_types))
@@ -407,7 +411,8 @@ class StreamDatabase:
         self, after: tuple[str, int] | None = None, max_bytes: int | None = None
     ) -> list[RecordedEvent]:
         """The example events of the payload shapes, by type and position, after `after`
-        (a type and a position); with `max_bytes`, ending once their data passes it."""
+        (a type and a position); with `max_bytes`, ending once their data (and metadata) pass
+        it."""
         cursor = self._conn.execute(
             "SELECT e.id, ?, e.position, e.type, e.data,"
             " coalesce(e.content_type, 'application/json'), e.is_json, e.metadata, e.created"
@@ -417,17 +422,7 @@ class StreamDatabase:
         )
         if max_bytes is None:
             return list(map(_recorded, cursor.fetchall()))
-        chunk = max(1, max_bytes // max(self.largest, 1))
-        rows: list[Any] = []
-        size = 0
-        while size < max_bytes:
-            more = cursor.fetchmany(chunk)
-            if not more:
-                break
-            rows += more
-            size += sum(len(row[_DATA]) for row in more)
-        cursor.close()
-        return list(map(_recorded, rows))
+        return list(map(_recorded, self._rows_up_to(cursor, max_bytes)))
 
 
 def _add(counts: dict[str, int], more: dict[str, int]) -> None:
