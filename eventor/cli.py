@@ -468,6 +468,8 @@ def _stop_signals() -> list[int]:
 #: Files the server holds beside the streams' (the catalog and its WAL, the lock, the listening
 #: socket, stdio, the executor's pipes) and a few connections: less than this cannot serve.
 _FD_OWN = 64
+#: Of those, the files an idle server holds (measured: about 20).
+_FD_SERVER = 20
 _FD_CEILING = 1 << 20
 
 
@@ -502,10 +504,11 @@ def _ensure_open_file_limit(max_open_files: int) -> None:
         )
     if soft != resource.RLIM_INFINITY and soft < wanted:
         log.warning(
-            "the open-file limit (%d) leaves room for %d connections beside --max-open-files"
-            " %d: raise it (ulimit -n, LimitNOFILE=) or lower --max-open-files",
+            "the open-file limit (%d) leaves room for about %d connections beside"
+            " --max-open-files %d and the server's own files: raise it (ulimit -n,"
+            " LimitNOFILE=) or lower --max-open-files",
             soft,
-            max(soft - max_open_files, 0),
+            max(soft - max_open_files - _FD_SERVER, 0),
             max_open_files,
         )
 

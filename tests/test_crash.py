@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -376,8 +377,9 @@ def test_from_the_end_means_the_file_s_head_even_where_the_catalog_lags(make_ser
     assert seen == ["11"]
 
 
-def test_a_stop_before_the_recheck_ends_is_not_a_clean_one(make_server):
-    """Heads left unchecked by a stop right after a crash are re-checked at the next start."""
+def test_a_stop_before_the_recheck_ends_is_not_a_clean_one(make_server, caplog):
+    """Heads left unchecked by a stop right after a crash are re-checked at the next start;
+    the stop says so (else that start would read as after a crash)."""
     server = make_server()
     with httpx.Client(base_url=server.url, timeout=10) as c:
         c.post("/v1/streams/unchecked/events", json=[{"type": "T"}] * 10).raise_for_status()
@@ -392,7 +394,12 @@ def test_a_stop_before_the_recheck_ends_is_not_a_clean_one(make_server):
         await storage.open()
         await storage.close()  # before the background re-check ran
 
-    asyncio.run(open_and_close_at_once())
+    with caplog.at_level(logging.WARNING, logger="eventor"):
+        asyncio.run(open_and_close_at_once())
+    assert (
+        "the re-check after the last crash was cut short: the next start re-checks every"
+        " stream's head" in caplog.text
+    )
     with contextlib.closing(sqlite3.connect(server.data_dir / "catalog.db")) as catalog:
         state = catalog.execute("SELECT value FROM state WHERE key = 'clean_shutdown'").fetchall()
     assert state == []  # not marked clean: the next start re-checks every stream

@@ -102,7 +102,7 @@ class Sender:
         excerpt = b""
         try:
             async with asyncio.timeout_at(deadline):
-                excerpt = await _read_up_to(response, EXCERPT_BYTES)
+                excerpt = await _read_up_to(response, EXCERPT_BYTES + 1)  # cut, or whole?
         except (TimeoutError, aiohttp.ClientError, OSError):
             response.close()
         retry_after = response.headers.get("Retry-After") if status in (429, 503) else None
@@ -118,11 +118,13 @@ class Sender:
         )
 
 
-def _excerpt_text(excerpt: bytes) -> str:
-    """The excerpt as text: a character cut at the excerpt's end is left out (not a
-    U+FFFD); bytes that are not UTF-8 are U+FFFD."""
-    cut = len(excerpt) >= EXCERPT_BYTES
-    return codecs.getincrementaldecoder("utf-8")("replace").decode(excerpt, final=not cut)
+def _excerpt_text(body: bytes) -> str:
+    """The first EXCERPT_BYTES of `body` (read one byte further, to know whether they are
+    all of it) as text: a character cut at the excerpt's end is left out (not a U+FFFD);
+    bytes that are not UTF-8 are U+FFFD."""
+    cut = len(body) > EXCERPT_BYTES
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    return decoder.decode(body[:EXCERPT_BYTES], final=not cut)
 
 
 async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:

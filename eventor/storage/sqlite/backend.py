@@ -201,15 +201,25 @@ class SQLiteStorage(Storage):
         if self._flush is not None:
             self._flush.close()
         await self._flush_catalog()
-        if (
-            self._catalog is not None
-            and self._pool.failed is None
-            and rechecked
-            and not self._dirty  # the catalog holds every head
-        ):
-            # After a failed flush the stream files may hold what the catalog does not: leave
-            # the stop unclean, so that the next start re-checks every stream.
-            await self._catalog_call(self._catalog.set_state, "clean_shutdown", "1")
+        # Unless the catalog holds every head, the stop is left unclean, so that the next start
+        # re-checks every stream (after a failed flush, say, the files may hold what it does
+        # not). Said now, or that start would read as after a crash.
+        unclean = (
+            "a flush to disk failed"
+            if self._pool.failed is not None
+            else "the re-check after the last crash was cut short"
+            if not rechecked
+            else "the catalog could not be brought up to date"
+            if self._dirty
+            else None
+        )
+        if self._catalog is not None and unclean is None:
+            try:
+                await self._catalog_call(self._catalog.set_state, "clean_shutdown", "1")
+            except StorageError as exc:
+                unclean = f"the clean stop could not be recorded ({exc})"
+        if unclean is not None:
+            log.warning("%s: the next start re-checks every stream's head", unclean)
         if self._catalog is not None:
             await self._catalog_call(self._catalog.close)
             self._catalog = None
