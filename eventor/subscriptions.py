@@ -174,14 +174,17 @@ class SubscriptionService:
     def parked_count(self, name: str) -> int:
         return len(self._loop(name).parked)
 
-    def progress(self) -> list[tuple[str, str, str, int, int, int]]:
+    def progress(self) -> list[tuple[str, str, str, int, int, int, int]]:
         """Each subscription's (name, stream, status, position, lag, failed attempts on its
-        next event), for metrics."""
+        next event, parked events), for metrics."""
         out = []
         for loop in self.engine.loops.values():
             s = loop.subscription
             lag = max(self.head(s.config.stream) - s.position, 0)
-            out.append((s.name, s.config.stream, status_of(s), s.position, lag, s.attempts))
+            status = status_of(s)
+            out.append(
+                (s.name, s.config.stream, status, s.position, lag, s.attempts, len(loop.parked))
+            )
         return out
 
     def stats(self) -> dict[str, int]:

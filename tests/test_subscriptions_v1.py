@@ -270,6 +270,7 @@ def test_status_lag_deliveries_and_metrics(client, stream, sub, receiver):
     assert f"eventor_subscription_lag{labels} 0.0" in metrics
     assert f"eventor_subscription_paused{labels} 0.0" in metrics
     assert f"eventor_subscription_failed_attempts{labels} 0.0" in metrics
+    assert f"eventor_subscription_parked_events{labels} 0.0" in metrics
 
 
 @pytest.mark.slow
@@ -297,6 +298,8 @@ def test_state_survives_a_restart(make_server, receiver):
     server.restart()
     after = {s["name"]: s for s in c.get("/v1/subscriptions").json()["subscriptions"]}
     assert after == before
+    parked = 'eventor_subscription_parked_events{stream="orders",subscription="parker"} 1.0'
+    assert parked in c.get("/metrics").text
     assert c.get("/v1/subscriptions/parker/deliveries").json() == log_before
     assert c.get("/v1/subscriptions/busy/deliveries?limit=1000").json()["deliveries"] == busy_log
     parked = c.get("/v1/subscriptions/parker/parked").json()["parked"]

@@ -69,7 +69,7 @@ class SubscriptionCollector(Collector):
     def __init__(
         self,
         stats: Callable[[], dict[str, int]],
-        progress: Callable[[], list[tuple[str, str, str, int, int, int]]],
+        progress: Callable[[], list[tuple[str, str, str, int, int, int, int]]],
     ) -> None:
         self._stats = stats
         self._progress = progress
@@ -120,12 +120,18 @@ class SubscriptionCollector(Collector):
         paused = GaugeMetricFamily(
             "eventor_subscription_paused", "1 while the subscription is paused", labels=labels
         )
-        for name, stream, status, at, behind, attempts in self._progress():
+        parked = GaugeMetricFamily(
+            "eventor_subscription_parked_events",
+            "Events parked now (to replay: POST .../parked/replay)",
+            labels=labels,
+        )
+        for name, stream, status, at, behind, attempts, held in self._progress():
             position.add_metric([name, stream], at)
             lag.add_metric([name, stream], behind)
             failing.add_metric([name, stream], attempts)
             paused.add_metric([name, stream], int(status == "paused"))
-        yield from (position, lag, failing, paused)
+            parked.add_metric([name, stream], held)
+        yield from (position, lag, failing, paused, parked)
 
 
 class ErrorAnswers(Collector):
