@@ -381,3 +381,22 @@ def test_a_server_started_under_nohup_outlives_sighup(tmp_path):
         assert httpx.post(url, json={"type": "T"}, timeout=10).status_code == 201
         assert proc.poll() is None
         assert "Eventor stopped" not in log.read_text()
+
+
+def test_open_files_near_the_limit_are_warned_of(tmp_path):
+    """Past the limit, connections are refused before any request exists to log: the log
+    says so beforehand, once, while the files near it."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    with serving(tmp_path, "--max-open-files", "64", preexec_fn=limit) as (_, match, log):
+        port = int(match[2])
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(170)]
+        try:
+            wait_until(lambda: "files open of the limit of 200" in log.read_text(), timeout=20)
+        finally:
+            for conn in held:
+                conn.close()
+    assert log.read_text().count("files open of the limit of 200") == 1

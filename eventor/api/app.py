@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from ..errors import EventorError, InvalidName
 from ..failures import Throttled
 from ..names import check_stream_name
+from ..open_files import OpenFilesWatch
 from ..settings import Settings
 from ..storage.base import Storage, open_storage
 from ..store import EventStore
@@ -52,6 +53,7 @@ class EventorApp:
             ],
         )
         self.stats = StatsSampler(self.storage, subscription_stats=self.subscriptions.stats)
+        self.open_files = OpenFilesWatch()
         config_body = min(MAX_CONFIG_BODY, settings.limits.max_request_bytes)
         routes: list[Route] = [
             *StreamRoutes(self.store, subscriptions_of=self.subscriptions.names_for).routes(),
@@ -69,6 +71,7 @@ class EventorApp:
         await self.storage.open()
         await self.subscriptions.start()
         self.stats.start()
+        self.open_files.start()
 
     def begin_shutdown(self) -> None:
         """A stop was asked for: end long polls and live streams so the server can drain.
@@ -79,6 +82,7 @@ class EventorApp:
         self.stats.interrupt()
 
     async def shutdown(self) -> None:
+        await self.open_files.stop()
         await self.stats.stop()
         await self.subscriptions.stop()
         await self.storage.close()
