@@ -746,3 +746,35 @@ def test_a_page_turn_answered_late_leaves_the_focus_where_the_user_went(
     held.pop().continue_()
     expect(page.locator("#events-range")).to_have_text("Showing #37\u2013#61 of 61")
     expect(data).to_be_focused()
+
+
+def test_back_and_forward_go_through_the_pages_turned_to(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("back")
+    append(api, stream, *[{"type": "Tick", "data": n} for n in range(1, 101)])
+    page = open_page("/dashboard/streams")
+    page.goto(page.url.rsplit("/dashboard", 1)[0] + f"/dashboard/streams/{stream}")
+    shown = page.locator("#events-range")
+    expect(shown).to_have_text("Showing #76\u2013#100 of 100")
+    page.get_by_role("button", name="Older →").click()
+    expect(shown).to_have_text("Showing #51\u2013#75 of 100")
+    page.fill("#jump-position", "10")
+    page.get_by_role("button", name="Go", exact=True).click()
+    expect(shown).to_have_text("Showing #1\u2013#25 of 100")
+    page.evaluate("document.getElementById('events').dataset.marked = 'yes'")
+    page.go_back()
+    expect(shown).to_have_text("Showing #51\u2013#75 of 100")
+    expect(page).to_have_url(re.compile(r"\?from=75$"))
+    page.go_back()
+    expect(shown).to_have_text("Showing #76\u2013#100 of 100")
+    # the same page, turned back, not built anew (its live tail and its form kept)
+    expect(page.locator("#events")).to_have_attribute("data-marked", "yes")
+    page.go_forward()
+    expect(shown).to_have_text("Showing #51\u2013#75 of 100")
+    page.go_forward()
+    expect(page.locator("#events > li.target")).to_have_attribute("data-position", "10")
+    page.go_back()
+    page.go_back()
+    page.go_back()  # the pages turned to are behind: then the page before the stream's
+    expect(page).to_have_url(re.compile(r"/dashboard/streams$"))

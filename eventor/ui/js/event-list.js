@@ -6,7 +6,7 @@ import { api, live } from "./api.js";
 import { fill, fmtNumber, h, seg } from "./dom.js";
 import { eventItem } from "./event-view.js";
 import { parseJson } from "./json.js";
-import { setQuery } from "./router.js";
+import { onQueryChange, setQuery } from "./router.js";
 import { emptyState, errorBox, loading } from "./ui.js";
 
 const PAGE = 25;
@@ -75,7 +75,7 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
       return;
     }
     jumpInput.removeAttribute("aria-invalid");
-    goTo(position, { focus: true });
+    goTo(position, { focus: true, push: true });
   });
 
   const element = h(
@@ -108,8 +108,8 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
   }
 
   /** A page with `position` near its middle (a full one near the start), highlighted. */
-  async function goTo(position, { focus = false } = {}) {
-    const shown = await page(Math.max(position + CONTEXT, PAGE), { target: position, focus });
+  async function goTo(position, { focus = false, push = false } = {}) {
+    const shown = await page(Math.max(position + CONTEXT, PAGE), { target: position, focus, push });
     if (shown && position > state.head && state.head > 0)
       fill(
         status,
@@ -125,20 +125,22 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
    * `fallback`, else to the first event, not to <body>. */
   async function turn(from, button, fallback = null) {
     const hadFocus = document.activeElement === button;
-    await page(from);
+    await page(from, { push: true });
     if (!hadFocus || usable(button)) return;
     // Only if the focus is still lost with the button: not if the user went on elsewhere.
     if (document.activeElement !== button && document.activeElement !== document.body) return;
     (fallback && usable(fallback) ? fallback : list.querySelector(".event-toggle"))?.focus();
   }
 
-  /** The page read backward from `from` (null: the newest); `target` is highlighted and open. */
-  async function page(from, { target = null, focus = false } = {}) {
+  /** The page read backward from `from` (null: the newest); `target` is highlighted and open.
+   * `push`: a new history entry (a page the user turned to), so that Back returns here. */
+  async function page(from, { target = null, focus = false, push = false } = {}) {
     if (from !== null && from >= state.head) from = null;
     const read = ++reads;
     state.from = from;
     arrived = from === null ? [] : null;
-    if (!signal.aborted) setQuery(target !== null ? { at: target } : { from }); // not another page's
+    // (not once this page is gone: the query would be another page's)
+    if (!signal.aborted) setQuery(target !== null ? { at: target } : { from }, null, { push });
     fill(status, loading());
     try {
       const result =
@@ -249,7 +251,12 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
       page(null).then(() => setLive(true)); // catch up, then tail
     else setLive(true);
   });
-  const at = positionIn(query?.get("at"));
-  (at ? goTo(at) : page(positionIn(query?.get("from")))).then(() => setLive(liveToggle.checked));
+  /** The page a query says (?at=, ?from=, or the newest). */
+  function show(query) {
+    const at = positionIn(query?.get("at"));
+    return at ? goTo(at) : page(positionIn(query?.get("from")));
+  }
+  onQueryChange(show, signal); // Back and Forward between the pages turned to
+  show(query).then(() => setLive(liveToggle.checked));
   return element;
 }

@@ -2,7 +2,7 @@
 // navigation, the connection indicator, and errors nobody else caught.
 
 import { fill, h, refreshTimes } from "./dom.js";
-import { navigate, setRenderer } from "./router.js";
+import { navigate, queryHandled, setRenderer } from "./router.js";
 import { onConnection, stats } from "./stats.js";
 
 const ROUTES = [
@@ -165,7 +165,7 @@ document.addEventListener("click", (event) => {
   }
   if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
 });
-window.addEventListener("popstate", render);
+window.addEventListener("popstate", () => queryHandled() || render());
 setRenderer(render);
 window.addEventListener("unhandledrejection", (event) => showGlobalError(event.reason));
 window.addEventListener("error", (event) => showGlobalError(event.error || event.message));

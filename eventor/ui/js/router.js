@@ -14,13 +14,35 @@ export function navigate(url, { replace = false } = {}) {
   renderer();
 }
 
-/** Change the query of the current page without a new history entry or a re-render; `state`
- * is kept with the entry, so a reload or a return to it finds it in `history.state`. */
-export function setQuery(query, state = null) {
+/** Change the query of the current page without a re-render, and without a new history entry
+ * unless `push` (then Back returns to the query before: see onQueryChange); `state` is kept with
+ * the entry, so a reload or a return to it finds it in `history.state`. */
+export function setQuery(query, state = null, { push = false } = {}) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
     if (value !== undefined && value !== null && value !== "") params.set(key, String(value));
   }
   const text = params.toString();
-  history.replaceState(state, "", location.pathname + (text ? `?${text}` : ""));
+  const url = location.pathname + (text ? `?${text}` : "");
+  if (push && url !== location.pathname + location.search) history.pushState(state, "", url);
+  else history.replaceState(state, "", url);
+}
+
+let queryHandler = null; // { path, handle }: the page on screen follows its own query
+
+/** While `signal` lasts, Back and Forward between entries of this page that differ only in
+ * their query call `handle(query)` instead of rendering the page anew. */
+export function onQueryChange(handle, signal) {
+  const entry = { path: location.pathname, handle };
+  queryHandler = entry;
+  signal.addEventListener("abort", () => {
+    if (queryHandler === entry) queryHandler = null;
+  });
+}
+
+/** For main.js, on popstate: true when the page on screen took the new query itself. */
+export function queryHandled() {
+  if (!queryHandler || queryHandler.path !== location.pathname) return false;
+  queryHandler.handle(new URLSearchParams(location.search));
+  return true;
 }
