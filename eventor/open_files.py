@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 
@@ -34,7 +35,9 @@ def open_files() -> tuple[int, int] | None:
         return None
     try:
         return len(os.listdir(_FDS)), soft
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            return soft, soft  # the listing needs a file of its own: none is left
         return None
 
 
@@ -53,7 +56,7 @@ class OpenFilesWatch:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a watch, no more
                 await self._task
             self._task = None
 

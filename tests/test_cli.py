@@ -383,9 +383,11 @@ def test_a_server_started_under_nohup_outlives_sighup(tmp_path):
         assert "Eventor stopped" not in log.read_text()
 
 
-def test_open_files_near_the_limit_are_warned_of(tmp_path):
+@pytest.mark.parametrize("connections", [170, 260], ids=["near", "past"])
+def test_open_files_near_or_at_the_limit_are_warned_of(tmp_path, connections):
     """Past the limit, connections are refused before any request exists to log: the log
-    says so beforehand, once, while the files near it."""
+    says so, once, while the files near it, and when none is left (then even listing them
+    fails)."""
     import resource
 
     def limit() -> None:
@@ -393,7 +395,7 @@ def test_open_files_near_the_limit_are_warned_of(tmp_path):
 
     with serving(tmp_path, "--max-open-files", "64", preexec_fn=limit) as (_, match, log):
         port = int(match[2])
-        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(170)]
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
         try:
             wait_until(lambda: "files open of the limit of 200" in log.read_text(), timeout=20)
         finally:

@@ -766,8 +766,11 @@ def test_back_and_forward_go_through_the_pages_turned_to(
     page.go_back()
     expect(shown).to_have_text("Showing #51\u2013#75 of 100")
     expect(page).to_have_url(re.compile(r"\?from=75$"))
+    page.get_by_role("button", name="← Newer").focus()
     page.go_back()
     expect(shown).to_have_text("Showing #76\u2013#100 of 100")
+    # "← Newer" disabled itself at the newest: the focus goes to the first event, not <body>
+    expect(page.locator("#events .event-toggle").first).to_be_focused()
     # the same page, turned back, not built anew (its live tail and its form kept)
     expect(page.locator("#events")).to_have_attribute("data-marked", "yes")
     page.go_forward()

@@ -256,7 +256,18 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
     const at = positionIn(query?.get("at"));
     return at ? goTo(at) : page(positionIn(query?.get("from")));
   }
-  onQueryChange(show, signal); // Back and Forward between the pages turned to
+  // Back and Forward between the pages turned to; the focus, left on a pager button that
+  // disabled itself (or lost with it), goes to the first event, as after a turn.
+  onQueryChange(
+    (turnedTo) =>
+      show(turnedTo).then(() => {
+        const active = document.activeElement;
+        const stranded = element.contains(active) && active.matches("button") && !usable(active);
+        if (active === document.body || stranded)
+          list.querySelector(".event-toggle")?.focus({ preventScroll: true });
+      }),
+    signal,
+  );
   show(query).then(() => setLive(liveToggle.checked));
   return element;
 }
