@@ -23,6 +23,7 @@ from .delivery import DeliveryEngine
 from .delivery.loop import SubscriptionLoop
 from .delivery.policy import ORIGINAL_DELAYS, ORIGINAL_MAX_ATTEMPTS, RetryPolicy
 from .delivery.signing import SECRET_RULE, secret_key
+from .durations import Durations
 from .errors import InvalidRequest, SubscriptionExists, SubscriptionNotFound
 from .names import check_stream_name, check_subscription_name
 from .settings import Settings
@@ -201,6 +202,11 @@ class SubscriptionService:
             "changes": self.changes,
             "progress_saved": int(self.engine.progress_saved.is_set()),
         }
+
+    @property
+    def delivery_durations(self) -> Durations:
+        """How long webhook attempts took, by outcome (for metrics)."""
+        return self.engine.counters.durations
 
     # -- changes -----------------------------------------------------------------------------
 

@@ -185,3 +185,21 @@ def raw_data(response: httpx.Response) -> dict[int, bytes]:
         e.position: base64.b64decode(e.data_base64) if e.data_base64 is not None else bytes(e.data)
         for e in page.events
     }
+
+
+def histogram(text: str, name: str) -> dict[tuple[str, ...], dict[str, float]]:
+    """The histogram `name` in a Prometheus text exposition: for each series (its label
+    values, sorted by label name) its buckets by `le`, plus `count` and `sum`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == name]
+    assert family.type == "histogram"
+    found: dict[tuple[str, ...], dict[str, float]] = {}
+    for sample in family.samples:
+        labels = {k: v for k, v in sample.labels.items() if k != "le"}
+        series = found.setdefault(tuple(labels[k] for k in sorted(labels)), {})
+        if sample.name.endswith("_bucket"):
+            series[sample.labels["le"]] = sample.value
+        else:
+            series[sample.name.rsplit("_", 1)[1]] = sample.value
+    return found

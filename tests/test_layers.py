@@ -21,6 +21,7 @@ BASE = (
     "ids",
     "payloads",
     "failures",
+    "durations",
 )
 ALLOWED: dict[str, tuple[str, ...]] = {
     "types": (),

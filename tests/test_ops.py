@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from helpers import append_ok, assert_problem, metric, unique
+from helpers import append_ok, assert_problem, histogram, metric, unique
 from prometheus_client.parser import text_string_to_metric_families
 
 import eventor
@@ -139,3 +139,34 @@ def test_error_answers_are_counted_by_status(make_server):
         finally:
             moved.rename(server.data_dir)
         assert counts() == {"400": 2, "404": 1, "409": 1, "503": 1}
+
+
+def test_request_durations_by_method_and_route(make_server):
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        stream = unique("timed")
+        for _ in range(3):
+            append_ok(c, stream, [{"type": "T"}])
+        assert c.post(f"/streams/{stream}", content=b"{}", headers={"X-Event-Type": "T"}).is_success
+        assert c.post(f"/v1/streams/{stream}/events", json={"type": ""}).status_code == 400
+        assert c.get("/v1/no/such/route").status_code == 404
+        assert c.head(f"/v1/streams/{stream}").status_code == 200
+        # A long poll that times out: its wait is part of its duration.
+        waited = c.get(f"/v1/streams/{stream}/events?from=5&wait=0.3")
+        assert waited.json()["events"] == []
+        text = c.get("/metrics").text
+    series = histogram(text, "eventor_http_request_duration_seconds")
+    appends = series[("POST", "/v1/streams/{stream}/events")]
+    assert appends["count"] == 4  # the refused one too
+    assert appends["+Inf"] == 4
+    assert 0 < appends["sum"] < 4 * 10
+    buckets = [v for k, v in appends.items() if k not in ("count", "sum")]
+    assert buckets == sorted(buckets)  # cumulative
+    assert series[("POST", "/streams/{stream}")]["count"] == 1
+    assert series[("GET", "none")]["count"] == 1
+    assert series[("HEAD", "/v1/streams/{stream}")]["count"] == 1
+    read = series[("GET", "/v1/streams/{stream}/events")]
+    assert read["count"] == 1
+    assert read["0.25"] == 0
+    assert read["0.5"] == 1
+    assert read["sum"] >= 0.3

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from delivery.helpers import FAST, append, name, status, subscribe, wait_status
 from delivery.receiver import Receiver, Reply
+from helpers import histogram
 from standardwebhooks import Webhook
 
 URL = "http://127.0.0.1:9/hook"  # nothing listens: fine for routes that deliver nothing
@@ -325,3 +326,20 @@ def test_a_catalog_from_before_next_attempt_at_still_opens(make_server, tmp_path
     with httpx.Client(base_url=server.url, timeout=10) as client:
         s = status(client, "old")
         assert (s["position"], s["next_attempt_at"], s["status"]) == (1, None, "active")
+
+
+def test_delivery_durations_by_outcome(make_server, receiver):
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        append(c, "timed", 3)
+        receiver.script(Reply(500), Reply(200, delay=0.3))
+        subscribe(c, "timed", "timed", receiver.url, **FAST)
+        wait_status(c, "timed", lambda s: s["position"] == 3)
+        text = c.get("/metrics").text
+    series = histogram(text, "eventor_delivery_duration_seconds")
+    assert series[("failure",)]["count"] == 1
+    success = series[("success",)]
+    assert success["count"] == 3
+    assert success["0.25"] <= 2  # one took the 0.3 s delay
+    assert success["+Inf"] == 3
+    assert success["sum"] >= 0.3

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import Any, cast
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..durations import Durations
 from ..errors import EventorError, InvalidName
 from ..failures import Throttled
 from ..names import check_stream_name
@@ -22,7 +24,7 @@ from .compat import OriginalRoutes
 from .compat_subscriptions import OriginalSubscriptionRoutes
 from .dashboard import DashboardRoutes
 from .docs import DocsRoutes
-from .ops import ErrorAnswers, OpsRoutes, SubscriptionCollector
+from .ops import ErrorAnswers, OpsRoutes, RequestDurations, SubscriptionCollector
 from .origins import cross_origin_write
 from .params import header
 from .problems import HTTPProblem, from_error, problem_response, text_response
@@ -44,12 +46,18 @@ class EventorApp:
         self.store = EventStore(self.storage, settings.limits)
         self.subscriptions = SubscriptionService(self.store, self.storage, settings)
         self.error_answers = ErrorAnswers()
+        self.request_durations = Durations()
         self._server_errors: dict[tuple[str, str, str], Throttled] = {}
         self.ops = OpsRoutes(
             self.storage,
             extra_collectors=[
-                SubscriptionCollector(self.subscriptions.stats, self.subscriptions.progress),
+                SubscriptionCollector(
+                    self.subscriptions.stats,
+                    self.subscriptions.progress,
+                    self.subscriptions.delivery_durations,
+                ),
                 self.error_answers,
+                RequestDurations(self.request_durations),
             ],
         )
         self.stats = StatsSampler(self.storage, subscription_stats=self.subscriptions.stats)
@@ -90,7 +98,13 @@ class EventorApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            started = perf_counter()
+            try:
+                await self._http(scope, receive, send)
+            finally:
+                self.request_durations.observe(
+                    (scope["method"], scope.get(_ROUTE, _NO_ROUTE)), perf_counter() - started
+                )
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -125,6 +139,7 @@ class EventorApp:
                 response.headers["access-control-allow-origin"] = "*"
             await response(scope, receive, send)
             return
+        scope[_ROUTE] = route.path
         refused = cross_origin_write(scope)
         if refused is not None:
             await self._render(HTTPProblem(403, refused, code="cross-origin"), route.errors)(
@@ -214,6 +229,9 @@ class EventorApp:
 
 #: Reads are allowed from any origin (original-api.md), whatever their answer.
 _CORS_METHODS = ("GET", "HEAD")
+#: Where the scope keeps the matched route's template, for the request durations' label.
+_ROUTE = "eventor.route"
+_NO_ROUTE = "none"
 #: Distinct 5xx failures whose logging is throttled at once (then the count starts afresh).
 _MAX_THROTTLED = 1000
 

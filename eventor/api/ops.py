@@ -12,12 +12,13 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
+from ..durations import Durations
 from ..storage.base import Storage
 from .problems import HTTPProblem
 from .rendering import json_response
@@ -70,12 +71,22 @@ class SubscriptionCollector(Collector):
         self,
         stats: Callable[[], dict[str, int]],
         progress: Callable[[], list[tuple[str, str, str, int, int, int, int]]],
+        durations: Durations | None = None,
     ) -> None:
         self._stats = stats
         self._progress = progress
+        self._durations = durations
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         stats = self._stats()
+        if self._durations is not None:
+            yield histogram(
+                "eventor_delivery_duration_seconds",
+                "Webhook delivery attempts: from sending the request to its answer (or failure),"
+                " by outcome (success: a 2xx)",
+                ["outcome"],
+                self._durations,
+            )
         yield CounterMetricFamily(
             "eventor_delivered_events",
             "Events delivered to subscriptions (2xx) since start",
@@ -157,6 +168,34 @@ class ErrorAnswers(Collector):
         yield family
 
 
+class RequestDurations(Collector):
+    """The time each request took, by method and route (its template, `none` when no route
+    matched): from its head being read to its answer handed to the connection. Long polls and
+    live streams count their waiting too."""
+
+    def __init__(self, durations: Durations) -> None:
+        self._durations = durations
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        yield histogram(
+            "eventor_http_request_duration_seconds",
+            "Requests, from their head read to their answer handed to the connection (long"
+            " polls and live streams include their wait), by method and route",
+            ["method", "route"],
+            self._durations,
+        )
+
+
+def histogram(
+    name: str, documentation: str, labels: list[str], durations: Durations
+) -> HistogramMetricFamily:
+    """A Prometheus histogram family of `durations`."""
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    for values, buckets, total in durations.series():
+        family.add_metric(list(values), buckets, total)
+    return family
+
+
 def _info() -> GaugeMetricFamily:
     family = GaugeMetricFamily("eventor_info", "Eventor version", labels=["version"])
     family.add_metric([__version__], 1)
@@ -222,7 +261,7 @@ READY_DOC = Doc(
 )
 METRICS_DOC = Doc(
     "Prometheus metrics",
-    "Counters and gauges in the Prometheus text exposition format.",
+    "Counters, gauges and histograms in the Prometheus text exposition format.",
     tag="operations",
     responses={200: (Media("text/plain", str), "the metrics")},
 )

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..clock import format_utc, parse_utc, utc_now
+from ..durations import Durations
 from ..errors import StreamNotFound
 from ..types import (
     PARK,
@@ -58,15 +59,21 @@ class Result(enum.Enum):
     RECONFIGURED = 4  # the configuration or position changed meanwhile: start again from it
 
 
+_SUCCESS = ("success",)
+_FAILURE = ("failure",)
+
+
 class Counters:
     """Engine-wide counters for metrics (since start)."""
 
-    __slots__ = ("attempts", "delivered_events", "failed_attempts")
+    __slots__ = ("attempts", "delivered_events", "durations", "failed_attempts")
 
     def __init__(self) -> None:
         self.delivered_events = 0
         self.attempts = 0
         self.failed_attempts = 0
+        #: Attempts' durations by outcome (`success`, `failure`).
+        self.durations = Durations()
 
 
 class SubscriptionLoop:
@@ -389,6 +396,9 @@ class SubscriptionLoop:
             self.log.append(entry)
             self._new_attempts.append(entry)
             counters.attempts += 1
+            counters.durations.observe(
+                _SUCCESS if outcome.ok else _FAILURE, outcome.duration_ms / 1000
+            )
             # Reset while this request was in flight: the position is the one asked for.
             reset_meanwhile = self.resets != resets and not replay
             if outcome.ok:
