@@ -51,6 +51,7 @@ from .flush import FileSystemFlush
 from .pool import StreamPool
 from .registry import Registry
 from .streamdb import (
+    StreamCommit,
     StreamDatabase,
     StreamState,
     Synchronous,
@@ -410,10 +411,10 @@ class SQLiteStorage(Storage):
 
     # -- registry upkeep -----------------------------------------------------------------------
 
-    def _committed(self, state: StreamState, appended: int) -> None:
-        self._registry.update(state)
-        self._mark_dirty(state.name)
-        self._appended(state.name, state.head)
+    def _committed(self, commit: StreamCommit, appended: int) -> None:
+        self._registry.committed(commit)
+        self._mark_dirty(commit.name)
+        self._appended(commit.name, commit.head)
 
     def _opened(self, state: StreamState) -> None:
         if state.head == 0 and state.name not in self._registry:

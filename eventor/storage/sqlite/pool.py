@@ -40,7 +40,7 @@ from ...errors import EventorError, StorageError, StorageFull, StorageUnavailabl
 from ...types import AppendResult, ExpectedVersion, NewEvent
 from .files import disk_full, stream_path
 from .flush import FileSystemFlush, SyncFailed
-from .streamdb import AppendRequest, StreamDatabase, StreamState, Synchronous
+from .streamdb import AppendRequest, StreamCommit, StreamDatabase, StreamState, Synchronous
 
 T = TypeVar("T")
 #: Each open stream holds its database file and its WAL file.
@@ -49,8 +49,8 @@ FILES_PER_STREAM = 2
 Call = Callable[[StreamDatabase], Any]
 Appends = list[tuple[AppendRequest, asyncio.Future[AppendResult]]]
 Calls = list[tuple[Call, asyncio.Future[Any]]]
-#: Told, on the event loop, of every durable commit: (stream state after it, events appended).
-CommitListener = Callable[[StreamState, int], None]
+#: Told, on the event loop, of every durable commit: (what it changed, events appended).
+CommitListener = Callable[[StreamCommit, int], None]
 #: Told, on the event loop, of a stream's state as its file says when the file is opened.
 OpenListener = Callable[[StreamState], None]
 
@@ -78,7 +78,7 @@ class _JobResult:
     opened: StreamState | None = None
     call_results: list[tuple[bool, Any]] = field(default_factory=list)
     append_results: list[AppendResult | EventorError] = field(default_factory=list)
-    committed: StreamState | None = None
+    committed: StreamCommit | None = None
     appended: int = 0
     failure: BaseException | None = None
 
@@ -350,7 +350,7 @@ class StreamPool:
                 result.append_results = db.append_batch([r for r, _ in work.appends], now)
                 result.appended = db.head - before
                 if result.appended:
-                    result.committed = db.state()
+                    result.committed = db.last_commit()
         except BaseException as exc:
             result.failure = exc
 

@@ -10,7 +10,7 @@ import bisect
 from collections.abc import Iterable
 
 from ...types import StreamSummary
-from .streamdb import StreamState
+from .streamdb import StreamCommit, StreamState
 
 
 class Registry:
@@ -47,6 +47,24 @@ class Registry:
         entry.updated = state.updated
         entry.event_types = dict(state.event_types)
         return True
+
+    def committed(self, commit: StreamCommit) -> None:
+        """Apply what a commit changed (O(types it added), however many the stream holds).
+
+        Exact as long as every commit of an open stream comes here after the state it was
+        opened with (`update`); a stream not listed had no events before this commit.
+        """
+        entry = self._streams.get(commit.name)
+        if entry is None:
+            self.update(
+                StreamState(commit.name, commit.head, commit.created, commit.updated, commit.added)
+            )
+            return
+        entry.head = commit.head
+        entry.updated = commit.updated
+        counts = entry.event_types
+        for event_type, count in commit.added.items():
+            counts[event_type] = counts.get(event_type, 0) + count
 
     def remove(self, name: str) -> None:
         if self._streams.pop(name, None) is not None:
