@@ -26,8 +26,11 @@ _KEY_CHARS_KEPT = 512
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
+# Possessive (`*+`): the whitespace around a `;` cannot be split between repetitions in many
+# ways, which made a failed match backtrack exponentially ("a/b" + " ; " * 20 + "!" held the
+# event loop for minutes).
 _MEDIA_TYPE = re.compile(
-    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?)*[ \t]*"
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*+;[ \t]*+(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?+)*+[ \t]*+"
 )
 
 

@@ -70,3 +70,19 @@ def test_an_empty_v1_stream_name_is_400(client):
         r = client.request(method, path, json={"type": "T"} if method == "POST" else None)
         problem = assert_problem(r, 400)
         assert problem["type"].endswith("invalid-name"), problem
+
+
+def test_a_content_type_built_to_backtrack_is_refused_at_once(make_server):
+    """`a/b ; ; ; ... !` made the media type check backtrack exponentially, on the event loop:
+    at 16 repetitions 7 s with every other request waiting, at 30 hours. Its own server, so
+    that a regression stalls only this test (it fails on the client's timeout)."""
+    server = make_server()
+    hostile = "a/b" + " ; " * 30 + "!"
+    event = {"type": "T", "data_base64": "aGk=", "content_type": hostile}
+    with httpx.Client(base_url=server.url, timeout=20) as c:
+        refused = c.post("/v1/streams/hostile/events", json=event)
+        assert "is not a media type" in assert_problem(refused, 400)["detail"]
+        assert c.get("/health").status_code == 200
+        # The same shape, well formed, is a media type.
+        event["content_type"] = "a/b" + " ; " * 30
+        assert c.post("/v1/streams/hostile/events", json=event).status_code == 201
