@@ -5,9 +5,21 @@ once when it ends, instead of a traceback on every attempt; a warning any client
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from .errors import StorageFull, StorageUnavailable
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters escaped (`\\x1b`), for a log line: text a client
+    or a webhook receiver chose (a path, a reason phrase) must not erase or forge lines on
+    the terminal that shows the log."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class RepeatedFailure:

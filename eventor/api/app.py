@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..durations import Durations
 from ..errors import EventorError, InvalidName
-from ..failures import Throttled
+from ..failures import Throttled, printable
 from ..names import check_stream_name
 from ..open_files import OpenFilesWatch
 from ..settings import Settings
@@ -171,12 +171,17 @@ class EventorApp:
                 # each, so that one does not hide another.
                 where = route.path if answer.status in (503, 507) else path
                 self._server_error((method, where, answer.detail)).log(
-                    logging.ERROR, "%s %s: %d %s", method, path, answer.status, answer.detail
+                    logging.ERROR,
+                    "%s %s: %d %s",
+                    method,
+                    printable(path),
+                    answer.status,
+                    printable(answer.detail),
                 )
             response = self._render(answer, route.errors)
         except Exception as exc:
             self._server_error((method, path, type(exc).__qualname__)).log(
-                logging.ERROR, "error in %s %s", method, path, exc_info=exc
+                logging.ERROR, "error in %s %s", method, printable(path), exc_info=exc
             )
             response = self._render(HTTPProblem(500, "internal server error"), route.errors)
         if method in _CORS_METHODS:
@@ -189,7 +194,7 @@ class EventorApp:
             # A long answer to a slow reader outlasted the stop's grace period: it is cut
             # short (the client sees the connection end early), which uvicorn says in one
             # line; the cancellation's traceback would say nothing more.
-            log.info("%s %s: the answer was cut short by the stop", method, path)
+            log.info("%s %s: the answer was cut short by the stop", method, printable(path))
 
     def _server_error(self, key: tuple[str, str, str]) -> Throttled:
         """Each failure at each key (a route, or a path) is logged once a minute: while the

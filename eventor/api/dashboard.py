@@ -93,9 +93,12 @@ class DashboardRoutes:
         if not relative:
             return self._root / "index.html"
         if "\\" not in relative and "\0" not in relative:
-            candidate = (self._root / relative).resolve()
-            if candidate.is_relative_to(self._root) and candidate.is_file():
-                return candidate
+            try:
+                candidate = (self._root / relative).resolve()
+                if candidate.is_relative_to(self._root) and candidate.is_file():
+                    return candidate
+            except OSError:  # a name too long for the file system, say: no such file
+                pass
         if relative.split("/", 1)[0] in ASSET_DIRS or relative == "favicon.svg":
             return None
         return self._root / "index.html"

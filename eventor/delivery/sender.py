@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import aiohttp
 import yarl
 
+from ..failures import printable
+
 #: No cap on connections over all endpoints: each subscription has at most one request in
 #: flight, so they are bounded by the subscriptions delivering. (A shared cap let slow
 #: receivers hold every connection while the others' attempts timed out waiting for one.)
@@ -140,12 +142,13 @@ async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
 
 def _text(text: str) -> str:
     """`text` as valid Unicode: aiohttp keeps undecodable bytes of a reason phrase or an error
-    as lone surrogates, which no UTF-8 encoder takes (the progress write, the JSON status)."""
+    as lone surrogates, which no UTF-8 encoder takes (the progress write, the JSON status).
+    Control characters escaped: the receiver chose them, and the error is logged."""
     try:
         raw = text.encode("utf-8", "surrogateescape")  # the bytes the receiver sent
     except UnicodeEncodeError:  # a surrogate that stands for no byte
         raw = text.encode("utf-8", "surrogatepass")
-    return raw.decode("utf-8", "replace")
+    return printable(raw.decode("utf-8", "replace"))
 
 
 def _target(url: str) -> yarl.URL:

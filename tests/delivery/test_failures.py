@@ -693,6 +693,25 @@ def test_a_reason_phrase_that_is_not_utf8_stops_nothing(client, stream, receiver
         raw.close()
 
 
+def test_control_characters_of_a_reason_phrase_are_escaped(make_server):
+    """A receiver chose them, and the error is logged: raw, an escape sequence erased the line
+    on a terminal and wrote another."""
+    forged = b"HTTP/1.1 500 ok\x1b[2K\x1b[1GEventor stopped\x07\r\nContent-Length: 0\r\n\r\n"
+    raw = RawReceiver(lambda _: (forged, b"", 0))
+    server = make_server()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            append(c, "forged", 1)
+            subscribe(c, "forged", "forged", raw.url, max_attempts=1, **FAST)
+            paused = wait_status(c, "forged", lambda s: s["status"] == "paused")
+        assert paused["last_error"] == "HTTP 500 ok\\x1b[2K\\x1b[1GEventor stopped\\x07"
+        logged = server.log_path.read_bytes()
+        assert b"Eventor stopped" in logged  # the pause is logged, with its reason...
+        assert b"\x1b" not in logged  # ...escaped
+    finally:
+        raw.close()
+
+
 def test_a_2xx_whose_body_comes_late_is_a_success(client, stream):
     """The verdict is the status; a body slower than the attempt's timeout changes nothing."""
     late = RawReceiver(lambda _: (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"ok", 0.6))

@@ -24,6 +24,9 @@ PAGES = [
     "/dashboard/subscriptions/billing",
     "/dashboard/new-subscription",
     "/dashboard/no/such/page",
+    # A name too long for any file system (ENAMETOOLONG was a 500 with a traceback logged).
+    "/dashboard/" + "a" * 300,
+    "/dashboard/streams/" + "b" * 5000,
 ]
 
 
