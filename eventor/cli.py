@@ -586,6 +586,9 @@ def _refuse_empty_environment(ctx: click.Context) -> None:
 
 
 def _prepare_data_dir(data_dir: Path) -> None:
+    # What Eventor makes is its user's alone (directories 0700, files 0600, whatever the
+    # umask said): the catalog holds subscriptions' secrets and their receivers' credentials.
+    os.umask(0o077)
     try:
         if data_dir.exists() and not data_dir.is_dir():
             raise click.ClickException(f"cannot use the data dir {data_dir}: it is not a directory")

@@ -241,6 +241,22 @@ def test_startup_line_and_clean_stop(make_server):
         assert c.get("/v1/streams/kept").json()["head"] == 1
 
 
+def test_what_the_server_makes_only_its_user_may_read(make_server, tmp_path):
+    """The catalog holds subscriptions' secrets and credentials: not for other users of the
+    machine, whatever umask the server was started with."""
+    data = tmp_path / "new" / "data"
+    server = make_server(data_dir=data)
+    with httpx.Client(base_url=server.url) as c:
+        assert c.post("/v1/streams/kept/events", json={"type": "T"}).status_code == 201
+        sub = {"stream": "kept", "url": "http://127.0.0.1:9/", "secret": "whsec_" + "A" * 32}
+        assert c.put("/v1/subscriptions/s", json=sub).status_code == 201
+    assert server.stop() == 0
+    made = [data, *data.rglob("*")]
+    assert {p.name for p in made} >= {"data", "catalog.db", "streams", ".lock"}
+    for path in made:
+        assert path.stat().st_mode & 0o077 == 0, f"{path}: {oct(path.stat().st_mode)}"
+
+
 def test_an_empty_data_dir_is_refused_not_taken_as_the_current_one(tmp_path):
     code, output = run("serve", "--data", "", cwd=tmp_path)
     assert code != 0
