@@ -13,6 +13,7 @@ import math
 import re
 import shlex
 import sqlite3
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,11 +210,26 @@ async def _import_stream(name: str, path: Path, storage: Storage, report: Import
         legacy.close()
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_rows(legacy: LegacyStream) -> None:
     """Every event has an id and a type Eventor can keep (before anything is appended)."""
     for event in legacy.events(with_body=False):
         if not event.uuid:
             raise Refused(f"the event at position {event.position} has no uuid (or not UTF-8)")
+        if not _is_uuid(event.uuid):
+            # It goes out as X-Event-Uuid, ce-id and webhook-id headers: 20 KB of text there
+            # stalled deliveries on receivers' 431s.
+            raise Refused(
+                f"the event at position {event.position} has a uuid that is no UUID:"
+                f" {event.uuid[:60]!r}"
+            )
         if not event.type or CONTROL_CHARACTER.search(event.type):
             raise Refused(
                 f"the event at position {event.position} has no type, or one with control"

@@ -345,6 +345,7 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
     go_stream(source / "used.db", rows[:3])  # Eventor has other events in it
     go_stream(source / "gaps.db", rows[:3], rowids=[1, 2, 4])
     go_stream(source / "bad name.db", rows[:1])
+    go_stream(source / "no_uuid.db", [rows[0], ('"]' + "x" * 20_000, *rows[1][1:])])
     go_meta(
         source / "_meta.db",
         [
@@ -371,6 +372,10 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
         "stream 'gaps' not imported: its positions have gaps (3 events at positions 1 to 4)" in err
     )
     assert "stream 'bad name' not imported: invalid stream name" in err
+    assert (
+        "stream 'no_uuid' not imported: the event at position 2 has a uuid that is no UUID:"
+        """ '"]xxxxxxxx""" in err
+    )
     assert "stream 'used' not imported: Eventor holds other events in it" in err
     assert "subscription 'taken' not imported: Eventor has a subscription of that name" in err
     assert "subscription 'odd' not imported: httpHeaders is not a JSON object of strings" in err
@@ -386,6 +391,7 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
         assert storage.head("ok") == 2
         assert storage.head("used") == 1
         assert storage.head("gaps") is None
+        assert storage.head("no_uuid") is None
         subscriptions = {
             r.subscription.name: r.subscription for r in await storage.load_subscriptions(1)
         }
