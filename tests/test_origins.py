@@ -85,3 +85,28 @@ def test_reads_stay_open_to_any_origin(client, stream):
     r = client.get(f"/v1/streams/{stream}/events", headers=headers)
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/subscriptions",
+        "/v1/subscriptions",
+        "/v1/subscriptions/none_such",
+        "/v1/subscriptions/none_such/deliveries",
+        "/v1/subscriptions/none_such/parked",
+    ],
+)
+def test_subscription_reads_are_not_shared_with_other_origins(client, path):
+    """They show receivers' credentials (`headers`, a URL's user:password): a page of another
+    origin must not read them. The dashboard is same-origin."""
+    r = client.get(path, headers={"Origin": ELSEWHERE, "Sec-Fetch-Site": "cross-site"})
+    assert "access-control-allow-origin" not in r.headers
+    preflight = client.options(
+        path, headers={"Origin": ELSEWHERE, "Access-Control-Request-Method": "GET"}
+    )
+    assert preflight.status_code == 204
+    assert "GET" in preflight.headers["allow"]
+    assert "access-control-allow-origin" not in preflight.headers
+    # Same-origin reads, the dashboard's, are as they were.
+    assert client.get(path).status_code in (200, 404)

@@ -126,7 +126,7 @@ class EventorApp:
             if meant is not None:
                 response = self._render(_slash_in_name(meant_params), meant.errors)
             elif method == "OPTIONS" and allowed:
-                response = _preflight(allowed, scope)
+                response = _preflight(allowed, scope, shared=_shared(path))
             elif allowed:
                 problem = HTTPProblem(
                     405, f"{method} is not allowed here; use {', '.join(allowed)}"
@@ -135,7 +135,7 @@ class EventorApp:
                 response.headers["allow"] = ", ".join(allowed)
             else:
                 response = self._render(HTTPProblem(404, "404 page not found"), style)
-            if method in _CORS_METHODS:
+            if method in _CORS_METHODS and _shared(path):
                 response.headers["access-control-allow-origin"] = "*"
             await response(scope, receive, send)
             return
@@ -184,7 +184,7 @@ class EventorApp:
                 logging.ERROR, "error in %s %s", method, printable(path), exc_info=exc
             )
             response = self._render(HTTPProblem(500, "internal server error"), route.errors)
-        if method in _CORS_METHODS:
+        if method in _CORS_METHODS and _shared(path):
             response.headers["access-control-allow-origin"] = "*"
         try:
             await response(scope, receive, send)
@@ -232,8 +232,20 @@ class EventorApp:
                 return
 
 
-#: Reads are allowed from any origin (original-api.md), whatever their answer.
+#: Reads are allowed from any origin (original-api.md), whatever their answer...
 _CORS_METHODS = ("GET", "HEAD")
+#: ...but for the subscriptions': they show receivers' credentials (`headers`, a URL's
+#: user:password), the attempt log their answers. Any web page an operator opened could
+#: read them; the dashboard is same-origin and needs no CORS.
+_PRIVATE = ("/subscriptions", "/v1/subscriptions")
+_PRIVATE_UNDER = ("/subscriptions/", "/v1/subscriptions/")
+
+
+def _shared(path: str) -> bool:
+    """Whether reads of `path` are allowed from any origin (CORS)."""
+    return path not in _PRIVATE and not path.startswith(_PRIVATE_UNDER)
+
+
 #: Where the scope keeps the matched route's template, for the request durations' label.
 _ROUTE = "eventor.route"
 _NO_ROUTE = "none"
@@ -256,11 +268,12 @@ def _slash_in_name(params: dict[str, str]) -> HTTPProblem:
     )
 
 
-def _preflight(allowed: list[str], scope: Scope) -> Response:
+def _preflight(allowed: list[str], scope: Scope, *, shared: bool = True) -> Response:
     """OPTIONS: the methods of the path; for a GET route, a CORS preflight answer too (reads
-    are allowed from any origin, original-api.md), whatever headers the browser asks for."""
+    are allowed from any origin, original-api.md), whatever headers the browser asks for,
+    unless the path is not `shared`."""
     response = Response(status_code=204, headers={"allow": ", ".join(allowed)})
-    if "GET" in allowed:
+    if "GET" in allowed and shared:
         response.headers["access-control-allow-origin"] = "*"
         response.headers["access-control-allow-methods"] = "GET, HEAD"
         asked = header(scope, b"access-control-request-headers")
