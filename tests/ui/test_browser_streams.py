@@ -538,6 +538,14 @@ def test_a_right_to_left_override_in_a_type_stays_inside_it(
     expect(kind).to_contain_text("RTL")
     isolated = kind.evaluate("e => getComputedStyle(e.querySelector('bdi')).unicodeBidi")
     assert isolated == "isolate"
+    # And in the "Event types" card, and in the streams list's chips.
+    listed = page.locator('#event-types [data-type="Order\u202eRTL"]')
+    expect(listed).to_contain_text("1")
+    assert listed.evaluate("e => getComputedStyle(e.querySelector('bdi')).unicodeBidi") == "isolate"
+    page = open_page(f"/dashboard/streams?prefix={stream}")
+    chip = page.locator(".chip", has_text="RTL").first
+    expect(chip).to_be_visible()
+    assert chip.evaluate("e => getComputedStyle(e.querySelector('bdi')).unicodeBidi") == "isolate"
 
 
 def test_right_to_left_text_in_event_data_keeps_the_json_in_order(

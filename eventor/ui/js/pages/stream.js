@@ -105,7 +105,8 @@ function typesView(eventTypes) {
       h(
         "li",
         { dataset: { type } },
-        h("span", { class: "grow" }, type),
+        // <bdi>: a right-to-left override in a type must not reorder its line.
+        h("span", { class: "grow" }, h("bdi", {}, type)),
         h("strong", { class: "mono" }, fmtNumber(count)),
       ),
     ),

@@ -19,7 +19,7 @@ function typeCell(info) {
   return h(
     "div",
     { class: "chips", title: types.map(([t, n]) => `${t}: ${n}`).join("\n") },
-    types.slice(0, TYPE_CHIPS).map(([type]) => h("span", { class: "chip" }, type)),
+    types.slice(0, TYPE_CHIPS).map(([type]) => h("span", { class: "chip" }, h("bdi", {}, type))),
     types.length > TYPE_CHIPS ? h("span", { class: "chip muted" }, `+${types.length - TYPE_CHIPS}`) : null,
   );
 }
