@@ -154,15 +154,21 @@ def _text(text: str) -> str:
 def _target(url: str) -> yarl.URL:
     """The URL as given, its escapes kept: yarl would decode escapes such as %2F in a query,
     which breaks presigned and HMAC-signed webhook URLs. Characters a request line may not
-    carry (`|`, `{`, a `%` that starts no escape, ...) are escaped; a URL with non-ASCII
-    characters is left to yarl (its host may need IDNA)."""
+    carry (`|`, `{`, a `%` that starts no escape, non-ASCII ones as UTF-8, ...) are escaped;
+    a non-ASCII host is written in IDNA (by yarl)."""
     if not url.isascii():
-        return yarl.URL(url)
-    return yarl.URL(_NOT_URI.sub(lambda m: f"%{ord(m.group()):02X}", url), encoded=True)
+        scheme, _, rest = url.partition("://")
+        end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+        url = str(yarl.URL(f"{scheme}://{rest[:end]}")) + rest[end:]
+    return yarl.URL(_NOT_URI.sub(_escape, url), encoded=True)
 
 
 #: What RFC 3986 does not allow in a URI: escaped when sent.
 _NOT_URI = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8"))
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

@@ -197,6 +197,9 @@ def test_the_url_is_requested_exactly_as_given(client, stream, receiver: Receive
     # what a request line may not carry is escaped; the rest stays as it is
     subscribe(client, name(), stream, receiver.url + "?x=a|b{c}&p=100%&q=%41")
     assert receiver.wait_count(2)[1].target == "/hook?x=a%7Cb%7Bc%7D&p=100%25&q=%41"
+    # non-ASCII characters too (as UTF-8), and the escapes beside them stay as they are
+    subscribe(client, name(), stream, receiver.url + "/café?sig=a%2Fb%7E&x=é")
+    assert receiver.wait_count(3)[2].target == "/hook/caf%C3%A9?sig=a%2Fb%7E&x=%C3%A9"
 
 
 def test_own_headers_go_out_as_set_unless_eventor_sends_that_header(
