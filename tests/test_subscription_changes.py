@@ -270,6 +270,38 @@ def test_parking_every_event_warns_once_not_once_an_event(
     assert "delivers again, at 4 (2 more events parked since the last warning)" in warned[1]
 
 
+def test_a_receiver_failing_now_and_then_warns_twice_a_minute_at_most(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every other event parked: one warning for the first park, one when deliveries succeed
+    again, and the rest counted for the next warning (it was a warning per park)."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        try:
+            await app.store.append("s", [NewEvent("T", b"{}") for _ in range(17)])  # 20 in all
+            spec = SubscriptionSpec(
+                stream="s", url=receiver.url, max_attempts=1, on_exhausted="park"
+            )
+            await app.subscriptions.put("sub", spec)
+            await asyncio.to_thread(receiver.wait_count, 20)
+            for _ in range(100):
+                if len(app.subscriptions.parked("sub")) == 10:
+                    break
+                await asyncio.sleep(0.05)
+            assert [p.position for p in app.subscriptions.parked("sub")] == list(range(1, 21, 2))
+        finally:
+            await app.shutdown()
+
+    with caplog.at_level(logging.WARNING, logger="eventor"), Receiver() as receiver:
+        receiver.decide(lambda r: Reply(500) if r.position % 2 else None)
+        asyncio.run(main(receiver))
+    warned = [r.getMessage() for r in caplog.records if "parked" in r.getMessage()]
+    assert len(warned) == 2, warned
+    assert "parked 1-1 after 1 attempts" in warned[0]
+    assert "delivers again, at 4 (1 more events parked since the last warning)" in warned[1]
+
+
 def test_deliveries_go_on_once_the_unsaved_progress_is_gone(tmp_path: Path) -> None:
     """Progress that could not be written belonged to a subscription since deleted: nothing
     is left unsaved, so the others deliver again (they used to wait for good)."""

@@ -112,6 +112,7 @@ class SubscriptionLoop:
         self._new_parked: dict[int, ParkedEvent] = {}
         self._unparked: set[int] = set()
         self._park_logged_at = -math.inf
+        self._recovery_logged_at = -math.inf
         self._parks_unlogged = 0
 
     @property
@@ -161,6 +162,16 @@ class SubscriptionLoop:
             return
         self._park_logged_at = now
         self._warn_parks(message, *args)
+
+    def _log_recovery(self, position: int) -> None:
+        """A delivery succeeded after parks not yet told: said at most once a minute too (a
+        receiver failing now and then would say it after every park); the count waits for
+        the next warning meanwhile."""
+        now = time.monotonic()
+        if now - self._recovery_logged_at < PARK_LOG_INTERVAL:
+            return
+        self._recovery_logged_at = now
+        self._warn_parks("delivers again, at %d", position)
 
     def _warn_parks(self, message: str, *args: object) -> None:
         more = f" ({self._parks_unlogged} more events parked since the last warning)"
@@ -406,7 +417,7 @@ class SubscriptionLoop:
                     self._dirty()
                     return Result.RECONFIGURED
                 if self._parks_unlogged:
-                    self._warn_parks("delivers again, at %d", first.position)
+                    self._log_recovery(first.position)
                 if replay:
                     self._unpark(first.position)
                 else:
