@@ -31,10 +31,10 @@ def test_a_full_disk_is_a_507_and_appends_work_again_once_there_is_room(tmp_path
                 assert first.status_code == 201
                 pool: Any = app.storage._pool  # type: ignore[attr-defined]
 
-                def limit_pages(pages: int | None) -> None:
+                def limit_pages(pages: int | None, more: int = 0) -> None:
                     def run(db: Any) -> None:
                         count = db._conn.execute("PRAGMA page_count").fetchone()[0]
-                        db._conn.execute(f"PRAGMA max_page_count = {pages or count}")
+                        db._conn.execute(f"PRAGMA max_page_count = {pages or count + more}")
 
                     return pool.call("s", run)  # type: ignore[no-any-return]
 
@@ -50,15 +50,25 @@ def test_a_full_disk_is_a_507_and_appends_work_again_once_there_is_room(tmp_path
                     "/streams/s", content=b"y" * 200_000, headers={"x-event-type": "T"}
                 )
                 assert original.status_code == 507
-                assert (await c.get("/v1/streams/s")).json()["head"] == 1  # nothing stored
                 async with AsyncClient("http://eventor", transport=transport) as client:
                     with pytest.raises(StorageFull, match="disk is full"):
                         await client.append("s", big)
+                # A batch of several INSERTs in one transaction, the disk full after the first
+                # (~290 KB of 660): none of them stays.
+                await limit_pages(None, more=100)
+                batch = [{"type": "T", "data": "z" * 500} for _ in range(1200)]
+                assert (await c.post("/v1/streams/s/events", json=batch)).status_code == 507
+                assert (await c.post("/v1/streams/s/events", json=batch[:100])).status_code == 201
+                assert (await c.get("/v1/streams/s")).json()["head"] == 101  # nothing more
 
                 await limit_pages(1_000_000)  # room again: no restart needed
                 again = await c.post("/v1/streams/s/events", json=big)
                 assert again.status_code == 201, again.text
-                assert again.json()["first_position"] == 2
+                assert again.json()["first_position"] == 102
+                again = await c.post("/v1/streams/s/events", json=batch)
+                assert again.json()["last_position"] == 1302
+                page = (await c.get("/v1/streams/s/events?from=1&limit=1000")).json()
+                assert [e["position"] for e in page["events"]] == list(range(1, 1001))
         finally:
             await app.shutdown()
 

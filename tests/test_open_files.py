@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,6 +45,27 @@ def test_many_streams_stay_within_the_file_budget(make_server):
             if line.startswith("eventor_open_streams ")
         )
         assert 1 <= open_streams <= 10
+
+
+def test_large_appends_leave_no_temporary_file_open(make_server):
+    """A batch past one INSERT (512 rows) runs in a transaction of several statements; with a
+    statement journal, each such stream kept a deleted temporary file open (in /var/tmp, the
+    budget above not counting it) until it closed."""
+    server = make_server("--max-open-files", "20")
+    assert server.proc is not None
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for i in range(4):
+            for _ in range(2):
+                batch = [{"type": "T", "id": str(uuid.uuid4())} for _ in range(600)]
+                r = client.post(f"/v1/streams/big{i}/events", json=batch)
+                assert r.status_code == 201, r.text
+        fds = f"/proc/{server.proc.pid}/fd"
+        targets = []
+        for fd in os.listdir(fds):
+            with contextlib.suppress(OSError):
+                targets.append(os.readlink(f"{fds}/{fd}"))
+        assert sum("/streams/" in t for t in targets) == 8  # four streams: database and WAL
+        assert [t for t in targets if "etilqs" in t] == []
 
 
 def test_busy_streams_do_not_starve_one_waiting_for_files(tmp_path: Path) -> None:

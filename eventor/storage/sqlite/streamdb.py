@@ -71,9 +71,13 @@ _SIZE = "length(data) + coalesce(length(metadata), 0)"
 _DATA, _METADATA = 4, 7  # the indexes of `data` and `metadata` in _COLUMNS
 _READ_FORWARD = f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?"
 _READ_BACKWARD = f"SELECT {_COLUMNS} FROM events WHERE position <= ? ORDER BY position DESC LIMIT ?"
+# OR ROLLBACK: a failing row ends the whole transaction (as `_write` does with any failure
+# anyway), so SQLite needs no statement journal to undo the statement alone. With one, each
+# stream that had a multi-statement transaction kept a temporary file open (a third descriptor
+# per open stream, outside the open-file budget, in /var/tmp) for as long as it stayed open.
 _INSERT = (
-    "INSERT INTO events (position, id, type, data, content_type, is_json, metadata, created)"
-    " VALUES "
+    "INSERT OR ROLLBACK INTO events"
+    " (position, id, type, data, content_type, is_json, metadata, created) VALUES "
 )
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 #: Rows per INSERT statement. One statement per chunk rather than executemany, because
