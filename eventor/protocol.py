@@ -66,6 +66,8 @@ HEAD_TIMEOUT_FACTOR = 2
 MIN_PROGRESS = 1024
 
 _TIMED_OUT = b"408 Request Timeout"
+#: Set in a request's scope by an app whose answer never ends (Server-Sent Events).
+ENDLESS_ANSWER = "eventor.endless"
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
@@ -407,6 +409,22 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             return False
         # Reading a new request's head, or the body of one queued behind the running one.
         return bool(self._head_deadline) or running is not self.cycle
+
+    def shutdown(self) -> None:
+        """The server stops. An endless answer (a live stream) ends by itself once the app
+        stops, unless its client stopped reading: its next write would then wait for it for
+        the whole grace period (and be cancelled with an error logged). Such a connection is
+        cut at once; its client reconnects with Last-Event-ID."""
+        running = self._running
+        if (
+            running is not None
+            and not running.response_complete
+            and running.scope.get(ENDLESS_ANSWER)
+            and self.flow.write_paused
+        ):
+            self.transport.abort()
+            return
+        super().shutdown()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

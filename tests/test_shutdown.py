@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from helpers import wait_until
@@ -137,4 +138,43 @@ def test_an_answer_cut_short_by_the_stop_logs_no_traceback(make_server):
         assert server.stop(signal.SIGTERM, timeout=20) == 0
     log = server.log()
     assert "the answer was cut short by the stop" in log
+    assert "Traceback" not in log
+
+
+def _send_queue(local_port: int, remote_port: int) -> int:
+    """Bytes the kernel holds unsent on the TCP connection local_port -> remote_port."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == (
+            remote_port
+        ):
+            return int(fields[4].split(":")[0], 16)
+    return 0
+
+
+def test_a_live_stream_whose_client_stopped_reading_does_not_hold_the_stop(make_server):
+    """Its answer would wait for the client for the whole grace period (5 s), then be cancelled
+    with errors logged: the connection is cut at once instead."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(30):
+            event = {"type": "T", "data": "x" * 900_000}
+            assert client.post("/v1/streams/big/events", json=event).status_code == 201
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as reader:
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.sendall(b"GET /v1/streams/big/live?from=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.recv(100).startswith(b"HTTP/1.1 200 OK")  # then reads nothing more
+        client_port = reader.getsockname()[1]
+        sizes: list[int] = []
+
+        def stuck() -> bool:  # the server's writes are backed up: its queue full and still
+            sizes.append(_send_queue(server.port, client_port))
+            return len(sizes) > 5 and sizes[-1] > 100_000 and len(set(sizes[-5:])) == 1
+
+        wait_until(stuck, timeout=10, interval=0.1)
+        assert server.stop(signal.SIGTERM, timeout=20) == 0
+    log = server.log()
+    assert "timeout graceful shutdown exceeded" not in log
+    assert "without completing response" not in log
     assert "Traceback" not in log

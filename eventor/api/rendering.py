@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
+from ..protocol import ENDLESS_ANSWER
 from ..types import RecordedEvent
 from .schemas import EventOut
 
@@ -40,6 +41,7 @@ def event_stream(request: Request, messages: AsyncIterator[bytes]) -> StreamingR
     """A Server-Sent Events answer of `messages`; to a HEAD request, its headers alone (the
     messages never end, and a HEAD answer must)."""
     body = _no_messages() if request.method == "HEAD" else messages
+    request.scope[ENDLESS_ANSWER] = True  # a stop cuts it short if its client stops reading
     return StreamingResponse(body, media_type="text/event-stream", headers=_EVENT_STREAM_HEADERS)
 
 
