@@ -230,6 +230,12 @@ class SubscriptionLoop:
                 if stopped is Result.RECONFIGURED:
                     return True
                 continue
+            if (store.head(stream) or 0) <= s.position:
+                # Nothing after the position, as memory knows without opening the stream's
+                # file: thousands of caught-up subscriptions read nothing at a start or a stop.
+                # (A head memory learns late, after a crash, is notified as it is learnt.)
+                await store.appended.wait(stream, s.position)
+                continue
             try:
                 events = (
                     await store.read(stream, s.position + 1, page, max_bytes=page_bytes)

@@ -421,8 +421,14 @@ class SQLiteStorage(Storage):
             # A file without events: its first append failed, or a crash cut it short. Nothing
             # in it was acknowledged, so the stream does not exist (reads stay 404).
             return
+        known = self._registry.get(state.name)
+        before = 0 if known is None else known.head
         if self._registry.update(state):
             self._mark_dirty(state.name)
+            if state.head > before:
+                # The file held more than the memory knew (after a crash, say): whoever waits
+                # on the head in memory (a subscription, a long poll) learns it now.
+                self._appended(state.name, state.head)
 
     def _mark_dirty(self, name: str) -> None:
         self._dirty.add(name)
