@@ -17,7 +17,7 @@ from ..errors import InvalidRequest, StreamNotFound
 from ..names import check_stream_name
 from ..payloads import describe, is_json_content_type, is_media_type
 from ..store import EventStore
-from ..types import JSON_CONTENT_TYPE, MAX_POSITION, NewEvent
+from ..types import JSON_CONTENT_TYPE, MAX_POSITION, NewEvent, RecordedEvent
 from .params import (
     choice_param,
     decode_json,
@@ -235,15 +235,13 @@ class StreamRoutes:
             except StreamNotFound:
                 events = []
             if events:
-                parts = []
-                for event in events:
-                    body = encoder.encode(event_out(event))
-                    parts.append(b"id: %d\nevent: %s\n" % (event.position, event.type.encode()))
-                    for line in body.splitlines():
-                        parts.append(b"data: " + line + b"\n")
-                    parts.append(b"\n")
                 position = events[-1].position + 1
-                yield b"".join(parts)
+                message = _sse_messages(events)
+                # While a client that stopped reading holds this message, nothing else of
+                # the page is held with it: the events and the pieces went with the call.
+                del events
+                yield message
+                del message
             elif not await self._store.appended.wait(stream, position - 1, SSE_KEEPALIVE):
                 yield b": keep-alive\n\n"
 
@@ -402,3 +400,16 @@ INFO_DOC = Doc(
         404: (Problem, "no such stream"),
     },
 )
+
+
+def _sse_messages(events: list[RecordedEvent]) -> bytes:
+    """Server-Sent Events messages, one per event: `id`, `event`, and the event's JSON as
+    `data` lines."""
+    parts = []
+    for event in events:
+        body = encoder.encode(event_out(event))
+        parts.append(b"id: %d\nevent: %s\n" % (event.position, event.type.encode()))
+        for line in body.splitlines():
+            parts.append(b"data: " + line + b"\n")
+        parts.append(b"\n")
+    return b"".join(parts)
