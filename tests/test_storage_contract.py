@@ -495,6 +495,10 @@ def test_listed_counts_follow_every_commit_across_evictions_and_reopening(make_s
     async def check(s: Storage) -> None:
         listed = {x.name: x.event_types for x in await s.list_streams()}
         assert listed == expected
+        events = sum(sum(counts.values()) for counts in expected.values())
+        stats = s.stats()  # the totals a backend keeps, when it keeps them, agree too
+        assert stats.get("events", events) == events
+        assert stats.get("streams", len(streams)) == len(streams)
         for name in streams:
             assert (await s.stream_info(name)).event_types == expected[name]
 

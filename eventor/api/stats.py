@@ -193,7 +193,12 @@ class StatsRoutes:
         # Taken before the await below: the caller counted the samples it sends from
         # `sampler.count` as it is now, and a tick during the await would shift them.
         samples = list(self.sampler.samples)[-history:] if history else []
-        streams = await self._store.list_streams()
+        if "streams" in storage and "events" in storage:
+            # Kept as they change: listing every stream each second cost 50 ms at 100,000.
+            stream_count, events = storage["streams"], storage["events"]
+        else:
+            streams = await self._store.list_streams()
+            stream_count, events = len(streams), sum(s.head for s in streams)
         subscriptions = None
         if subs is not None:
             subscriptions = SubscriptionCounts(
@@ -207,9 +212,7 @@ class StatsRoutes:
             version=__version__,
             time=format_utc(self.sampler.now()),
             started=format_utc(self.sampler.started),
-            streams=StreamCounts(
-                len(streams), sum(s.head for s in streams), storage.get("open_streams", 0)
-            ),
+            streams=StreamCounts(stream_count, events, storage.get("open_streams", 0)),
             subscriptions=subscriptions,
             counters=Counters(
                 storage.get("appended_events", 0),

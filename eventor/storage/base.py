@@ -146,7 +146,8 @@ class Storage(abc.ABC):
         """
 
     def stats(self) -> dict[str, int]:
-        """Counters for metrics (e.g. commits, appended events, open stream files)."""
+        """Counters for metrics (e.g. commits, appended events, open stream files; `streams`
+        and `events`, when given, count the streams and all their events as listed)."""
         return {}
 
 

@@ -400,6 +400,7 @@ class SQLiteStorage(Storage):
     def stats(self) -> dict[str, int]:
         return {
             "streams": len(self._registry),
+            "events": self._registry.events,
             "commits": self._pool.commits,
             "flushes": self._flush.flushes if self._flush is not None else 0,
             "flush_microseconds": (

@@ -17,6 +17,8 @@ class Registry:
     def __init__(self) -> None:
         self._streams: dict[str, StreamSummary] = {}
         self._names: list[str] = []
+        #: The events of all streams (the sum of their heads), kept as they change.
+        self.events = 0
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -35,6 +37,7 @@ class Registry:
                 state.name, state.head, state.created, state.updated, dict(state.event_types)
             )
             bisect.insort(self._names, state.name)
+            self.events += state.head
             return True
         if (entry.head, entry.updated, entry.event_types) == (
             state.head,
@@ -42,6 +45,7 @@ class Registry:
             state.event_types,
         ):
             return False
+        self.events += state.head - entry.head
         entry.head = state.head
         entry.created = state.created
         entry.updated = state.updated
@@ -60,6 +64,7 @@ class Registry:
                 StreamState(commit.name, commit.head, commit.created, commit.updated, commit.added)
             )
             return
+        self.events += commit.head - entry.head
         entry.head = commit.head
         entry.updated = commit.updated
         counts = entry.event_types
@@ -67,8 +72,10 @@ class Registry:
             counts[event_type] = counts.get(event_type, 0) + count
 
     def remove(self, name: str) -> None:
-        if self._streams.pop(name, None) is not None:
+        entry = self._streams.pop(name, None)
+        if entry is not None:
             del self._names[bisect.bisect_left(self._names, name)]
+            self.events -= entry.head
 
     def load(self, states: Iterable[StreamState]) -> None:
         for state in states:
