@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from helpers import TIMESTAMP, assert_text_error, read_all, stream_files, unique
+
+from eventor.api import compat, create_app
+from eventor.types import NewEvent
 
 
 def post(client: httpx.Client, stream: str, event_type: str, body: bytes, **headers: str) -> None:
@@ -202,3 +206,34 @@ def test_v1_info_counts_agree(client, stream):
     info = client.get(f"/v1/streams/{stream}").json()
     assert info["event_types"] == {t["name"]: t["total"] for t in mine["event_types"]}
     assert info["head"] == mine["total"] == 5
+
+
+def test_many_streams_come_in_chunks_as_one_array(tmp_path, monkeypatch):
+    """Past a few thousand streams `/introspect` is rendered a chunk at a time (other requests
+    run in between); the array is the same as built whole."""
+
+    async def main() -> tuple[bytes, bytes]:
+        app = create_app(data_dir=tmp_path / "data")
+        await app.startup()
+        try:
+            for n in range(7):
+                types = ["A", "B"][: 1 + n % 2]
+                await app.store.append(f"s{n}", [NewEvent(t, b"{}") for t in types])
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as c:
+                whole = (await c.get("/introspect")).content
+                monkeypatch.setattr(compat, "_INTROSPECT_CHUNK", 3)
+                chunked = (await c.get("/introspect")).content
+            return whole, chunked
+        finally:
+            await app.shutdown()
+
+    whole, chunked = asyncio.run(main())
+    assert chunked == whole
+    found = json.loads(chunked)
+    assert [s["name"] for s in found] == [f"s{n}" for n in range(7)]
+    assert found[1] == {
+        "name": "s1",
+        "total": 2,
+        "event_types": [{"name": "A", "total": 1}, {"name": "B", "total": 1}],
+    }

@@ -5,6 +5,7 @@ Errors here are plain text, as the original's were (Go's http.Error: the message
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -17,7 +18,7 @@ from ..names import check_stream_name
 from ..payloads import describe
 from ..settings import Limits
 from ..store import EventStore
-from ..types import JSON_CONTENT_TYPE, NewEvent, RecordedEvent
+from ..types import JSON_CONTENT_TYPE, NewEvent, RecordedEvent, StreamSummary
 from .params import header, read_body
 from .problems import HTTPProblem
 from .rendering import JSON, encoder, json_response
@@ -32,6 +33,9 @@ from .schemas import (
 )
 
 MISSING_TYPE = "Event must have type specified in x-event-type header"
+#: Streams `/introspect` renders at a time, handing the event loop back in between: built
+#: whole, 100,000 streams held every other request for 0.8 s.
+_INTROSPECT_CHUNK = 2000
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 _MAX_OFFSET = 2**62
 _GO_INT_MIN, _GO_INT_MAX = -(2**63), 2**63 - 1  # Go's int on 64-bit machines
@@ -195,16 +199,10 @@ class OriginalRoutes:
 
     async def introspect(self, request: Request) -> Response:
         streams = await self._store.list_streams()
-        return json_response(
-            [
-                IntrospectStream(
-                    s.name,
-                    s.head,
-                    [EventTypeCount(t, n) for t, n in sorted(s.event_types.items())],
-                )
-                for s in streams
-            ]
-        )
+        whole = request.method == "HEAD" or request.scope.get("http_version") == "1.0"
+        if whole or len(streams) <= _INTROSPECT_CHUNK:
+            return json_response([_introspected(s) for s in streams])
+        return StreamingResponse(_introspect_chunks(streams), media_type=JSON)
 
     async def introspect_stream(self, request: Request) -> Response:
         stream = check_stream_name(request.path_params["stream"])
@@ -360,3 +358,21 @@ INTROSPECT_STREAM_DOC = Doc(
         400: (str, _BAD_NAME),
     },
 )
+
+
+def _introspected(stream: StreamSummary) -> IntrospectStream:
+    counts = [EventTypeCount(t, n) for t, n in sorted(stream.event_types.items())]
+    return IntrospectStream(stream.name, stream.head, counts)
+
+
+async def _introspect_chunks(streams: list[StreamSummary]) -> AsyncIterator[bytes]:
+    """The `/introspect` array, `_INTROSPECT_CHUNK` streams at a time."""
+    yield b"["
+    for start in range(0, len(streams), _INTROSPECT_CHUNK):
+        if start:
+            await asyncio.sleep(0)  # the others' turn
+        part = encoder.encode(
+            [_introspected(s) for s in streams[start : start + _INTROSPECT_CHUNK]]
+        )
+        yield (b"," if start else b"") + part[1:-1]
+    yield b"]"
