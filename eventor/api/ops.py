@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -13,6 +14,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -234,7 +236,23 @@ class OpsRoutes:
         return json_response({"status": "ready"})
 
     async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        # Collected here, on the event loop, whose state the collectors read; written out as
+        # text on a thread: with 5,000 subscriptions (25,000 series) that takes 150 ms, which
+        # held every other request.
+        collected = CollectorRegistry(auto_describe=False)
+        collected.register(_Collected(list(self.registry.collect())))
+        body = await asyncio.to_thread(generate_latest, collected)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class _Collected(Collector):
+    """Metric families collected already."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 # -- the OpenAPI document --------------------------------------------------------------------
