@@ -86,3 +86,15 @@ def test_a_content_type_built_to_backtrack_is_refused_at_once(make_server):
         # The same shape, well formed, is a media type.
         event["content_type"] = "a/b" + " ; " * 30
         assert c.post("/v1/streams/hostile/events", json=event).status_code == 201
+
+
+def test_a_number_parameter_built_to_backtrack_is_refused_at_once(make_server):
+    """`wait=111...1x`: the decimal check backtracked quadratically on the event loop (20,000
+    digits: 6 s with every other request waiting). Its own server, as above."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        refused = c.get("/v1/streams/hostile/events", params={"wait": "1" * 30_000 + "x"})
+        assert_problem(refused, 400)
+        assert c.get("/health").status_code == 200
+        waited = c.get("/v1/streams/hostile/events", params={"wait": "0.0" + "0" * 30_000})
+        assert waited.status_code == 404  # a number after all (no wait): the stream is unknown
