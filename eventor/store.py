@@ -132,6 +132,11 @@ class EventStore:
         (until the background re-check reaches it). Where that matters, see `durable_head`."""
         return self.storage.head(stream)
 
+    @property
+    def heads_exact(self) -> bool:
+        """Whether `head` holds every stream's head exactly (False for a while after a crash)."""
+        return self.storage.heads_exact
+
     async def durable_head(self, stream: str) -> int:
         """The head as the stream's own storage says (0 for no stream): where a stale head would
         replay events as new (a live stream from the end, a subscription from the end)."""

@@ -230,10 +230,10 @@ class SubscriptionLoop:
                 if stopped is Result.RECONFIGURED:
                     return True
                 continue
-            if (store.head(stream) or 0) <= s.position:
+            if store.heads_exact and (store.head(stream) or 0) <= s.position:
                 # Nothing after the position, as memory knows without opening the stream's
                 # file: thousands of caught-up subscriptions read nothing at a start or a stop.
-                # (A head memory learns late, after a crash, is notified as it is learnt.)
+                # (After a crash, until every head is re-checked, the file is read as before.)
                 await store.appended.wait(stream, s.position)
                 continue
             try:

@@ -60,6 +60,12 @@ class Storage(abc.ABC):
         """True between a successful `open` and `close` while the storage can serve (a
         backend may say False sooner: its disk failed, its files went away)."""
 
+    @property
+    def heads_exact(self) -> bool:
+        """Whether `head` is every stream's head as its storage holds it (a backend that
+        mirrors heads in memory may say False while it re-checks them after a crash)."""
+        return True
+
     @abc.abstractmethod
     async def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion = ANY

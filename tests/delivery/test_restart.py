@@ -36,8 +36,8 @@ def test_caught_up_subscriptions_open_no_stream_at_a_start(make_server):
 
 def test_a_head_learnt_after_a_crash_reaches_a_caught_up_subscription(make_server):
     """After a crash the catalog's heads may lag the stream files until the re-check reaches
-    them (one stream after another, by name); a subscription waiting at the catalog's head
-    meanwhile must hear of the events beyond it."""
+    them (one stream after another, by name); a subscription at the catalog's head must not
+    wait for the re-check (nor for ever) to deliver the events beyond it."""
     server = make_server()
     with Receiver() as receiver, httpx.Client(base_url=server.url, timeout=30) as c:
         for n in range(300):  # re-checked before the last one

@@ -332,6 +332,13 @@ class SQLiteStorage(Storage):
         entry = self._registry.get(stream)
         return None if entry is None else entry.head
 
+    @property
+    def heads_exact(self) -> bool:
+        """False until the re-check after an unclean stop has read every stream's file (and
+        for good if it could not read some)."""
+        task = self._reconcile_task
+        return task is None or (task.done() and not task.cancelled() and task.result())
+
     async def list_streams(
         self, *, prefix: str = "", after: str = "", limit: int | None = None
     ) -> list[StreamSummary]:
