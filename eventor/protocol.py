@@ -68,6 +68,8 @@ MIN_PROGRESS = 1024
 _TIMED_OUT = b"408 Request Timeout"
 #: Set in a request's scope by an app whose answer never ends (Server-Sent Events).
 ENDLESS_ANSWER = "eventor.endless"
+#: How long a stop lets an endless answer's last bytes reach its client before cutting it.
+ENDLESS_GRACE = 1.0
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
@@ -106,6 +108,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     #: After a request with an Upgrade header: the bytes of its body still to come (llhttp
     #: ends such a request at its head and parses nothing after it); None: not such a request.
     _body_after_upgrade: int | None = None
+    _lost = False
 
     @classmethod
     def configured(cls, request_timeout: float) -> type[BoundedHeadProtocol]:
@@ -120,6 +123,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._stall = self.loop.call_later(self.request_timeout, self._stalled)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
@@ -412,19 +416,23 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         """The server stops. An endless answer (a live stream) ends by itself once the app
-        stops, unless its client stopped reading: its next write would then wait for it for
-        the whole grace period (and be cancelled with an error logged). Such a connection is
-        cut at once; its client reconnects with Last-Event-ID."""
+        stops, unless its client stopped reading: its writes, or the close after its end,
+        would then wait for the client for the whole grace period (and be cancelled with an
+        error logged). Such a connection is cut: at once when its writes wait already, else
+        after ENDLESS_GRACE; its client reconnects with Last-Event-ID."""
         running = self._running
-        if (
-            running is not None
-            and not running.response_complete
-            and running.scope.get(ENDLESS_ANSWER)
-            and self.flow.write_paused
-        ):
+        # (Its answer may have ended already: the app stops first, which ends live streams.)
+        endless = running is not None and bool(running.scope.get(ENDLESS_ANSWER))
+        if endless and self.flow.write_paused:
             self.transport.abort()
             return
         super().shutdown()
+        if endless:
+            self.loop.call_later(ENDLESS_GRACE, self._cut)
+
+    def _cut(self) -> None:
+        if not self._lost:
+            self.transport.abort()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
