@@ -586,19 +586,33 @@ def _refuse_empty_environment(ctx: click.Context) -> None:
 
 
 def _prepare_data_dir(data_dir: Path) -> None:
-    # What Eventor makes is its user's alone (directories 0700, files 0600, whatever the
-    # umask said): the catalog holds subscriptions' secrets and their receivers' credentials.
-    os.umask(0o077)
     try:
         if data_dir.exists() and not data_dir.is_dir():
             raise click.ClickException(f"cannot use the data dir {data_dir}: it is not a directory")
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # The data dir is its user's alone, and so is what Eventor makes in it (files 0600,
+        # whatever the umask said): the catalog holds subscriptions' secrets and their
+        # receivers' credentials. The dir's mode covers files an older version made 0644 too.
+        os.umask(0o077)
+        data_dir.mkdir(exist_ok=True)
+        _keep_private(data_dir)
         probe = data_dir / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise click.ClickException(f"cannot use the data dir {data_dir}: {reason}") from None
+
+
+def _keep_private(data_dir: Path) -> None:
+    log = logging.getLogger("eventor")
+    mode = data_dir.stat().st_mode & 0o7777
+    if not mode & 0o077:
+        return
+    try:
+        data_dir.chmod(mode & ~0o077)  # taking from others only (a read-only dir stays so)
+    except OSError as exc:  # not its owner, say: served all the same
+        log.warning("data dir %s: others may read it (%s)", data_dir, exc.strerror or exc)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -245,6 +245,8 @@ def test_what_the_server_makes_only_its_user_may_read(make_server, tmp_path):
     """The catalog holds subscriptions' secrets and credentials: not for other users of the
     machine, whatever umask the server was started with."""
     data = tmp_path / "new" / "data"
+    data.mkdir(parents=True, mode=0o755)
+    data.chmod(0o755)  # an older version's data dir, say, or one made by hand
     server = make_server(data_dir=data)
     with httpx.Client(base_url=server.url) as c:
         assert c.post("/v1/streams/kept/events", json={"type": "T"}).status_code == 201
