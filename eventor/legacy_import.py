@@ -211,11 +211,12 @@ async def _import_stream(name: str, path: Path, storage: Storage, report: Import
 
 
 def _is_uuid(text: str) -> bool:
+    """A UUID in its canonical form (36 characters; `uuid.UUID` would take braces, a `urn:`
+    prefix and any number of hyphens too)."""
     try:
-        uuid.UUID(text)
+        return len(text) == 36 and str(uuid.UUID(text)) == text.lower()
     except ValueError:
         return False
-    return True
 
 
 def _check_rows(legacy: LegacyStream) -> None:

@@ -346,6 +346,8 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
     go_stream(source / "gaps.db", rows[:3], rowids=[1, 2, 4])
     go_stream(source / "bad name.db", rows[:1])
     go_stream(source / "no_uuid.db", [rows[0], ('"]' + "x" * 20_000, *rows[1][1:])])
+    hyphens = "-" * 20_000 + "5c1d0000000040008000000000000009"  # uuid.UUID() takes it
+    go_stream(source / "odd_uuid.db", [rows[0], (hyphens, *rows[1][1:])])
     go_meta(
         source / "_meta.db",
         [
@@ -392,6 +394,7 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
         assert storage.head("used") == 1
         assert storage.head("gaps") is None
         assert storage.head("no_uuid") is None
+        assert storage.head("odd_uuid") is None
         subscriptions = {
             r.subscription.name: r.subscription for r in await storage.load_subscriptions(1)
         }

@@ -283,7 +283,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
             h(
               "li",
               { class: "chip type-chip", dataset: { type } },
-              h("span", { class: "type-name", title: type }, type),
+              h("span", { class: "type-name", title: type }, h("bdi", {}, type)),
               h(
                 "button",
                 {
@@ -346,7 +346,8 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
                 class: "chip chip-button",
                 onclick: () => addType(type),
               },
-              `+ ${type}`,
+              "+ ",
+              h("bdi", {}, type),
             ),
           ),
       );

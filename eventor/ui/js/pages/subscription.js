@@ -49,7 +49,7 @@ function configView(sub) {
         ? h(
             "div",
             { class: "chips" },
-            c.event_types.map((t) => h("span", { class: "chip" }, t)),
+            c.event_types.map((t) => h("span", { class: "chip" }, h("bdi", {}, t))),
           )
         : h("span", { class: "muted" }, "all"),
     ),
