@@ -63,6 +63,10 @@ def test_a_subscription_created_through_the_form_delivers(
     page.get_by_label("Value").fill("billing")
     page.get_by_role("button", name="+ Tick").click()  # the stream's known types, one click
     expect(page.locator("#sub-event-types-list .type-name")).to_have_text(["Tick"])
+    # Types are isolated (<bdi>): a right-to-left override in one reorders nothing around it.
+    isolated = "e => getComputedStyle(e.querySelector('bdi')).unicodeBidi"
+    assert page.locator("#sub-event-types-list .type-name").evaluate(isolated) == "isolate"
+    assert page.get_by_role("button", name="+ Tick").evaluate(isolated) == "isolate"
     page.get_by_role("button", name="Create subscription").click()
 
     expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
@@ -72,6 +76,7 @@ def test_a_subscription_created_through_the_form_delivers(
     expect(page.locator("#position")).to_have_text("#3")
     expect(page.locator("#config")).to_contain_text(receiver.url)
     expect(page.locator("#config")).not_to_contain_text("billing")  # header values are masked
+    assert page.locator("#config .chip", has_text="Tick").evaluate(isolated) == "isolate"
     expect(page.locator("#deliveries tbody tr")).to_have_count(3)
     assert status(api, name)["config"]["event_types"] == ["Tick"]
 
