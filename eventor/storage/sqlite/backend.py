@@ -337,7 +337,9 @@ class SQLiteStorage(Storage):
         """False until the re-check after an unclean stop has read every stream's file (and
         for good if it could not read some)."""
         task = self._reconcile_task
-        return task is None or (task.done() and not task.cancelled() and task.result())
+        if task is None:
+            return True
+        return task.done() and not task.cancelled() and task.exception() is None and task.result()
 
     async def list_streams(
         self, *, prefix: str = "", after: str = "", limit: int | None = None
