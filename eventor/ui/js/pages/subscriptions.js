@@ -8,6 +8,8 @@ import { onStats } from "../stats.js";
 import { emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
 
 const FILTERS = ["all", "active", "retrying", "paused", "parked"];
+/** Rows drawn until asked for all: thousands took seconds to draw, and again at each refresh. */
+const ROWS = 200;
 
 /** Whether `s` passes the status filter: "parked" is any status with parked events. */
 function passes(s, filter) {
@@ -26,6 +28,7 @@ export default function subscriptions(main, { query, signal }) {
     status: FILTERS.includes(query.get("status")) ? query.get("status") : "all",
     text: query.get("q") || "",
     list: null,
+    all: false, // every row drawn, past ROWS
   };
   const body = h("div", { id: "subscriptions-list" }, loading());
   const search = h("input", {
@@ -104,6 +107,27 @@ export default function subscriptions(main, { query, signal }) {
       fill(body, emptyState("Nothing matches the filter"));
       return;
     }
+    const rows = state.all ? shown : shown.slice(0, ROWS);
+    const more =
+      rows.length < shown.length
+        ? h(
+            "div",
+            { class: "card-body hint", id: "subscriptions-more" },
+            `The first ${fmtNumber(rows.length)} of ${fmtNumber(shown.length)} (a filter narrows them). `,
+            h(
+              "button",
+              {
+                type: "button",
+                class: "btn btn-small",
+                onclick: () => {
+                  state.all = true;
+                  render();
+                },
+              },
+              `Show all ${fmtNumber(shown.length)}`,
+            ),
+          )
+        : null;
     fill(
       body,
       h(
@@ -123,7 +147,7 @@ export default function subscriptions(main, { query, signal }) {
         h(
           "tbody",
           {},
-          shown.map((s) =>
+          rows.map((s) =>
             h(
               "tr",
               { dataset: { subscription: s.name } },
@@ -152,6 +176,7 @@ export default function subscriptions(main, { query, signal }) {
           ),
         ),
       ),
+      more,
     );
   }
 
