@@ -81,6 +81,23 @@ def test_a_subscription_created_through_the_form_delivers(
     assert status(api, name)["config"]["event_types"] == ["Tick"]
 
 
+def test_a_revealed_header_value_stays_revealed_as_deliveries_refresh_the_page(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("reveal"), sub_name()
+    append(api, stream, 1)
+    subscribe(api, name, stream, receiver.url, headers={"X-Token": "s3cret"})
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#position")).to_have_text("#1")
+    page.get_by_role("button", name="Show the value of X-Token").click()
+    expect(page.locator("#config")).to_contain_text("s3cret")
+    append(api, stream, 2, start=2)
+    assert delivered(receiver, 3) == [1, 2, 3]
+    expect(page.locator("#position")).to_have_text("#3")  # the page refreshed
+    expect(page.locator("#config")).to_contain_text("s3cret")
+    expect(page.get_by_role("button", name="Hide the value of X-Token")).to_be_visible()
+
+
 def test_the_form_shows_what_to_fix(
     open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
 ) -> None:

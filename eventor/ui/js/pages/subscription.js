@@ -172,6 +172,7 @@ export default async function subscription(main, { params: [name], signal, setTi
     "Replay parked",
   );
   let sub = null;
+  let shownConfig = ""; // the configuration drawn: redrawn only when it changes
 
   const resetButton = h(
     "button",
@@ -293,7 +294,13 @@ export default async function subscription(main, { params: [name], signal, setTi
         ? h("p", { class: "form-error", id: "last-error" }, "Last error: ", sub.last_error)
         : null,
     );
-    fill(config, configView(sub));
+    // Redrawn on change only: a refresh must not mask a header value the reader revealed,
+    // nor drop a selection they are copying (relative times update on their own).
+    const configKey = JSON.stringify([sub.config, sub.created]);
+    if (configKey !== shownConfig) {
+      shownConfig = configKey;
+      fill(config, configView(sub));
+    }
     replay.disabled = sub.parked === 0;
   }
 
