@@ -135,6 +135,9 @@ class StreamPool:
         self._streams_per_round = streams_per_round
         self._guard = guard
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
+        #: The slots whose database is open, least recently used first: what eviction and the
+        #: budget look at (all slots would be thousands while cold streams queue for files).
+        self._open: OrderedDict[str, _Slot] = OrderedDict()
         self._waiting_for_files: OrderedDict[str, _Slot] = OrderedDict()
         self._ready: list[_Slot] = []
         self._holding = 0
@@ -151,7 +154,7 @@ class StreamPool:
 
     @property
     def open_streams(self) -> int:
-        return sum(1 for slot in self._slots.values() if slot.db is not None)
+        return len(self._open)
 
     def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
@@ -188,6 +191,7 @@ class StreamPool:
                 await loop.run_in_executor(self._executor, slot.db.close)
                 slot.db = None
         self._slots.clear()
+        self._open.clear()
         self._waiting_for_files.clear()
         self._ready.clear()
         self._holding = 0
@@ -199,6 +203,8 @@ class StreamPool:
             self._slots[stream] = slot
         else:
             self._slots.move_to_end(stream)
+            if stream in self._open:
+                self._open.move_to_end(stream)
         return slot
 
     # -- scheduling (on the event loop) ----------------------------------------------------------
@@ -376,9 +382,13 @@ class StreamPool:
             slot, result = work.slot, work.result
             slot.busy = False
             slot.closing_job = False
-            if slot.db is None and slot.holds_files:
-                slot.holds_files = False
-                self._holding -= 1
+            if slot.db is None:
+                self._open.pop(slot.name, None)
+                if slot.holds_files:
+                    slot.holds_files = False
+                    self._holding -= 1
+            elif slot.name not in self._open:
+                self._open[slot.name] = slot
             if result.opened is not None:
                 self._on_open(result.opened)
             if result.failure is not None:
@@ -433,7 +443,7 @@ class StreamPool:
 
     def _closing(self) -> int:
         """Open streams being closed (or about to be): files soon free."""
-        return sum(1 for slot in self._slots.values() if slot.closing or slot.closing_job)
+        return sum(1 for slot in self._open.values() if slot.closing or slot.closing_job)
 
     def _evict(self) -> None:
         """Close least recently used idle streams until the budget has room for the waiting."""
@@ -442,11 +452,11 @@ class StreamPool:
         excess = self._holding + len(self._waiting_for_files) - self._max_open - self._closing()
         if excess <= 0:
             return
-        for slot in list(self._slots.values()):
+        for slot in list(self._open.values()):
             if excess <= 0:
                 break
             idle = not (slot.busy or slot.ready or slot.closing or slot.appends or slot.calls)
-            if slot.db is not None and idle:
+            if idle:
                 slot.closing = True
                 self._kick(slot)
                 excess -= 1
