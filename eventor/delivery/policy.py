@@ -10,6 +10,7 @@ import random as _random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from ..types import SubscriptionConfig
@@ -85,5 +86,6 @@ def parse_retry_after(value: str, now: float) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
-        return None
+        # HTTP dates are GMT in all three of RFC 9110's forms; the asctime one says no zone.
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)

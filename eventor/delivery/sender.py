@@ -23,6 +23,12 @@ EXCERPT_BYTES = 1024
 #: for at most this long: then the connection is closed instead.
 _DRAIN_BYTES = 64 * 1024
 _DRAIN_SECONDS = 0.5  # under the engine's STOP_MARGIN: a clean stop waits for it
+#: How big an answer's head may be. aiohttp's defaults (lines of 8 KiB, 128 fields) made a 200
+#: with a big cookie or CSP header a failure (the event sent again, then the subscription
+#: paused); the original's Go client took 10 MiB of head. Bounded still: a receiver's answer
+#: is held whole while parsed.
+MAX_HEADER_LINE = 64 * 1024
+MAX_HEADERS = 500
 
 
 @dataclass(slots=True)
@@ -53,6 +59,9 @@ class Sender:
             cookie_jar=aiohttp.DummyCookieJar(),
             # send() bounds each attempt itself; aiohttp's own timers would only add work
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
+            max_line_size=MAX_HEADER_LINE,
+            max_field_size=MAX_HEADER_LINE,
+            max_headers=MAX_HEADERS,
         )
 
     async def close(self) -> None:
@@ -69,7 +78,7 @@ class Sender:
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._session.post(
-                    _target(url), data=body, headers=headers, allow_redirects=False
+                    _target(url, headers), data=body, headers=headers, allow_redirects=False
                 )
         except TimeoutError:
             error = f"timeout: no answer within {seconds:g}s"
@@ -95,16 +104,16 @@ class Sender:
         if 200 <= status < 300:
             try:  # so that the connection can be reused; not part of the verdict
                 async with asyncio.timeout(_DRAIN_SECONDS):
-                    await _read_up_to(response, _DRAIN_BYTES)
+                    await _read_up_to(response, _DRAIN_BYTES, bytearray())
             except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
             if not response.content.at_eof():
                 response.close()  # too much, or too slow, to read just to keep the connection
             return Outcome(True, status, None, None, None, _ms(started))
-        excerpt = b""
+        excerpt = bytearray()  # what came is kept, should the rest stall or be cut off
         try:
             async with asyncio.timeout_at(deadline):
-                excerpt = await _read_up_to(response, EXCERPT_BYTES + 1)  # cut, or whole?
+                await _read_up_to(response, EXCERPT_BYTES + 1, excerpt)  # cut, or whole?
         except (TimeoutError, aiohttp.ClientError, OSError):
             response.close()
         retry_after = response.headers.get("Retry-After") if status in (429, 503) else None
@@ -114,7 +123,7 @@ class Sender:
             False,
             status,
             _text(f"HTTP {status} {response.reason or ''}".rstrip()),
-            _excerpt_text(excerpt),
+            _excerpt_text(bytes(excerpt)),
             retry_after,
             _ms(started),
         )
@@ -129,15 +138,12 @@ def _excerpt_text(body: bytes) -> str:
     return decoder.decode(body[:EXCERPT_BYTES], final=not cut)
 
 
-async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body's first `limit` bytes, however many pieces they come in (one `read` returns
-    whatever has arrived: a body sent in two parts was cut, and its connection closed)."""
-    parts: list[bytes] = []
-    size = 0
-    while size < limit and (part := await response.content.read(limit - size)):
-        parts.append(part)
-        size += len(part)
-    return b"".join(parts)
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int, into: bytearray) -> None:
+    """Read the body's first `limit` bytes `into` the buffer, however many pieces they come in
+    (one `read` returns whatever has arrived: a body sent in two parts was cut, and its
+    connection closed). Interrupted, the buffer keeps what had come."""
+    while len(into) < limit and (part := await response.content.read(limit - len(into))):
+        into += part
 
 
 def _text(text: str) -> str:
@@ -151,16 +157,24 @@ def _text(text: str) -> str:
     return printable(raw.decode("utf-8", "replace"))
 
 
-def _target(url: str) -> yarl.URL:
+def _target(url: str, headers: dict[str, str]) -> yarl.URL:
     """The URL as given, its escapes kept: yarl would decode escapes such as %2F in a query,
     which breaks presigned and HMAC-signed webhook URLs. Characters a request line may not
     carry (`|`, `{`, a `%` that starts no escape, non-ASCII ones as UTF-8, ...) are escaped;
-    a non-ASCII host is written in IDNA (by yarl)."""
+    a non-ASCII host is written in IDNA (by yarl).
+
+    A URL's `user:password@` becomes Basic credentials, unless the subscription's own headers
+    hold an `Authorization`: that one is sent, as the original's Go client did (aiohttp refuses
+    the two together, so every attempt failed and the subscription paused)."""
     if not url.isascii():
         scheme, _, rest = url.partition("://")
         end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
         url = str(yarl.URL(f"{scheme}://{rest[:end]}")) + rest[end:]
-    return yarl.URL(_NOT_URI.sub(_escape, url), encoded=True)
+    target = yarl.URL(_NOT_URI.sub(_escape, url), encoded=True)
+    credentials = target.raw_user is not None or target.raw_password is not None
+    if credentials and any(name.lower() == "authorization" for name in headers):
+        target = target.with_user(None)
+    return target
 
 
 #: What RFC 3986 does not allow in a URI: escaped when sent.

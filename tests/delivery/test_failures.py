@@ -746,6 +746,44 @@ def test_a_2xx_body_in_pieces_is_read_whole_and_the_connection_kept(client, stre
         pieces.close()
 
 
+def test_a_2xx_with_a_big_head_is_a_success(client, stream):
+    """A 16 KiB cookie and 200 header fields (aiohttp's defaults: 8 KiB, 128) made a 200 a
+    failure: the event was sent again and the subscription paused."""
+    big = (
+        b"Set-Cookie: s="
+        + b"c" * 16_000
+        + b"\r\n"
+        + b"".join(b"X-Field-%d: v\r\n" % n for n in range(200))
+    )
+    raw = RawReceiver(
+        lambda _: (b"HTTP/1.1 200 OK\r\n" + big + b"Content-Length: 0\r\n\r\n", b"", 0)
+    )
+    try:
+        append(client, stream, 2)
+        sub = name()
+        subscribe(client, sub, stream, raw.url, max_attempts=1, **FAST)
+        done = wait_status(client, sub, lambda s: s["position"] == 2 or s["status"] == "paused")
+        assert (done["status"], done["position"], done["last_error"]) == ("active", 2, None)
+        assert raw.requests == 2  # each event once
+    finally:
+        raw.close()
+
+
+def test_a_failures_body_that_stalls_keeps_what_came_in_the_excerpt(client, stream):
+    """The attempt log's excerpt was empty when the rest of the body never came."""
+    head = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100\r\n\r\nboom: db down"
+    raw = RawReceiver(lambda _: (head, b"", 0))
+    try:
+        append(client, stream, 1)
+        sub = name()
+        subscribe(client, sub, stream, raw.url, timeout=0.3, max_attempts=1, **FAST)
+        wait_status(client, sub, lambda s: s["status"] == "paused")
+        entry = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"][0]
+        assert (entry["status_code"], entry["response_excerpt"]) == (500, "boom: db down")
+    finally:
+        raw.close()
+
+
 def test_lowering_max_attempts_below_the_failures_made_gives_up_at_once(
     client, stream, receiver: Receiver
 ):

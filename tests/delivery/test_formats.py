@@ -202,6 +202,24 @@ def test_the_url_is_requested_exactly_as_given(client, stream, receiver: Receive
     assert receiver.wait_count(3)[2].target == "/hook/caf%C3%A9?sig=a%2Fb%7E&x=%C3%A9"
 
 
+def test_url_credentials_are_basic_auth_unless_the_subscription_sends_its_own(
+    client, stream, receiver: Receiver
+):
+    """As the original's Go client: `user:password@` in the URL is Basic auth, and an
+    `Authorization` among the subscription's headers wins over it (aiohttp refused the two
+    together: every attempt failed before it was sent)."""
+    with_credentials = receiver.url.replace("http://", "http://ann:pw@")
+    append(client, stream, 1)
+    subscribe(client, name(), stream, with_credentials)
+    assert receiver.wait_count(1)[0].headers["authorization"] == "Basic YW5uOnB3"
+    sub = name()
+    subscribe(client, sub, stream, with_credentials, headers={"authorization": "Bearer t0k"})
+    got = receiver.wait_count(2)[1]
+    assert got.headers["authorization"] == "Bearer t0k"
+    assert got.position == 1
+    assert client.get(f"/v1/subscriptions/{sub}").json()["last_error"] is None
+
+
 def test_own_headers_go_out_as_set_unless_eventor_sends_that_header(
     client, stream, receiver: Receiver
 ):

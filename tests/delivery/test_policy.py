@@ -57,6 +57,10 @@ def test_retry_after_http_date():
     past = format_datetime(datetime.fromtimestamp(NOW - 50, UTC), usegmt=True)
     assert parse_retry_after(past, NOW) == 0
     assert parse_retry_after("Tue, 99 Foo 2026", NOW) is None
+    # RFC 9110's two obsolete forms, both GMT though asctime's says no zone.
+    later = datetime.fromtimestamp(NOW + 12, UTC)
+    assert parse_retry_after(later.strftime("%a %b %e %H:%M:%S %Y"), NOW) == pytest.approx(12)
+    assert parse_retry_after(later.strftime("%A, %d-%b-%y %H:%M:%S GMT"), NOW) == pytest.approx(12)
     assert parse_retry_after("²", NOW) is None  # a digit to str.isdigit, not to float()
     overflowing = "Sun, 06 Nov 1994 08:49:37 +99999999999999999999"  # OverflowError inside
     assert parse_retry_after(overflowing, NOW) is None
