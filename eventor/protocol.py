@@ -233,9 +233,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             msg = "Invalid HTTP request received."
-            _BAD_REQUESTS.warning(
-                "Invalid HTTP request from %s (answered 400): %s", _peer(self.client), exc
-            )
+            if not self._too_large:  # else a head too large, our own stop: logged as a 431
+                _BAD_REQUESTS.warning(
+                    "Invalid HTTP request from %s (answered 400): %s", _peer(self.client), exc
+                )
             self.send_400_response(msg)
             return
         except httptools.HttpParserUpgrade as upgrade:
@@ -376,6 +377,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         self._too_large = True
+        if self._last_word is not None or self.transport.is_closing():
+            return  # refused already
         _TOO_LARGE.warning(
             "A request's head from %s passed %d bytes (answered 431)",
             _peer(self.client),

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from helpers import assert_problem, read_all
+from helpers import assert_problem, read_all, wait_until
 
 from eventor.protocol import MAX_HEAD_BYTES
 
@@ -439,3 +439,21 @@ def test_nothing_after_a_refused_request_is_served(server, client, stream):
     assert statuses == [b"200", b"431"], statuses
     assert client.get(f"/v1/streams/{stream}").status_code == 404  # the chunked POST: refused
     assert client.get(f"/v1/streams/{stream}-after").status_code == 404  # not served
+
+
+@pytest.mark.parametrize("size", [MAX_HEAD_BYTES + 1, 2 * MAX_HEAD_BYTES], ids=["at", "past"])
+def test_a_431_is_logged_once_and_leaves_bad_requests_their_own_line(make_server, size):
+    """It was logged twice, and once more as an "Invalid HTTP request (answered 400)", which
+    took the once-a-minute line of the framing errors: the next real one went unsaid."""
+    server = make_server()
+    assert send_head_of(server.url, size).startswith(b"HTTP/1.1 431 ")
+    two_lengths = b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = raw_exchange(
+        server.url, b"POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\n" + two_lengths
+    )
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    wait_until(lambda: "Invalid HTTP request" in server.log(), what="the framing error logged")
+    lines = server.log().splitlines()
+    assert len([line for line in lines if "(answered 431)" in line]) == 1, lines
+    (bad,) = [line for line in lines if "Invalid HTTP request" in line]
+    assert "Transfer-Encoding" in bad
