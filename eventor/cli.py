@@ -500,7 +500,8 @@ def _ensure_open_file_limit(max_open_files: int) -> None:
         raise click.ClickException(
             f"the open-file limit ({soft}) cannot hold --max-open-files {max_open_files} and"
             f" the server's own files: raise it (ulimit -n, LimitNOFILE=) to at least"
-            f" {max_open_files + _FD_HEADROOM}{lower}"
+            f" {max_open_files + _FD_OWN} ({max_open_files + _FD_HEADROOM} leaves room for"
+            f" about {_FD_HEADROOM - _FD_SERVER} connections){lower}"
         )
     if soft != resource.RLIM_INFINITY and soft < wanted:
         log.warning(

@@ -1,5 +1,7 @@
 """The Python client for Eventor's v1 API, on httpx: `Client` and `AsyncClient`.
 
+    import json
+
     from eventor.client import Client
 
     with Client("http://127.0.0.1:9400") as eventor:

@@ -378,6 +378,8 @@ def test_a_max_open_files_the_open_file_limit_cannot_hold_is_refused(tmp_path):
     assert "Traceback" not in output
     assert "the open-file limit (300) cannot hold --max-open-files 1000" in output
     assert "lower --max-open-files to at most 236" in output
+    # the least it needs, and what leaves room for connections
+    assert "to at least 1064 (2024 leaves room for about 1004 connections)" in output
 
 
 def test_an_ipv6_host_may_be_written_as_in_a_url(tmp_path):
