@@ -54,6 +54,10 @@ class _HeadTooLarge(Exception):
     """Raised in a parser callback to stop parsing: uvicorn then calls send_400_response."""
 
 
+class _Refused(Exception):
+    """Raised in a parser callback for a head whose framing is refused (see `_refusal`)."""
+
+
 #: How long a request may go without a byte while its head or body is incomplete (and a new
 #: connection before its first byte): then it is answered 408 and closed. Without it, clients
 #: that open connections and never finish a request hold file descriptors (and body bytes)
@@ -70,6 +74,13 @@ _TIMED_OUT = b"408 Request Timeout"
 ENDLESS_ANSWER = "eventor.endless"
 #: How long a stop lets an endless answer's last bytes reach its client before cutting it.
 ENDLESS_GRACE = 1.0
+#: A refusal that ends a connection while its client may still be sending (a head too large,
+#: a body whose framing broke) closes in stages (RFC 9112 9.6): the answer and a FIN go out,
+#: what still comes is read and dropped until the client closes, or for LINGER_SECONDS after
+#: its last bytes (LINGER_MAX in all), then the connection closes. Closed at once with bytes
+#: unread, Linux resets it, and the client loses the answer to a connection reset.
+LINGER_SECONDS = 2.0
+LINGER_MAX = 10.0
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
@@ -105,6 +116,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     _received = 0  # bytes of the request being parsed (from a read's start: a bound)
     _body = 0  # of them, its body's
     _too_large = False
+    #: Why the head just parsed is refused: (status line, detail); see `_framing_refusal`.
+    _refusal: tuple[bytes, str] | None = None
+    #: Closing in stages: until when (loop time) what comes is dropped; 0.0: not closing so.
+    _linger_until = 0.0
+    _linger: asyncio.TimerHandle | None = None
     #: After a request with an Upgrade header: the bytes of its body still to come (llhttp
     #: ends such a request at its head and parses nothing after it); None: not such a request.
     _body_after_upgrade: int | None = None
@@ -127,6 +143,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         # uvicorn marks only the last request parsed as disconnected; with pipelining, the one
         # being answered may be an earlier one, which then wrote into the closed transport (a
         # traceback each time a client pipelined big reads and went away).
@@ -149,6 +168,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self._stall = self.loop.call_later(self.request_timeout, self._stalled)
 
     def data_received(self, data: bytes) -> None:
+        if self._linger_until:
+            self._linger_on()  # dropped: the connection is closing
+            return
         self._receive(data)
         # Most requests arrive whole in one read: then no timer is touched.
         if self._reading or self._stall is not None:
@@ -233,7 +255,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             msg = "Invalid HTTP request received."
-            if not self._too_large:  # else a head too large, our own stop: logged as a 431
+            # Else our own stop (a head too large, a framing refused): logged as such.
+            if not self._too_large and self._refusal is None:
                 _BAD_REQUESTS.warning(
                     "Invalid HTTP request from %s (answered 400): %s", _peer(self.client), exc
                 )
@@ -314,13 +337,21 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_headers_complete(self) -> None:
-        self._head_deadline = 0.0
+        # Refused with the head still counted as being read (`_head_deadline`): the request
+        # has no cycle, and its refusal waits for the answers owed before it.
         # Counted only when it may be over: the head is within the bytes received so far.
         if self._received > MAX_HEAD_BYTES:
             size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
             if size > MAX_HEAD_BYTES:
                 self._too_large = True
                 raise _HeadTooLarge
+        for name, _ in self.headers:
+            if name == b"transfer-encoding":
+                self._refusal = _framing_refusal(self.headers, self.parser.get_http_version())
+                if self._refusal is not None:
+                    raise _Refused
+                break
+        self._head_deadline = 0.0
         if len(self.url) <= _LONGEST_PARSED_TARGET:
             super().on_headers_complete()
         else:
@@ -361,19 +392,34 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         v1 error."""
         if self._too_large:
             self._refuse()
+        elif self._refusal is not None:
+            status_line, detail = self._refusal
+            _BAD_REQUESTS.warning(
+                "A request from %s was refused (answered %s): %s",
+                _peer(self.client),
+                status_line.decode(),
+                detail,
+            )
+            self._close_with(self._error(status_line, detail))
         elif not _target_path(getattr(self, "url", b"")).startswith(b"/v1/"):
             body = msg.encode("ascii", "replace")
             self._close_with(_answer(b"400 Bad Request", b"text/plain; charset=utf-8", body))
         else:
             detail = f"{msg} The request breaks HTTP/1.1's framing (RFC 9112)."
-            problem = {
-                "type": "urn:eventor:problem:bad-request",
-                "title": "Bad Request",
-                "status": 400,
-                "detail": detail,
-            }
-            body = json.dumps(problem).encode()
-            self._close_with(_answer(b"400 Bad Request", b"application/problem+json", body))
+            self._close_with(self._error(b"400 Bad Request", detail))
+
+    def _error(self, status_line: bytes, detail: str) -> bytes:
+        """An error answer to the request being read: a problem document on /v1, else text."""
+        if not _target_path(getattr(self, "url", b"")).startswith(b"/v1/"):
+            return _answer(status_line, b"text/plain; charset=utf-8", detail.encode())
+        status, _, title = status_line.decode().partition(" ")
+        problem = {
+            "type": "urn:eventor:problem:bad-request",
+            "title": title,
+            "status": int(status),
+            "detail": detail,
+        }
+        return _answer(status_line, b"application/problem+json", json.dumps(problem).encode())
 
     def _refuse(self) -> None:
         self._too_large = True
@@ -390,7 +436,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         """Answer a request that cannot be served, and close: in its turn, once the earlier
         requests on the connection (pipelined) are answered, never written into one of their
         answers nor taken for one."""
-        if self.transport.is_closing() or self._last_word is not None:
+        if self.transport.is_closing() or self._last_word is not None or self._linger_until:
             return
         broken = self.cycle
         if broken is not None and not self._head_deadline:
@@ -402,10 +448,44 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self._last_word = answer  # see on_response_complete
             return
         running = self._running
-        if running is None or running.response_complete or not running.response_started:
+        if running is not None and running.response_started and not running.response_complete:
+            # Being answered (before its body broke): the words would garble that answer.
+            self.transport.close()
+        elif broken is not None and not self._head_deadline and broken.response_started:
+            # Answered already, before its body broke: a second answer would be taken for
+            # the answer to the client's next request.
+            self._end_with(b"")
+        else:
+            self._end_with(answer)
+
+    def _end_with(self, answer: bytes) -> None:
+        """Write the connection's last answer and close it in stages (see LINGER_SECONDS)."""
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        running = self._running
+        if running is not None and not running.response_complete:
+            # Its app (reading the body that broke) ends as if the client had gone: nothing
+            # of it is appended, and nothing more may be written after the FIN.
+            running.disconnected = True
+            running.message_event.set()
+        if answer:
             self.transport.write(answer)
-        # else: this request was answered before its body broke; the words would garble it
-        self.transport.close()
+        try:
+            self.transport.write_eof()
+        except (NotImplementedError, OSError, RuntimeError):
+            self.transport.close()
+            return
+        self._linger_until = self.loop.time() + LINGER_MAX
+        self.flow.resume_reading()
+        self._linger_on()
+
+    def _linger_on(self) -> None:
+        """Bytes came while closing in stages: the connection stays until they stop coming."""
+        if self._linger is not None:
+            self._linger.cancel()
+        wait = min(LINGER_SECONDS, self._linger_until - self.loop.time())
+        self._linger = self.loop.call_later(max(wait, 0.0), self.transport.close)
 
     def _owed_before(self) -> bool:
         """Whether requests before the one being read are still to be answered."""
@@ -442,8 +522,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._last_word is not None and not self.transport.is_closing():
             running = self._running
             if not self.pipeline and (running is None or running.response_complete):
-                self.transport.write(self._last_word)
-                self.transport.close()
+                self._end_with(self._last_word)
 
 
 def _peer(client: tuple[str, int] | None) -> str:
@@ -456,6 +535,32 @@ def _target_path(target: bytes) -> bytes:
         return target
     rest = target.partition(b"://")[2]
     return b"/" + rest.partition(b"/")[2] if rest else target
+
+
+def _framing_refusal(headers: list[tuple[bytes, bytes]], version: str) -> tuple[bytes, str] | None:
+    """Why a request with a Transfer-Encoding cannot be framed as its client meant; None when
+    it can (chunked alone, on HTTP/1.1). llhttp would take the chunks and pass the body on
+    still gzipped (stored so by the original route), or de-chunk an HTTP/1.0 request, where a
+    proxy before Eventor would frame it by its length (RFC 9112 6.1)."""
+    if version == "1.0":
+        return (
+            b"400 Bad Request",
+            "Transfer-Encoding is not HTTP/1.0: send the body with a Content-Length",
+        )
+    codings = [
+        coding.strip().lower()
+        for name, value in headers
+        if name == b"transfer-encoding"
+        for coding in value.split(b",")
+    ]
+    if codings == [b"chunked"]:
+        return None
+    shown = b", ".join(codings).decode("latin-1")[:100]
+    return (
+        b"501 Not Implemented",
+        f"transfer coding {shown!r} is not supported: send the body with Content-Length or"
+        " with Transfer-Encoding: chunked alone",
+    )
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -457,3 +457,81 @@ def test_a_431_is_logged_once_and_leaves_bad_requests_their_own_line(make_server
     assert len([line for line in lines if "(answered 431)" in line]) == 1, lines
     (bad,) = [line for line in lines if "Invalid HTTP request" in line]
     assert "Transfer-Encoding" in bad
+
+
+def test_a_refusal_reaches_a_client_that_is_still_sending(server, client):
+    """Closed at once with the client's bytes unread, the connection was reset and the client
+    saw ECONNRESET instead of the 431 (or 400): the answer and a FIN go out, the rest is read
+    and dropped until the client closes (RFC 9112 9.6)."""
+    r = client.get("/health", headers={"X-Big": "a" * (3 * MAX_HEAD_BYTES)})
+    assert r.status_code == 431
+    parsed = httpx.URL(server.url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\n" + BAD_CHUNK)
+        sock.sendall(b"x" * 200_000)  # the rest of what the client meant to send
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+    assert client.get("/health").status_code == 200
+
+
+def test_a_request_answered_before_its_body_broke_gets_no_second_answer(server, client, stream):
+    """The 400 for the broken chunk went out after the 415: a keep-alive client took it for
+    the answer to its next request, which never ran."""
+    parsed = httpx.URL(server.url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode()
+            + b"Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        )
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 415 ")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"ZZ\r\n" + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        rest = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                rest += chunk
+    assert rest == b"", rest[:200]  # no second answer, nothing taken for /health's
+    assert client.get(f"/v1/streams/{stream}").status_code == 404
+
+
+def test_transfer_codings_other_than_chunked_alone_are_refused(server, client, stream):
+    """llhttp de-chunked `gzip, chunked` and passed the body on still gzipped: the original
+    route stored it so. Go answered 501; so does Eventor now, and appends nothing."""
+    body = gzip.compress(b'{"a": 1}')
+    original = raw_exchange(
+        server.url,
+        b"POST /streams/%s HTTP/1.1\r\nHost: x\r\nX-Event-Type: T\r\n" % stream.encode()
+        + b"Transfer-Encoding: gzip, chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+    )
+    assert original.startswith(b"HTTP/1.1 501 "), original[:100]
+    assert b"'gzip, chunked' is not supported" in original
+    v1 = raw_exchange(
+        server.url,
+        b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode()
+        + b"Content-Type: application/json\r\nTransfer-Encoding: x-unknown\r\n"
+        + b'Transfer-Encoding: chunked\r\n\r\nd\r\n{"type": "T"}\r\n0\r\n\r\n',
+    )
+    head, _, problem = v1.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 ")
+    assert json.loads(problem)["status"] == 501
+    # HTTP/1.0 has no Transfer-Encoding: a proxy before Eventor would frame by the length.
+    old = raw_exchange(
+        server.url,
+        b"POST /v1/streams/%s/events HTTP/1.0\r\nHost: x\r\n" % stream.encode()
+        + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b'd\r\n{"type": "T"}\r\n0\r\n\r\n',
+    )
+    assert old.startswith(b"HTTP/1.1 400 ")
+    assert b"Transfer-Encoding is not HTTP/1.0" in old
+    assert client.get(f"/v1/streams/{stream}").status_code == 404  # nothing appended
+    chunked = raw_exchange(
+        server.url,
+        b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" % stream.encode()
+        + b"Content-Type: application/json\r\nTransfer-Encoding: Chunked\r\n\r\n"
+        + b'd\r\n{"type": "T"}\r\n0\r\n\r\n',
+    )
+    assert chunked.startswith(b"HTTP/1.1 201 ")  # chunked alone, in any case, as ever
