@@ -415,10 +415,21 @@ def test_open_files_near_or_at_the_limit_are_warned_of(tmp_path, connections):
 
     with serving(tmp_path, "--max-open-files", "64", preexec_fn=limit) as (_, match, log):
         port = int(match[2])
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        assert client.get("/health").status_code == 200  # its connection made before the rest
         held = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
         try:
             wait_until(lambda: "files open of the limit of 200" in log.read_text(), timeout=20)
+            if connections > 200:
+                # No file left for a new stream: every stream's trouble, said as such, once
+                # (it was a 500 "unable to open database file", logged once per stream name).
+                for n in range(3):
+                    r = client.post(f"/v1/streams/new{n}/events", json={"type": "T"})
+                    assert r.status_code == 503, r.text
+                    assert "too many open files" in r.json()["detail"]
         finally:
             for conn in held:
                 conn.close()
+            client.close()
     assert log.read_text().count("files open of the limit of 200") == 1
+    assert log.read_text().count("too many open files") == (1 if connections > 200 else 0)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from helpers import append_ok, assert_problem, histogram, metric, unique
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -170,3 +175,37 @@ def test_request_durations_by_method_and_route(make_server):
     assert read["0.25"] == 0  # took its 0.3 s wait
     assert read["+Inf"] == 1
     assert read["sum"] >= 0.3
+
+
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """`directory` on a read-only bind mount of itself (files opened before keep working)."""
+    mounted = subprocess.run(["mount", "--bind", str(directory), str(directory)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("mount --bind is not allowed here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(directory)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+def test_a_data_dir_made_read_only_is_a_503_said_once_and_not_ready(make_server, tmp_path):
+    """A read-only remount (or permissions changed under the server) made every append to a
+    new stream a 500 "unable to open database file", logged once per stream name, with
+    /ready 200: any client could grow the log without end, and nothing said why."""
+    data = tmp_path / "data"
+    server = make_server(data_dir=data)
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        append_ok(c, "kept", {"type": "T"})
+        with read_only(data / "streams"):
+            answers = [c.post(f"/v1/streams/new{n}/events", json={"type": "T"}) for n in range(5)]
+            assert [r.status_code for r in answers] == [503] * 5
+            assert "is not writable" in answers[0].json()["detail"]
+            ready = c.get("/ready")
+            assert ready.status_code == 503
+            assert "is not writable" in ready.json()["detail"]
+            assert c.get("/v1/streams/kept/events").json()["head"] == 1  # reads go on
+        assert c.get("/ready").status_code == 200
+        append_ok(c, "new0", {"type": "T"})  # and appends, once it is writable again
+    assert server.log().count("is not writable") == 1

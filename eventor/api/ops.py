@@ -233,6 +233,9 @@ class OpsRoutes:
                 "the storage is not open, its disk failed, or its data directory is gone",
                 code="not-ready",
             )
+        unwritable = self._storage.unwritable
+        if unwritable is not None:
+            raise HTTPProblem(503, unwritable, code="not-ready")
         return json_response({"status": "ready"})
 
     async def metrics(self, request: Request) -> Response:
@@ -273,7 +276,8 @@ READY_DOC = Doc(
             Problem,
             "not ready: the storage is not open (stopping: a stop also closes the listening"
             " socket at once; while starting, the server answers nothing yet), its disk failed"
-            " a flush (restart needed), or its data directory was moved or removed",
+            " a flush (restart needed), its data directory was moved or removed, or it cannot"
+            " be written (permissions changed, a read-only file system)",
         ),
     },
 )

@@ -61,6 +61,12 @@ class Storage(abc.ABC):
         backend may say False sooner: its disk failed, its files went away)."""
 
     @property
+    def unwritable(self) -> str | None:
+        """Why appends cannot be stored now although the storage is open (its data directory
+        made read-only, say); None when they can. For readiness checks."""
+        return None
+
+    @property
     def heads_exact(self) -> bool:
         """Whether `head` is every stream's head as its storage holds it (a backend that
         mirrors heads in memory may say False while it re-checks them after a crash)."""

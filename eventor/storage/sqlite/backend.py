@@ -41,6 +41,7 @@ from .catalog import Catalog
 from .files import (
     CATALOG_FILE,
     LOCK_FILE,
+    NOT_WRITABLE,
     STREAM_FILE,
     STREAM_SUFFIX,
     STREAMS_DIR,
@@ -131,6 +132,13 @@ class SQLiteStorage(Storage):
         """Open, its disk has not failed a flush (after one, only a restart helps), and its
         streams directory is still where it was (not moved or removed under the server)."""
         return self._open and self._pool.failed is None and self._same_streams_dir()
+
+    @property
+    def unwritable(self) -> str | None:
+        streams_dir = self.data_dir / STREAMS_DIR
+        if self._open and not os.access(streams_dir, os.W_OK):
+            return f"the data directory {streams_dir} is not writable: {NOT_WRITABLE}"
+        return None
 
     def _appends_refused(self) -> str | None:
         """Why writes must fail now (appends: on a worker thread, once a round): the data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -43,3 +44,27 @@ def disk_full(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.Error):
         return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+#: What keeps a directory Eventor made from being written to.
+NOT_WRITABLE = "its permissions were changed, or its file system is read-only"
+
+
+def cannot_open_cause(exc: BaseException, directory: Path) -> str | None:
+    """Why SQLite could not open a file in `directory`, when that is every stream's trouble
+    rather than one file's: the process has no file descriptor left, or the directory cannot
+    be written. None otherwise (SQLite says only "unable to open database file")."""
+    if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+        return None
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE):
+            return (
+                "too many open files: raise the open-file limit (ulimit -n, LimitNOFILE=)"
+                " or lower --max-open-files"
+            )
+        return None
+    if not os.access(directory, os.W_OK):
+        return f"the data directory {directory} is not writable: {NOT_WRITABLE}"
+    return None

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from ...clock import utc_now
 from ...errors import EventorError, StorageError, StorageFull, StorageUnavailable
 from ...types import AppendResult, ExpectedVersion, NewEvent
-from .files import disk_full, stream_path
+from .files import cannot_open_cause, disk_full, stream_path
 from .flush import FileSystemFlush, SyncFailed
 from .streamdb import AppendRequest, StreamCommit, StreamDatabase, StreamState, Synchronous
 
@@ -392,7 +392,7 @@ class StreamPool:
             if result.opened is not None:
                 self._on_open(result.opened)
             if result.failure is not None:
-                error = _storage_error(result.failure)
+                error = _storage_error(result.failure, slot.path.parent)
                 for _, future in work.appends:
                     _fail(future, error)
                 for _, future in work.calls:
@@ -476,12 +476,15 @@ def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
         future.set_exception(error)
 
 
-def _storage_error(exc: BaseException) -> BaseException:
+def _storage_error(exc: BaseException, directory: Path) -> BaseException:
     if isinstance(exc, EventorError):
         return exc
     if isinstance(exc, Exception):
+        cause = cannot_open_cause(exc, directory)
         if disk_full(exc):
             error: StorageError = StorageFull(f"the disk is full: {exc}")
+        elif cause is not None:  # every stream's trouble, as a full disk is
+            error = StorageUnavailable(f"cannot open the stream's file: {cause}")
         else:
             error = StorageError(f"storage failed: {exc}")
         error.__cause__ = exc
