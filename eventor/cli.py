@@ -330,7 +330,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     config = uvicorn.Config(
         app,
         lifespan="off",
-        http=BoundedHeadProtocol.configured(settings.request_timeout),
+        http=BoundedHeadProtocol.configured(settings.request_timeout, app.error_answers.count),
         log_config=None,
         log_level="debug" if settings.log_level == "debug" else "warning",
         access_log=settings.access_log,
@@ -590,6 +590,18 @@ def _prepare_data_dir(data_dir: Path) -> None:
     try:
         if data_dir.exists() and not data_dir.is_dir():
             raise click.ClickException(f"cannot use the data dir {data_dir}: it is not a directory")
+        if data_dir.is_symlink() and not data_dir.exists():
+            raise click.ClickException(
+                f"cannot use the data dir {data_dir}: it is a symbolic link to"
+                f" {os.readlink(data_dir)}, which does not exist (a volume not mounted?)"
+            )
+        for parent in data_dir.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise click.ClickException(
+                        f"cannot use the data dir {data_dir}: {parent} is not a directory"
+                    )
+                break
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         # The data dir is its user's alone, and so is what Eventor makes in it (files 0600,
         # whatever the umask said): the catalog holds subscriptions' secrets and their

@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import urllib.parse
+from collections.abc import Callable
 
 import httptools
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
@@ -34,6 +35,7 @@ _REFUSAL = b"431 Request Header Fields Too Large"
 _BAD_REQUESTS = Throttled(logging.getLogger("uvicorn.error"))
 _TOO_LARGE = Throttled(logging.getLogger("uvicorn.error"))
 _STALLED = Throttled(logging.getLogger("uvicorn.error"))
+_CUT = logging.getLogger("eventor")
 
 
 def _answer(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
@@ -126,10 +128,21 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     _body_after_upgrade: int | None = None
     _lost = False
 
+    @staticmethod
+    def on_refusal(status: int) -> None:
+        """Told the status of every answer given here rather than by the app (400, 408, 431,
+        501), for the error answers' metric."""
+
     @classmethod
-    def configured(cls, request_timeout: float) -> type[BoundedHeadProtocol]:
-        """This protocol with its own `request_timeout` (uvicorn makes one per connection)."""
-        return type(cls.__name__, (cls,), {"request_timeout": request_timeout})
+    def configured(
+        cls, request_timeout: float, on_refusal: Callable[[int], None] | None = None
+    ) -> type[BoundedHeadProtocol]:
+        """This protocol with its own `request_timeout` and `on_refusal` (uvicorn makes one
+        per connection)."""
+        attributes: dict[str, object] = {"request_timeout": request_timeout}
+        if on_refusal is not None:
+            attributes["on_refusal"] = staticmethod(on_refusal)
+        return type(cls.__name__, (cls,), attributes)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -329,10 +342,12 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                 # Behind an answer still going out: answered when its turn comes, by this
                 # refusal instead of the app.
                 self.pipeline[index] = (cycle, _answering(400, content_type, body))
+                self.on_refusal(400)
                 return
         # Its app was started (nothing else is being answered): it reads no body, so it
         # appends nothing; the refusal goes out now.
         cycle.disconnected = True
+        self.on_refusal(400)
         self.transport.write(_answer(b"400 Bad Request", content_type, body))
         self.transport.close()
 
@@ -470,6 +485,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             running.disconnected = True
             running.message_event.set()
         if answer:
+            self.on_refusal(int(answer[9:12]))  # b"HTTP/1.1 431 ..."
             self.transport.write(answer)
         try:
             self.transport.write_eof()
@@ -502,7 +518,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         stops, unless its client stopped reading: its writes, or the close after its end,
         would then wait for the client for the whole grace period (and be cancelled with an
         error logged). Such a connection is cut: at once when its writes wait already, else
-        after ENDLESS_GRACE; its client reconnects with Last-Event-ID."""
+        after ENDLESS_GRACE; its client reconnects with Last-Event-ID. A long answer whose
+        client stopped reading (a big page to a stalled consumer) is cut the same way, once
+        ENDLESS_GRACE has passed with its writes waiting; one still flowing may finish."""
         running = self._running
         # (Its answer may have ended already: the app stops first, which ends live streams.)
         endless = running is not None and bool(running.scope.get(ENDLESS_ANSWER))
@@ -510,12 +528,25 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self.transport.abort()
             return
         super().shutdown()
-        if endless:
-            self.loop.call_later(ENDLESS_GRACE, self._cut)
+        unsent = self.transport.get_write_buffer_size()
+        if endless or unsent or (running is not None and not running.response_complete):
+            self.loop.call_later(ENDLESS_GRACE, self._cut, endless, unsent)
 
-    def _cut(self) -> None:
-        if not self._lost:
+    def _cut(self, endless: bool, unsent: int) -> None:
+        """ENDLESS_GRACE into a stop, or later: cut the answer unless it still flows."""
+        if self._lost:
+            return
+        now_unsent = self.transport.get_write_buffer_size()
+        # Waiting writes, or bytes that waited a whole grace and none of them went: cut.
+        if endless or self.flow.write_paused or (unsent and now_unsent >= unsent):
+            if not endless:
+                _CUT.info(
+                    "An answer to %s was cut short by the stop: its client was not reading",
+                    _peer(self.client),
+                )
             self.transport.abort()
+        else:  # still flowing: looked at again (uvicorn's grace period bounds it)
+            self.loop.call_later(ENDLESS_GRACE, self._cut, False, now_unsent)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

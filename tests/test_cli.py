@@ -122,6 +122,14 @@ def test_data_dir_that_is_a_file_is_a_one_line_error(tmp_path):
     assert afile.read_text() == "not a directory"
     code, output = run("serve", "--port", "0", "--data", str(afile / "below"))
     assert_one_line_error(code, output, str(afile / "below"))
+    assert f"{afile} is not a directory" in output  # not "File exists"
+    # A link to a volume not mounted: said so, not "File exists".
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "unmounted" / "data")
+    code, output = run("serve", "--port", "0", "--data", str(link))
+    assert_one_line_error(code, output, str(link))
+    assert "symbolic link" in output and "does not exist" in output
+    assert not (tmp_path / "unmounted").exists()
 
 
 def test_corrupt_catalog_is_a_one_line_error(tmp_path):

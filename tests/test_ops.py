@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,7 +120,7 @@ def test_ready_is_503_once_the_data_dir_is_moved_away(make_server):
 
 
 def test_error_answers_are_counted_by_status(make_server):
-    server = make_server()
+    server = make_server("--request-timeout", "0.3")
 
     def counts() -> dict[str, float]:
         text = httpx.get(f"{server.url}/metrics").text
@@ -144,6 +145,20 @@ def test_error_answers_are_counted_by_status(make_server):
         finally:
             moved.rename(server.data_dir)
         assert counts() == {"400": 2, "404": 1, "409": 1, "503": 1}
+    # Answered before any route (they were not counted): a head too large, a request HTTP
+    # cannot frame, a transfer coding not supported, a body that stalls.
+    address = (server.url.removeprefix("http://").split(":")[0], server.port)
+    head = b"POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\n"
+    for request in [
+        b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n",
+        head + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\n",
+        head + b"Transfer-Encoding: gzip\r\n\r\n",
+        head + b"Content-Type: application/json\r\nContent-Length: 10\r\n\r\n{",
+    ]:
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(request)
+            assert sock.recv(12)[9:12] in (b"431", b"400", b"501", b"408")
+    assert counts() == {"400": 3, "404": 1, "408": 1, "409": 1, "431": 1, "501": 1, "503": 1}
 
 
 def test_request_durations_by_method_and_route(make_server):

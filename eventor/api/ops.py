@@ -161,8 +161,8 @@ class ErrorAnswers(Collector):
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
             "eventor_error_answers",
-            "Answers with a 4xx or 5xx status since start, by status (not counted: requests"
-            " HTTP could not parse)",
+            "Answers with a 4xx or 5xx status since start, by status (also those given before"
+            " any route: a request HTTP cannot frame, a head too large, one that stalled)",
             labels=["status"],
         )
         for status, count in sorted(self.counts.items()):
