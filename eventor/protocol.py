@@ -478,11 +478,14 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
+        self._unset_keepalive_if_required()  # its timer would cut the staged close short
         running = self._running
         if running is not None and not running.response_complete:
             # Its app (reading the body that broke) ends as if the client had gone: nothing
-            # of it is appended, and nothing more may be written after the FIN.
+            # of it is appended, and nothing more may be written after the FIN (not even the
+            # "100 Continue" its first read of the body would send).
             running.disconnected = True
+            running.waiting_for_100_continue = False
             running.message_event.set()
         if answer:
             self.on_refusal(int(answer[9:12]))  # b"HTTP/1.1 431 ..."
@@ -521,6 +524,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         after ENDLESS_GRACE; its client reconnects with Last-Event-ID. A long answer whose
         client stopped reading (a big page to a stalled consumer) is cut the same way, once
         ENDLESS_GRACE has passed with its writes waiting; one still flowing may finish."""
+        if self._linger_until:  # closing in stages already: nothing more to say
+            self.transport.close()
+            return
         running = self._running
         # (Its answer may have ended already: the app stops first, which ends live streams.)
         endless = running is not None and bool(running.scope.get(ENDLESS_ANSWER))
@@ -528,25 +534,39 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self.transport.abort()
             return
         super().shutdown()
-        unsent = self.transport.get_write_buffer_size()
-        if endless or unsent or (running is not None and not running.response_complete):
-            self.loop.call_later(ENDLESS_GRACE, self._cut, endless, unsent)
+        if endless:
+            self.loop.call_later(ENDLESS_GRACE, self._cut, None, 0)
+        elif running is not None and (
+            not running.response_complete or self.transport.get_write_buffer_size()
+        ):
+            # What goes to the client from now on is counted, to tell a slow reader from one
+            # that stopped (the hot path pays nothing for it: only answers a stop finds).
+            counted = _CountedWrites(running.transport)
+            running.transport = counted  # type: ignore[assignment]
+            self.loop.call_later(ENDLESS_GRACE, self._cut, counted, self._sent(counted))
 
-    def _cut(self, endless: bool, unsent: int) -> None:
-        """ENDLESS_GRACE into a stop, or later: cut the answer unless it still flows."""
+    def _sent(self, counted: _CountedWrites) -> int:
+        """Bytes handed to the kernel since the stop began (give or take a constant)."""
+        return counted.written - self.transport.get_write_buffer_size()
+
+    def _cut(self, counted: _CountedWrites | None, sent_before: int) -> None:
+        """ENDLESS_GRACE into a stop, or later: an endless answer is cut; another is cut when
+        bytes wait for its client and none went in the last ENDLESS_GRACE (it stopped
+        reading), else looked at again (uvicorn's grace period bounds it)."""
         if self._lost:
             return
-        now_unsent = self.transport.get_write_buffer_size()
-        # Waiting writes, or bytes that waited a whole grace and none of them went: cut.
-        if endless or self.flow.write_paused or (unsent and now_unsent >= unsent):
-            if not endless:
-                _CUT.info(
-                    "An answer to %s was cut short by the stop: its client was not reading",
-                    _peer(self.client),
-                )
+        if counted is None:
             self.transport.abort()
-        else:  # still flowing: looked at again (uvicorn's grace period bounds it)
-            self.loop.call_later(ENDLESS_GRACE, self._cut, False, now_unsent)
+            return
+        sent = self._sent(counted)
+        if sent <= sent_before and self.transport.get_write_buffer_size():
+            _CUT.info(
+                "An answer to %s was cut short by the stop: its client was not reading",
+                _peer(self.client),
+            )
+            self.transport.abort()
+        else:
+            self.loop.call_later(ENDLESS_GRACE, self._cut, counted, sent)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -554,6 +574,21 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             running = self._running
             if not self.pipeline and (running is None or running.response_complete):
                 self._end_with(self._last_word)
+
+
+class _CountedWrites:
+    """A connection's transport that counts the bytes written through it (for a stop)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
 
 
 def _peer(client: tuple[str, int] | None) -> str:

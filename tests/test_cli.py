@@ -128,7 +128,8 @@ def test_data_dir_that_is_a_file_is_a_one_line_error(tmp_path):
     link.symlink_to(tmp_path / "unmounted" / "data")
     code, output = run("serve", "--port", "0", "--data", str(link))
     assert_one_line_error(code, output, str(link))
-    assert "symbolic link" in output and "does not exist" in output
+    assert "symbolic link" in output
+    assert "does not exist" in output
     assert not (tmp_path / "unmounted").exists()
 
 

@@ -540,3 +540,26 @@ def test_transfer_codings_other_than_chunked_alone_are_refused(server, client, s
         + b'd\r\n{"type": "T"}\r\n0\r\n\r\n',
     )
     assert chunked.startswith(b"HTTP/1.1 201 ")  # chunked alone, in any case, as ever
+
+
+def test_a_body_that_breaks_before_expect_100_continue_is_answered_logs_no_error(make_server):
+    """The app's first read of the body would send "100 Continue" after the connection's
+    FIN: a RuntimeError, a traceback and a 500 counted that no one was sent."""
+    server = make_server()
+    parsed = httpx.URL(server.url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n"
+        )
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+    assert b"100 Continue" not in answer
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'eventor_error_answers_total{status="500"}' not in metrics
+    log = server.log()
+    assert "Traceback" not in log
+    assert "ERROR" not in log

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import re
 import signal
 import socket
 import threading
@@ -183,3 +185,61 @@ def test_a_live_stream_whose_client_stopped_reading_does_not_hold_the_stop(make_
     assert "timeout graceful shutdown exceeded" not in log
     assert "without completing response" not in log
     assert "Traceback" not in log
+
+
+def test_a_stop_lets_a_client_that_reads_slowly_have_its_whole_answer(make_server):
+    """A reader that keeps reading, however slowly, is not one that stopped: the first cut
+    of stalled readers also cut answers whose bytes waited above the buffer's mark while
+    going out steadily (a 27 MB page: 9.7 MB of it)."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(10):
+            client.post("/streams/big", content=b"x" * 1_000_000, headers={"x-event-type": "T"})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as reader:
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        reader.sendall(b"GET /v1/streams/big/events?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = reader.recv(65536)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+        assert length > 10_000_000
+        server.proc.send_signal(signal.SIGTERM)
+        while len(body) < length:  # ~6 MB/s: well within the stop's grace period
+            chunk = reader.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+            time.sleep(0.01)
+    assert len(body) == length
+    assert server.stop(timeout=20) == 0
+    assert "cut short" not in server.log()
+
+
+def test_a_stop_during_a_staged_close_is_not_held_by_it(make_server):
+    """A connection closing in stages after a refusal, its client still sending: the stop
+    closes it at once rather than waiting out uvicorn's grace period."""
+    server = make_server()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\nZZ\r\n'
+        )
+        assert sock.recv(12).startswith(b"HTTP/1.1 400")
+        sending = threading.Event()
+        sending.set()
+
+        def keep_sending() -> None:  # each in time to keep the staged close going
+            with contextlib.suppress(OSError):
+                while sending.is_set():
+                    sock.sendall(b"more bytes the client still sends")
+                    time.sleep(0.3)
+
+        sender = threading.Thread(target=keep_sending, daemon=True)
+        sender.start()
+        try:
+            assert server.stop(signal.SIGTERM, timeout=20) == 0
+        finally:
+            sending.clear()
+            sender.join()
+    log = server.log()
+    assert "graceful shutdown exceeded" not in log
+    assert "ERROR" not in log
