@@ -129,6 +129,22 @@ def test_the_streams_list_follows_appends_made_elsewhere(
     expect(rows.first.locator("a")).to_have_text(f"{prefix}-a")
 
 
+def test_a_streams_size_on_disk_follows_the_live_tail(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("size")
+    append(api, stream, {"type": "T"})
+    page = open_page(f"/dashboard/streams/{stream}")
+    meta = page.locator(".page-head .meta")
+    expect(meta).to_contain_text(re.compile(r"\d+ KiB on disk"))
+    for _ in range(2):  # 2 MiB: read while the events arrive, not only when the page loads
+        append(api, stream, *[{"type": "T", "data": "x" * 4000}] * 256)
+    expect(page.locator("#stream-head")).to_have_text("513")
+    size = api.get(f"/v1/streams/{stream}").json()["size_bytes"]
+    assert size > 2 * 2**20
+    expect(meta).to_contain_text(re.compile(r"\d\.\d MiB on disk"), timeout=10_000)
+
+
 def test_a_reload_keeps_the_pages_seen_so_previous_goes_one_back(
     open_page: OpenPage, api: httpx.Client
 ) -> None:
@@ -789,3 +805,47 @@ def test_back_and_forward_go_through_the_pages_turned_to(
     page.go_back()
     page.go_back()  # the pages turned to are behind: then the page before the stream's
     expect(page).to_have_url(re.compile(r"/dashboard/streams$"))
+
+
+def test_event_data_keeps_its_members_order_and_duplicate_keys(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("order")
+    append_raw(
+        api, stream, '{"type": "K", "data": {"zeta": 1, "10": "ten", "alpha": 2, "2": "two"}}'
+    )
+    append_raw(api, stream, '{"type": "D", "data": {"a": 1, "nested": [{"a": 1, "a": 2}]}}')
+    page = open_page(f"/dashboard/streams/{stream}")
+    page.evaluate("navigator.clipboard.writeText = async (text) => { window.copied = text; }")
+    ordered = '{\n  "zeta": 1,\n  "10": "ten",\n  "alpha": 2,\n  "2": "two"\n}'
+    duplicates = '{\n  "a": 1,\n  "nested": [\n    {\n      "a": 1,\n      "a": 2\n    }\n  ]\n}'
+    for position, shown in [(1, ordered), (2, duplicates)]:
+        event = page.locator(f'#events > li[data-position="{position}"]')
+        event.locator(".event-toggle").click()
+        expect(event.locator("pre.json")).to_have_text(shown)
+    page.locator('#events > li[data-position="1"]').get_by_role("button", name="Copy data").click()
+    page.wait_for_function("window.copied !== undefined")
+    assert page.evaluate("window.copied") == ordered
+
+
+def test_many_event_types_draw_the_first_ones_and_the_rest_on_request(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("types")
+    append(api, stream, *[{"type": f"Type{n:03d}", "data": n} for n in range(120)])
+    page = open_page(f"/dashboard/streams/{stream}")
+    types = page.locator("#event-types li")
+    expect(types).to_have_count(50)  # 1,500 made the page 58,000 px tall
+    expect(page.locator("#event-types-more")).to_contain_text("The first 50 of 120")
+    page.get_by_role("button", name="Show all 120").click()
+    expect(types).to_have_count(120)
+    append(api, stream, {"type": "Type999"})  # redrawn with the live tail: all, still
+    expect(types).to_have_count(121)
+    expect(page.locator("#event-types-more")).to_have_count(0)
+
+    page = open_page(f"/dashboard/new-subscription?stream={stream}")
+    choices = page.locator(".type-choices .chip-button")
+    expect(choices).to_have_count(50)
+    page.get_by_role("button", name="Show all 121 types").click()
+    expect(choices).to_have_count(121)
+    expect(choices.nth(50)).to_be_focused()

@@ -635,3 +635,166 @@ def test_back_after_deleting_does_not_return_to_the_deleted_subscription(
     page.go_back()
     expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions\?q={name}$"))
     expect(page.get_by_role("alert")).to_have_count(0)  # no "No such subscription (404)"
+
+
+def test_a_double_click_on_an_action_sends_it_once(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("dbl"), sub_name()
+    receiver.decide(lambda request: Reply(503))
+    append(api, stream, 1)
+    subscribe(api, name, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_until(lambda: status(api, name)["parked"] == 1, what="one parked event")
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#status")).to_have_text("active")
+    sent: list[str] = []
+
+    def posted(request: Any) -> None:
+        if request.method == "POST":
+            sent.append(request.url.rsplit("/", 1)[-1])
+
+    page.on("request", posted)
+
+    # While the answer is on its way, every action button waits for it.
+    held: list[Any] = []
+    page.route(re.compile(r"/pause$"), lambda route: held.append(route))
+    toggle = page.locator("#toggle-pause")
+    with page.expect_request(re.compile(r"/pause$")):
+        toggle.dblclick()
+    for button in [toggle, page.locator("#reset"), page.locator("#delete")]:
+        expect(button).to_be_disabled()
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#status")).to_have_text("paused")
+    expect(toggle).to_have_text("Resume")
+    expect(toggle).to_be_enabled()
+    expect(toggle).to_be_focused()
+    # The double click's second click landing after the answer (as on a fast server): ignored.
+    box = toggle.bounding_box()
+    assert box
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.down(click_count=2)
+    page.mouse.up(click_count=2)
+    toggle.click()  # one click: resumes
+    expect(page.locator("#status")).to_have_text("active")
+    assert status(api, name)["status"] == "active"
+
+    receiver.decide(None)
+    page.locator("#replay-parked").dblclick()
+    expect(page.locator("#action-error")).to_contain_text("Replaying 1 parked event")
+    wait_until(lambda: receiver.positions()[-1:] == [1], what="the parked event replayed")
+    assert sent == ["pause", "resume", "replay"]
+
+
+def test_a_start_position_typed_without_its_radio_button_is_used(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("typed"), sub_name()
+    append(api, stream, 3)
+    page = open_page(f"/dashboard/new-subscription?stream={stream}")
+    page.fill("#sub-name", name)
+    page.fill("#sub-url", receiver.url)
+    position = page.locator("input[name=start][value=position]")
+    expect(page.locator("input[name=start][value=beginning]")).to_be_checked()
+    page.fill("#sub-start-position", "2")  # the radio button left alone
+    expect(position).to_be_checked()
+    page.get_by_role("button", name="Create subscription").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    wait_until(lambda: status(api, name)["position"] == 3, what="caught up")
+    assert receiver.positions() == [3]  # #1 and #2 skipped, as asked
+
+
+def test_the_streams_subscriptions_follow_its_appends(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("lagging"), sub_name()
+    append(api, stream, 2)
+    subscribe(api, name, stream, receiver.url, start="end")
+    api.post(f"/v1/subscriptions/{name}/pause")
+    page = open_page(f"/dashboard/streams/{stream}")
+    row = page.locator(f'#stream-subscriptions [data-subscription="{name}"]')
+    expect(row).to_contain_text("2 / 2")
+    append(api, stream, 5, start=3)  # a paused subscription: no delivery, no change to it
+    expect(page.locator("#stream-head")).to_have_text("7")
+    expect(row).to_contain_text("2 / 7 · 5 behind", timeout=10_000)
+
+
+def test_leaving_the_page_closes_its_dialog(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("leave"), sub_name()
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions?q={name}")
+    page.get_by_role("link", name=name, exact=True).click()
+    expect(page.locator("#status")).to_have_text("active")
+    page.get_by_role("button", name="Delete…").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.go_back()  # the dialog would stay over the list, its button doing nothing
+    expect(page.locator(f'tr[data-subscription="{name}"]')).to_be_visible()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.locator("#subscription-filter")).to_be_editable()
+    assert status(api, name)["status"] == "active"
+
+
+def test_an_opened_response_and_the_focus_stay_as_attempts_come(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("flaky"), sub_name()
+    receiver.decide(lambda request: Reply(500, b"boom"))
+    append(api, stream, 1)
+    subscribe(api, name, stream, receiver.url, max_attempts=0, backoff={"initial": 0.3, "max": 0.3})
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    first = page.locator('#deliveries tr[data-attempt="1"]')
+    first.get_by_text("Response").click()
+    expect(first.locator("pre")).to_have_text("boom")
+    # Each attempt redraws the log: the row read stays open, the keyboard where it was.
+    expect(page.locator('#deliveries tr[data-attempt="4"]')).to_have_count(1)
+    expect(first.locator("details")).to_have_attribute("open", "")
+    expect(first.locator("summary")).to_be_focused()
+
+
+def test_the_lists_keep_the_keyboards_place_as_they_refresh(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("kept"), sub_name()
+    append(api, stream, 1)
+    subscribe(api, name, stream, receiver.url, start="end")
+    api.post(f"/v1/subscriptions/{name}/pause")  # so it needs attention on the overview
+    rows = {
+        f"/dashboard/subscriptions?q={name}": f'#subscriptions-list tr[data-subscription="{name}"]',
+        "/dashboard": f'#attention [data-subscription="{name}"]',
+    }
+    for path, row in rows.items():
+        page = open_page(path)
+        link = page.locator(row).get_by_role("link", name=name)
+        link.focus()
+        head = status(api, name)["head"]
+        append(api, stream, 1, start=head + 1)  # the lists are read again
+        expect(page.locator(row)).to_contain_text(f"1 / {head + 1}")
+        expect(link).to_be_focused()
+
+
+def test_subscriptions_named_dot_or_dot_dot_are_no_broken_links(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream = unique("dots")
+    dots = {".": "%2E", "..": "%2E%2E"}  # valid names, but dot segments in any browser's URL
+    for escaped in dots.values():
+        subscribe(api, escaped, stream, receiver.url)
+    try:
+        page = open_page(f"/dashboard/subscriptions?q={stream}")
+        for name in dots:
+            row = page.locator(f'#subscriptions-list tr[data-subscription="{name}"]')
+            expect(row).to_contain_text("the API or the Python client")
+            expect(row.get_by_role("link", name=name, exact=True)).to_have_count(0)
+        expect(page.get_by_role("link", name=stream)).to_have_count(2)  # the stream's are kept
+
+        page = open_page(f"/dashboard/new-subscription?stream={stream}")
+        page.fill("#sub-name", "..")  # was sent as PUT /v1/ (a 404 saying nothing useful)
+        page.fill("#sub-url", receiver.url)
+        page.get_by_role("button", name="Create subscription").click()
+        expect(page.locator("#sub-name-error")).to_contain_text("the API or the Python client")
+        expect(page).to_have_url(re.compile(r"/dashboard/new-subscription"))
+    finally:
+        for escaped in dots.values():
+            assert api.delete(f"/v1/subscriptions/{escaped}").status_code == 204

@@ -56,11 +56,38 @@ export function fill(el, ...children) {
   return append(el, nodes.slice(kept));
 }
 
+const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+
+/**
+ * fill(el, ...children) for a view drawn anew at each refresh, keeping the reader's place in it:
+ * the <details> they opened and the control they focused are found again in the new view by
+ * the data-key of their row (and their place in it). A redraw lost both.
+ */
+export function refill(el, ...children) {
+  const place = (node) => {
+    const row = node.closest("[data-key]");
+    return row && `${row.dataset.key}\n${[...row.querySelectorAll(`details, ${FOCUSABLE}`)].indexOf(node)}`;
+  };
+  const open = new Set([...el.querySelectorAll("details[open]")].map(place));
+  const active = el.contains(document.activeElement) ? place(document.activeElement) : null;
+  fill(el, ...children);
+  if (!open.size && !active) return el;
+  for (const node of el.querySelectorAll(`[data-key] :is(details, ${FOCUSABLE})`)) {
+    const at = place(node);
+    if (node.tagName === "DETAILS" && open.has(at)) node.open = true;
+    if (at === active) node.focus({ preventScroll: true });
+  }
+  return el;
+}
+
 /** A path segment, encoded for a URL (stream and subscription names are untrusted). */
 export const seg = (text) => encodeURIComponent(text);
 
 export const streamHref = (name) => `/dashboard/streams/${seg(name)}`;
 export const subscriptionHref = (name) => `/dashboard/subscriptions/${seg(name)}`;
+/** "." and "..": valid subscription names, but dot segments that browsers drop from every URL
+ * (as "%2e" and "%2e%2e"), so no dashboard address (nor fetch() path) can hold them. */
+export const isDotSegment = (name) => name === "." || name === "..";
 
 const numberFormat = new Intl.NumberFormat("en-US");
 const rateFormat = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });

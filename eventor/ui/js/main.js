@@ -39,6 +39,9 @@ function match(pathname) {
 
 async function render() {
   current?.abort();
+  // A dialog belongs to the page that opened it: left open over the next one (Back while it
+  // asked), its button would act for a page that is gone, and do nothing.
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   loadFailed = false;
   fill(document.getElementById("global-error"));
   const controller = new AbortController();

@@ -1,7 +1,7 @@
 // Small building blocks shared by the pages: badges, the lag bar, JSON views, copy buttons,
 // error messages and the confirmation dialog.
 
-import { fill, fmtNumber, h } from "./dom.js";
+import { fill, fmtNumber, h, isDotSegment, subscriptionHref } from "./dom.js";
 
 const STATUS_TONE = { active: "ok", retrying: "warn", paused: "bad" };
 
@@ -58,6 +58,35 @@ export function lagBar(position, head) {
           )
         : null,
     ),
+  );
+}
+
+/** A link to a subscription's page; for "." and ".." (no page can be addressed) its name, and
+ * where to manage it instead. */
+export function subscriptionLink(name, attrs = {}) {
+  if (!isDotSegment(name)) return h("a", { ...attrs, href: subscriptionHref(name) }, name);
+  return h(
+    "span",
+    attrs,
+    name,
+    h(
+      "span",
+      { class: "hint" },
+      " (browsers drop “.” and “..” from addresses: manage it through the API or the Python client)",
+    ),
+  );
+}
+
+/** Event types drawn before "Show all": a stream with 1,500 made its page 58,000 px tall. */
+export const TYPES_SHOWN = 50;
+
+/** "Show all `total`" (`onclick` draws the rest): under a list cut to its first `shown`. */
+export function showAll(shown, total, onclick, id) {
+  return h(
+    "div",
+    { class: "card-body hint", id },
+    `The first ${fmtNumber(shown)} of ${fmtNumber(total)}. `,
+    h("button", { type: "button", class: "btn btn-small", onclick }, `Show all ${fmtNumber(total)}`),
   );
 }
 

@@ -2,7 +2,7 @@
 
 import { api, withExactPosition } from "../api.js";
 import { rateChart } from "../chart.js";
-import { fill, fmtNumber, h, pageTitle, subscriptionHref } from "../dom.js";
+import { fill, fmtNumber, h, pageTitle, refill } from "../dom.js";
 import { onStats } from "../stats.js";
 import {
   attentionRank,
@@ -13,6 +13,7 @@ import {
   lagBar,
   loading,
   statusBadge,
+  subscriptionLink,
 } from "../ui.js";
 
 const LAG_WINDOW = 10; // samples of each subscription's lag kept to tell a growing lag
@@ -169,13 +170,13 @@ export default function overview(main, { signal }) {
       );
       return;
     }
-    fill(
+    refill(
       attention,
       needy.map(({ sub, grow }) =>
         h(
           "div",
-          { class: "attention", dataset: { subscription: sub.name } },
-          h("a", { class: "attention-name", href: subscriptionHref(sub.name) }, sub.name),
+          { class: "attention", dataset: { subscription: sub.name, key: sub.name } },
+          subscriptionLink(sub.name, { class: "attention-name" }),
           statusBadge(sub.status),
           lagBar(sub.position, sub.head),
           h("div", { class: "attention-why" }, attentionReason(sub, grow)),

@@ -10,15 +10,31 @@ import {
   fmtNumber,
   h,
   pageTitle,
+  refill,
   seg,
-  subscriptionHref,
   timeAgo,
 } from "../dom.js";
 import { eventList } from "../event-list.js";
 import { eventData } from "../event-view.js";
 import { JsonNumber, formatJson, parseJson } from "../json.js";
 import { onStats } from "../stats.js";
-import { card, copyButton, emptyState, errorBox, jsonView, lagBar, loading, statusBadge } from "../ui.js";
+import {
+  card,
+  copyButton,
+  emptyState,
+  errorBox,
+  jsonView,
+  lagBar,
+  loading,
+  showAll,
+  statusBadge,
+  subscriptionLink,
+  TYPES_SHOWN,
+} from "../ui.js";
+
+/** While events arrive, the size on disk and the subscriptions' lags are read again at most
+ * this often (ms), not at each event. */
+const REFRESH_EVERY = 3000;
 
 async function load(name, signal) {
   // Listing by prefix says whether the stream exists without a 404 for a new one.
@@ -95,22 +111,27 @@ function shapesView(introspection, signal) {
   );
 }
 
-function typesView(eventTypes) {
+/** The most frequent types first; the first TYPES_SHOWN unless `all` (`onAll` asks for all). */
+function typesView(eventTypes, all, onAll) {
   const types = Object.entries(eventTypes).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   if (!types.length) return h("p", { class: "card-body hint" }, "None yet.");
-  return h(
-    "ul",
-    { class: "kv-list", id: "event-types" },
-    types.map(([type, count]) =>
-      h(
-        "li",
-        { dataset: { type } },
-        // <bdi>: a right-to-left override in a type must not reorder its line.
-        h("span", { class: "grow" }, h("bdi", {}, type)),
-        h("strong", { class: "mono" }, fmtNumber(count)),
+  const drawn = all ? types : types.slice(0, TYPES_SHOWN);
+  return [
+    h(
+      "ul",
+      { class: "kv-list", id: "event-types" },
+      drawn.map(([type, count]) =>
+        h(
+          "li",
+          { dataset: { type } },
+          // <bdi>: a right-to-left override in a type must not reorder its line.
+          h("span", { class: "grow" }, h("bdi", {}, type)),
+          h("strong", { class: "mono" }, fmtNumber(count)),
+        ),
       ),
     ),
-  );
+    drawn.length < types.length ? showAll(drawn.length, types.length, onAll, "event-types-more") : null,
+  ];
 }
 
 // The subscriptions to this stream, read from the subscriptions themselves: a stream without
@@ -151,8 +172,8 @@ async function subscriptionsView(name, known, signal, refreshing = false) {
         const status = byName.get(sub);
         return h(
           "li",
-          { dataset: { subscription: sub } },
-          h("a", { class: "grow", href: subscriptionHref(sub) }, sub),
+          { dataset: { subscription: sub, key: sub } },
+          subscriptionLink(sub, { class: "grow" }),
           status ? statusBadge(status.status) : null,
           status ? lagBar(status.position, status.head) : null,
         );
@@ -208,6 +229,7 @@ export default async function stream(main, { params: [name], query, signal, setT
   const meta = h("p", { class: "meta" });
   const metaError = h("div", {});
   const typesBody = h("div", {});
+  let allTypes = false; // every event type drawn, past TYPES_SHOWN
   const noEvents = info
     ? null
     : h(
@@ -230,7 +252,13 @@ export default async function stream(main, { params: [name], query, signal, setT
       at ? h("span", {}, "created ", timeAgo(at.created)) : null,
       h("span", {}, "last event ", timeAgo(shown.updated ?? at?.updated)),
     );
-    fill(typesBody, typesView(counts));
+    fill(
+      typesBody,
+      typesView(counts, allTypes, () => {
+        allTypes = true;
+        render();
+      }),
+    );
     if (position) noEvents?.remove();
   }
   function reread() {
@@ -242,6 +270,7 @@ export default async function stream(main, { params: [name], query, signal, setT
           const fresh = await api(`/v1/streams/${seg(name)}`, { signal });
           if (fresh.head >= shown.head)
             shown = { info: fresh, head: fresh.head, counts: { ...fresh.event_types } };
+          else if (shown.info) shown.info = { ...shown.info, size_bytes: fresh.size_bytes }; // tail ahead
           fill(metaError);
           render();
           // Again only for a head heard of while this read was on its way.
@@ -256,8 +285,23 @@ export default async function stream(main, { params: [name], query, signal, setT
   }
   function catchUp(head) {
     wanted = Math.max(wanted, head);
-    if (head > shown.head) reread();
+    if (head > shown.head) {
+      reread();
+      headMoved();
+    }
   }
+  // The size on disk and the lags of the stream's subscriptions move with its head: read
+  // again a while after it moves (once for all the events of that while).
+  let followTimer = null;
+  function headMoved() {
+    if (followTimer !== null) return;
+    followTimer = setTimeout(() => {
+      followTimer = null;
+      reread();
+      refreshSubscriptions();
+    }, REFRESH_EVERY);
+  }
+  signal.addEventListener("abort", () => clearTimeout(followTimer));
   render();
   head.firstChild.append(meta, metaError);
 
@@ -275,6 +319,7 @@ export default async function stream(main, { params: [name], query, signal, setT
       shown.updated = event.created;
       render();
       if (!shown.info) reread(); // the stream's first event: its size and creation time
+      headMoved();
     },
     onHead: catchUp,
   });
@@ -389,10 +434,12 @@ export default async function stream(main, { params: [name], query, signal, setT
     const first = seen === null;
     if (key === seen) return;
     seen = key;
-    if (first) return; // just loaded
-    subscriptionsView(name, [], signal, true)
-      .then((view) => fill(subscriptions, view))
-      .catch(() => {}); // kept as shown: the header says when the server cannot be reached
+    if (!first) refreshSubscriptions(); // (the first: just loaded)
   });
   signal.addEventListener("abort", stopStats);
+  function refreshSubscriptions() {
+    subscriptionsView(name, [], signal, true)
+      .then((view) => refill(subscriptions, view)) // the focus kept on its row
+      .catch(() => {}); // kept as shown: the header says when the server cannot be reached
+  }
 }

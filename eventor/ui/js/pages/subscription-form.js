@@ -7,13 +7,15 @@ import {
   SUBSCRIPTION_NAME,
   debounce,
   fill,
+  fmtNumber,
   h,
+  isDotSegment,
   pageTitle,
   seg,
   subscriptionHref,
 } from "../dom.js";
 import { navigate } from "../router.js";
-import { errorBox, loading } from "../ui.js";
+import { TYPES_SHOWN, errorBox, loading } from "../ui.js";
 
 // API messages name the option they are about; the earliest named one gets the message.
 const FIELD_WORDS = [
@@ -170,6 +172,12 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     value: "0",
     "aria-label": "Start after position",
   });
+  // A position typed (or the field entered) means "after position": it was ignored unless its
+  // radio button was clicked too, and the whole stream delivered.
+  for (const type of ["focus", "input"])
+    startPosition.addEventListener(type, () => {
+      form.querySelector("input[name=start][value=position]").checked = true;
+    });
   const number = (key, value, attrs = {}) =>
     h("input", { class: "input", type: "number", name: key, value: String(value), step: "any", ...attrs });
   controls.start = startPosition;
@@ -334,23 +342,34 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
       );
       if (!streams.some((s) => s.name === stream)) return;
       const info = await api(`/v1/streams/${seg(stream)}`, { signal });
-      fill(
-        typeChoices,
-        Object.keys(info.event_types)
-          .sort()
-          .map((type) =>
-            h(
-              "button",
-              {
-                type: "button",
-                class: "chip chip-button",
-                onclick: () => addType(type),
-              },
-              "+ ",
-              h("bdi", {}, type),
-            ),
-          ),
+      const known = Object.keys(info.event_types).sort();
+      const choice = (type) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: "chip chip-button",
+            onclick: () => addType(type),
+          },
+          "+ ",
+          h("bdi", {}, type),
+        );
+      // The first TYPES_SHOWN, the rest on request: thousands drew a page 8,000 px tall.
+      const more = h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-small",
+          id: "sub-types-more",
+          onclick: () => {
+            const rest = known.slice(TYPES_SHOWN).map(choice);
+            more.replaceWith(...rest);
+            rest[0].focus();
+          },
+        },
+        `Show all ${fmtNumber(known.length)} types`,
       );
+      fill(typeChoices, known.slice(0, TYPES_SHOWN).map(choice), known.length > TYPES_SHOWN ? more : null);
     } catch (error) {
       if (error.name !== "AbortError") fill(typeChoices, h("span", { class: "form-error" }, error.message));
     }
@@ -535,6 +554,12 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     const fail = (key, message) => problems.push([key, message]);
     const name = editing || nameInput.value.trim();
     if (!editing && !SUBSCRIPTION_NAME.test(name)) fail("name", "Use 1-100 characters of A-Z a-z 0-9 _ - .");
+    else if (!editing && isDotSegment(name))
+      fail(
+        "name",
+        `“${name}” is a valid name, but browsers drop it from addresses, so the dashboard could not ` +
+          "show or change it: create it through the API or the Python client, or pick another name.",
+      );
     const stream = streamInput.value.trim();
     if (!STREAM_NAME.test(stream))
       fail("stream", "Use 1-200 characters of A-Z a-z 0-9 _ - . : (not starting with . or -).");

@@ -2,7 +2,17 @@
 // configuration (never the secret), the delivery attempt log, and parked events with replay.
 
 import { api, withExactPosition } from "../api.js";
-import { SUBSCRIPTION_NAME, fill, fmtNumber, h, pageTitle, seg, streamHref, timeAgo } from "../dom.js";
+import {
+  SUBSCRIPTION_NAME,
+  fill,
+  fmtNumber,
+  h,
+  pageTitle,
+  refill,
+  seg,
+  streamHref,
+  timeAgo,
+} from "../dom.js";
 import { navigate } from "../router.js";
 import { onStats } from "../stats.js";
 import { badge, card, confirmDialog, emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
@@ -95,7 +105,13 @@ function deliveriesView(deliveries) {
       deliveries.map((d) =>
         h(
           "tr",
-          { dataset: { position: String(d.position), attempt: String(d.attempt) } },
+          {
+            dataset: {
+              position: String(d.position),
+              attempt: String(d.attempt),
+              key: `${d.at} ${d.attempt}`,
+            },
+          },
           h("td", {}, timeAgo(d.at)),
           h("td", { class: "num", "data-label": "position" }, fmtNumber(d.position)),
           h("td", { class: "num", "data-label": "attempt" }, String(d.attempt)),
@@ -144,7 +160,7 @@ function parkedView(parked) {
       parked.map((p) =>
         h(
           "tr",
-          { dataset: { position: String(p.position) } },
+          { dataset: { position: String(p.position), key: String(p.position) } },
           h("td", { class: "num", "data-label": "position" }, fmtNumber(p.position)),
           h("td", { class: "wide" }, h("code", {}, p.event_id)),
           h("td", { class: "wide form-error" }, p.error),
@@ -249,9 +265,7 @@ export default async function subscription(main, { params: [name], signal, setTi
 
   function renderStatus() {
     fill(badgeSlot, statusBadge(sub.status));
-    toggle.disabled = false;
-    resetButton.disabled = false;
-    deleteButton.disabled = false;
+    enableActions();
     toggle.textContent = sub.status === "paused" ? "Resume" : "Pause";
     toggle.className = sub.status === "paused" ? "btn btn-primary" : "btn";
     if (sub.status === "paused") {
@@ -301,7 +315,32 @@ export default async function subscription(main, { params: [name], signal, setTi
       shownConfig = configKey;
       fill(config, configView(sub));
     }
-    replay.disabled = sub.parked === 0;
+  }
+
+  // An action's request on its way: every action button waits for its answer (a double click
+  // on Pause paused, then resumed; one on Replay sent it twice).
+  let acting = false;
+  function enableActions() {
+    const off = acting || isGone || !sub;
+    toggle.disabled = off;
+    resetButton.disabled = off;
+    deleteButton.disabled = off;
+    replay.disabled = off || sub.parked === 0;
+  }
+  /** Run `request` with the action buttons disabled, the focus kept on the one clicked. */
+  async function busy(request) {
+    const focused = document.activeElement;
+    acting = true;
+    enableActions();
+    try {
+      await request();
+    } finally {
+      acting = false;
+      enableActions();
+      // (the disabled button lost it to the page, or a click on it did)
+      const lost = document.activeElement === document.body || document.activeElement === main;
+      if (lost && main.contains(focused) && !focused.disabled) focused.focus();
+    }
   }
 
   let refreshing = false;
@@ -319,8 +358,9 @@ export default async function subscription(main, { params: [name], signal, setTi
       if (isGone) return;
       sub = status;
       renderStatus();
-      fill(deliveries, deliveriesView(log.deliveries));
-      fill(parked, parkedView(dead.parked));
+      // Drawn anew at each refresh: an opened Response, and the focus, kept.
+      refill(deliveries, deliveriesView(log.deliveries));
+      refill(parked, parkedView(dead.parked));
     } catch (error) {
       if (error.name === "AbortError") return;
       if (error.status === 404 && !sub) {
@@ -362,28 +402,35 @@ export default async function subscription(main, { params: [name], signal, setTi
     );
   }
 
-  async function act(path, body, doneText) {
-    fill(actionError);
-    try {
-      const answer = await api(`${base}/${path}`, { method: "POST", body, signal, exact: true });
-      if (isGone) return; // deleted while the answer was on its way
-      sub = withExactPosition(answer);
-      renderStatus();
-      if (doneText) fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, doneText));
-      refresh();
-    } catch (error) {
-      if (error.name === "AbortError") return;
-      if (error.status === 404) {
-        gone();
-        return;
+  const act = (path, body, doneText) =>
+    busy(async () => {
+      fill(actionError);
+      try {
+        const answer = await api(`${base}/${path}`, { method: "POST", body, signal, exact: true });
+        if (isGone) return; // deleted while the answer was on its way
+        sub = withExactPosition(answer);
+        renderStatus();
+        if (doneText) fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, doneText));
+        refresh();
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        if (error.status === 404) {
+          gone();
+          return;
+        }
+        // status 0: nothing came back, so nothing was refused
+        fill(actionError, errorBox(error, error.status ? "The server refused" : "No answer from the server"));
       }
-      // status 0: nothing came back, so nothing was refused
-      fill(actionError, errorBox(error, error.status ? "The server refused" : "No answer from the server"));
-    }
-  }
+    });
 
-  toggle.addEventListener("click", () => act(sub.status === "paused" ? "resume" : "pause"));
-  replay.addEventListener("click", async () => {
+  // The second click of a double click (detail 2) is not a second action, even when the first
+  // one's answer is in already and the button says "Resume".
+  toggle.addEventListener(
+    "click",
+    (event) => event.detail < 2 && act(sub.status === "paused" ? "resume" : "pause"),
+  );
+  replay.addEventListener("click", (event) => event.detail < 2 && busy(replayParked));
+  async function replayParked() {
     fill(actionError);
     try {
       const { replaying } = await api(`${base}/parked/replay`, { method: "POST", signal });
@@ -403,7 +450,7 @@ export default async function subscription(main, { params: [name], signal, setTi
       if (error.status === 404) gone();
       else fill(actionError, errorBox(error, "Could not replay"));
     }
-  });
+  }
 
   async function reset() {
     const value = await confirmDialog({
@@ -470,16 +517,18 @@ export default async function subscription(main, { params: [name], signal, setTi
       danger: true,
     });
     if (!yes) return;
-    try {
-      deleting = true;
-      await api(base, { method: "DELETE", signal });
-      navigate("/dashboard/subscriptions", { replace: true }); // Back cannot return to a 404
-    } catch (error) {
-      deleting = false;
-      if (error.name === "AbortError") return;
-      if (error.status === 404) gone(); // deleted elsewhere first: what was asked is done
-      else fill(actionError, errorBox(error, "Could not delete"));
-    }
+    await busy(async () => {
+      try {
+        deleting = true;
+        await api(base, { method: "DELETE", signal });
+        navigate("/dashboard/subscriptions", { replace: true }); // Back cannot return to a 404
+      } catch (error) {
+        deleting = false;
+        if (error.name === "AbortError") return;
+        if (error.status === 404) gone(); // deleted elsewhere first: what was asked is done
+        else fill(actionError, errorBox(error, "Could not delete"));
+      }
+    });
   }
 
   await refresh();

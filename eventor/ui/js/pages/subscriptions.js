@@ -2,10 +2,10 @@
 // by status (or having parked events) or name, refreshed as deliveries happen.
 
 import { api, withExactPosition } from "../api.js";
-import { fill, fmtNumber, h, pageTitle, streamHref, subscriptionHref, timeAgo } from "../dom.js";
+import { fill, fmtNumber, h, pageTitle, refill, streamHref, timeAgo } from "../dom.js";
 import { setQuery } from "../router.js";
 import { onStats } from "../stats.js";
-import { emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
+import { emptyState, errorBox, lagBar, loading, statusBadge, subscriptionLink } from "../ui.js";
 
 const FILTERS = ["all", "active", "retrying", "paused", "parked"];
 /** Rows drawn until asked for all: thousands took seconds to draw, and again at each refresh. */
@@ -128,7 +128,8 @@ export default function subscriptions(main, { query, signal }) {
             ),
           )
         : null;
-    fill(
+    // Drawn anew at each refresh: the focus kept on the row it was in (Tab goes on from there).
+    refill(
       body,
       h(
         "table",
@@ -150,11 +151,11 @@ export default function subscriptions(main, { query, signal }) {
           rows.map((s) =>
             h(
               "tr",
-              { dataset: { subscription: s.name } },
+              { dataset: { subscription: s.name, key: s.name } },
               h(
                 "td",
                 { class: "wide" },
-                h("a", { class: "cell-name", href: subscriptionHref(s.name) }, s.name),
+                subscriptionLink(s.name, { class: "cell-name" }),
                 h("div", { class: "hint" }, "stream ", h("a", { href: streamHref(s.stream) }, s.stream)),
               ),
               h(
