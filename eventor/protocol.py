@@ -341,15 +341,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             if queued is cycle:
                 # Behind an answer still going out: answered when its turn comes, by this
                 # refusal instead of the app.
-                self.pipeline[index] = (cycle, _answering(400, content_type, body))
-                self.on_refusal(400)
+                answer = _answering(400, content_type, body, self.on_refusal)
+                self.pipeline[index] = (cycle, answer)
                 return
         # Its app was started (nothing else is being answered): it reads no body, so it
         # appends nothing; the refusal goes out now.
         cycle.disconnected = True
-        self.on_refusal(400)
-        self.transport.write(_answer(b"400 Bad Request", content_type, body))
-        self.transport.close()
+        self._end_with(_answer(b"400 Bad Request", content_type, body))
 
     def on_headers_complete(self) -> None:
         # Refused with the head still counted as being read (`_head_deadline`): the request
@@ -366,11 +364,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                 if self._refusal is not None:
                     raise _Refused
                 break
-        self._head_deadline = 0.0
+        # Cleared once the request has its cycle: a target uvicorn cannot split fails in
+        # there, and its 400 must then wait its turn, not take the previous request's place.
         if len(self.url) <= _LONGEST_PARSED_TARGET:
             super().on_headers_complete()
         else:
             self._long_target_headers_complete()
+        self._head_deadline = 0.0
 
     def _long_target_headers_complete(self) -> None:
         """httptools.parse_url keeps offsets in 16 bits and fails on a longer target, so
@@ -504,7 +504,18 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._linger is not None:
             self._linger.cancel()
         wait = min(LINGER_SECONDS, self._linger_until - self.loop.time())
-        self._linger = self.loop.call_later(max(wait, 0.0), self.transport.close)
+        self._linger = self.loop.call_later(max(wait, 0.0), self._linger_over)
+
+    def _linger_over(self) -> None:
+        """The client sent nothing for LINGER_SECONDS: close, once the answer is out (a close
+        waits for that); a client that reads none of it is cut at LINGER_MAX."""
+        self._linger = None
+        if not self.transport.get_write_buffer_size():
+            self.transport.close()
+        elif self.loop.time() >= self._linger_until:
+            self.transport.abort()
+        else:
+            self._linger = self.loop.call_later(LINGER_SECONDS, self._linger_over)
 
     def _owed_before(self) -> bool:
         """Whether requests before the one being read are still to be answered."""
@@ -526,6 +537,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         ENDLESS_GRACE has passed with its writes waiting; one still flowing may finish."""
         if self._linger_until:  # closing in stages already: nothing more to say
             self.transport.close()
+            if self.transport.get_write_buffer_size():  # its answer waits for the client
+                counted = _CountedWrites(self.transport)
+                self.loop.call_later(ENDLESS_GRACE, self._cut, counted, self._sent(counted))
             return
         running = self._running
         # (Its answer may have ended already: the app stops first, which ends live streams.)
@@ -541,8 +555,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         ):
             # What goes to the client from now on is counted, to tell a slow reader from one
             # that stopped (the hot path pays nothing for it: only answers a stop finds).
-            counted = _CountedWrites(running.transport)
+            counted = _CountedWrites(self.transport)
             running.transport = counted  # type: ignore[assignment]
+            for queued, _ in self.pipeline:  # answered after it, on the same connection
+                queued.transport = counted  # type: ignore[assignment]
             self.loop.call_later(ENDLESS_GRACE, self._cut, counted, self._sent(counted))
 
     def _sent(self, counted: _CountedWrites) -> int:
@@ -643,8 +659,10 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     return length
 
 
-def _answering(status: int, content_type: bytes, body: bytes) -> ASGI3Application:
-    """An ASGI app that answers every request with this."""
+def _answering(
+    status: int, content_type: bytes, body: bytes, sent: Callable[[int], None]
+) -> ASGI3Application:
+    """An ASGI app that answers every request with this, and says so to `sent`."""
 
     async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         headers = [
@@ -654,5 +672,6 @@ def _answering(status: int, content_type: bytes, body: bytes) -> ASGI3Applicatio
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        sent(status)
 
     return app

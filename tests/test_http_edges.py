@@ -563,3 +563,45 @@ def test_a_body_that_breaks_before_expect_100_continue_is_answered_logs_no_error
     log = server.log()
     assert "Traceback" not in log
     assert "ERROR" not in log
+
+
+def test_a_bad_target_pipelined_behind_requests_waits_for_their_answers(server, client, stream):
+    """A target llhttp takes but uvicorn cannot split (`http://a:b/`) failed while the request
+    before it still counted as the one being read: an append or a long poll before it was cut
+    off (never done) and the 400 given in its place."""
+    bad = b"GET http://a:b/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b'{"type": "T"}'
+    append = (
+        b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode()
+        + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    poll = (
+        b"GET /v1/streams/%s/events?from=5&wait=0.5 HTTP/1.1\r\nHost: x\r\n\r\n" % stream.encode()
+    )
+    answers = raw_exchange(server.url, append + poll + bad)
+    assert re.findall(rb"HTTP/1.1 (\d+)", answers) == [b"201", b"200", b"400"]
+    assert client.get(f"/v1/streams/{stream}").json()["head"] == 1
+
+
+def test_an_upgrade_body_refused_reaches_a_client_still_sending_it(server):
+    """Its 400 closed the connection at once: a client still sending its chunked body saw
+    ECONNRESET instead of the answer."""
+    parsed = httpx.URL(server.url)
+    conn = http.client.HTTPConnection(parsed.host, parsed.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/v1/streams/u/events")
+        for name, value in [
+            ("Content-Type", "application/json"),
+            ("Connection", "upgrade"),
+            ("Upgrade", "h2c"),
+            ("Transfer-Encoding", "chunked"),
+        ]:
+            conn.putheader(name, value)
+        conn.endheaders()
+        for _ in range(64):
+            conn.send(b"%x\r\n%s\r\n" % (65536, b"a" * 65536))
+            time.sleep(0.005)
+        conn.send(b"0\r\n\r\n")
+        assert conn.getresponse().status == 400
+    finally:
+        conn.close()

@@ -243,3 +243,30 @@ def test_a_stop_during_a_staged_close_is_not_held_by_it(make_server):
     log = server.log()
     assert "graceful shutdown exceeded" not in log
     assert "ERROR" not in log
+
+
+def test_a_stop_lets_a_steady_reader_have_every_pipelined_answer(make_server):
+    """Only the running answer's bytes were counted: the next pipelined one, written on the
+    connection's own transport, looked like bytes that never went, and was cut."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(12):
+            client.post("/streams/big", content=b"x" * 1_000_000, headers={"x-event-type": "T"})
+    pages = b"".join(
+        b"GET /v1/streams/big/events?from=%d&limit=4 HTTP/1.1\r\nHost: x\r\n\r\n" % start
+        for start in (1, 5, 9)
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as reader:
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        reader.sendall(pages)
+        received = reader.recv(65536)
+        server.proc.send_signal(signal.SIGTERM)
+        while received.count(b"HTTP/1.1 200 OK") < 3 or not received.endswith(b"]}"):
+            chunk = reader.recv(65536)  # ~6 MB/s: well within the stop's grace period
+            if not chunk:
+                break
+            received += chunk
+            time.sleep(0.01)
+    assert received.count(b"HTTP/1.1 200 OK") == 3
+    assert server.stop(timeout=20) == 0
+    assert "cut short" not in server.log()
