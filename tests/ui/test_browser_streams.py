@@ -849,3 +849,28 @@ def test_many_event_types_draw_the_first_ones_and_the_rest_on_request(
     page.get_by_role("button", name="Show all 121 types").click()
     expect(choices).to_have_count(121)
     expect(choices.nth(50)).to_be_focused()
+
+
+def test_many_payload_shapes_draw_the_first_ones_and_the_rest_on_request(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("many-shapes")
+    # 40 types of two shapes each: 80 examples (up to 100 a type: thousands froze the tab).
+    append(api, stream, *[{"type": f"Shape{n:03d}", "data": {"a": n}} for n in range(40)])
+    append(api, stream, *[{"type": f"Shape{n:03d}", "data": {"b": n}} for n in range(40)])
+    page = open_page(f"/dashboard/streams/{stream}")
+    page.get_by_role("tab", name="Payload shapes").click()
+    shapes = page.locator("#shapes .shape")
+    expect(shapes).to_have_count(50)
+    expect(page.locator("#shapes-more")).to_contain_text("The first 50 of 80")
+    page.get_by_role("button", name="Show all 80").click()
+    expect(shapes).to_have_count(80)
+    expect(page.locator("#shapes-more")).to_have_count(0)
+    expect(shapes.nth(50)).to_be_focused()  # the keyboard goes on from the first one drawn
+    assert len(set(shapes.evaluate_all("els => els.map(e => e.textContent)"))) == 80
+
+    # Read again on Refresh: all of them, still.
+    append(api, stream, {"type": "Shape999", "data": [1]})
+    page.get_by_role("button", name="Refresh").click()
+    expect(shapes).to_have_count(81)
+    expect(page.locator("#shapes-more")).to_have_count(0)

@@ -77,7 +77,8 @@ export function subscriptionLink(name, attrs = {}) {
   );
 }
 
-/** Event types drawn before "Show all": a stream with 1,500 made its page 58,000 px tall. */
+/** Event types (and payload shapes) drawn before "Show all": a stream with 1,500 types made its
+ * page 58,000 px tall, and its shapes tab froze. */
 export const TYPES_SHOWN = 50;
 
 /** "Show all `total`" (`onclick` draws the rest): under a list cut to its first `shown`. */

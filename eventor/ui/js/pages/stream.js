@@ -62,52 +62,68 @@ function shapeName(isJson, parsed, isNumber) {
   return Array.isArray(parsed) ? "array" : typeof parsed;
 }
 
-function shapesView(introspection, signal) {
+/** The shapes, as cards: the first TYPES_SHOWN unless `all` (`onAll` is told when the reader
+ * asks for the rest). /introspect gives up to 100 examples per type: a stream with 1,500 types
+ * drew tens of thousands of cards at once, and the tab froze. */
+function shapesView(introspection, signal, all, onAll) {
   const stream = introspection.name;
-  const entries = Object.entries(introspection.event_variants || {});
-  if (!entries.length)
+  const shapes = Object.entries(introspection.event_variants || {}).flatMap(([type, variants]) =>
+    variants.map((variant) => [type, variant]),
+  );
+  if (!shapes.length)
     return emptyState("No payload shapes yet", h("p", {}, "They appear with the first events."));
-  return entries.flatMap(([type, variants]) =>
-    variants.map((variant) => {
-      let parsed;
-      // /introspect gives the body as text: bytes that are not UTF-8 came back as U+FFFD,
-      // and such a body may still parse ("\ufffd" is JSON). Those are read from v1.
-      let isJson = !variant.body.includes("\ufffd");
-      try {
-        parsed = parseJson(variant.body);
-      } catch {
-        isJson = false;
-      }
-      const isNumber = typeof parsed === "number" || parsed instanceof JsonNumber;
-      const keys =
-        isJson && parsed && typeof parsed === "object" && !Array.isArray(parsed) && !isNumber
-          ? Object.keys(parsed).sort()
-          : null;
-      return h(
-        "div",
-        { class: "shape", dataset: { type } },
-        h(
-          "div",
-          { class: "shape-head" },
-          h("span", { class: "shape-type" }, type),
-          keys
-            ? h(
-                "span",
-                { class: "chips" },
-                keys.length
-                  ? keys.map((k) => h("span", { class: "chip mono" }, k))
-                  : h("span", { class: "chip" }, "{ }"),
-              )
-            : h(
-                "span",
-                { class: "chip" },
-                shapeName(isJson, parsed, isNumber),
-              ),
-          h("span", { class: "hint" }, `example: #${variant.position}, `, timeAgo(variant.created)),
-        ),
-        isJson ? jsonView(formatJson(parsed)) : binaryExample(stream, variant.position, signal),
-      );
-    }),
+  const drawn = all ? shapes.length : Math.min(shapes.length, TYPES_SHOWN);
+  const cards = shapes.slice(0, drawn).map(([type, variant]) => shapeCard(stream, type, variant, signal));
+  if (drawn === shapes.length) return cards;
+  const more = showAll(
+    drawn,
+    shapes.length,
+    () => {
+      onAll();
+      const rest = shapes.slice(drawn).map(([type, variant]) => shapeCard(stream, type, variant, signal));
+      more.replaceWith(...rest);
+      rest[0].tabIndex = -1; // the keyboard goes on from the first one drawn
+      rest[0].focus();
+    },
+    "shapes-more",
+  );
+  return [...cards, more];
+}
+
+function shapeCard(stream, type, variant, signal) {
+  let parsed;
+  // /introspect gives the body as text: bytes that are not UTF-8 came back as U+FFFD,
+  // and such a body may still parse ("\ufffd" is JSON). Those are read from v1.
+  let isJson = !variant.body.includes("\ufffd");
+  try {
+    parsed = parseJson(variant.body);
+  } catch {
+    isJson = false;
+  }
+  const isNumber = typeof parsed === "number" || parsed instanceof JsonNumber;
+  const keys =
+    isJson && parsed && typeof parsed === "object" && !Array.isArray(parsed) && !isNumber
+      ? Object.keys(parsed).sort()
+      : null;
+  return h(
+    "div",
+    { class: "shape", dataset: { type } },
+    h(
+      "div",
+      { class: "shape-head" },
+      h("span", { class: "shape-type" }, type),
+      keys
+        ? h(
+            "span",
+            { class: "chips" },
+            keys.length
+              ? keys.map((k) => h("span", { class: "chip mono" }, k))
+              : h("span", { class: "chip" }, "{ }"),
+          )
+        : h("span", { class: "chip" }, shapeName(isJson, parsed, isNumber)),
+      h("span", { class: "hint" }, `example: #${variant.position}, `, timeAgo(variant.created)),
+    ),
+    isJson ? jsonView(formatJson(parsed)) : binaryExample(stream, variant.position, signal),
   );
 }
 
@@ -346,13 +362,18 @@ export default async function stream(main, { params: [name], query, signal, setT
   shapes.setAttribute("role", "tabpanel");
   shapes.setAttribute("aria-labelledby", "tab-shapes");
   let shapesRead = 0; // only the latest read is shown
+  let allShapes = false; // every shape drawn, past TYPES_SHOWN (kept on Refresh)
+  const drawShapes = (introspection) =>
+    shapesView(introspection, signal, allShapes, () => {
+      allShapes = true;
+    });
 
   // Read again at each look: new types and shapes come with new events.
   function loadShapes() {
     const id = ++shapesRead;
     if (!shapesBody.hasChildNodes()) fill(shapesBody, loading());
     api(`/introspect/${seg(name)}`, { signal })
-      .then((introspection) => id === shapesRead && fill(shapesBody, shapesView(introspection, signal)))
+      .then((introspection) => id === shapesRead && fill(shapesBody, drawShapes(introspection)))
       .catch(
         (error) =>
           error.name !== "AbortError" &&
