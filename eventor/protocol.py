@@ -12,7 +12,7 @@ import urllib.parse
 from collections.abc import Callable
 
 import httptools
-from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
@@ -123,6 +123,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     #: Closing in stages: until when (loop time) what comes is dropped; 0.0: not closing so.
     _linger_until = 0.0
     _linger: asyncio.TimerHandle | None = None
+    #: The server stops (see `shutdown`).
+    _stopping = False
     #: After a request with an Upgrade header: the bytes of its body still to come (llhttp
     #: ends such a request at its head and parses nothing after it); None: not such a request.
     _body_after_upgrade: int | None = None
@@ -337,17 +339,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             content_type, body = b"application/problem+json", json.dumps(problem).encode()
         else:
             content_type, body = b"text/plain; charset=utf-8", detail.encode()
-        for index, (queued, _) in enumerate(self.pipeline):
-            if queued is cycle:
-                # Behind an answer still going out: answered when its turn comes, by this
-                # refusal instead of the app.
-                answer = _answering(400, content_type, body, self.on_refusal)
-                self.pipeline[index] = (cycle, answer)
-                return
-        # Its app was started (nothing else is being answered): it reads no body, so it
-        # appends nothing; the refusal goes out now.
-        cycle.disconnected = True
-        self._end_with(_answer(b"400 Bad Request", content_type, body))
+        # In its turn, as any refusal: behind answers still owed, it replaces its app; its app
+        # started already (nothing else is being answered), it reads no body and appends
+        # nothing, and the refusal goes out now.
+        self._close_with(_answer(b"400 Bad Request", content_type, body))
 
     def on_headers_complete(self) -> None:
         # Refused with the head still counted as being read (`_head_deadline`): the request
@@ -495,7 +490,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         except (NotImplementedError, OSError, RuntimeError):
             self.transport.close()
             return
-        self._linger_until = self.loop.time() + LINGER_MAX
+        # A stop waits for no staged close longer than for a stalled answer.
+        self._linger_until = self.loop.time() + (ENDLESS_GRACE if self._stopping else LINGER_MAX)
         self.flow.resume_reading()
         self._linger_on()
 
@@ -535,11 +531,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         after ENDLESS_GRACE; its client reconnects with Last-Event-ID. A long answer whose
         client stopped reading (a big page to a stalled consumer) is cut the same way, once
         ENDLESS_GRACE has passed with its writes waiting; one still flowing may finish."""
-        if self._linger_until:  # closing in stages already: nothing more to say
-            self.transport.close()
-            if self.transport.get_write_buffer_size():  # its answer waits for the client
-                counted = _CountedWrites(self.transport)
-                self.loop.call_later(ENDLESS_GRACE, self._cut, counted, self._sent(counted))
+        self._stopping = True
+        if self._linger_until:  # closing in stages: for ENDLESS_GRACE more at most
+            self._linger_until = min(self._linger_until, self.loop.time() + ENDLESS_GRACE)
+            self._linger_on()
             return
         running = self._running
         # (Its answer may have ended already: the app stops first, which ends live streams.)
@@ -657,21 +652,3 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
                 return None
             length = int(value)
     return length
-
-
-def _answering(
-    status: int, content_type: bytes, body: bytes, sent: Callable[[int], None]
-) -> ASGI3Application:
-    """An ASGI app that answers every request with this, and says so to `sent`."""
-
-    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        headers = [
-            (b"content-type", content_type),
-            (b"content-length", b"%d" % len(body)),
-            (b"x-content-type-options", b"nosniff"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        sent(status)
-
-    return app

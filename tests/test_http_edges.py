@@ -605,3 +605,24 @@ def test_an_upgrade_body_refused_reaches_a_client_still_sending_it(server):
         assert conn.getresponse().status == 400
     finally:
         conn.close()
+
+
+def test_an_upgrade_body_refused_behind_another_answer_reaches_its_client(server):
+    """Pipelined behind another request, the refusal went out in its turn but the connection
+    closed at once after it: the client, still sending its body, met a reset."""
+    parsed = httpx.URL(server.url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            + b"POST /v1/streams/x/events HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\n"
+            + b"Connection: upgrade\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(300):
+            sock.sendall(b"%x\r\n%s\r\n" % (4096, b"a" * 4096))
+            time.sleep(0.002)
+        sock.sendall(b"0\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        answers = b""
+        while chunk := sock.recv(65536):
+            answers += chunk
+    assert re.findall(rb"HTTP/1.1 (\d+)", answers) == [b"200", b"400"]

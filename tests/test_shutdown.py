@@ -270,3 +270,49 @@ def test_a_stop_lets_a_steady_reader_have_every_pipelined_answer(make_server):
     assert received.count(b"HTTP/1.1 200 OK") == 3
     assert server.stop(timeout=20) == 0
     assert "cut short" not in server.log()
+
+
+def test_a_refusal_made_during_a_stop_holds_it_a_second_at_most(make_server):
+    """A body that breaks once the stop has begun, its client still sending: the stop ends
+    promptly, without uvicorn's grace period running out. (A review's repro, with other
+    timings, had the staged close last its full 10 s, and the stop wait 5 s and log an ERROR;
+    a stop now gives a staged close a second at most.)"""
+    server = make_server()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Transfer-Encoding: chunked\r\n\r\n5\r\n[{"ty\r\n'
+        )
+        # Answered once the server has turned to it: by then it had read the bytes sent above.
+        assert httpx.get(f"{server.url}/health").status_code == 200
+        server.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: not _accepts(server.port), what="the stop begun")
+        sock.sendall(b"zz\r\n")  # a bad chunk size: a 400, and a staged close, now
+        sending = threading.Event()
+        sending.set()
+
+        def keep_sending() -> None:  # each in time to keep a staged close going
+            with contextlib.suppress(OSError):
+                while sending.is_set():
+                    sock.sendall(b"x" * 10)
+                    time.sleep(0.3)
+
+        sender = threading.Thread(target=keep_sending, daemon=True)
+        sender.start()
+        try:
+            assert server.stop(timeout=20) == 0
+        finally:
+            sending.clear()
+            sender.join()
+    log = server.log()
+    assert "graceful shutdown exceeded" not in log
+    assert "ERROR" not in log
+
+
+def _accepts(port: int) -> bool:
+    """Whether the server still takes new connections (a stop closes its socket first)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
