@@ -1,7 +1,8 @@
 """uvicorn's HTTP protocol (httptools), hardened: a bound on the size of a request's head, a
-timeout for requests that stall, v1's error format for requests HTTP cannot frame, refusals
-answered in their turn behind pipelined requests, and requests with an Upgrade header served
-as plain HTTP."""
+timeout for requests that stall, v1's error format for requests HTTP cannot frame, transfer
+codings refused, refusals answered in their turn behind pipelined requests and closed in stages,
+requests with an Upgrade header served as plain HTTP, and answers to clients that stopped
+reading cut at a stop."""
 
 from __future__ import annotations
 
@@ -97,9 +98,12 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     - A request that stalls is answered 408 and the connection closed (`request_timeout`,
       MIN_PROGRESS, HEAD_TIMEOUT_FACTOR): else clients that never finish a request hold file
       descriptors and body bytes for ever. Waiting on the server is not stalling.
-    - Refusals (400, 431, 408) are answered in their turn, after the answers owed to requests
-      pipelined before them; and a client gone marks the request being answered as gone,
-      not only the last one parsed (uvicorn's own bookkeeping follows the last one).
+    - Refusals (400, 408, 431, 501) are answered in their turn, after the answers owed to
+      requests pipelined before them, then the connection closes in stages (LINGER_SECONDS);
+      and a client gone marks the request being answered as gone, not only the last one
+      parsed (uvicorn's own bookkeeping follows the last one).
+    - At a stop, an answer no byte of which reaches its client for ENDLESS_GRACE is cut
+      (`shutdown`), rather than holding the stop for uvicorn's whole grace period.
     """
 
     request_timeout = REQUEST_TIMEOUT
