@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -71,6 +72,28 @@ def accepting(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def still_sending(sock: socket.socket) -> Iterator[None]:
+    """A client that keeps sending (a few bytes every 0.3 s: in time to keep a staged close
+    going) until the block ends, or until the connection is gone."""
+    sending = threading.Event()
+    sending.set()
+
+    def send() -> None:
+        with contextlib.suppress(OSError):
+            while sending.is_set():
+                sock.sendall(b"more bytes the client still sends")
+                time.sleep(0.3)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        sending.clear()
+        sender.join()
 
 
 def test_a_second_sigterm_stops_at_once_and_a_request_cut_short_logs_no_traceback(make_server):
@@ -224,22 +247,8 @@ def test_a_stop_during_a_staged_close_is_not_held_by_it(make_server):
             b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\nZZ\r\n'
         )
         assert sock.recv(12).startswith(b"HTTP/1.1 400")
-        sending = threading.Event()
-        sending.set()
-
-        def keep_sending() -> None:  # each in time to keep the staged close going
-            with contextlib.suppress(OSError):
-                while sending.is_set():
-                    sock.sendall(b"more bytes the client still sends")
-                    time.sleep(0.3)
-
-        sender = threading.Thread(target=keep_sending, daemon=True)
-        sender.start()
-        try:
+        with still_sending(sock):
             assert server.stop(signal.SIGTERM, timeout=20) == 0
-        finally:
-            sending.clear()
-            sender.join()
     log = server.log()
     assert "graceful shutdown exceeded" not in log
     assert "ERROR" not in log
@@ -286,33 +295,10 @@ def test_a_refusal_made_during_a_stop_holds_it_a_second_at_most(make_server):
         # Answered once the server has turned to it: by then it had read the bytes sent above.
         assert httpx.get(f"{server.url}/health").status_code == 200
         server.proc.send_signal(signal.SIGTERM)
-        wait_until(lambda: not _accepts(server.port), what="the stop begun")
+        wait_until(lambda: not accepting(server.port), what="the stop begun")
         sock.sendall(b"zz\r\n")  # a bad chunk size: a 400, and a staged close, now
-        sending = threading.Event()
-        sending.set()
-
-        def keep_sending() -> None:  # each in time to keep a staged close going
-            with contextlib.suppress(OSError):
-                while sending.is_set():
-                    sock.sendall(b"x" * 10)
-                    time.sleep(0.3)
-
-        sender = threading.Thread(target=keep_sending, daemon=True)
-        sender.start()
-        try:
+        with still_sending(sock):
             assert server.stop(timeout=20) == 0
-        finally:
-            sending.clear()
-            sender.join()
     log = server.log()
     assert "graceful shutdown exceeded" not in log
     assert "ERROR" not in log
-
-
-def _accepts(port: int) -> bool:
-    """Whether the server still takes new connections (a stop closes its socket first)."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
