@@ -11,6 +11,7 @@ import json
 import logging
 import urllib.parse
 from collections.abc import Callable
+from email.utils import formatdate
 
 import httptools
 from uvicorn._types import ASGI3Application
@@ -40,9 +41,12 @@ _CUT = logging.getLogger("eventor")
 
 
 def _answer(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
+    """A whole answer the protocol writes itself (refusals): Date as on every answer (RFC
+    9110 6.6.1), and the connection closes after it."""
     return b"".join(
         [
             b"HTTP/1.1 %s\r\n" % status_line,
+            b"date: %s\r\n" % formatdate(usegmt=True).encode(),
             b"content-type: %s\r\n" % content_type,
             b"content-length: %d\r\n" % len(body),
             b"connection: close\r\n",

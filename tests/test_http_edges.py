@@ -93,6 +93,7 @@ def test_a_request_head_past_the_bound_is_refused_with_431(server, client):
     for size in (MAX_HEAD_BYTES - others + 1, 2 * MAX_HEAD_BYTES):
         refused = send_head_of(server.url, size)
         assert refused.startswith(b"HTTP/1.1 431 Request Header Fields Too Large"), size
+        assert re.search(rb"\r\ndate: \w{3}, \d\d \w{3} \d{4} [\d:]{8} GMT\r\n", refused), refused
     assert client.get("/health").status_code == 200  # and the server serves on
 
 
