@@ -77,6 +77,10 @@ HEAD_TIMEOUT_FACTOR = 2
 MIN_PROGRESS = 1024
 
 _TIMED_OUT = b"408 Request Timeout"
+_UNKNOWN_METHOD = b"501 Not Implemented"
+_UNKNOWN_METHOD_DETAIL = (
+    "Unknown request method: Eventor's routes take GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS."
+)
 #: Set in a request's scope by an app whose answer never ends (Server-Sent Events).
 ENDLESS_ANSWER = "eventor.endless"
 #: How long a stop lets an endless answer's last bytes reach its client before cutting it.
@@ -276,6 +280,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserInvalidMethodError:
+            # A method token llhttp does not know (RFC 9110 15.6.2: 501, not a framing error).
+            if not self._too_large and self._refusal is None:
+                self.url = b""  # this request's is not parsed: what is here is the last one's
+                self._refusal = (_UNKNOWN_METHOD, _UNKNOWN_METHOD_DETAIL)
+            self.send_400_response("")
+            return
         except httptools.HttpParserError as exc:
             msg = "Invalid HTTP request received."
             # Else our own stop (a head too large, a framing refused): logged as such.

@@ -543,6 +543,23 @@ def test_transfer_codings_other_than_chunked_alone_are_refused(server, client, s
     assert chunked.startswith(b"HTTP/1.1 201 ")  # chunked alone, in any case, as ever
 
 
+def test_an_unknown_method_is_answered_501_in_its_turn(server):
+    """RFC 9110 15.6.2: a method the server does not know is a 501, not a framing error
+    (it was a 400 "Invalid HTTP request"). Behind a v1 request on the same connection it is
+    answered after it, and as text: its own target was never parsed."""
+    alone = raw_exchange(server.url, b"FROB /v1/streams HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, detail = alone.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n"), alone[:100]
+    assert b"Unknown request method" in detail
+    pipelined = raw_exchange(
+        server.url,
+        b"GET /v1/streams HTTP/1.1\r\nHost: x\r\n\r\nFROB /v1/streams HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    statuses = re.findall(rb"HTTP/1.1 (\d{3}) ", pipelined)
+    assert statuses == [b"200", b"501"], pipelined
+    assert pipelined.rpartition(b"\r\n\r\n")[2].startswith(b"Unknown request method")
+
+
 def test_a_body_that_breaks_before_expect_100_continue_is_answered_logs_no_error(make_server):
     """The app's first read of the body would send "100 Continue" after the connection's
     FIN: a RuntimeError, a traceback and a 500 counted that no one was sent."""
