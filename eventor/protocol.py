@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import urllib.parse
 from collections.abc import Callable
 from email.utils import formatdate
@@ -38,6 +39,28 @@ _BAD_REQUESTS = Throttled(logging.getLogger("uvicorn.error"))
 _TOO_LARGE = Throttled(logging.getLogger("uvicorn.error"))
 _STALLED = Throttled(logging.getLogger("uvicorn.error"))
 _CUT = logging.getLogger("eventor")
+
+
+#: A request line, as RFC 9112 3 has it: the method is any token.
+_REQUEST_LINE = re.compile(rb"^([-!#$%&'*+.^_`|~0-9A-Za-z]+) [!-~]+ HTTP/[0-9]\.[0-9]\r?$", re.M)
+#: The methods llhttp parses (llhttp's HTTP_METHOD_MAP).
+_LLHTTP_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH"
+    b" SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY"
+    b" SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split()
+)
+
+
+def _unknown_method(exc: httptools.HttpParserError, data: bytes) -> bool:
+    """Whether llhttp stopped at a well-formed request line whose method it does not know
+    (RFC 9110 15.6.2: a 501); a line that is no request line at all stays a 400. llhttp stops
+    at the method, so the line is the last one in `data` that looks like a request line (when
+    it came whole in this read: else a 400 all the same)."""
+    if not isinstance(exc, httptools.HttpParserInvalidMethodError):
+        return False
+    methods = _REQUEST_LINE.findall(data)
+    # A known method on the last such line: a request parsed before the one that broke.
+    return bool(methods) and methods[-1] not in _LLHTTP_METHODS
 
 
 def _answer(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
@@ -280,14 +303,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserInvalidMethodError:
-            # A method token llhttp does not know (RFC 9110 15.6.2: 501, not a framing error).
-            if not self._too_large and self._refusal is None:
+        except httptools.HttpParserError as exc:
+            if _unknown_method(exc, data) and not self._too_large and self._refusal is None:
                 self.url = b""  # this request's is not parsed: what is here is the last one's
                 self._refusal = (_UNKNOWN_METHOD, _UNKNOWN_METHOD_DETAIL)
-            self.send_400_response("")
-            return
-        except httptools.HttpParserError as exc:
             msg = "Invalid HTTP request received."
             # Else our own stop (a head too large, a framing refused): logged as such.
             if not self._too_large and self._refusal is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import logging
 import math
 import re
@@ -386,9 +385,8 @@ class SubscriptionService:
         """Store the subscription as it now stands with `changes`, which are applied once
         stored; that snapshot is the answer to the change (delivery may move on meanwhile)."""
         s = loop.subscription
-        saved = dataclasses.replace(s, updated=utc_now(), **changes)
         try:
-            await self._storage.save_subscription(saved)
+            saved = await self.engine.store(loop, updated=utc_now(), **changes)
             for key, value in changes.items():
                 setattr(s, key, value)
             s.updated = saved.updated

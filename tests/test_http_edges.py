@@ -558,6 +558,11 @@ def test_an_unknown_method_is_answered_501_in_its_turn(server):
     statuses = re.findall(rb"HTTP/1.1 (\d{3}) ", pipelined)
     assert statuses == [b"200", b"501"], pipelined
     assert pipelined.rpartition(b"\r\n\r\n")[2].startswith(b"Unknown request method")
+    # A line that is no request line at all stays a 400, also behind a known method's request.
+    for garbage in (b"NOT HTTP AT ALL\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00"):
+        for before in (b"", b"PROPFIND /v1/streams HTTP/1.1\r\nHost: x\r\n\r\n"):
+            answer = raw_exchange(server.url, before + garbage)
+            assert re.findall(rb"HTTP/1.1 (\d{3}) ", answer)[-1] == b"400", answer
 
 
 def test_a_body_that_breaks_before_expect_100_continue_is_answered_logs_no_error(make_server):

@@ -13,10 +13,11 @@ import pytest
 from delivery.receiver import Receiver, Reply
 
 from eventor.api.app import EventorApp
+from eventor.delivery.loop import SubscriptionLoop
 from eventor.errors import StorageError
 from eventor.settings import Settings
 from eventor.subscriptions import SubscriptionSpec
-from eventor.types import ANY, NewEvent
+from eventor.types import ACTIVE, ANY, DeliveryAttempt, NewEvent, Subscription, SubscriptionConfig
 
 
 async def started(data: Path) -> EventorApp:
@@ -85,12 +86,12 @@ def test_an_update_that_cannot_be_stored_is_not_applied(tmp_path: Path) -> None:
         save = storage.save_subscription
         failures = 1
 
-        async def failing_save(subscription):  # type: ignore[no-untyped-def]
+        async def failing_save(subscription, *pending):  # type: ignore[no-untyped-def]
             nonlocal failures
             if failures:
                 failures -= 1
                 raise StorageError("the catalog failed: database or disk is full")
-            await save(subscription)
+            await save(subscription, *pending)
 
         try:
             service = app.subscriptions
@@ -125,7 +126,7 @@ def test_an_update_that_cannot_be_stored_is_not_used_either(tmp_path: Path) -> N
         storage = app.storage
         save = storage.save_subscription
 
-        async def slow_failing_save(subscription):  # type: ignore[no-untyped-def]
+        async def slow_failing_save(subscription, *pending):  # type: ignore[no-untyped-def]
             await asyncio.sleep(0.5)  # the request in flight ends meanwhile
             raise StorageError("the catalog failed: database or disk is full")
 
@@ -159,9 +160,9 @@ def test_an_update_stored_while_the_request_in_flight_failed_applies_to_its_retr
         storage = app.storage
         save = storage.save_subscription
 
-        async def slow_save(subscription):  # type: ignore[no-untyped-def]
+        async def slow_save(subscription, *pending):  # type: ignore[no-untyped-def]
             await asyncio.sleep(0.5)  # the request in flight fails meanwhile
-            await save(subscription)
+            await save(subscription, *pending)
 
         try:
             service = app.subscriptions
@@ -361,3 +362,20 @@ def test_a_retry_waited_out_after_a_restart_of_the_loop_waits_for_the_gate_too(
 
     with Receiver() as receiver:
         asyncio.run(main(receiver))
+
+
+def test_attempts_put_back_after_a_failed_save_keep_the_newest() -> None:
+    """A flush whose write failed puts its attempts back before those logged since; a full log
+    dropped the newest ones, not the oldest (found by a review)."""
+    s = Subscription("x", SubscriptionConfig("s", "http://h/"), 0, ACTIVE, created="", updated="")
+    loop = SubscriptionLoop(s, [], [], 3, lambda name: None, asyncio.Event())
+
+    def attempt(position: int) -> DeliveryAttempt:
+        return DeliveryAttempt(position, "id", 1, 200, None, None, 1.0, "t")
+
+    for position in (1, 2, 3):
+        loop._new_attempts.append(attempt(position))
+    taken = loop.take_progress()
+    loop._new_attempts.append(attempt(4))  # delivered while the write was failing
+    loop.restore_progress(taken)
+    assert [a.position for a in loop.take_progress().attempts] == [2, 3, 4]

@@ -9,13 +9,14 @@ graceful stop flushes after the loops end, so nothing is delivered twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..failures import RepeatedFailure
-from ..types import ACTIVE, SubscriptionRecord
+from ..types import ACTIVE, Subscription, SubscriptionRecord
 from .loop import Counters, SubscriptionLoop
 from .sender import Sender
 
@@ -171,6 +172,22 @@ class DeliveryEngine:
             task.cancel()
 
     # -- group commit of progress ------------------------------------------------------------
+
+    async def store(self, loop: SubscriptionLoop, **changes: Any) -> Subscription:
+        """Write the loop's subscription as it stands with `changes` (not applied to it), and
+        what its loop has not yet saved (attempts, parked events), in one transaction; the
+        snapshot written is returned. Taken between two flushes, never during one: a state
+        stored on its own could pass an event parked since the last flush, and a crash before
+        the next one lost it unlisted."""
+        async with self._flush_lock:
+            saved = dataclasses.replace(loop.subscription, **changes)
+            pending = loop.take_progress()
+            try:
+                await self._storage.save_subscription(saved, pending, self.log_size)
+            except BaseException:
+                loop.restore_progress(pending)
+                raise
+            return saved
 
     def mark_dirty(self, name: str) -> None:
         self._dirty.add(name)

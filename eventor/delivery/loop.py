@@ -136,7 +136,10 @@ class SubscriptionLoop:
 
     def restore_progress(self, progress: SubscriptionProgress) -> None:
         """Put back a snapshot whose write failed (newer changes win)."""
-        self._new_attempts.extendleft(reversed(progress.attempts))
+        # Older than those logged since: a full log drops them first, not the newest.
+        self._new_attempts = deque(
+            [*progress.attempts, *self._new_attempts], maxlen=self._new_attempts.maxlen
+        )
         for parked in progress.parked:
             if parked.position not in self._unparked:
                 self._new_parked.setdefault(parked.position, parked)

@@ -139,8 +139,18 @@ class Storage(abc.ABC):
         """Every subscription, with its newest `attempt_log_size` attempts and its parked events."""
 
     @abc.abstractmethod
-    async def save_subscription(self, subscription: Subscription) -> None:
-        """Create or replace one subscription's configuration and state, durably, at once."""
+    async def save_subscription(
+        self,
+        subscription: Subscription,
+        pending: SubscriptionProgress | None = None,
+        attempt_log_size: int = 0,
+    ) -> None:
+        """Create or replace one subscription's configuration and state, durably, at once.
+
+        With `pending`: its new attempt-log rows (keeping the newest `attempt_log_size`) and
+        parked events added and removed, in the same transaction (its own state is ignored:
+        `subscription`'s is written). A state written without the events parked before it
+        would, after a crash, have passed them unlisted."""
 
     @abc.abstractmethod
     async def delete_subscription(self, name: str) -> None:

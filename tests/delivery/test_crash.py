@@ -201,3 +201,31 @@ def test_a_retry_after_answered_during_a_stop_outlives_it(make_server, receiver:
     assert second.at - answered >= 1.5  # not at once: ~3 s after the answer
     wait_status(client, "deploy", lambda s: s["position"] == 1)
     client.close()
+
+
+@pytest.mark.parametrize("change", ["pause", "update"])
+def test_a_change_right_after_a_park_keeps_the_parked_event_through_a_crash(
+    make_server, receiver: Receiver, change: str
+):
+    """A pause or an update wrote the subscription's position, already past an event parked
+    since the last progress flush, without its parked row: a SIGKILL before the next flush
+    lost the event, neither delivered nor listed (found by a review)."""
+    receiver.decide(lambda r: Reply(500) if r.position == 2 else None)
+    server = make_server("--position-flush-interval", "10")  # no flush but the change's
+    client = httpx.Client(base_url=server.url, timeout=10)
+    options = {"max_attempts": 1, "on_exhausted": "park"}
+    subscribe(client, "parker", "s", receiver.url, **options)
+    client.post("/v1/streams/s/events", json=[{"type": "T", "data": n} for n in range(3)])
+    wait_status(client, "parker", lambda s: s["position"] == 3)
+    if change == "pause":
+        assert client.post("/v1/subscriptions/parker/pause").status_code == 200
+    else:
+        moved = {"stream": "s", "url": receiver.url + "?v=2", **options}
+        assert client.put("/v1/subscriptions/parker", json=moved).status_code == 200
+    server.stop(signal.SIGKILL)
+    server.restart()
+    s = status(client, "parker")
+    parked = client.get("/v1/subscriptions/parker/parked").json()["parked"]
+    assert s["position"] < 2 or [p["position"] for p in parked] == [2], (s, parked)
+    assert s["position"] == 3  # the change's write carried the position, and the park with it
+    client.close()

@@ -393,8 +393,15 @@ class SQLiteStorage(Storage):
     async def load_subscriptions(self, attempt_log_size: int) -> list[SubscriptionRecord]:
         return await self._catalog_call(subscriptions.load, self._conn(), attempt_log_size)
 
-    async def save_subscription(self, subscription: Subscription) -> None:
-        await self._catalog_call(subscriptions.save, self._conn(), subscription)
+    async def save_subscription(
+        self,
+        subscription: Subscription,
+        pending: SubscriptionProgress | None = None,
+        attempt_log_size: int = 0,
+    ) -> None:
+        await self._catalog_call(
+            subscriptions.save, self._conn(), subscription, pending, attempt_log_size
+        )
 
     async def delete_subscription(self, name: str) -> None:
         await self._catalog_call(subscriptions.delete, self._conn(), name)

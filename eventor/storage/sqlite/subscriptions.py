@@ -103,7 +103,12 @@ def load(conn: sqlite3.Connection, attempt_log_size: int) -> list[SubscriptionRe
     return list(records.values())
 
 
-def save(conn: sqlite3.Connection, s: Subscription) -> None:
+def save(
+    conn: sqlite3.Connection,
+    s: Subscription,
+    pending: SubscriptionProgress | None = None,
+    attempt_log_size: int = 0,
+) -> None:
     with conn:
         conn.execute("BEGIN")
         conn.execute(
@@ -111,6 +116,8 @@ def save(conn: sqlite3.Connection, s: Subscription) -> None:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (s.name, _encode(s.config).decode(), *_state(s), s.created),
         )
+        if pending is not None:
+            _write_logs(conn, s.name, pending, attempt_log_size)
 
 
 def delete(conn: sqlite3.Connection, name: str) -> None:
@@ -136,43 +143,50 @@ def save_progress(
             )
             if updated.rowcount == 0:
                 continue  # deleted meanwhile
-            if p.attempts:
-                conn.executemany(
-                    "INSERT INTO subscription_attempts (name, position, event_id, attempt,"
-                    " status_code, error, response_excerpt, duration_ms, at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            s.name,
-                            a.position,
-                            a.event_id,
-                            a.attempt,
-                            a.status_code,
-                            a.error,
-                            a.response_excerpt,
-                            a.duration_ms,
-                            a.at,
-                        )
-                        for a in p.attempts[-attempt_log_size:]
-                    ],
+            _write_logs(conn, s.name, p, attempt_log_size)
+
+
+def _write_logs(
+    conn: sqlite3.Connection, name: str, p: SubscriptionProgress, attempt_log_size: int
+) -> None:
+    """Append `p`'s attempts (keeping the newest `attempt_log_size`), park and unpark."""
+    if p.attempts:
+        conn.executemany(
+            "INSERT INTO subscription_attempts (name, position, event_id, attempt,"
+            " status_code, error, response_excerpt, duration_ms, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    name,
+                    a.position,
+                    a.event_id,
+                    a.attempt,
+                    a.status_code,
+                    a.error,
+                    a.response_excerpt,
+                    a.duration_ms,
+                    a.at,
                 )
-                conn.execute(
-                    "DELETE FROM subscription_attempts WHERE name = ? AND id < ("
-                    " SELECT id FROM subscription_attempts WHERE name = ?"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (s.name, s.name, attempt_log_size - 1),
-                )
-            if p.parked:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO subscription_parked (name, position, event_id, error,"
-                    " at) VALUES (?, ?, ?, ?, ?)",
-                    [(s.name, e.position, e.event_id, e.error, e.at) for e in p.parked],
-                )
-            if p.unparked:
-                conn.executemany(
-                    "DELETE FROM subscription_parked WHERE name = ? AND position = ?",
-                    [(s.name, position) for position in p.unparked],
-                )
+                for a in p.attempts[-attempt_log_size:]
+            ],
+        )
+        conn.execute(
+            "DELETE FROM subscription_attempts WHERE name = ? AND id < ("
+            " SELECT id FROM subscription_attempts WHERE name = ?"
+            " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (name, name, attempt_log_size - 1),
+        )
+    if p.parked:
+        conn.executemany(
+            "INSERT OR REPLACE INTO subscription_parked (name, position, event_id, error,"
+            " at) VALUES (?, ?, ?, ?, ?)",
+            [(name, e.position, e.event_id, e.error, e.at) for e in p.parked],
+        )
+    if p.unparked:
+        conn.executemany(
+            "DELETE FROM subscription_parked WHERE name = ? AND position = ?",
+            [(name, position) for position in p.unparked],
+        )
 
 
 def _state(s: Subscription) -> tuple[object, ...]:
