@@ -7,6 +7,7 @@ import codecs
 import re
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import aiohttp
 import yarl
@@ -52,7 +53,10 @@ class Sender:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0, ttl_dns_cache=60)
+        tracing = aiohttp.TraceConfig()
+        tracing.on_connection_reuseconn.append(_on_reuse)
         self._session = aiohttp.ClientSession(
+            trace_configs=[tracing],
             connector=connector,
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Content-Type", "Accept-Encoding"),
@@ -77,9 +81,7 @@ class Sender:
         deadline = asyncio.get_running_loop().time() + seconds
         try:
             async with asyncio.timeout_at(deadline):
-                response = await self._session.post(
-                    _target(url, headers), data=body, headers=headers, allow_redirects=False
-                )
+                response = await self._post(_target(url, headers), body, headers)
         except TimeoutError:
             error = f"timeout: no answer within {seconds:g}s"
         except aiohttp.ClientError as exc:
@@ -94,6 +96,26 @@ class Sender:
             finally:
                 response.release()
         return Outcome(False, None, _text(error), None, None, _ms(started))
+
+    async def _post(
+        self, target: yarl.URL, body: bytes, headers: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        """POST, once more on a new connection if a kept-alive one broke before any answer:
+        the receiver closed it, idle, just as it was taken (servers close idle connections
+        after a few seconds, Node's and uvicorn's after 5), which is no failure of the
+        receiver's. (Had the request reached it, it gets the event twice: at least once.)"""
+        assert self._session is not None, "the sender is not started"
+        reuse = _Reuse()
+        try:
+            return await self._session.post(
+                target, data=body, headers=headers, allow_redirects=False, trace_request_ctx=reuse
+            )
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            if not reuse.reused or isinstance(exc, aiohttp.ClientConnectorError):
+                raise
+        return await self._session.post(
+            target, data=body, headers=headers, allow_redirects=False, trace_request_ctx=_Reuse()
+        )
 
     async def _judge(
         self, response: aiohttp.ClientResponse, deadline: float, started: float
@@ -127,6 +149,23 @@ class Sender:
             retry_after,
             _ms(started),
         )
+
+
+class _Reuse:
+    """Whether a request went out on a kept-alive connection (told by aiohttp's tracing)."""
+
+    __slots__ = ("reused",)
+
+    def __init__(self) -> None:
+        self.reused = False
+
+
+async def _on_reuse(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceConnectionReuseconnParams,
+) -> None:
+    context.trace_request_ctx.reused = True
 
 
 def _excerpt_text(body: bytes) -> str:

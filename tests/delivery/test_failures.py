@@ -633,9 +633,17 @@ class RawReceiver:
     """A receiver that writes answers byte for byte (aiohttp's server would refuse to write
     these): `answer(request_number)` gives (head, body, seconds to wait before the body)."""
 
-    def __init__(self, answer: Callable[[int], tuple[bytes, bytes, float]]) -> None:
+    def __init__(
+        self, answer: Callable[[int], tuple[bytes, bytes, float]], requests_per_connection: int = 0
+    ) -> None:
+        """`requests_per_connection`: a connection's next request is read, then the connection
+        closed unanswered, as by a server closing it idle just as the request came (0: never)."""
         self._answer = answer
+        self._per_connection = requests_per_connection
         self.requests = 0
+        self.dropped = 0
+        #: Every request is read, then its connection closed unanswered.
+        self.drop_all = False
         self.connections = 0
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hook"
@@ -653,6 +661,7 @@ class RawReceiver:
     def _handle(self, conn: socket.socket) -> None:
         with conn:
             data = b""
+            served = 0
             while True:
                 while b"\r\n\r\n" not in data:
                     chunk = conn.recv(65536)
@@ -664,6 +673,10 @@ class RawReceiver:
                 while len(data) < length:
                     data += conn.recv(65536)
                 data = data[length:]
+                if self.drop_all or (self._per_connection and served == self._per_connection):
+                    self.dropped += 1
+                    return
+                served += 1
                 self.requests += 1
                 answer_head, body, wait = self._answer(self.requests)
                 conn.sendall(answer_head)
@@ -672,6 +685,47 @@ class RawReceiver:
 
     def close(self) -> None:
         self._server.close()
+
+
+def test_a_kept_alive_connection_closed_as_it_is_reused_is_no_failed_attempt(client, stream):
+    """A receiver that closes an idle connection just as a delivery takes it (Node and uvicorn
+    close them after 5 s idle) never saw the request: it is sent again at once on a new
+    connection, not counted as the receiver's failure (max_attempts 1 paused on it)."""
+    raw = RawReceiver(
+        lambda _: (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"ok", 0),
+        requests_per_connection=1,
+    )
+    try:
+        sub = name()
+        subscribe(client, sub, stream, raw.url, max_attempts=1, **FAST)
+        for position in (1, 2, 3):  # one at a time, each on the connection the last one left
+            append(client, stream, 1)
+            done = wait_status(client, sub, lambda s, p=position: s["position"] == p)
+            assert (done["status"], done["last_error"]) == ("active", None)
+        assert (raw.requests, raw.dropped, raw.connections) == (3, 2, 3)
+        log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
+        assert [entry["status_code"] for entry in log] == [200, 200, 200]
+    finally:
+        raw.close()
+
+
+def test_a_receiver_that_drops_every_request_fails_each_attempt_once(client, stream):
+    """The new connection's request is not sent a third time: a receiver that closes every
+    connection unanswered fails the attempt (two requests at most, one per connection)."""
+    raw = RawReceiver(lambda _: (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"ok", 0))
+    try:
+        sub = name()
+        subscribe(client, sub, stream, raw.url, max_attempts=1, **FAST)
+        append(client, stream, 1)
+        wait_status(client, sub, lambda s: s["position"] == 1)
+        raw.drop_all = True
+        append(client, stream, 1)
+        paused = wait_status(client, sub, lambda s: s["status"] == "paused")
+        assert paused["position"] == 1
+        assert "disconnected" in paused["last_error"].lower(), paused
+        assert (raw.requests, raw.dropped) == (1, 2)
+    finally:
+        raw.close()
 
 
 def test_a_reason_phrase_that_is_not_utf8_stops_nothing(client, stream, receiver: Receiver):
