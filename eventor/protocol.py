@@ -42,8 +42,9 @@ _CUT = logging.getLogger("eventor")
 
 
 #: A request line, as RFC 9112 3 has it: the method is any token.
-_REQUEST_LINE = re.compile(rb"^([-!#$%&'*+.^_`|~0-9A-Za-z]+) [!-~]+ HTTP/[0-9]\.[0-9]\r?$", re.M)
-#: The methods llhttp parses (llhttp's HTTP_METHOD_MAP).
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([!-~]+) HTTP/[0-9]\.[0-9]\r?\n")
+#: The methods llhttp parses as HTTP (llhttp's HTTP_METHOD_MAP); its RTSP ones (PLAY, ...)
+#: it refuses in HTTP requests.
 _LLHTTP_METHODS = frozenset(
     b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH"
     b" SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY"
@@ -51,16 +52,19 @@ _LLHTTP_METHODS = frozenset(
 )
 
 
-def _unknown_method(exc: httptools.HttpParserError, data: bytes) -> bool:
-    """Whether llhttp stopped at a well-formed request line whose method it does not know
-    (RFC 9110 15.6.2: a 501); a line that is no request line at all stays a 400. llhttp stops
-    at the method, so the line is the last one in `data` that looks like a request line (when
-    it came whole in this read: else a 400 all the same)."""
-    if not isinstance(exc, httptools.HttpParserInvalidMethodError):
-        return False
-    methods = _REQUEST_LINE.findall(data)
-    # A known method on the last such line: a request parsed before the one that broke.
-    return bool(methods) and methods[-1] not in _LLHTTP_METHODS
+def _unknown_method(exc: httptools.HttpParserError, data: bytes) -> bytes | None:
+    """The target of the request llhttp stopped at, when `data` begins with it and its line is
+    a well-formed request line whose method llhttp does not know (RFC 9110 15.6.2: a 501);
+    else None (a 400: a line that is no request line at all, or one that did not come first
+    in this read, since llhttp does not say where in the read it stopped)."""
+    if not isinstance(exc, httptools.HttpParserInvalidMethodError) and not str(exc).startswith(
+        "Invalid method"
+    ):
+        return None
+    line = _REQUEST_LINE.match(data)
+    if line is None or line.group(1) in _LLHTTP_METHODS:
+        return None
+    return line.group(2)
 
 
 def _answer(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
@@ -301,11 +305,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._received += len(data)
         # uvicorn's data_received, but for what follows an upgrade request's head.
         self._unset_keepalive_if_required()
+        begins = not self._reading  # this read begins a request
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if _unknown_method(exc, data) and not self._too_large and self._refusal is None:
-                self.url = b""  # this request's is not parsed: what is here is the last one's
+            target = _unknown_method(exc, data) if begins else None
+            if target is not None and not self._too_large and self._refusal is None:
+                self.url = target  # llhttp stopped before it: what is here is the last one's
                 self._refusal = (_UNKNOWN_METHOD, _UNKNOWN_METHOD_DETAIL)
             msg = "Invalid HTTP request received."
             # Else our own stop (a head too large, a framing refused): logged as such.
