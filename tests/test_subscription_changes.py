@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from eventor.api.app import EventorApp
 from eventor.delivery.loop import SubscriptionLoop
 from eventor.errors import StorageError
 from eventor.settings import Settings
+from eventor.storage.sqlite import subscriptions as subscriptions_sql
 from eventor.subscriptions import SubscriptionSpec
 from eventor.types import ACTIVE, ANY, DeliveryAttempt, NewEvent, Subscription, SubscriptionConfig
 
@@ -379,3 +382,43 @@ def test_attempts_put_back_after_a_failed_save_keep_the_newest() -> None:
     loop._new_attempts.append(attempt(4))  # delivered while the write was failing
     loop.restore_progress(taken)
     assert [a.position for a in loop.take_progress().attempts] == [2, 3, 4]
+
+
+def test_a_change_cancelled_while_written_logs_its_attempts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling a change (uvicorn cancels requests late in a stop) does not stop its write
+    on the catalog's thread: the attempts it carried were put back and written again by the
+    next flush, each logged twice (found by a review)."""
+    written = threading.Event()
+    save = subscriptions_sql.save
+
+    def slow_save(*args: Any) -> None:  # a slow disk, on the catalog's thread
+        time.sleep(0.3)
+        save(*args)
+        written.set()
+
+    async def main(receiver: Receiver) -> None:
+        app = EventorApp(Settings(data_dir=tmp_path / "data", position_flush_interval=10))
+        await app.startup()
+        try:
+            await app.store.append("s", [NewEvent("T", b"{}")], ANY)
+            receiver.decide(lambda r: Reply(500))
+            spec = SubscriptionSpec("s", receiver.url, backoff_initial=0.01, backoff_max=0.01)
+            await app.subscriptions.put("sub", spec)
+            await asyncio.to_thread(receiver.wait_count, 5)  # attempts not yet flushed
+            monkeypatch.setattr(subscriptions_sql, "save", slow_save)
+            pausing = asyncio.create_task(app.subscriptions.pause("sub"))
+            await asyncio.sleep(0.1)  # the write is under way
+            pausing.cancel()
+            assert await asyncio.to_thread(written.wait, 5)
+            await app.subscriptions.engine.flush()
+            [record] = await app.storage.load_subscriptions(100)
+            logged = [(a.position, a.attempt, a.at) for a in record.attempts]
+            assert len(logged) >= 5
+            assert len(set(logged)) == len(logged), logged
+        finally:
+            await app.shutdown()
+
+    with Receiver() as receiver:
+        asyncio.run(main(receiver))

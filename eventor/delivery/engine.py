@@ -182,11 +182,19 @@ class DeliveryEngine:
         async with self._flush_lock:
             saved = dataclasses.replace(loop.subscription, **changes)
             pending = loop.take_progress()
-            try:
-                await self._storage.save_subscription(saved, pending, self.log_size)
-            except BaseException:
-                loop.restore_progress(pending)
-                raise
+            write = asyncio.ensure_future(
+                self._storage.save_subscription(saved, pending, self.log_size)
+            )
+
+            def put_back_unless_written(write: asyncio.Future[None]) -> None:
+                if write.cancelled() or write.exception() is not None:
+                    loop.restore_progress(pending)
+
+            # Shielded: cancelling the change (uvicorn does, late in a stop) does not stop the
+            # write on the catalog's thread, and what it wrote must not be put back to be
+            # written twice.
+            write.add_done_callback(put_back_unless_written)
+            await asyncio.shield(write)
             return saved
 
     def mark_dirty(self, name: str) -> None:

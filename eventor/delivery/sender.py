@@ -100,22 +100,27 @@ class Sender:
     async def _post(
         self, target: yarl.URL, body: bytes, headers: dict[str, str]
     ) -> aiohttp.ClientResponse:
-        """POST, once more on a new connection if a kept-alive one broke before any answer:
-        the receiver closed it, idle, just as it was taken (servers close idle connections
-        after a few seconds, Node's and uvicorn's after 5), which is no failure of the
-        receiver's. (Had the request reached it, it gets the event twice: at least once.)"""
+        """POST; again, at once, while it breaks before any answer on a kept-alive connection.
+        The receiver closed that connection, idle, just as it was taken (servers close idle
+        connections after a few seconds, Node's and uvicorn's after 5): no failure of the
+        receiver's. A request that had reached it is sent twice, as a failed attempt's retry
+        would be (at least once), only sooner."""
         assert self._session is not None, "the sender is not started"
-        reuse = _Reuse()
-        try:
-            return await self._session.post(
-                target, data=body, headers=headers, allow_redirects=False, trace_request_ctx=reuse
-            )
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            if not reuse.reused or isinstance(exc, aiohttp.ClientConnectorError):
-                raise
-        return await self._session.post(
-            target, data=body, headers=headers, allow_redirects=False, trace_request_ctx=_Reuse()
-        )
+        while True:
+            reuse = _Reuse()
+            try:
+                return await self._session.post(
+                    target,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    trace_request_ctx=reuse,
+                )
+            except (aiohttp.ClientConnectionError, OSError) as exc:
+                # Each pass drops one stale connection from the pool (several subscriptions
+                # to one receiver leave several); the attempt's deadline bounds them all.
+                if not reuse.reused or isinstance(exc, aiohttp.ClientConnectorError):
+                    raise
 
     async def _judge(
         self, response: aiohttp.ClientResponse, deadline: float, started: float

@@ -709,6 +709,31 @@ def test_a_kept_alive_connection_closed_as_it_is_reused_is_no_failed_attempt(cli
         raw.close()
 
 
+def test_every_stale_kept_alive_connection_is_passed_over(client, stream):
+    """Subscriptions to one receiver leave several idle connections: when it has closed them
+    all, the request goes on to the next, and the next, until a new one answers (only the
+    first was passed over: the attempt failed on the second)."""
+    raw = RawReceiver(
+        lambda _: (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"ok", 0),
+        requests_per_connection=1,
+    )
+    try:
+        subs = [name() for _ in range(3)]
+        for sub, kind in zip(subs, "abc", strict=True):
+            subscribe(client, sub, stream, raw.url, event_types=[kind], max_attempts=1, **FAST)
+        # One append wakes the three at once: three connections, each left idle after one.
+        client.post(f"/v1/streams/{stream}/events", json=[{"type": k} for k in "abc"])
+        for sub in subs:
+            wait_status(client, sub, lambda s: s["position"] == 3)
+        assert (raw.connections, raw.requests) == (3, 3)
+        append(client, stream, 1, type_="a")
+        done = wait_status(client, subs[0], lambda s: s["position"] == 4 or s["attempts"])
+        assert (done["status"], done["position"], done["last_error"]) == ("active", 4, None)
+        assert (raw.connections, raw.requests, raw.dropped) == (4, 4, 3)
+    finally:
+        raw.close()
+
+
 def test_a_receiver_that_drops_every_request_fails_each_attempt_once(client, stream):
     """The new connection's request is not sent a third time: a receiver that closes every
     connection unanswered fails the attempt (two requests at most, one per connection)."""
