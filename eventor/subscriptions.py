@@ -89,6 +89,15 @@ class SubscriptionSpec:
     on_exhausted: str = PAUSE
 
 
+def _capped_retry(next_attempt_at: str | None, config: SubscriptionConfig) -> str | None:
+    """A retry time `config`'s backoff.max brings forward; None when it leaves it as it is."""
+    if next_attempt_at is None:
+        return None
+    until = parse_utc(next_attempt_at)
+    capped = RetryPolicy.for_config(config).latest(until)
+    return format_utc(capped) if capped < until else None
+
+
 def status_of(subscription: Subscription) -> str:
     """active | retrying | paused."""
     if subscription.status == PAUSED:
@@ -245,11 +254,8 @@ class SubscriptionService:
             if not in_flight:
                 await self._stop(loop)
             changes: dict[str, Any] = {"config": config}
-            if s.next_attempt_at is not None:  # the retry waits at most the new backoff.max
-                until = parse_utc(s.next_attempt_at)
-                capped = RetryPolicy.for_config(config).latest(until)
-                if capped < until:
-                    changes["next_attempt_at"] = format_utc(capped)
+            if (capped := _capped_retry(s.next_attempt_at, config)) is not None:
+                changes["next_attempt_at"] = capped  # the retry waits at most backoff.max
             if config.url != s.config.url:
                 loop.url_changing_to = config.url
             try:
@@ -260,8 +266,12 @@ class SubscriptionService:
                     self.engine.run(loop)
             if in_flight and not self.engine.in_request(loop):
                 # That request ended while the change was written: the loop may be waiting to
-                # retry under the old configuration. Start it again under the new one.
+                # retry under the old configuration. Start it again under the new one, its
+                # retry time (set under the old backoff.max) capped by the new one.
                 await self._stop(loop)
+                if (capped := _capped_retry(s.next_attempt_at, config)) is not None:
+                    s.next_attempt_at = capped
+                    self.engine.mark_dirty(name)
                 if s.status == ACTIVE:
                     self.engine.run(loop)
             return saved, False
@@ -385,10 +395,13 @@ class SubscriptionService:
         """Store the subscription as it now stands with `changes`, which are applied once
         stored; that snapshot is the answer to the change (delivery may move on meanwhile)."""
         s = loop.subscription
+        before = {key: getattr(s, key) for key in changes}
         try:
             saved = await self.engine.store(loop, updated=utc_now(), **changes)
             for key, value in changes.items():
-                setattr(s, key, value)
+                # A request in flight may have ended meanwhile and moved it on: that stands.
+                if getattr(s, key) == before[key]:
+                    setattr(s, key, value)
             s.updated = saved.updated
             self.changes += 1
             return copy.copy(saved)

@@ -15,6 +15,7 @@ import pytest
 from delivery.receiver import Receiver, Reply
 
 from eventor.api.app import EventorApp
+from eventor.clock import parse_utc
 from eventor.delivery.loop import SubscriptionLoop
 from eventor.errors import StorageError
 from eventor.settings import Settings
@@ -417,6 +418,43 @@ def test_a_change_cancelled_while_written_logs_its_attempts_once(
             logged = [(a.position, a.attempt, a.at) for a in record.attempts]
             assert len(logged) >= 5
             assert len(set(logged)) == len(logged), logged
+        finally:
+            await app.shutdown()
+
+    with Receiver() as receiver:
+        asyncio.run(main(receiver))
+
+
+def test_a_retry_set_while_an_update_is_written_waits_at_most_the_new_backoff_max(
+    tmp_path: Path,
+) -> None:
+    """The request in flight failed while an update lowering backoff.max was written: the
+    retry time it set under the old backoff (a Retry-After of 100 s) stood in the status after
+    the update, though the loop waited the new backoff.max only (found by a review)."""
+
+    async def main(receiver: Receiver) -> None:
+        app = await started(tmp_path / "data")
+        storage = app.storage
+        save = storage.save_subscription
+
+        async def slow_save(subscription, *pending):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.6)  # the request in flight fails meanwhile
+            await save(subscription, *pending)
+
+        try:
+            service = app.subscriptions
+            receiver.script(Reply(503, headers={"Retry-After": "100"}, delay=0.3))
+            await service.put("sub", SubscriptionSpec("s", receiver.url, backoff_initial=0.01))
+            await asyncio.to_thread(receiver.wait_count, 1)
+            storage.save_subscription = slow_save  # type: ignore[method-assign]
+            lowered = SubscriptionSpec("s", receiver.url, backoff_initial=0.01, backoff_max=1)
+            updated, _ = await service.put("sub", lowered)
+            assert updated.config.backoff_max == 1
+            retry = service.get("sub").next_attempt_at
+            assert retry is not None
+            assert parse_utc(retry) <= time.time() + 1.5, retry  # what the status says...
+            retried = await asyncio.to_thread(receiver.wait_count, 2, 5.0)
+            assert retried[1].at - retried[0].at < 3  # ...and does: 0.3 s, then 1 s at most
         finally:
             await app.shutdown()
 
