@@ -10,9 +10,11 @@ import asyncio
 import json
 import logging
 import re
+import sys
 import urllib.parse
 from collections.abc import Callable
 from email.utils import formatdate
+from typing import Any
 
 import httptools
 from uvicorn._types import ASGI3Application
@@ -410,6 +412,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         else:
             self._long_target_headers_complete()
         self._head_deadline = 0.0
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and self.scope["http_version"] == "1.0":
+            cycle.__class__ = _HTTP10Cycle  # the same object, with its own way to send
 
     def _long_target_headers_complete(self) -> None:
         """httptools.parse_url keeps offsets in 16 bits and fails on a longer target, so
@@ -629,6 +634,38 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             running = self._running
             if not self.pipeline and (running is None or running.response_complete):
                 self._end_with(self._last_word)
+
+
+class _HTTP10Cycle(RequestResponseCycle):
+    """uvicorn's cycle for an HTTP/1.0 request. An answer with no length (a live stream, an
+    answer sent page by page) was sent chunked, which HTTP/1.0 does not have (RFC 9112 6.1: a
+    server must not send Transfer-Encoding to it): the client read the chunk sizes as data. It
+    is sent as it comes instead, and ends when the connection closes."""
+
+    _unframed = False
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            headers = message.get("headers", ())
+            if (
+                self.scope["method"] != "HEAD"
+                and message["status"] not in (204, 304)
+                and not any(name.lower() in _FRAMING for name, _ in headers)
+            ):
+                self._unframed = True
+                self.keep_alive = False  # the close is the answer's end
+                self.chunked_encoding = False
+                self.expected_content_length = sys.maxsize
+        elif (
+            self._unframed
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+        ):
+            self.expected_content_length = len(message.get("body", b""))  # uvicorn checks it
+        await super().send(message)
+
+
+_FRAMING = (b"content-length", b"transfer-encoding")
 
 
 class _CountedWrites:

@@ -670,3 +670,27 @@ def test_an_upgrade_body_refused_behind_another_answer_reaches_its_client(server
         while chunk := sock.recv(65536):
             answers += chunk
     assert re.findall(rb"HTTP/1.1 (\d+)", answers) == [b"200", b"400"]
+
+
+@pytest.mark.parametrize("path", ["/v1/streams/{stream}/live?from=1", "/v1/stats/live"])
+def test_a_live_stream_to_an_http_10_client_is_not_chunked(server, client, stream, path):
+    """HTTP/1.0 has no chunked coding (RFC 9112 6.1: a server must not send it
+    Transfer-Encoding): the client read the chunk sizes as events. The stream is sent as it
+    comes and ends with the connection."""
+    client.post(f"/v1/streams/{stream}/events", json={"type": "T", "data": {"n": 1}})
+    parsed = httpx.URL(server.url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
+        target = path.format(stream=stream).encode()
+        sock.sendall(b"GET %s HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % target)
+        answer = b""
+        while b"\n\n" not in answer.partition(b"\r\n\r\n")[2].partition(b"retry: 1000\n\n")[2]:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert b"transfer-encoding" not in head.lower()
+    assert b"connection: close" in head.lower()  # its end is the close
+    assert body.startswith(b"retry: 1000\n\n"), body[:100]  # no chunk size before it
+    first = body.partition(b"retry: 1000\n\n")[2].partition(b"\n\n")[0]
+    assert json.loads(first.partition(b"data: ")[2])  # a whole event, unbroken
