@@ -413,8 +413,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self._long_target_headers_complete()
         self._head_deadline = 0.0
         cycle = self.cycle
-        if cycle is not None and cycle.scope is self.scope and self.scope["http_version"] == "1.0":
+        if cycle is not None and cycle.scope is self.scope and self.scope["http_version"] in _OLD:
             cycle.__class__ = _HTTP10Cycle  # the same object, with its own way to send
+            cycle.waiting_for_100_continue = False  # RFC 9110 15.2: not to an HTTP/1.0 client
 
     def _long_target_headers_complete(self) -> None:
         """httptools.parse_url keeps offsets in 16 bits and fails on a longer target, so
@@ -637,7 +638,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
 
 class _HTTP10Cycle(RequestResponseCycle):
-    """uvicorn's cycle for an HTTP/1.0 request. An answer with no length (a live stream, an
+    """uvicorn's cycle for an HTTP/1.0 (or 0.9) request. An answer with no length (a live stream, an
     answer sent page by page) was sent chunked, which HTTP/1.0 does not have (RFC 9112 6.1: a
     server must not send Transfer-Encoding to it): the client read the chunk sizes as data. It
     is sent as it comes instead, and ends when the connection closes."""
@@ -646,7 +647,8 @@ class _HTTP10Cycle(RequestResponseCycle):
 
     async def send(self, message: Any) -> None:
         if message["type"] == "http.response.start" and not self.response_started:
-            headers = message.get("headers", ())
+            headers = list(message.get("headers", ()))  # an iterator is read once
+            message = {**message, "headers": headers}
             if (
                 self.scope["method"] != "HEAD"
                 and message["status"] not in (204, 304)
@@ -666,6 +668,8 @@ class _HTTP10Cycle(RequestResponseCycle):
 
 
 _FRAMING = (b"content-length", b"transfer-encoding")
+#: Versions without chunked coding (llhttp parses HTTP/0.9 request lines too).
+_OLD = ("0.9", "1.0")
 
 
 class _CountedWrites:

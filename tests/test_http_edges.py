@@ -672,8 +672,15 @@ def test_an_upgrade_body_refused_behind_another_answer_reaches_its_client(server
     assert re.findall(rb"HTTP/1.1 (\d+)", answers) == [b"200", b"400"]
 
 
-@pytest.mark.parametrize("path", ["/v1/streams/{stream}/live?from=1", "/v1/stats/live"])
-def test_a_live_stream_to_an_http_10_client_is_not_chunked(server, client, stream, path):
+@pytest.mark.parametrize(
+    ("path", "version"),
+    [
+        ("/v1/streams/{stream}/live?from=1", b"1.0"),
+        ("/v1/stats/live", b"1.0"),
+        ("/v1/stats/live", b"0.9"),  # llhttp parses it: no chunked coding there either
+    ],
+)
+def test_a_live_stream_to_an_http_10_client_is_not_chunked(server, client, stream, path, version):
     """HTTP/1.0 has no chunked coding (RFC 9112 6.1: a server must not send it
     Transfer-Encoding): the client read the chunk sizes as events. The stream is sent as it
     comes and ends with the connection."""
@@ -681,7 +688,7 @@ def test_a_live_stream_to_an_http_10_client_is_not_chunked(server, client, strea
     parsed = httpx.URL(server.url)
     with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
         target = path.format(stream=stream).encode()
-        sock.sendall(b"GET %s HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % target)
+        sock.sendall(b"GET %s HTTP/%s\r\nConnection: keep-alive\r\n\r\n" % (target, version))
         answer = b""
         while b"\n\n" not in answer.partition(b"\r\n\r\n")[2].partition(b"retry: 1000\n\n")[2]:
             chunk = sock.recv(65536)
@@ -694,3 +701,17 @@ def test_a_live_stream_to_an_http_10_client_is_not_chunked(server, client, strea
     assert body.startswith(b"retry: 1000\n\n"), body[:100]  # no chunk size before it
     first = body.partition(b"retry: 1000\n\n")[2].partition(b"\n\n")[0]
     assert json.loads(first.partition(b"data: ")[2])  # a whole event, unbroken
+
+
+def test_an_http_10_client_is_sent_no_100_continue(server, stream):
+    """RFC 9110 15.2: no 1xx answer to an HTTP/1.0 client (uvicorn sent `100 Continue` to an
+    `Expect: 100-continue` of any version)."""
+    body = b'{"type": "T"}'
+    answer = raw_exchange(
+        server.url,
+        b"POST /v1/streams/%s/events HTTP/1.0\r\n" % stream.encode()
+        + b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+    )
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:100]
+    assert b"100 Continue" not in answer
