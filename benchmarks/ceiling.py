@@ -37,9 +37,10 @@ async def app(scope: Message, receive: Any, send: Any) -> None:
     await send(RESPONSE_BODY)
 
 
-async def serve(sock: socket.socket) -> None:
+async def serve(sock: socket.socket, asgi: Any = app, name: str = "ceiling raw ASGI") -> None:
+    """Serve `asgi` on `sock` as `eventor serve` serves Eventor; say so on stderr first."""
     config = uvicorn.Config(
-        app,
+        asgi,
         lifespan="off",
         http="httptools",
         log_config=None,
@@ -50,7 +51,8 @@ async def serve(sock: socket.socket) -> None:
         proxy_headers=False,
     )
     host, port = sock.getsockname()[:2]
-    print(f"ceiling serving http://{host}:{port}, raw ASGI", file=sys.stderr, flush=True)
+    what, _, detail = name.partition(" ")
+    print(f"{what} serving http://{host}:{port}, {detail}", file=sys.stderr, flush=True)
     await uvicorn.Server(config).serve(sockets=[sock])
 
 

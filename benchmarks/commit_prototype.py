@@ -14,8 +14,8 @@ each commit then writes into pages all over the index.
 
 Run by hand, beside Eventor, alternating (the host drifts from minute to minute):
 
-    python benchmarks/commit_prototype.py --port 9521 --writer thread &
-    python benchmarks/commit_prototype.py --port 9522 --writer process &
+    python -m benchmarks.commit_prototype --port 9521 --writer thread &
+    python -m benchmarks.commit_prototype --port 9522 --writer process &
     eventor serve --port 9523 --data /tmp/proto-eventor &
     wrk -t2 -c64 -d3s -s benchmarks/lua/append.lua http://127.0.0.1:9521/
     wrk -t2 -c64 -d3s -s benchmarks/lua/append.lua http://127.0.0.1:9522/
@@ -30,7 +30,6 @@ import contextlib
 import multiprocessing
 import socket
 import sqlite3
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -40,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import uvicorn
 import uvloop
+
+from .ceiling import serve
 
 Message = dict[str, Any]
 Row = tuple[int, str]  # position, id
@@ -165,22 +165,6 @@ def make_app(path: Path, writer: str, id_index: bool) -> Callable[..., Any]:
     return app
 
 
-async def serve(sock: socket.socket, app: Callable[..., Any], writer: str) -> None:
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        http="httptools",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-    )
-    host, port = sock.getsockname()[:2]
-    print(f"prototype serving http://{host}:{port}, writer {writer}", file=sys.stderr, flush=True)
-    await uvicorn.Server(config).serve(sockets=[sock])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -196,7 +180,8 @@ def main() -> None:
         sock.bind((args.host, args.port))
         sock.listen(2048)
         with contextlib.suppress(KeyboardInterrupt):
-            uvloop.run(serve(sock, make_app(path, args.writer, args.id_index), args.writer))
+            app = make_app(path, args.writer, args.id_index)
+            uvloop.run(serve(sock, app, f"prototype writer {args.writer}"))
 
 
 if __name__ == "__main__":

@@ -638,10 +638,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
 
 class _HTTP10Cycle(RequestResponseCycle):
-    """uvicorn's cycle for an HTTP/1.0 (or 0.9) request. An answer with no length (a live stream, an
-    answer sent page by page) was sent chunked, which HTTP/1.0 does not have (RFC 9112 6.1: a
-    server must not send Transfer-Encoding to it): the client read the chunk sizes as data. It
-    is sent as it comes instead, and ends when the connection closes."""
+    """uvicorn's cycle for an HTTP/1.0 (or 0.9) request. An answer with no length (a live
+    stream, an answer sent page by page) was sent chunked, which HTTP/1.0 does not have (RFC
+    9112 6.1: a server must not send Transfer-Encoding to it): the client read the chunk sizes
+    as data. It is sent as it comes instead, and ends when the connection closes."""
 
     _unframed = False
 

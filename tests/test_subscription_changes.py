@@ -32,6 +32,17 @@ async def started(data: Path) -> EventorApp:
     return app
 
 
+def slow_saves(storage: Any, seconds: float) -> None:
+    """Every `storage.save_subscription` from now on takes `seconds` more (a slow disk)."""
+    save = storage.save_subscription
+
+    async def slow_save(subscription, *pending):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(seconds)
+        await save(subscription, *pending)
+
+    storage.save_subscription = slow_save
+
+
 class FullDisk:
     """`storage.save_progress`, failing as on a full disk while `full` is True."""
 
@@ -162,11 +173,6 @@ def test_an_update_stored_while_the_request_in_flight_failed_applies_to_its_retr
     async def main(receiver: Receiver) -> None:
         app = await started(tmp_path / "data")
         storage = app.storage
-        save = storage.save_subscription
-
-        async def slow_save(subscription, *pending):  # type: ignore[no-untyped-def]
-            await asyncio.sleep(0.5)  # the request in flight fails meanwhile
-            await save(subscription, *pending)
 
         try:
             service = app.subscriptions
@@ -174,7 +180,7 @@ def test_an_update_stored_while_the_request_in_flight_failed_applies_to_its_retr
             old = SubscriptionSpec(stream="s", url=receiver.url + "/old")
             await service.put("sub", old)
             await asyncio.to_thread(receiver.wait_count, 1)
-            storage.save_subscription = slow_save  # type: ignore[method-assign]
+            slow_saves(storage, 0.5)  # the request in flight fails meanwhile
             await service.put("sub", SubscriptionSpec(stream="s", url=receiver.url + "/new"))
             requests = await asyncio.to_thread(receiver.wait_count, 4, 5.0)
             assert [r.path for r in requests] == ["/hook/old"] + ["/hook/new"] * 3
@@ -435,18 +441,13 @@ def test_a_retry_set_while_an_update_is_written_waits_at_most_the_new_backoff_ma
     async def main(receiver: Receiver) -> None:
         app = await started(tmp_path / "data")
         storage = app.storage
-        save = storage.save_subscription
-
-        async def slow_save(subscription, *pending):  # type: ignore[no-untyped-def]
-            await asyncio.sleep(0.6)  # the request in flight fails meanwhile
-            await save(subscription, *pending)
 
         try:
             service = app.subscriptions
             receiver.script(Reply(503, headers={"Retry-After": "100"}, delay=0.3))
             await service.put("sub", SubscriptionSpec("s", receiver.url, backoff_initial=0.01))
             await asyncio.to_thread(receiver.wait_count, 1)
-            storage.save_subscription = slow_save  # type: ignore[method-assign]
+            slow_saves(storage, 0.6)  # the request in flight fails meanwhile
             lowered = SubscriptionSpec("s", receiver.url, backoff_initial=0.01, backoff_max=1)
             updated, _ = await service.put("sub", lowered)
             assert updated.config.backoff_max == 1
