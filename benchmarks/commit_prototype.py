@@ -78,10 +78,12 @@ class Commits:
         return [(position, event_id) for position, event_id, _, _ in rows]
 
 
-def _writer_process(conn: Connection, path: Path, id_index: bool) -> None:
+def _writer_process(conn: Connection, theirs: Connection, path: Path, id_index: bool) -> None:
+    theirs.close()  # so that the server's end closing (it died) ends this process
     commits = Commits(path, id_index)
-    while True:
-        conn.send(commits.commit(conn.recv()))
+    with contextlib.suppress(EOFError):
+        while True:
+            conn.send(commits.commit(conn.recv()))
 
 
 class GroupCommit:
@@ -98,7 +100,7 @@ class GroupCommit:
         else:
             self._conn, child = multiprocessing.Pipe()
             process = multiprocessing.Process(
-                target=_writer_process, args=(child, path, id_index), daemon=True
+                target=_writer_process, args=(child, self._conn, path, id_index), daemon=True
             )
             process.start()
             self._loop.add_reader(self._conn.fileno(), self._on_result)
