@@ -132,6 +132,32 @@ def test_hostile_names_are_400_on_every_route_and_create_nothing(names_server):
         assert c.get("/v1/streams").json()["streams"] == []
 
 
+def test_an_encoded_slash_never_makes_a_name_reach_another_route(server, stream):
+    """`x%2Fevents` is the stream `x/events` (a bad name), though its decoded path is the
+    events route of `x`: an append went to `x`, a read or a live stream gave `x`'s events."""
+    with httpx.Client(base_url=server.url) as c:
+        assert c.post(f"/v1/streams/{stream}/events", json={"type": "T"}).status_code == 201
+        for method, path in [
+            ("POST", f"/v1/streams/{stream}%2Fevents"),
+            ("POST", f"/v1/streams/{stream}%2fevents"),
+            ("GET", f"/v1/streams/{stream}%2Fevents"),
+            ("HEAD", f"/v1/streams/{stream}%2Fevents"),
+            ("GET", f"/v1/streams/{stream}%2Flive?from=1"),
+            ("GET", f"/v1/subscriptions/{stream}%2Fdeliveries"),
+            ("POST", f"/v1/subscriptions/{stream}%2Fpause"),
+        ]:
+            body = b'{"type": "T"}' if method == "POST" else b""
+            headers = {"Content-Type": "application/json"}
+            status, got, text = raw_request(server.url, method, path, body, headers)
+            assert status == 400, (method, path, status, text)
+            assert got["content-type"].startswith("application/problem+json")
+        assert c.get(f"/v1/streams/{stream}").json()["head"] == 1
+        # Where the name is no name (an original offset) or the same route is meant, the
+        # encoded slash changes nothing.
+        assert len(c.get(f"/streams/{stream}/0%2F1/5").json()) == 1
+        assert c.get("/dashboard/x%2Fy").status_code == 200
+
+
 @pytest.mark.parametrize(
     "path", ["/streams/../../escape", "/streams/..//..//escape", "/streams/./x/"]
 )

@@ -113,9 +113,19 @@ class EventorApp:
         method: str = scope["method"]
         route, params, allowed = self.router.match(method, path)
         meant: Route | None = None
-        if route is None:
-            meant, meant_params = self.router.match_encoded_slashes(method, scope.get("raw_path"))
-            if meant is not None and not meant.refuses_encoded_slash(meant_params):
+        raw_path: bytes | None = scope.get("raw_path")
+        if raw_path is not None and b"%2" in raw_path:
+            # Routed by the raw path where an encoded slash (%2F) makes it another route than
+            # the decoded one: `/v1/streams/x%2Fevents` is the stream `x/events` (a bad name),
+            # not an append to `x`.
+            meant, meant_params = self.router.match_encoded_slashes(method, raw_path)
+            if meant is None or meant is route:
+                meant = None
+            elif meant.refuses_encoded_slash(meant_params):
+                route = None
+            elif meant.method != method and not (method == "HEAD" and meant.method == "GET"):
+                route = meant = None  # another method's route: not the decoded path's either
+            else:
                 # A name no subscription has, answered as such (DELETE: "Deleted"; pause: 400),
                 # or an original offset or limit that is not a number.
                 route, params, meant = meant, meant_params, None

@@ -170,16 +170,21 @@ class Router:
     def match_encoded_slashes(
         self, method: str, raw_path: bytes | None
     ) -> tuple[Route | None, dict[str, str]]:
-        """Match the raw path with each encoded slash (%2F) kept inside its segment.
+        """Match the raw path with each encoded slash (%2F) kept inside its segment: the route
+        meant for `method`, else one meant for another method (None when the raw path matches
+        no route at all).
 
         The server decodes `a%2Fb` into `a/b` before routing, so a name holding an encoded
-        slash matches no route; this finds the route it was meant for, so that the bad name can
-        be refused as such (400) rather than as an unknown page (404).
+        slash matches no route, or another one (`x%2Fevents` is the stream `x/events`, not the
+        events of `x`); this finds the route it was meant for, so that the bad name can be
+        refused as such (400) rather than as an unknown page (404) or served as another.
         """
         if not raw_path or b"%2f" not in raw_path.lower():
             return None, {}
-        marked = _ENCODED_SLASH.sub(_SLASH_MARK, raw_path.decode("latin-1"))
-        route, params, _ = self.match(method, unquote(marked))
+        marked = unquote(_ENCODED_SLASH.sub(_SLASH_MARK, raw_path.decode("latin-1")))
+        route, params, allowed = self.match(method, marked)
+        if route is None and allowed:
+            route, params, _ = self.match(allowed[0], marked)
         if route is None:
             return None, {}
         return route, {k: v.replace(_SLASH_MARK, "/") for k, v in params.items()}
