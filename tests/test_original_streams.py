@@ -193,6 +193,20 @@ def test_request_content_type_becomes_the_event_content_type(client, stream):
     assert base64.b64decode(events[4]["data_base64"]) == b"not json"
 
 
+def test_a_content_type_is_stored_as_sent_trimmed_as_go_trims_it(client, server, stream):
+    """Read as X-Event-Type is: UTF-8 bytes as the text they are (not their latin-1 reading,
+    which deliveries sent re-encoded), spaces and tabs around it dropped."""
+    sent = 'text/plain; x="é"'.encode().decode("latin-1")  # the UTF-8 bytes, as sent raw
+    for content_type in (f" {sent} \t", " \t "):
+        headers = {"X-Event-Type": "T", "Content-Type": content_type}
+        status, _, _ = raw_request(server.url, "POST", f"/streams/{stream}", b"x", headers)
+        assert status == 200
+    assert [e["content_type"] for e in read_all(client, stream)] == [
+        'text/plain; x="é"',
+        "application/json",  # none given
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "body_json"),
     [

@@ -121,7 +121,9 @@ class OriginalRoutes:
         event_type = _utf8(header(scope, b"x-event-type") or "").strip(" \t")
         if not event_type:
             raise HTTPProblem(400, MISSING_TYPE)
-        content_type = header(scope, b"content-type") or JSON_CONTENT_TYPE
+        # As X-Event-Type: stored as the client sent it, so that deliveries carry its bytes.
+        content_type = _utf8(header(scope, b"content-type") or "").strip(" \t")
+        content_type = content_type or JSON_CONTENT_TYPE
         limits = self._limits
         # original-api.md: the body is any bytes, stored as sent, whatever its coding (as the
         # original did: a client that compressed its bodies reads them back compressed).
