@@ -149,6 +149,10 @@ def test_problem_detail_says_what_to_fix(client, stream):
     lone = b'{"type": "T", "data": "\\ud800"}'
     detail = assert_problem(post_raw(client, stream, lone), 400)["detail"]
     assert "surrogate" in detail
+    # Broken JSON is said as such, though its first values already have the wrong type.
+    for broken in (b"[1,", b"[[", b'{"type": 5,'):
+        detail = assert_problem(post_raw(client, stream, broken), 400)["detail"]
+        assert detail.startswith("the body is not valid JSON"), (broken, detail)
 
 
 def test_type_of_200_characters_is_accepted(client, stream):

@@ -103,9 +103,14 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
     """`body` decoded as `what`, or InvalidRequest (400) saying what to fix."""
     try:
         body.decode()  # JSON is UTF-8; msgspec does not check inside the values it skips
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"invalid {what}: {_with_member_named(str(exc), body)}") from None
+        try:
+            return decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            # msgspec judges the values it has read before the rest: `[1,` is "expected an
+            # object", not the truncated body it is. Broken JSON is said as such first.
+            msgspec.json.decode(body)
+            message = _with_member_named(str(exc), body)
+            raise InvalidRequest(f"invalid {what}: {message}") from None
     except msgspec.DecodeError as exc:
         if str(exc) == "Input data was truncated" and _HIGH_SURROGATE.search(body):
             # msgspec's words when a \uD800-\uDBFF escape lacks its pair, in a complete body
