@@ -72,6 +72,23 @@ def test_put_creates_then_updates(client, stream, sub):
     assert sub in names
 
 
+def test_options_given_as_null_take_their_defaults(client, stream, sub):
+    """As left out: a client that sends every field of its model sends the unset ones null."""
+    options = ("headers", "start", "event_types", "batch_size", "timeout", "max_attempts")
+    nulls = dict.fromkeys((*options, "backoff", "on_exhausted", "secret"))
+    r = client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL, **nulls})
+    assert r.status_code == 201, r.text
+    left_out = client.put(f"/v1/subscriptions/{sub}2", json={"stream": stream, "url": URL})
+    assert r.json()["config"] == left_out.json()["config"]
+    client.delete(f"/v1/subscriptions/{sub}2")
+    # On an update too: null puts an option back to its default.
+    changed = {"stream": stream, "url": URL, "batch_size": 9, "backoff": {"initial": 2, "max": 3}}
+    assert client.put(f"/v1/subscriptions/{sub}", json=changed).json()["config"]["batch_size"] == 9
+    r = client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL, **nulls})
+    assert r.status_code == 200
+    assert r.json()["config"] == left_out.json()["config"]
+
+
 @pytest.mark.parametrize(
     ("change", "says"),
     [
@@ -82,7 +99,7 @@ def test_put_creates_then_updates(client, stream, sub):
         ({"stream": None}, "Expected `str`"),
         ({"batch_size": 0}, "batch_size must be between 1 and 1000"),
         ({"batch_size": 1001}, "batch_size must be between 1 and 1000"),
-        ({"batch_size": "2"}, "Expected `int`"),
+        ({"batch_size": "2"}, "Expected `int | null`, got `str`"),
         ({"timeout": 0}, "timeout must be more than 0"),
         ({"timeout": 301}, "at most 300"),
         ({"max_attempts": -1}, "max_attempts must be 0"),

@@ -50,14 +50,17 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Meta(description="http:// or https:// address to deliver to"),
         _doc_only(maxLength=2048, pattern="^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"),
     ]
-    headers: Annotated[
-        dict[str, str],
-        Meta(
-            description="sent with every delivery; not the headers Eventor sets itself"
-            " (Content-Type, X-Event-*, ce-*, webhook-*, Host, Content-Length, ...)"
-        ),
-        _doc_only(propertyNames={"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}),
-    ] = {}
+    headers: (
+        Annotated[
+            dict[str, str],
+            Meta(
+                description="sent with every delivery; not the headers Eventor sets itself"
+                " (Content-Type, X-Event-*, ce-*, webhook-*, Host, Content-Length, ...)"
+            ),
+            _doc_only(propertyNames={"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}),
+        ]
+        | None
+    ) = None
     start: (
         Annotated[
             Annotated[str, _doc_only(enum=["beginning", "end"])]
@@ -82,17 +85,26 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         | UnsetType
         | None
     ) = UNSET
-    batch_size: Annotated[
-        int, Meta(description="1-1000 events per request"), _doc_only(minimum=1, maximum=1000)
-    ] = 1
-    timeout: Annotated[Seconds, _doc_only(exclusiveMinimum=0, maximum=300)] = 10.0
-    max_attempts: Annotated[
-        int, Meta(description="attempts per event; 0 = forever"), _doc_only(minimum=0)
-    ] = 5
-    backoff: BackoffIn = msgspec.field(default_factory=BackoffIn)
-    on_exhausted: Annotated[
-        str, Meta(description='"pause" (default) or "park"'), _doc_only(enum=["pause", "park"])
-    ] = "pause"
+    batch_size: (
+        Annotated[
+            int, Meta(description="1-1000 events per request"), _doc_only(minimum=1, maximum=1000)
+        ]
+        | None
+    ) = None
+    timeout: Annotated[Seconds, _doc_only(exclusiveMinimum=0, maximum=300)] | None = None
+    max_attempts: (
+        Annotated[int, Meta(description="attempts per event; 0 = forever"), _doc_only(minimum=0)]
+        | None
+    ) = None
+    backoff: BackoffIn | None = None
+    on_exhausted: (
+        Annotated[
+            str,
+            Meta(description='"pause" (default) or "park"'),
+            _doc_only(enum=["pause", "park"]),
+        ]
+        | None
+    ) = None
     # What a status's `config` says of itself, so that it can be sent back as read.
     secret_set: Annotated[bool, Meta(description=_READ_ONLY)] | UnsetType = UNSET
     created_by: Annotated[str, Meta(description=_READ_ONLY)] | UnsetType = UNSET

@@ -20,6 +20,7 @@ from .routing import Doc, Param, Route
 from .schemas import Problem, SubscriptionName
 from .subscription_schemas import (
     MAX_CONFIG_BODY,
+    BackoffIn,
     BackoffOut,
     ConfigOut,
     DeliveriesOut,
@@ -246,19 +247,23 @@ class SubscriptionRoutes:
         require_json(request.scope)
         raw = await read_body(request.scope, request.receive, self._max_body)
         body = decode_json(_put, raw, "subscription")
+        # An option given as null takes its default, as one left out does (clients that send
+        # every field of a model send their unset ones so).
+        default = SubscriptionSpec(body.stream, body.url)
+        backoff = body.backoff or BackoffIn()
         spec = SubscriptionSpec(
             stream=body.stream,
             url=body.url,
-            headers=body.headers,
+            headers=_given(body.headers, default.headers),
             start=body.start,
             event_types=body.event_types,
             secret=UNSET if body.secret is msgspec.UNSET else body.secret,
-            batch_size=body.batch_size,
-            timeout=body.timeout,
-            max_attempts=body.max_attempts,
-            backoff_initial=body.backoff.initial,
-            backoff_max=body.backoff.max,
-            on_exhausted=body.on_exhausted,
+            batch_size=_given(body.batch_size, default.batch_size),
+            timeout=_given(body.timeout, default.timeout),
+            max_attempts=_given(body.max_attempts, default.max_attempts),
+            backoff_initial=backoff.initial,
+            backoff_max=backoff.max,
+            on_exhausted=_given(body.on_exhausted, default.on_exhausted),
         )
         exists = _precondition(request)
         try:
@@ -368,6 +373,10 @@ def _condition(request: Request, key: bytes, name: str) -> str | None:
     raise HTTPProblem(
         400, f'{name} must be * or a list of entity tags ("..."), got {value[:100]!r}'
     )
+
+
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def _name(request: Request) -> str:
