@@ -338,6 +338,25 @@ def test_expected_version_number(client, stream):
     assert positions(read_all(client, stream)) == [1, 2, 3, 4]
 
 
+def test_a_misspelt_query_parameter_of_a_write_is_400_and_changes_nothing(client, stream):
+    """A typo in `expected_version` made a conditional append an unconditional one."""
+    for query in ("expected_verison=0", "expectedVersion=0", "expected_version=0&force=1"):
+        r = client.post(f"/v1/streams/{stream}/events?{query}", json={"type": "T"})
+        assert "unknown query parameter" in assert_problem(r, 400)["detail"], query
+    detail = assert_problem(
+        client.post(f"/v1/streams/{stream}/events?expected_verison=0", json={"type": "T"}), 400
+    )["detail"]
+    assert "did you mean 'expected_version'" in detail
+    assert_problem(read(client, stream), 404)
+    r = client.put(
+        f"/v1/subscriptions/{stream}?start=end", json={"stream": stream, "url": "http://h/"}
+    )
+    assert "takes none" in assert_problem(r, 400)["detail"]
+    # Reads let unknown parameters through (an EventSource polyfill adds its own).
+    append_ok(client, stream, {"type": "T"}, expected_version=0)
+    assert client.get(f"/v1/streams/{stream}/events?lastEventId=1&_=2").status_code == 200
+
+
 def test_expected_version_mismatch_on_absent_stream_creates_nothing(client, server, stream):
     before = stream_files(server.data_dir)
     for expected in (1, 7):

@@ -157,6 +157,11 @@ class EventorApp:
             )
             return
         scope["path_params"] = params
+        if scope["query_string"] and route.query_names is not None:
+            unknown = route.unknown_query(scope["query_string"])
+            if unknown is not None:
+                await self._render(unknown, route.errors)(scope, receive, send)
+                return
         try:
             if route.raw:
                 await cast(RawHandler, route.handler)(scope, receive, send)
