@@ -75,8 +75,9 @@ def connect(path: Path, timeout: float = 5.0, *, immutable: bool = False) -> sql
 
 def stream_files(data_dir: Path) -> list[tuple[str, Path]]:
     """(stream name, file) of every legacy stream file directly in `data_dir`, by name, and of
-    every `.db` file there that cannot be opened at all (no permission, a `-wal` without its
-    `-shm` in a read-only dir): the import refuses those with the reason, never skips them."""
+    every `.db` file there that cannot be read as a database (no permission, a `-wal` without
+    its `-shm` in a read-only dir, truncated, a damaged header): the import refuses those with
+    the reason, never skips them. A database without the events table is no stream."""
     found = []
     for path in sorted(data_dir.glob("*" + STREAM_SUFFIX)):
         if path.name == META_FILE or not path.is_file():
@@ -95,17 +96,16 @@ def is_stream_file(path: Path) -> bool:
 
 def _probe(path: Path) -> bool | None:
     """Whether `path` holds the original's events table; None when it cannot be opened or
-    read at all (so it may be a stream: it cannot say)."""
+    read as a database (so it may be a stream: it cannot say). A stream file cut short or
+    with a damaged header reads as "malformed" or "not a database", like any other file."""
     try:
         conn = connect(path, timeout=0, immutable=path.name == EVENTOR_CATALOG)
         try:
             return _is_stream(conn)
         finally:
             conn.close()
-    except sqlite3.OperationalError:
-        return None
     except sqlite3.Error:
-        return False  # not a database
+        return None
 
 
 def _is_stream(conn: sqlite3.Connection) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -490,3 +491,41 @@ def test_a_stream_file_that_cannot_be_read_is_refused_not_skipped(tmp_path):
     assert "streams NOT imported: 1 (stuck)" in out
     # Its subscription waits for it: from its position, new events would be other events.
     assert "subscription 'on_stuck' not imported: its stream 'stuck' was not imported" in err
+
+
+@pytest.mark.parametrize(
+    ("damage", "error"),
+    [("truncated", "database disk image is malformed"), ("header", "file is not a database")],
+)
+def test_a_damaged_stream_file_is_refused_not_skipped(tmp_path, damage, error):
+    """A stream file cut short or with a damaged header reads as no database at all: it is a
+    refusal with the reason, and its subscription waits for it (imported, it stood past the
+    head, and would have skipped the events appended after the import)."""
+    source, data = tmp_path / "go", tmp_path / "data"
+    source.mkdir()
+    when = "2017-06-01 10:00:00 +0000 UTC"
+    rows = [(f"0b8e6c1e-1f4a-4c55-9d36-{n:012d}", b"{}", "T", when) for n in range(1, 3001)]
+    go_stream(source / "orders.db", rows)
+    go_stream(source / "ok.db", ACTIVITY)
+    go_meta(
+        source / "_meta.db",
+        [("audit", "orders", "http://127.0.0.1:9/", "", 2000, 1, when, None, None)],
+    )
+    if damage == "truncated":
+        os.truncate(source / "orders.db", (source / "orders.db").stat().st_size // 3)
+    else:
+        with open(source / "orders.db", "r+b") as file:
+            file.write(bytes(16))
+    code, out, err = run_import(source, data)
+    assert code == 1, out + err
+    assert f"stream 'orders' not imported: orders.db cannot be read: {error}" in err
+    assert "subscription 'audit' not imported: its stream 'orders' was not imported" in err
+    assert "streams imported: 1 (1 events)" in out
+    assert "streams NOT imported: 1 (orders)" in out
+    assert "subscriptions imported: 0" in out
+
+    async def check(storage: Storage) -> None:
+        assert storage.head("orders") is None
+        assert await storage.load_subscriptions(1) == []
+
+    in_storage(data, check)
