@@ -107,6 +107,7 @@ async def import_original(
             if isinstance(why, sqlite3.Error):  # the original's file is unreadable
                 reason = f"{path.name} cannot be read: {why}"
             report.refused[name] = reason
+            report.imported.pop(name, None)  # cut short: counted once, as not imported
             warn(f"warning: stream {name!r} not imported: {reason}")
         else:
             if appended:
@@ -172,6 +173,7 @@ async def _import_stream(name: str, path: Path, storage: Storage, report: Import
                 " subscription positions refer to them, so they are not renumbered"
             )
         _check_rows(legacy)
+        _check_unique(legacy)
         head = await _file_head(storage, name)
         if head:
             await _check_prefix(name, legacy, storage, head, last)
@@ -236,6 +238,30 @@ def _check_rows(legacy: LegacyStream) -> None:
                 f"the event at position {event.position} has no type, or one with control"
                 " characters (or not UTF-8)"
             )
+
+
+def _check_unique(legacy: LegacyStream) -> None:
+    """No uuid is held by two events (the original's mirror could replay events; Eventor keeps
+    a uuid once in a stream): else nothing of the stream is appended, not even a prefix."""
+    repeated = legacy.repeated_uuids(_SHOWN + 1)
+    if repeated:
+        listed = "; ".join(
+            f"{uuid} at positions {_listed(positions)}" for uuid, positions in repeated[:_SHOWN]
+        )
+        more = "; and more" if len(repeated) > _SHOWN else ""
+        raise Refused(
+            f"events repeat uuids ({listed}{more}): Eventor keeps a uuid once in a stream,"
+            " so nothing of it is imported"
+        )
+
+
+#: Repeated uuids, and positions of one, named in a refusal.
+_SHOWN = 3
+
+
+def _listed(positions: list[int]) -> str:
+    shown = ", ".join(map(str, positions[:_SHOWN]))
+    return shown + (f" and {len(positions) - _SHOWN} more" if len(positions) > _SHOWN else "")
 
 
 async def _check_prefix(

@@ -22,11 +22,13 @@ from delivery.receiver import Receiver
 from helpers import wait_until
 
 from eventor import legacy_files
+from eventor.errors import StorageFull
 from eventor.legacy_files import parse_go_time
+from eventor.legacy_import import ImportReport, import_original
 from eventor.payloads import describe
 from eventor.settings import Settings
 from eventor.storage.base import Storage, open_storage
-from eventor.types import NewEvent, Subscription, SubscriptionConfig
+from eventor.types import ANY, NewEvent, Subscription, SubscriptionConfig
 
 Row = tuple[str, Any, str, str]
 
@@ -529,3 +531,84 @@ def test_a_damaged_stream_file_is_refused_not_skipped(tmp_path, damage, error):
         assert await storage.load_subscriptions(1) == []
 
     in_storage(data, check)
+
+
+def test_a_stream_that_repeats_a_uuid_is_refused_before_anything_is_appended(tmp_path):
+    """The original's mirror could replay events: a uuid twice in one stream. Eventor keeps a
+    uuid once in a stream, so the stream is refused whole (batches appended before the repeat
+    was met left it half imported, for good), and counted once, as not imported."""
+    source, data = tmp_path / "go", tmp_path / "data"
+    source.mkdir()
+    when = "2017-06-01 10:00:00 +0000 UTC"
+    rows = [(f"0b8e6c1e-1f4a-4c55-9d36-{n:012d}", b"{}", "T", when) for n in range(1, 2501)]
+    rows[2199] = rows[4]  # replayed past the first two batches
+    go_stream(source / "orders.db", rows)
+    go_stream(source / "ok.db", ACTIVITY)
+    go_meta(
+        source / "_meta.db",
+        [("audit", "orders", "http://127.0.0.1:9/", "", 3, 1, when, None, None)],
+    )
+    for _ in range(2):  # and again: the same refusal, nothing of it appended
+        code, out, err = run_import(source, data)
+        assert code == 1, out + err
+        assert (
+            "stream 'orders' not imported: events repeat uuids"
+            " (0b8e6c1e-1f4a-4c55-9d36-000000000005 at positions 5, 2200): Eventor keeps a uuid"
+            " once in a stream, so nothing of it is imported"
+        ) in err
+        assert "UNIQUE" not in err
+        assert "subscription 'audit' not imported: its stream 'orders' was not imported" in err
+        assert "streams NOT imported: 1 (orders)" in out
+        assert "streams imported: 1 (1 events)" in out or "streams imported: 0 (0 events)" in out
+
+    async def check(storage: Storage) -> None:
+        assert storage.head("orders") is None
+        assert storage.head("ok") == 1
+
+    in_storage(data, check)
+
+
+def test_a_refusal_names_a_few_repeated_uuids_and_positions(tmp_path):
+    source = tmp_path / "go"
+    source.mkdir()
+    when = "2017-06-01 10:00:00 +0000 UTC"
+    rows = [(f"0b8e6c1e-1f4a-4c55-9d36-{n % 5:012d}", b"{}", "T", when) for n in range(1, 31)]
+    go_stream(source / "orders.db", rows)
+    code, out, err = run_import(source, tmp_path / "data")
+    assert code == 1, out + err
+    uuid = "0b8e6c1e-1f4a-4c55-9d36-00000000000"
+    assert (
+        f"events repeat uuids ({uuid}0 at positions 5, 10, 15 and 3 more; {uuid}1 at positions"
+        f" 1, 6, 11 and 3 more; {uuid}2 at positions 2, 7, 12 and 3 more; and more)"
+    ) in err
+
+
+def test_a_stream_cut_short_counts_once_as_not_imported(tmp_path, monkeypatch):
+    """The disk fills after the first batch: the stream is not imported (the warning says how
+    far it went), and the summary does not count it as imported too."""
+    source = tmp_path / "go"
+    source.mkdir()
+    when = "2017-06-01 10:00:00 +0000 UTC"
+    rows = [(f"0b8e6c1e-1f4a-4c55-9d36-{n:012d}", b"{}", "T", when) for n in range(1, 1501)]
+    go_stream(source / "orders.db", rows)
+    warnings: list[str] = []
+
+    async def body(storage: Storage) -> ImportReport:
+        append = storage.append
+
+        async def append_until_full(stream: str, events: Any, expected: Any = ANY) -> Any:
+            if expected:
+                raise StorageFull("disk full")
+            return await append(stream, events, expected)
+
+        monkeypatch.setattr(storage, "append", append_until_full)
+        streams = legacy_files.stream_files(source)
+        return await import_original(source, streams, storage, lambda _: None, warnings.append)
+
+    report = in_storage(tmp_path / "data", body)
+    assert warnings == [
+        "warning: stream 'orders' not imported: imported up to position 1000 (1000 events this"
+        " run): disk full"
+    ]
+    summary = report.summary()
+    assert summary[:2] == ["streams imported: 0 (0 events)", "streams NOT imported: 1 (orders)"]
