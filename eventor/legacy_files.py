@@ -137,10 +137,10 @@ class LegacyStream:
         return int(count), int(first), int(last)
 
     def repeated_uuids(self, limit: int) -> list[tuple[str | None, list[int]]]:
-        """Up to `limit` uuids that more than one event holds, each with their positions (one
-        scan and sort of the uuids: 1.4 to 2 s for 1,000,000 events)."""
+        """Up to `limit` uuids (lowercased) that more than one event holds in any case, each
+        with their positions (one scan and sort of the uuids: about 2 s for 1,000,000 events)."""
         rows = self._conn.execute(
-            "SELECT CAST(uuid AS TEXT) AS id, group_concat(rowid) FROM events"
+            "SELECT lower(uuid) AS id, group_concat(rowid) FROM events"
             " GROUP BY id HAVING count(*) > 1 LIMIT ?",
             (limit,),
         ).fetchall()

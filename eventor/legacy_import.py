@@ -188,7 +188,8 @@ async def _import_stream(name: str, path: Path, storage: Storage, report: Import
                 report.unread_times += 1
                 created = utc_now()
             is_json, shape = describe(event.body, JSON_CONTENT_TYPE)
-            assert event.type is not None  # checked by _check_rows
+            assert event.uuid is not None  # checked by _check_rows
+            assert event.type is not None
             batch.append(
                 NewEvent(
                     event.type,
@@ -196,7 +197,7 @@ async def _import_stream(name: str, path: Path, storage: Storage, report: Import
                     JSON_CONTENT_TYPE,
                     is_json,
                     None,
-                    event.uuid,
+                    event.uuid.lower(),  # canonical: /v1 takes ids in any case
                     shape,
                     created=created,
                 )
@@ -278,7 +279,7 @@ async def _check_prefix(
             read = await storage.read(name, event.position, BATCH_EVENTS, max_bytes=BATCH_BYTES)
             page = [e.id for e in reversed(read.events)]
         ours = event.position
-        if page.pop() != event.uuid:
+        if page.pop().lower() != (event.uuid or "").lower():  # in any case, as /v1 does
             raise Refused(
                 f"Eventor holds other events in it (position {ours} differs from the"
                 " original's): Eventor was used before the import; nothing of it is changed"

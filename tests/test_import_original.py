@@ -22,6 +22,7 @@ from delivery.receiver import Receiver
 from helpers import wait_until
 
 from eventor import legacy_files
+from eventor.api import create_app
 from eventor.errors import StorageFull
 from eventor.legacy_files import parse_go_time
 from eventor.legacy_import import ImportReport, import_original
@@ -612,3 +613,44 @@ def test_a_stream_cut_short_counts_once_as_not_imported(tmp_path, monkeypatch):
     ]
     summary = report.summary()
     assert summary[:2] == ["streams imported: 0 (0 events)", "streams NOT imported: 1 (orders)"]
+
+
+def test_uuids_are_imported_in_lowercase(tmp_path):
+    """/v1 takes an id in any case and keeps it in lowercase: an event imported with its uuid
+    in uppercase must be the one an append of its id finds (else that appends it again)."""
+    source, data = tmp_path / "go", tmp_path / "data"
+    source.mkdir()
+    upper = ORDERS[0][0].upper()
+    go_stream(source / "orders.db", [(upper, *ORDERS[0][1:]), ORDERS[1]])
+    code, out, err = run_import(source, data)
+    assert code == 0, out + err
+
+    async def main() -> tuple[list[str], httpx.Response]:
+        app = create_app(data_dir=data)
+        await app.startup()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as c:
+                again = {"type": "OrderPlaced", "id": ORDERS[0][0], "data": {"order": 1}}
+                answer = await c.post("/v1/streams/orders/events", json=again)
+                events = (await c.get("/v1/streams/orders/events")).json()["events"]
+            return [e["id"] for e in events], answer
+        finally:
+            await app.shutdown()
+
+    ids, answer = asyncio.run(main())
+    assert ids == [ORDERS[0][0], ORDERS[1][0]]
+    assert answer.status_code == 200, answer.text  # found: nothing appended
+    assert answer.json()["first_position"] == 1
+    code, out, err = run_import(source, data)  # and again: Eventor holds it already
+    assert code == 0, out + err
+    assert "streams already in Eventor, unchanged: 1" in out
+
+
+def test_a_uuid_repeated_in_another_case_is_a_repeat(tmp_path):
+    source = tmp_path / "go"
+    source.mkdir()
+    go_stream(source / "orders.db", [ORDERS[0], (ORDERS[0][0].upper(), *ORDERS[1][1:])])
+    code, out, err = run_import(source, tmp_path / "data")
+    assert code == 1, out + err
+    assert f"events repeat uuids ({ORDERS[0][0]} at positions 1, 2)" in err
