@@ -119,21 +119,25 @@ async def import_original(
         warn(f"warning: subscriptions not imported: {exc}")
         legacies = []
     taken = {r.subscription.name: r.subscription for r in await storage.load_subscriptions(1)}
+    named: set[str] = set()  # the original's table did not keep names unique
     for legacy in legacies:
         name = legacy.name or "(no name)"
-        present = taken.get(name)
-        if present is not None:
-            if (present.config.stream, present.config.url) == (legacy.stream, legacy.url):
-                report.subscriptions_present.append(name)
-            else:
-                taken_by = (
+        try:
+            if legacy.name and legacy.name in named:
+                raise Refused(
+                    f"an earlier row of {legacy_files.META_FILE} has that name (the original did"
+                    " not keep names unique): only the first row of a name is taken"
+                )
+            named.add(name)
+            present = taken.get(name)
+            if present is not None:
+                if (present.config.stream, present.config.url) == (legacy.stream, legacy.url):
+                    report.subscriptions_present.append(name)
+                    continue
+                raise Refused(
                     f"Eventor has a subscription of that name already (to stream"
                     f" {present.config.stream!r}, {present.config.url}): left alone"
                 )
-                report.subscriptions_refused[name] = taken_by
-                warn(f"warning: subscription {name!r} not imported: {taken_by}")
-            continue
-        try:
             if legacy.stream in report.refused:
                 # Its position refers to events not imported: delivering new ones from there
                 # (or from 0) would be wrong. It comes along when its stream does.
@@ -144,7 +148,6 @@ async def import_original(
             warn(f"warning: subscription {name!r} not imported: {why}")
             continue
         await storage.save_subscription(subscription)
-        taken[name] = subscription  # the original's table did not keep names unique
         report.subscriptions.append(name)
         head = await _file_head(storage, subscription.config.stream)
         if subscription.position > head:

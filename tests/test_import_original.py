@@ -386,7 +386,10 @@ def test_what_cannot_be_imported_is_refused_and_the_rest_imported(tmp_path):
     assert "subscription 'taken' not imported: Eventor has a subscription of that name" in err
     assert "subscription 'odd' not imported: httpHeaders is not a JSON object of strings" in err
     assert "stream 'resumed': 3 events imported" in out
-    assert "subscription 'fine' not imported: Eventor has a subscription of that name" in err
+    assert (
+        "subscription 'fine' not imported: an earlier row of _meta.db has that name (the original"
+        " did not keep names unique): only the first row of a name is taken"
+    ) in err
     assert "subscriptions imported: 1" in out
     assert "could not be read (the import time stands instead): 7" in out  # 5 events, 2 of "fine"
     assert digests(source) == legacy
@@ -654,3 +657,22 @@ def test_a_uuid_repeated_in_another_case_is_a_repeat(tmp_path):
     code, out, err = run_import(source, tmp_path / "data")
     assert code == 1, out + err
     assert f"events repeat uuids ({ORDERS[0][0]} at positions 1, 2)" in err
+
+
+def test_a_name_on_two_rows_of_the_originals_subscriptions_is_taken_by_the_first(tmp_path):
+    """The original's table did not keep names unique: a second row of a name is refused as
+    such, not as a name Eventor had already, on every run."""
+    source, data = tmp_path / "go", tmp_path / "data"
+    source.mkdir()
+    go_stream(source / "orders.db", ORDERS)
+    row = ("audit", "orders", "http://127.0.0.1:9/a", "", 1, 1, "x", None, None)
+    go_meta(source / "_meta.db", [row, row, (*row[:2], "http://127.0.0.1:9/b", *row[3:])])
+    for run in range(2):
+        code, out, err = run_import(source, data)
+        assert code == 1, out + err
+        assert err.count("subscription 'audit' not imported: an earlier row of _meta.db") == 2
+        assert "Eventor has a subscription of that name" not in err
+        if run == 0:
+            assert "subscriptions imported: 1" in out
+        else:
+            assert "subscriptions already in Eventor, left alone: 1" in out
