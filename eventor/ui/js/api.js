@@ -3,7 +3,7 @@
 // Server-Sent Events read over fetch() rather than EventSource for the same reason:
 // EventSource cannot send headers.
 
-import { sleep } from "./dom.js";
+import { sleep, whenVisible } from "./dom.js";
 import { formatJson, parseJson } from "./json.js";
 
 /** Headers added to every request (an access token will go here). */
@@ -89,13 +89,23 @@ export async function api(path, { exact = false, ...options } = {}) {
 
 /**
  * live(path, {query, onMessage, onState, onError, signal}): a Server-Sent Events stream that
- * reconnects (backing off up to 15 s) and resumes after the last event id it saw.
- * onMessage({event, data, id}); onState("connecting" | "open" | "reconnecting" | "closed").
+ * reconnects (backing off up to 15 s) and resumes after the last event id it saw. It is closed
+ * while the tab is hidden and opened again, resuming so, once it is shown: a browser allows six
+ * connections to a host across all its tabs, and held ones in background tabs left none for
+ * the tab in use. onMessage({event, data, id});
+ * onState("connecting" | "open" | "reconnecting" | "paused" | "closed").
  * Stops for good on a 4xx answer (it would only repeat) and when `signal` aborts.
  */
 export function live(path, { query, onMessage, onState = () => {}, onError = () => {}, signal }) {
   const abort = new AbortController();
+  let attempt = null; // the AbortController of the connection being made or read
   signal?.addEventListener("abort", () => abort.abort());
+  abort.signal.addEventListener("abort", () => attempt?.abort());
+  const onVisibility = () => document.hidden && attempt?.abort();
+  document.addEventListener("visibilitychange", onVisibility);
+  abort.signal.addEventListener("abort", () =>
+    document.removeEventListener("visibilitychange", onVisibility),
+  );
   let lastId = null;
   let retry = 1000;
   let failures = 0;
@@ -135,14 +145,20 @@ export function live(path, { query, onMessage, onState = () => {}, onError = () 
 
   (async () => {
     while (!abort.signal.aborted) {
+      if (document.hidden) {
+        onState("paused");
+        await whenVisible(abort.signal);
+        continue;
+      }
       onState(failures ? "reconnecting" : "connecting");
+      attempt = new AbortController();
       try {
         const headers = { Accept: "text/event-stream" };
         if (lastId !== null) headers["Last-Event-ID"] = lastId;
         const response = await send(path, {
           query: lastId === null ? query : undefined,
           headers,
-          signal: abort.signal,
+          signal: attempt.signal,
         });
         if (!response.ok) {
           const error = await errorOf(response);
@@ -158,9 +174,11 @@ export function live(path, { query, onMessage, onState = () => {}, onError = () 
         }
       } catch (error) {
         if (abort.signal.aborted) break;
+        if (attempt.signal.aborted) continue; // closed as the tab was hidden: no failure
         if (!(error instanceof ApiError) && error.name !== "TypeError") onError(error);
       }
       if (abort.signal.aborted) break;
+      if (attempt.signal.aborted) continue;
       failures += 1;
       onState("reconnecting");
       await sleep(Math.min(retry * 2 ** Math.min(failures - 1, 4), 15000), abort.signal);

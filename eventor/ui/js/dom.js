@@ -153,6 +153,21 @@ export function sleep(ms, signal) {
   });
 }
 
+/** Resolves once the page is visible (at once when it is), or when `signal` aborts. */
+export function whenVisible(signal) {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (document.hidden && !signal?.aborted) return;
+      document.removeEventListener("visibilitychange", check);
+      signal?.removeEventListener("abort", check);
+      resolve();
+    };
+    document.addEventListener("visibilitychange", check);
+    signal?.addEventListener("abort", check);
+    check();
+  });
+}
+
 /** A page's heading, focusable so navigation can move focus to it. */
 export function pageTitle(text, ...extra) {
   return h("h1", { class: "page-title", tabindex: "-1" }, text, ...extra);

@@ -237,6 +237,7 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
           open: "● live",
           connecting: "connecting…",
           reconnecting: "reconnecting…",
+          paused: "paused while the tab is hidden",
           closed: "",
         }[s];
         liveState.classList.toggle("live-on", s === "open");

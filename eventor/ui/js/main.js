@@ -3,7 +3,7 @@
 
 import { fill, h, refreshTimes } from "./dom.js";
 import { navigate, queryHandled, setRenderer } from "./router.js";
-import { onConnection, stats } from "./stats.js";
+import { onConnection, readNow, stats } from "./stats.js";
 
 const ROUTES = [
   [/^\/dashboard\/?$/, "overview", "Overview"],
@@ -101,6 +101,7 @@ async function render() {
 
 function showLoadFailure(error) {
   loadFailed = true;
+  readNow(); // "open" again once the server answers: then the page is loaded again
   fill(
     main,
     h("h1", { class: "page-title", tabindex: "-1" }, "This page could not be loaded"),
@@ -177,6 +178,7 @@ const STATE_TEXT = {
   connecting: "Connecting…",
   open: "Live",
   reconnecting: "Reconnecting…",
+  paused: "Paused while hidden",
   closed: "Offline",
 };
 const connection = document.getElementById("connection");
