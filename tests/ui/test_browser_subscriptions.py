@@ -222,6 +222,35 @@ def test_parked_events_are_listed_and_replayed(
     expect(page.locator("#parked-events")).to_contain_text("No parked events")
 
 
+def test_many_parked_events_draw_the_first_ones_and_again_only_when_they_change(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("manyparks"), sub_name()
+    receiver.decide(lambda request: Reply(503) if b"fail" in request.body else None)
+    r = api.post(f"/v1/streams/{stream}/events", json=[{"type": "T", "data": "fail"}] * 105)
+    assert r.status_code == 201, r.text
+    subscribe(api, name, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_until(lambda: status(api, name)["parked"] == 105, what="105 parked events")
+
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    rows = page.locator("#parked tbody tr")
+    expect(rows).to_have_count(100)  # 10,000 took seconds to draw, again at every refresh
+    expect(page.locator("#parked-more")).to_contain_text("The first 100 of 105")
+    # A delivery refreshes the page; the parked events, unchanged, are not drawn again.
+    rows.first.evaluate("row => { row.drawnBefore = true; }")
+    api.post(f"/v1/streams/{stream}/events", json={"type": "T", "data": "ok"})
+    expect(page.locator("#position")).to_have_text("#106")
+    assert rows.first.evaluate("row => row.drawnBefore === true"), "the parked rows were redrawn"
+
+    page.get_by_role("button", name="Show all 105").click()
+    expect(rows).to_have_count(105)
+    expect(page.locator('#parked tr[data-position="101"]')).to_be_focused()
+    expect(page.locator("#parked-more")).to_have_count(0)
+    api.post(f"/v1/streams/{stream}/events", json={"type": "T", "data": "fail"})
+    expect(rows).to_have_count(106)  # all of them, as asked
+    expect(rows.last).to_have_attribute("data-position", "107")
+
+
 def test_reset_and_delete_ask_first(
     open_page: OpenPage, api: httpx.Client, receiver: Receiver
 ) -> None:

@@ -15,9 +15,21 @@ import {
 } from "../dom.js";
 import { navigate } from "../router.js";
 import { onStats } from "../stats.js";
-import { badge, card, confirmDialog, emptyState, errorBox, lagBar, loading, statusBadge } from "../ui.js";
+import {
+  badge,
+  card,
+  confirmDialog,
+  emptyState,
+  errorBox,
+  lagBar,
+  loading,
+  showAll,
+  statusBadge,
+} from "../ui.js";
 
 const LOG_SIZE = 50;
+/** Parked events drawn until asked for all: 10,000 took seconds to draw, and again at each refresh. */
+const PARKED_ROWS = 100;
 const MAX_POSITION = 2n ** 62n; // the API's limit for a position
 
 function seconds(value) {
@@ -136,13 +148,15 @@ function deliveriesView(deliveries) {
   );
 }
 
-function parkedView(parked) {
+/** The first PARKED_ROWS parked events unless `all` (`onAll` asks for all). */
+function parkedView(parked, all, onAll) {
   if (!parked.length)
     return emptyState(
       "No parked events",
       h("p", {}, "Events that exhaust their attempts under the park policy wait here."),
     );
-  return h(
+  const rows = all ? parked : parked.slice(0, PARKED_ROWS);
+  const table = h(
     "table",
     { class: "table stackable flow", id: "parked" },
     h(
@@ -157,7 +171,7 @@ function parkedView(parked) {
     h(
       "tbody",
       {},
-      parked.map((p) =>
+      rows.map((p) =>
         h(
           "tr",
           { dataset: { position: String(p.position), key: String(p.position) } },
@@ -169,6 +183,8 @@ function parkedView(parked) {
       ),
     ),
   );
+  const more = rows.length < parked.length ? showAll(rows.length, parked.length, onAll, "parked-more") : null;
+  return [table, more];
 }
 
 export default async function subscription(main, { params: [name], signal, setTitle }) {
@@ -343,6 +359,33 @@ export default async function subscription(main, { params: [name], signal, setTi
     }
   }
 
+  // The parked events as read, when they were read (see refresh), and as drawn.
+  let parkedList = [];
+  let parkedReadAt = null;
+  let parkedDrawn = null;
+  let allParked = false; // every parked event drawn, past PARKED_ROWS
+  function drawParked() {
+    // Drawn again only when they changed: thousands took seconds, and every counter of the
+    // server moving (any delivery anywhere) redrew them.
+    const drawn = `${allParked}\n${parkedList.map((p) => `${p.position} ${p.at}`).join("\n")}`;
+    if (drawn === parkedDrawn) return;
+    parkedDrawn = drawn;
+    // (refill: the focus kept on its row)
+    refill(
+      parked,
+      parkedView(parkedList, allParked, () => {
+        allParked = true;
+        drawParked();
+        // The keyboard goes on from the first row drawn now, not from the top of the page.
+        const first = parked.querySelectorAll("#parked tbody tr")[PARKED_ROWS];
+        if (first) {
+          first.tabIndex = -1;
+          first.focus();
+        }
+      }),
+    );
+  }
+
   let refreshing = false;
   let deleting = false; // no refresh may race the DELETE into a 404
   let isGone = false; // deleted elsewhere: nothing may bring the page back to life
@@ -350,17 +393,25 @@ export default async function subscription(main, { params: [name], signal, setTi
     if (refreshing || deleting || isGone) return;
     refreshing = true;
     try {
-      const [status, log, dead] = await Promise.all([
+      const [status, log] = await Promise.all([
         api(base, { signal, exact: true }).then(withExactPosition),
         api(`${base}/deliveries`, { query: { limit: LOG_SIZE }, signal }),
-        api(`${base}/parked`, { signal }),
       ]);
+      // Events are parked (and unparked by a replay) only by delivery attempts: the list is
+      // read again when the newest attempt or the count moved, not at each refresh (10,000
+      // parked events are 2.4 MB).
+      const newest = log.deliveries[0];
+      const readAt = JSON.stringify([status.parked, String(status.position), newest?.at, newest?.attempt]);
+      if (readAt !== parkedReadAt) {
+        parkedList = (await api(`${base}/parked`, { signal })).parked;
+        parkedReadAt = readAt;
+      }
       if (isGone) return;
       sub = status;
       renderStatus();
       // Drawn anew at each refresh: an opened Response, and the focus, kept.
       refill(deliveries, deliveriesView(log.deliveries));
-      refill(parked, parkedView(dead.parked));
+      drawParked();
     } catch (error) {
       if (error.name === "AbortError") return;
       if (error.status === 404 && !sub) {
