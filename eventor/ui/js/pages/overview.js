@@ -17,6 +17,16 @@ import {
 } from "../ui.js";
 
 const LAG_WINDOW = 10; // samples of each subscription's lag kept to tell a growing lag
+/** Rows of "Needs attention" drawn: 1,200 paused subscriptions were 1,200 rows drawn every
+ * second. The rest are counted, with links to the subscriptions list filtered to them. */
+const ATTENTION_ROWS = 20;
+/** The subscriptions list's filter for each rank of attentionRank (a growing lag has none). */
+const RANK_FILTER = [
+  ["retrying", "retrying", "?status=retrying"],
+  ["paused", "paused", "?status=paused"],
+  ["parked", "with parked events", "?status=parked"],
+  ["growing", "with a growing lag", ""],
+];
 
 function statCard(label, id) {
   const value = h("div", { class: "stat-value", id, "aria-live": "off" }, "—");
@@ -103,6 +113,7 @@ export default function overview(main, { signal }) {
   );
 
   const lags = new Map(); // name → recent lags, oldest first
+  let attentionDrawn = null; // what "Needs attention" shows, to draw it again only on a change
   let lastCounters = "";
   let fetching = false;
   let subscriptionError = null;
@@ -122,6 +133,7 @@ export default function overview(main, { signal }) {
     } catch (error) {
       if (error.name === "AbortError") return;
       subscriptionError = error;
+      attentionDrawn = null;
       fill(attention, h("div", { class: "card-body" }, errorBox(error, "Could not load the subscriptions")));
     } finally {
       fetching = false;
@@ -141,6 +153,7 @@ export default function overview(main, { signal }) {
       .filter(({ sub, grow }) => attentionReason(sub, grow) !== null)
       .sort((a, b) => attentionRank(a.sub, a.grow) - attentionRank(b.sub, b.grow) || b.sub.lag - a.sub.lag);
     if (list.length === 0) {
+      attentionDrawn = null;
       fill(
         attention,
         h(
@@ -159,6 +172,7 @@ export default function overview(main, { signal }) {
       return;
     }
     if (needy.length === 0) {
+      attentionDrawn = null;
       fill(
         attention,
         h(
@@ -170,9 +184,25 @@ export default function overview(main, { signal }) {
       );
       return;
     }
+    const shown = needy.slice(0, ATTENTION_ROWS);
+    const rest = [0, 0, 0, 0];
+    for (const { sub, grow } of needy.slice(ATTENTION_ROWS)) rest[attentionRank(sub, grow)] += 1;
+    // Drawn again only when something on it changed (the focus kept on its row when it is).
+    const drawn = JSON.stringify([
+      shown.map(({ sub, grow }) => [
+        sub.name,
+        sub.status,
+        String(sub.position),
+        sub.head,
+        attentionReason(sub, grow),
+      ]),
+      rest,
+    ]);
+    if (drawn === attentionDrawn) return;
+    attentionDrawn = drawn;
     refill(
       attention,
-      needy.map(({ sub, grow }) =>
+      shown.map(({ sub, grow }) =>
         h(
           "div",
           { class: "attention", dataset: { subscription: sub.name, key: sub.name } },
@@ -182,6 +212,30 @@ export default function overview(main, { signal }) {
           h("div", { class: "attention-why" }, attentionReason(sub, grow)),
         ),
       ),
+      shown.length < needy.length ? moreNote(shown.length, needy.length, rest) : null,
+    );
+  }
+
+  /** "The first 20 of 1,211; the rest: 1,180 paused · 11 with parked events", each a link to
+   * the subscriptions list filtered to them. */
+  function moreNote(drawn, total, rest) {
+    const links = RANK_FILTER.flatMap(([key, label, query], rank) =>
+      rest[rank]
+        ? [
+            " · ",
+            h(
+              "a",
+              { href: `/dashboard/subscriptions${query}`, dataset: { rest: key } },
+              `${fmtNumber(rest[rank])} ${label}`,
+            ),
+          ]
+        : [],
+    ).slice(1);
+    return h(
+      "div",
+      { class: "card-body hint", id: "attention-more", dataset: { key: "more" } },
+      `The first ${fmtNumber(drawn)} of ${fmtNumber(total)}; the rest: `,
+      links,
     );
   }
 
@@ -197,6 +251,7 @@ export default function overview(main, { signal }) {
       subscriptions.value.textContent = "—";
       fill(subscriptions.note, "not enabled on this server");
       parked.value.textContent = "—";
+      attentionDrawn = null;
       fill(attention, h("div", { class: "empty" }, h("p", {}, "This server runs no subscriptions.")));
       return;
     }
