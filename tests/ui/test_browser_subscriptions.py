@@ -399,6 +399,14 @@ def test_reset_sends_the_position_as_typed(
     dialog.get_by_role("button", name="Skip them and reset").click()  # past the head: asked
     expect(page.locator("#action-error")).to_contain_text("the next delivery is #9007199254740994")
     assert status(api, name)["position"] == 2**53 + 1
+    # Shown exact where statuses are read (they are parsed natively unless a position is long).
+    expect(page.locator("#position")).to_have_text("#9,007,199,254,740,993")
+    page.reload()
+    expect(page.locator("#position")).to_have_text("#9,007,199,254,740,993")
+    listed = open_page(f"/dashboard/subscriptions?q={name}")
+    expect(listed.locator(f'tr[data-subscription="{name}"] .lag-text')).to_contain_text(
+        "9,007,199,254,740,993 / 0"
+    )
 
 
 def test_editing_keeps_each_event_type_as_it_is(

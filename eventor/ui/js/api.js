@@ -62,20 +62,31 @@ async function errorOf(response) {
   return new ApiError(response.status, message.slice(0, 2000));
 }
 
-/**
- * A subscription's status (read with `exact`) with its numbers as JS numbers, except its
- * `position`, a BigInt: a reset may put it past 2^53, where a JS number would round it.
- */
-export function withExactPosition(status) {
-  const plain = JSON.parse(formatJson(status));
-  plain.position = BigInt(String(status.position));
-  return plain;
+// Only a position this long may be past 2^53 (a reset there): then the exact parse, else
+// JSON.parse (the exact parse of 1,200 statuses took 90 ms, at each refresh of a list).
+const LONG_POSITION = /"position":\s*-?\d{16}/;
+
+/** Subscription statuses (one, or `{subscriptions: [...]}`) from their JSON text: each one's
+ * `position` a BigInt, exact, and its other numbers JS numbers. */
+function statuses(text) {
+  const long = LONG_POSITION.test(text);
+  const value = long ? parseJson(text) : JSON.parse(text);
+  const status = (read) => {
+    const plain = long ? JSON.parse(formatJson(read)) : read;
+    plain.position = BigInt(String(read.position));
+    return plain;
+  };
+  if (!Array.isArray(value.subscriptions)) return status(value);
+  value.subscriptions = value.subscriptions.map(status);
+  return value;
 }
 
 /**
  * api(path, {method, body, query, headers, signal, exact}) → the decoded JSON (or text, or null
- * on 204); `exact` keeps numbers a JS number would change as JsonNumber (for event data).
- * Throws ApiError with the API's own message on any non-2xx answer.
+ * on 204); `exact` keeps numbers a JS number would change as JsonNumber (for event data), and
+ * `exact: "position"` reads subscription statuses: each `position` a BigInt, as a reset may put
+ * it past 2^53, where a JS number would round it. Throws ApiError with the API's own message on
+ * any non-2xx answer.
  */
 export async function api(path, { exact = false, ...options } = {}) {
   const response = await send(path, options);
@@ -84,6 +95,7 @@ export async function api(path, { exact = false, ...options } = {}) {
   const text = await response.text();
   const type = response.headers.get("content-type") || "";
   if (!type.includes("json") || !text) return text;
+  if (exact === "position") return statuses(text);
   return exact ? parseJson(text) : JSON.parse(text);
 }
 

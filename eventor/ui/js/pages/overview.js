@@ -1,6 +1,6 @@
 // The overview: how much there is, how fast it flows, and which subscriptions need a look.
 
-import { api, withExactPosition } from "../api.js";
+import { api } from "../api.js";
 import { rateChart } from "../chart.js";
 import { fill, fmtNumber, h, pageTitle, refill } from "../dom.js";
 import { onStats } from "../stats.js";
@@ -122,8 +122,8 @@ export default function overview(main, { signal }) {
     if (fetching) return;
     fetching = true;
     try {
-      const { subscriptions } = await api("/v1/subscriptions", { signal, exact: true });
-      const list = subscriptions.map(withExactPosition);
+      const { subscriptions } = await api("/v1/subscriptions", { signal, exact: "position" });
+      const list = subscriptions;
       subscriptionError = null;
       for (const sub of list) {
         const seen = (lags.get(sub.name) || []).concat(sub.lag).slice(-LAG_WINDOW);

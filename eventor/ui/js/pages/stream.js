@@ -1,7 +1,7 @@
 // One stream: its events (newest first, paged, live), the payload shapes per event type,
 // its subscriptions, and a form to append a test event.
 
-import { api, withExactPosition } from "../api.js";
+import { api } from "../api.js";
 import { appendForm } from "../append-form.js";
 import {
   STREAM_NAME,
@@ -164,9 +164,9 @@ async function subscriptionsView(name, known, signal, refreshing = false) {
   let byName = new Map();
   let problem = null;
   try {
-    const { subscriptions } = await api("/v1/subscriptions", { signal, exact: true });
+    const { subscriptions } = await api("/v1/subscriptions", { signal, exact: "position" });
     const mine = subscriptions.filter((s) => s.stream === name);
-    byName = new Map(mine.map((s) => [s.name, withExactPosition(s)]));
+    byName = new Map(mine.map((s) => [s.name, s]));
     names = mine.map((s) => s.name);
   } catch (error) {
     if (error.name === "AbortError" || refreshing) throw error;

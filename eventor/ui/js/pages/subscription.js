@@ -1,7 +1,7 @@
 // One subscription: status and progress, actions (pause, resume, reset, delete), its
 // configuration (never the secret), the delivery attempt log, and parked events with replay.
 
-import { api, withExactPosition } from "../api.js";
+import { api } from "../api.js";
 import {
   SUBSCRIPTION_NAME,
   fill,
@@ -394,7 +394,7 @@ export default async function subscription(main, { params: [name], signal, setTi
     refreshing = true;
     try {
       const [status, log] = await Promise.all([
-        api(base, { signal, exact: true }).then(withExactPosition),
+        api(base, { signal, exact: "position" }),
         api(`${base}/deliveries`, { query: { limit: LOG_SIZE }, signal }),
       ]);
       // Events are parked (and unparked by a replay) only by delivery attempts: the list is
@@ -457,9 +457,9 @@ export default async function subscription(main, { params: [name], signal, setTi
     busy(async () => {
       fill(actionError);
       try {
-        const answer = await api(`${base}/${path}`, { method: "POST", body, signal, exact: true });
+        const answer = await api(`${base}/${path}`, { method: "POST", body, signal, exact: "position" });
         if (isGone) return; // deleted while the answer was on its way
-        sub = withExactPosition(answer);
+        sub = answer;
         renderStatus();
         if (doneText) fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, doneText));
         refresh();

@@ -1,7 +1,7 @@
 // The subscriptions: status, progress (a lag bar), last delivery and last error; filtered
 // by status (or having parked events) or name, refreshed as deliveries happen.
 
-import { api, withExactPosition } from "../api.js";
+import { api } from "../api.js";
 import { fill, fmtNumber, h, pageTitle, refill, streamHref, timeAgo } from "../dom.js";
 import { setQuery } from "../router.js";
 import { onStats } from "../stats.js";
@@ -186,10 +186,8 @@ export default function subscriptions(main, { query, signal }) {
     if (fetching) return;
     fetching = true;
     try {
-      const { subscriptions } = await api("/v1/subscriptions", { signal, exact: true });
-      state.list = subscriptions.map(withExactPosition).sort((a, b) =>
-        a.name.localeCompare(b.name),
-      );
+      const { subscriptions } = await api("/v1/subscriptions", { signal, exact: "position" });
+      state.list = subscriptions.sort((a, b) => a.name.localeCompare(b.name));
       render();
     } catch (error) {
       if (error.name !== "AbortError")
