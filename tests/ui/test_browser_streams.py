@@ -145,6 +145,55 @@ def test_a_streams_size_on_disk_follows_the_live_tail(
     expect(meta).to_contain_text(re.compile(r"\d\.\d MiB on disk"), timeout=10_000)
 
 
+def test_a_burst_of_live_events_is_drawn_once_a_frame(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("burst")
+    append(api, stream, {"type": "First"})
+    page = open_page(f"/dashboard/streams/{stream}")
+    expect(page.locator("#live-state")).to_have_text("● live")
+    # Each event drew the header, the Event types card (sorted) and a row: 10,000 froze the tab
+    # for 10 s. Counted here: the header's draws.
+    page.locator(".page-head .meta").evaluate(
+        """meta => {
+          window.headDraws = 0;
+          new MutationObserver((records) => {
+            for (const record of records)
+              for (const node of record.addedNodes)
+                if (node.querySelector?.("#stream-head")) window.headDraws += 1;
+          }).observe(meta, { childList: true });
+        }"""
+    )
+    append(api, stream, *[{"type": f"T{i % 7}", "data": i} for i in range(1000)])
+    expect(page.locator("#stream-head")).to_have_text("1,001")
+    expect(page.locator('#event-types [data-type="T0"] strong')).to_have_text("143")
+    rows = page.locator("#events > li")
+    expect(rows).to_have_count(250)  # the live tail keeps the newest 250
+    expect(rows.first).to_have_attribute("data-position", "1001")
+    expect(rows.last).to_have_attribute("data-position", "752")
+    draws = page.evaluate("window.headDraws")
+    assert 0 < draws <= 100, f"the header was drawn {draws} times for 1,000 events"
+
+
+def test_a_streams_page_reads_its_own_subscriptions_only(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream, other = unique("own"), unique("other")
+    append(api, stream, {"type": "T"})
+    for sub, of in [(f"own_{stream[-12:]}", stream), (f"other_{other[-12:]}", other)]:
+        spec = {"stream": of, "url": "http://127.0.0.1:9/hook", "start": "end"}
+        assert api.put(f"/v1/subscriptions/{sub}", json=spec).status_code == 201
+    read: list[str] = []
+    page = open_page("/dashboard")
+    page.on("request", lambda request: read.append(request.url))
+    page.goto(f"/dashboard/streams/{stream}")
+    row = page.locator(f'#stream-subscriptions [data-subscription="own_{stream[-12:]}"]')
+    expect(row.locator(".badge")).to_have_text("active")
+    expect(page.locator("#stream-subscriptions li")).to_have_count(1)
+    # Not the whole list of the server (660 KB for 1,200 subscriptions, at every refresh).
+    assert not [url for url in read if url.endswith("/v1/subscriptions")], read
+
+
 def test_a_reload_keeps_the_pages_seen_so_previous_goes_one_back(
     open_page: OpenPage, api: httpx.Client
 ) -> None:

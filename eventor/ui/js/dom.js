@@ -143,6 +143,40 @@ export function debounce(fn, ms) {
   };
 }
 
+/** `fn`, run at the next animation frame however often the function returned is called until
+ * then: a burst of live events is drawn once a frame, not once an event. */
+export function perFrame(fn) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      fn();
+    });
+  };
+}
+
+/** `fn`, run at once, or (called again within `ms`) once more when `ms` have passed, however
+ * often it was called meanwhile. Returns the function, and a way to cancel the late run. */
+export function throttle(fn, ms) {
+  let last = -Infinity;
+  let timer = null;
+  const run = () => {
+    timer = null;
+    last = performance.now();
+    fn();
+  };
+  const call = () => {
+    if (timer !== null) return;
+    const wait = last + ms - performance.now();
+    if (wait <= 0) run();
+    else timer = setTimeout(run, wait);
+  };
+  call.cancel = () => clearTimeout(timer);
+  return call;
+}
+
 export function sleep(ms, signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);

@@ -3,7 +3,7 @@
 // shown is kept in the query (?from=N: read back from N; ?at=N: jumped to N) for reloads and links.
 
 import { api, live } from "./api.js";
-import { fill, fmtNumber, h, seg } from "./dom.js";
+import { fill, fmtNumber, h, perFrame, seg } from "./dom.js";
 import { eventItem } from "./event-view.js";
 import { parseJson } from "./json.js";
 import { onQueryChange, setQuery } from "./router.js";
@@ -28,6 +28,7 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
   const state = { head, from: null, newest: 0, oldest: 0, pending: 0, liveStop: null };
   let reads = 0; // page reads begun: only the latest one's answer is shown
   let arrived = null; // live events come while the newest page is read: shown on top of it
+  let fresh = []; // live events for the newest page, put on top of it at the next frame
 
   const list = h("ol", { class: "events", id: "events", "aria-label": "Events, newest first" });
   const status = h("div", { class: "card-body", id: "events-status" });
@@ -139,6 +140,7 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
     const read = ++reads;
     state.from = from;
     arrived = from === null ? [] : null;
+    fresh = []; // (in the page read now, or not on it)
     // (not once this page is gone: the query would be another page's)
     if (!signal.aborted) setQuery(target !== null ? { at: target } : { from }, null, { push });
     fill(status, loading());
@@ -199,17 +201,24 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
     if (event.position <= state.head) return; // already read with a page
     state.head = Math.max(state.head, event.position);
     onEvent(event);
-    if (arrived !== null) {
-      arrived.push(event); // the newest page is being read: it goes on top of that page
-    } else if (state.from === null) {
+    if (arrived !== null) arrived.push(event); // the newest page is being read: on top of it
+    else if (state.from === null) fresh.push(event);
+    else state.pending += 1;
+    drawLive();
+  }
+
+  // Once a frame, however many events came: a burst of thousands drew (and dropped) a row each.
+  const drawLive = perFrame(() => {
+    if (fresh.length) {
       if (state.newest === 0) fill(status);
-      list.prepend(eventItem(event, { fresh: true }));
-      state.newest = event.position;
-      if (!state.oldest) state.oldest = event.position;
+      const newest = fresh.slice(-MAX_ROWS).reverse();
+      list.prepend(...newest.map((event) => eventItem(event, { fresh: true })));
+      state.newest = newest[0].position;
+      fresh = [];
       while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
       state.oldest = Number(list.lastElementChild.dataset.position);
-    } else {
-      state.pending += 1;
+    }
+    if (state.pending && state.from !== null) {
       fill(
         banner,
         h(
@@ -221,7 +230,7 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
       banner.hidden = false;
     }
     updatePager();
-  }
+  });
 
   function setLive(on) {
     state.liveStop?.();

@@ -9,9 +9,12 @@ import {
   fmtBytes,
   fmtNumber,
   h,
+  isDotSegment,
   pageTitle,
+  perFrame,
   refill,
   seg,
+  throttle,
   timeAgo,
 } from "../dom.js";
 import { eventList } from "../event-list.js";
@@ -33,8 +36,10 @@ import {
 } from "../ui.js";
 
 /** While events arrive, the size on disk and the subscriptions' lags are read again at most
- * this often (ms), not at each event. */
+ * this often (ms), not at each event; and so are the lags as the server's counters move. */
 const REFRESH_EVERY = 3000;
+/** Subscriptions of a stream read one by one, up to this many (more: the whole list, once). */
+const READ_EACH = 20;
 
 async function load(name, signal) {
   // Listing by prefix says whether the stream exists without a 404 for a new one.
@@ -150,11 +155,37 @@ function typesView(eventTypes, all, onAll) {
   ];
 }
 
-// The subscriptions to this stream, read from the subscriptions themselves: a stream without
-// events yet has no info to name them (its subscriptions wait for its first event). `known`:
-// the names the stream's info gave, shown should the list be unreadable (`refreshing`: then
-// the view shown stays, and the error is thrown).
-async function subscriptionsView(name, known, signal, refreshing = false) {
+/** The statuses of the subscriptions to `name`. The stream's info names them: they are read one
+ * by one (the whole list of the server was 660 KB for 1,200 subscriptions, read at each
+ * refresh). The whole list is read when the stream has no info (`exists` false: its
+ * subscriptions wait for its first event), when one's name is "." or ".." (no path can hold
+ * it), or when there are more than READ_EACH. */
+async function subscriptionsOf(name, exists, signal) {
+  let names = null;
+  try {
+    if (exists) names = (await api(`/v1/streams/${seg(name)}`, { signal })).subscriptions;
+  } catch (error) {
+    if (error.status !== 404) throw error;
+  }
+  if (names === null || names.length > READ_EACH || names.some(isDotSegment)) {
+    const { subscriptions } = await api("/v1/subscriptions", { signal, exact: "position" });
+    return subscriptions.filter((s) => s.stream === name);
+  }
+  const statuses = await Promise.all(
+    names.map((sub) =>
+      api(`/v1/subscriptions/${seg(sub)}`, { signal, exact: "position" }).catch((error) => {
+        if (error.status === 404) return null; // deleted meanwhile
+        throw error;
+      }),
+    ),
+  );
+  return statuses.filter(Boolean);
+}
+
+// The subscriptions to this stream (`exists`: it has events). `known`: the names the stream's
+// info gave, shown should their statuses be unreadable (`refreshing`: then the view shown
+// stays, and the error is thrown).
+async function subscriptionsView(name, { exists, known = [], signal, refreshing = false }) {
   const create = h(
     "a",
     { class: "btn btn-small", href: `/dashboard/new-subscription?stream=${seg(name)}` },
@@ -164,8 +195,7 @@ async function subscriptionsView(name, known, signal, refreshing = false) {
   let byName = new Map();
   let problem = null;
   try {
-    const { subscriptions } = await api("/v1/subscriptions", { signal, exact: "position" });
-    const mine = subscriptions.filter((s) => s.stream === name);
+    const mine = await subscriptionsOf(name, exists, signal);
     byName = new Map(mine.map((s) => [s.name, s]));
     names = mine.map((s) => s.name);
   } catch (error) {
@@ -277,6 +307,8 @@ export default async function stream(main, { params: [name], query, signal, setT
     );
     if (position) noEvents?.remove();
   }
+  // A burst of live events draws the header and the Event types card once a frame.
+  const draw = perFrame(render);
   function reread() {
     if (reading) return; // it reads again if a higher head was heard of meanwhile
     reading = (async () => {
@@ -288,7 +320,7 @@ export default async function stream(main, { params: [name], query, signal, setT
             shown = { info: fresh, head: fresh.head, counts: { ...fresh.event_types } };
           else if (shown.info) shown.info = { ...shown.info, size_bytes: fresh.size_bytes }; // tail ahead
           fill(metaError);
-          render();
+          draw();
           // Again only for a head heard of while this read was on its way.
           if (shown.head >= wanted || wanted === target) return;
         }
@@ -317,7 +349,17 @@ export default async function stream(main, { params: [name], query, signal, setT
       refreshSubscriptions();
     }, REFRESH_EVERY);
   }
-  signal.addEventListener("abort", () => clearTimeout(followTimer));
+  // Their lags and statuses also move with deliveries and changes made elsewhere: read again
+  // as the server's counters move, at most every REFRESH_EVERY ms (not at each second).
+  const refreshSubscriptions = throttle(() => {
+    subscriptionsView(name, { exists: shown.info !== null, signal, refreshing: true })
+      .then((view) => refill(subscriptions, view)) // the focus kept on its row
+      .catch(() => {}); // kept as shown: the header says when the server cannot be reached
+  }, REFRESH_EVERY);
+  signal.addEventListener("abort", () => {
+    clearTimeout(followTimer);
+    refreshSubscriptions.cancel();
+  });
   render();
   head.firstChild.append(meta, metaError);
 
@@ -333,7 +375,7 @@ export default async function stream(main, { params: [name], query, signal, setT
       shown.counts[event.type] = (shown.counts[event.type] || 0) + 1;
       shown.head = event.position;
       shown.updated = event.created;
-      render();
+      draw();
       if (!shown.info) reread(); // the stream's first event: its size and creation time
       headMoved();
     },
@@ -444,7 +486,7 @@ export default async function stream(main, { params: [name], query, signal, setT
       ),
     ),
   );
-  subscriptionsView(name, info?.subscriptions || [], signal)
+  subscriptionsView(name, { exists: info !== null, known: info?.subscriptions, signal })
     .then((view) => fill(subscriptions, view))
     .catch((error) => error.name !== "AbortError" && fill(subscriptions, errorBox(error)));
   // Their statuses and lags move with deliveries and with changes made elsewhere.
@@ -458,9 +500,4 @@ export default async function stream(main, { params: [name], query, signal, setT
     if (!first) refreshSubscriptions(); // (the first: just loaded)
   });
   signal.addEventListener("abort", stopStats);
-  function refreshSubscriptions() {
-    subscriptionsView(name, [], signal, true)
-      .then((view) => refill(subscriptions, view)) // the focus kept on its row
-      .catch(() => {}); // kept as shown: the header says when the server cannot be reached
-  }
 }
