@@ -923,3 +923,22 @@ def test_many_payload_shapes_draw_the_first_ones_and_the_rest_on_request(
     page.get_by_role("button", name="Refresh").click()
     expect(shapes).to_have_count(81)
     expect(page.locator("#shapes-more")).to_have_count(0)
+
+
+def test_a_shape_with_many_keys_draws_the_first_ones_and_the_rest_on_request(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("wide")
+    append(api, stream, {"type": "Wide", "data": {f"k{n:02d}": n for n in range(60)}})
+    page = open_page(f"/dashboard/streams/{stream}")
+    page.get_by_role("tab", name="Payload shapes").click()
+    chips = page.locator('#shapes .shape[data-type="Wide"] .chip.mono')
+    expect(chips).to_have_count(50)  # 20,000 keys made the card 41,000 px tall
+    expect(chips.last).to_have_text("k49")
+    more = page.get_by_role("button", name="Show 10 more keys")
+    expect(more).to_have_text("+10 more")
+    more.click()
+    expect(chips).to_have_count(60)
+    expect(chips.nth(50)).to_have_text("k50")
+    expect(chips.nth(50)).to_be_focused()  # the keyboard goes on from the first one drawn
+    expect(more).to_have_count(0)

@@ -38,6 +38,9 @@ import {
 /** While events arrive, the size on disk and the subscriptions' lags are read again at most
  * this often (ms), not at each event; and so are the lags as the server's counters move. */
 const REFRESH_EVERY = 3000;
+/** Keys of a payload shape drawn as chips before "+N more": 20,000 keys made a card 41,000 px
+ * tall. */
+const KEYS_SHOWN = 50;
 /** Subscriptions of a stream read one by one, up to this many (more: the whole list, once). */
 const READ_EACH = 20;
 
@@ -95,6 +98,29 @@ function shapesView(introspection, signal, all, onAll) {
   return [...cards, more];
 }
 
+/** A shape's top-level keys as chips: the first KEYS_SHOWN, the rest on request. */
+function keyChips(keys) {
+  const chip = (key) => h("span", { class: "chip mono" }, key);
+  if (!keys.length) return h("span", { class: "chips" }, h("span", { class: "chip" }, "{ }"));
+  const chips = h("span", { class: "chips" }, keys.slice(0, KEYS_SHOWN).map(chip));
+  const rest = keys.length - KEYS_SHOWN;
+  if (rest > 0) {
+    const more = h(
+      "button",
+      { type: "button", class: "chip chip-button", "aria-label": `Show ${fmtNumber(rest)} more keys` },
+      `+${fmtNumber(rest)} more`,
+    );
+    more.addEventListener("click", () => {
+      const drawn = keys.slice(KEYS_SHOWN).map(chip);
+      more.replaceWith(...drawn);
+      drawn[0].tabIndex = -1; // the keyboard goes on from the first one drawn
+      drawn[0].focus();
+    });
+    chips.append(more);
+  }
+  return chips;
+}
+
 function shapeCard(stream, type, variant, signal) {
   let parsed;
   // /introspect gives the body as text: bytes that are not UTF-8 came back as U+FFFD,
@@ -117,15 +143,7 @@ function shapeCard(stream, type, variant, signal) {
       "div",
       { class: "shape-head" },
       h("span", { class: "shape-type" }, type),
-      keys
-        ? h(
-            "span",
-            { class: "chips" },
-            keys.length
-              ? keys.map((k) => h("span", { class: "chip mono" }, k))
-              : h("span", { class: "chip" }, "{ }"),
-          )
-        : h("span", { class: "chip" }, shapeName(isJson, parsed, isNumber)),
+      keys ? keyChips(keys) : h("span", { class: "chip" }, shapeName(isJson, parsed, isNumber)),
       h("span", { class: "hint" }, `example: #${variant.position}, `, timeAgo(variant.created)),
     ),
     isJson ? jsonView(formatJson(parsed)) : binaryExample(stream, variant.position, signal),
