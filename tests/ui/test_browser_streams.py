@@ -18,7 +18,7 @@ from helpers import raw_data, unique, wait_until
 from .conftest import NARROW, ConsoleWatch
 
 pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 pytestmark = pytest.mark.browser
 
@@ -143,6 +143,47 @@ def test_a_streams_size_on_disk_follows_the_live_tail(
     size = api.get(f"/v1/streams/{stream}").json()["size_bytes"]
     assert size > 2 * 2**20
     expect(meta).to_contain_text(re.compile(r"\d\.\d MiB on disk"), timeout=10_000)
+
+
+def test_a_new_streams_size_and_creation_time_come_even_when_its_first_read_is_late(
+    open_page: OpenPage, api: httpx.Client, console: ConsoleWatch
+) -> None:
+    stream = unique("late")
+    page = open_page("/dashboard")
+    page.clock.install()  # the 3 s before the size is read again, passed at once
+    page.goto(f"/dashboard/streams/{stream}")
+    expect(page.locator("#live-state")).to_have_text("● live")
+    # The stream's info read at its first event is answered only after the live tail has
+    # shown more: older than the tail, that answer was dropped, and nothing read it again.
+    held: list[Route] = []
+    reads: list[str] = []
+
+    def hold_the_first(route: Route) -> None:
+        reads.append(route.request.url)
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    def until(predicate: Callable[[], object], what: str) -> None:
+        deadline = time.monotonic() + 5
+        while not predicate():  # (route handlers run only while Playwright is called)
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            page.wait_for_timeout(20)
+
+    page.route(f"**/v1/streams/{stream}", hold_the_first)
+    append(api, stream, {"type": "T"})
+    as_read = api.get(f"/v1/streams/{stream}").text  # one event, as the held read would say
+    until(lambda: held, "the stream's info read at its first event")
+    append(api, stream, *[{"type": "T"}] * 5)
+    expect(page.locator("#stream-head")).to_have_text("6")
+    page.clock.fast_forward(3500)  # the read due a while after the head moved: asked, meanwhile
+    held[0].fulfill(body=as_read, content_type="application/json")
+    meta = page.locator(".page-head .meta")
+    expect(meta).to_contain_text("on disk")
+    expect(meta).to_contain_text("created")
+    expect(page.locator("#stream-head")).to_have_text("6")  # the tail's, not the late read's
+    until(lambda: len(reads) >= 2, "a fresh read after the one dropped")
 
 
 def test_a_burst_of_live_events_is_drawn_once_a_frame(

@@ -327,21 +327,32 @@ export default async function stream(main, { params: [name], query, signal, setT
   }
   // A burst of live events draws the header and the Event types card once a frame.
   const draw = perFrame(render);
+  let again = false; // asked for while a read was on its way, which may be older than that
   function reread() {
-    if (reading) return; // it reads again if a higher head was heard of meanwhile
+    if (reading) {
+      again = true;
+      return;
+    }
     reading = (async () => {
       try {
-        for (;;) {
+        do {
+          again = false;
           const target = wanted;
           const fresh = await api(`/v1/streams/${seg(name)}`, { signal });
-          if (fresh.head >= shown.head)
+          if (fresh.head >= shown.head) {
             shown = { info: fresh, head: fresh.head, counts: { ...fresh.event_types } };
-          else if (shown.info) shown.info = { ...shown.info, size_bytes: fresh.size_bytes }; // tail ahead
+          } else {
+            // The live tail got ahead of this read: the tail's counts stay, the size and the
+            // creation time are taken (a new stream had none: they stayed missing for good), and
+            // the stream is read again a while later, for the size at the tail's head.
+            shown.info = { ...(shown.info || fresh), size_bytes: fresh.size_bytes };
+            headMoved();
+          }
           fill(metaError);
           draw();
-          // Again only for a head heard of while this read was on its way.
-          if (shown.head >= wanted || wanted === target) return;
-        }
+          // Again for a head heard of while this read was on its way.
+          if (shown.head < wanted && wanted !== target) again = true;
+        } while (again);
       } catch (error) {
         if (error.name !== "AbortError") fill(metaError, errorBox(error, "Could not read the stream again"));
       } finally {
