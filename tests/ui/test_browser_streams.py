@@ -124,9 +124,29 @@ def test_the_streams_list_follows_appends_made_elsewhere(
     expect(row.locator("td").nth(1)).to_have_text("3", timeout=10_000)
     expect(row.locator(".chip")).to_have_count(2)
     expect(row).to_have_attribute("data-mark", "kept")  # updated in place: focus stays put
+    link = row.get_by_role("link")
+    link.focus()
     append(api, f"{prefix}-a", {"type": "T"})  # a new stream that belongs on this page
     expect(rows).to_have_count(2, timeout=10_000)
     expect(rows.first.locator("a")).to_have_text(f"{prefix}-a")
+    expect(link).to_be_focused()  # drawn anew, the focus kept on its row (it went to <body>)
+
+
+def test_the_append_form_keeps_the_focus_on_its_button(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream = unique("keys")
+    page = open_page(f"/dashboard/streams/{stream}")
+    page.fill("#append-type", "Typed")
+    submit = page.get_by_role("button", name="Append event")
+    submit.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#append-result")).to_have_text("Appended as #1.")
+    # Disabled while its request ran, the button lost the focus to the page.
+    expect(submit).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#append-result")).to_have_text("Appended as #2.")
+    expect(submit).to_be_focused()
 
 
 def test_a_streams_size_on_disk_follows_the_live_tail(

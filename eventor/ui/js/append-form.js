@@ -125,6 +125,7 @@ export function appendForm(stream, { types = [], onAppended = () => {}, signal }
     // and a parse/stringify round trip would round big numbers and reformat it.
     const metadata = metaInput.value.trim() ? `, "metadata": ${metaInput.value.trim()}` : "";
     const body = `{"type": ${JSON.stringify(typeInput.value.trim())}, "data": ${dataInput.value.trim()}${metadata}}`;
+    const focused = document.activeElement;
     submit.disabled = true;
     try {
       const appended = await api(`/v1/streams/${seg(stream)}/events`, { method: "POST", body, signal });
@@ -139,6 +140,8 @@ export function appendForm(stream, { types = [], onAppended = () => {}, signal }
         fill(result, errorBox(error, error.status ? "The server refused the event" : "The event was not appended"));
     } finally {
       submit.disabled = false;
+      // Disabled, the button lost the focus to the page: given back, unless it went elsewhere.
+      if (document.activeElement === document.body && form.contains(focused)) focused.focus();
     }
   });
   return form;

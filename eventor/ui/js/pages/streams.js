@@ -2,7 +2,7 @@
 // the pages seen so far are kept so "Previous" needs no request back.
 
 import { api } from "../api.js";
-import { STREAM_NAME, debounce, fill, fmtNumber, h, pageTitle, streamHref, timeAgo } from "../dom.js";
+import { STREAM_NAME, debounce, fill, fmtNumber, h, pageTitle, refill, streamHref, timeAgo } from "../dom.js";
 import { setQuery } from "../router.js";
 import { onStats } from "../stats.js";
 import { emptyState, errorBox, loading } from "../ui.js";
@@ -142,6 +142,19 @@ export default function streams(main, { query, signal }) {
   }
 
   function render(page) {
+    // Drawn anew (other streams belong on the page): the focus kept on its row, or, its stream
+    // pushed off the page, on the row now in its place; not lost to the page.
+    const focusedRow = [...body.querySelectorAll("tbody tr")].findIndex((row) =>
+      row.contains(document.activeElement),
+    );
+    draw(page);
+    if (focusedRow >= 0 && document.activeElement === document.body) {
+      const links = body.querySelectorAll("tbody tr a");
+      links[Math.min(focusedRow, links.length - 1)]?.focus();
+    }
+  }
+
+  function draw(page) {
     rows.clear();
     const first = state.cursors.length === 1;
     fill(
@@ -214,7 +227,7 @@ export default function streams(main, { query, signal }) {
           rows.set(stream.name, cells);
           return h(
             "tr",
-            { dataset: { stream: stream.name } },
+            { dataset: { stream: stream.name, key: stream.name } },
             h("td", { class: "cell-name wide" }, h("a", { href: streamHref(stream.name) }, stream.name)),
             cells.head,
             cells.types,
@@ -238,12 +251,12 @@ export default function streams(main, { query, signal }) {
     const shown = state.counted
       ? `Showing ${fmtNumber(from)}–${fmtNumber(from + page.streams.length - 1)}`
       : `Showing ${fmtNumber(page.streams.length)} after “${state.cursors[state.cursors.length - 1]}”`;
-    fill(
+    refill(
       body,
       h("div", { class: "table-wrap" }, table),
       h(
         "div",
-        { class: "pager" },
+        { class: "pager", dataset: { key: "pager" } },
         h("span", { id: "pager-range" }, shown),
         h("div", { class: "pager-buttons" }, previous, next),
       ),
