@@ -117,3 +117,20 @@ def test_a_visible_tab_holds_one_connection_at_most(
     expect(last.locator("#live-state")).to_have_text("● live")
     last.get_by_role("button", name="Append event").click()
     expect(last.locator("#append-result")).to_have_text("Appended as #2.")
+
+
+def test_the_live_dot_pulses_by_transform_and_opacity_and_not_while_hidden(
+    context: BrowserContext,
+) -> None:
+    page = context.new_page()
+    page.goto("/dashboard")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+    animated = """() => document.getAnimations()
+      .filter((animation) => animation instanceof CSSAnimation)
+      .flatMap((animation) => animation.effect.getKeyframes().flatMap(Object.keys))
+      .filter((key) => !["offset", "computedOffset", "easing", "composite"].includes(key))"""
+    # A box-shadow animation repainted the header at every frame, for as long as it was open.
+    assert set(page.evaluate(animated)) == {"transform", "opacity"}
+    hide(page)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "paused")
+    assert page.evaluate(animated) == []

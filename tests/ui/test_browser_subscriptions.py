@@ -609,6 +609,39 @@ def test_an_action_without_an_answer_says_the_server_was_not_reached(
     assert status(api, name)["status"] == "active"
 
 
+def test_no_answer_to_an_action_is_no_longer_said_once_the_server_answers_again(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
+) -> None:
+    console.allow(r"ERR_FAILED")
+    stream, name = unique("again"), sub_name()
+    subscribe(api, name, stream, receiver.url)
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    expect(page.locator("#status")).to_have_text("active")
+    page.route("**/v1/**", lambda route: route.abort())  # the server out of reach
+    page.get_by_role("button", name="Pause").click()
+    alert = page.locator("#action-error [role=alert]")
+    expect(alert).to_contain_text("No answer from the server")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    page.unroute("**/v1/**")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+    expect(alert).to_have_count(0)  # it stayed, stale, with the server back
+    expect(page.locator("#status")).to_have_text("active")
+
+
+def test_counts_said_on_the_overview_have_thousands_separators(open_page: OpenPage) -> None:
+    page = open_page("/dashboard")
+    reasons = page.evaluate(
+        """async () => {
+          const { attentionReason } = await import("/dashboard/js/ui.js");
+          return [
+            attentionReason({ status: "active", parked: 10000 }),
+            attentionReason({ status: "active", parked: 0, lag: 12345 }, true),
+          ];
+        }"""
+    )
+    assert reasons == ["10,000 parked events", "Lag growing: 12,345 behind"]
+
+
 def test_the_edit_form_masks_header_values(
     open_page: OpenPage, api: httpx.Client, receiver: Receiver
 ) -> None:

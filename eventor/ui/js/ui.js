@@ -271,8 +271,8 @@ export function card(title, { actions = null, flush = false, id, headingId } = {
 export function attentionReason(sub, lagGrowing = false) {
   if (sub.status === "retrying") return sub.last_error ? `Retrying: ${sub.last_error}` : "Retrying";
   if (sub.status === "paused") return `Paused${sub.paused_reason ? `: ${sub.paused_reason}` : ""}`;
-  if (sub.parked > 0) return `${sub.parked} parked event${sub.parked === 1 ? "" : "s"}`;
-  if (lagGrowing) return `Lag growing: ${sub.lag} behind`;
+  if (sub.parked > 0) return `${fmtNumber(sub.parked)} parked event${sub.parked === 1 ? "" : "s"}`;
+  if (lagGrowing) return `Lag growing: ${fmtNumber(sub.lag)} behind`;
   return null;
 }
 

@@ -179,7 +179,7 @@ export default function overview(main, { signal }) {
           "div",
           { class: "empty" },
           h("p", { class: "empty-title" }, "All good"),
-          h("p", {}, `All ${list.length} subscriptions are delivering.`),
+          h("p", {}, `All ${fmtNumber(list.length)} subscriptions are delivering.`),
         ),
       );
       return;

@@ -14,7 +14,7 @@ import {
   timeAgo,
 } from "../dom.js";
 import { navigate } from "../router.js";
-import { onStats } from "../stats.js";
+import { onConnection, onStats, readNow } from "../stats.js";
 import {
   badge,
   card,
@@ -301,7 +301,7 @@ export default async function subscription(main, { params: [name], signal, setTi
           "div",
           { class: "alert alert-error", role: "status" },
           h("strong", {}, `Retrying event #${fmtNumber(sub.position + 1n)}`),
-          ` after ${sub.attempts} failed attempt${sub.attempts === 1 ? "" : "s"}: `,
+          ` after ${fmtNumber(sub.attempts)} failed attempt${sub.attempts === 1 ? "" : "s"}: `,
           sub.last_error || "",
           sub.next_attempt_at
             ? h("span", { id: "next-attempt" }, ". Next attempt ", timeAgo(sub.next_attempt_at), ".")
@@ -453,15 +453,32 @@ export default async function subscription(main, { params: [name], signal, setTi
     );
   }
 
+  // An action's outcome. That the server could not be reached is said until it answers again
+  // (the page, read again then, shows whether the action was done): it stayed for good.
+  let unanswered = false;
+  function showAction(...content) {
+    unanswered = false;
+    fill(actionError, ...content);
+  }
+  function showActionError(error, prefix) {
+    showAction(errorBox(error, prefix));
+    unanswered = !error.status;
+    if (unanswered) readNow(); // the header says at once whether the server is reachable
+  }
+  const stopConnection = onConnection((state) => {
+    if (state === "open" && unanswered) showAction();
+  });
+  signal.addEventListener("abort", stopConnection);
+
   const act = (path, body, doneText) =>
     busy(async () => {
-      fill(actionError);
+      showAction();
       try {
         const answer = await api(`${base}/${path}`, { method: "POST", body, signal, exact: "position" });
         if (isGone) return; // deleted while the answer was on its way
         sub = answer;
         renderStatus();
-        if (doneText) fill(actionError, h("div", { class: "alert alert-ok", role: "status" }, doneText));
+        if (doneText) showAction(h("div", { class: "alert alert-ok", role: "status" }, doneText));
         refresh();
       } catch (error) {
         if (error.name === "AbortError") return;
@@ -470,7 +487,7 @@ export default async function subscription(main, { params: [name], signal, setTi
           return;
         }
         // status 0: nothing came back, so nothing was refused
-        fill(actionError, errorBox(error, error.status ? "The server refused" : "No answer from the server"));
+        showActionError(error, error.status ? "The server refused" : "No answer from the server");
       }
     });
 
@@ -482,16 +499,15 @@ export default async function subscription(main, { params: [name], signal, setTi
   );
   replay.addEventListener("click", (event) => event.detail < 2 && busy(replayParked));
   async function replayParked() {
-    fill(actionError);
+    showAction();
     try {
       const { replaying } = await api(`${base}/parked/replay`, { method: "POST", signal });
       if (isGone) return;
-      fill(
-        actionError,
+      showAction(
         h(
           "div",
           { class: "alert alert-ok", role: "status" },
-          `Replaying ${replaying} parked event${replaying === 1 ? "" : "s"}`,
+          `Replaying ${fmtNumber(replaying)} parked event${replaying === 1 ? "" : "s"}`,
           sub?.status === "paused" ? " once the subscription is resumed." : ".",
         ),
       );
@@ -499,7 +515,7 @@ export default async function subscription(main, { params: [name], signal, setTi
     } catch (error) {
       if (error.name === "AbortError") return;
       if (error.status === 404) gone();
-      else fill(actionError, errorBox(error, "Could not replay"));
+      else showActionError(error, "Could not replay");
     }
   }
 
@@ -577,7 +593,7 @@ export default async function subscription(main, { params: [name], signal, setTi
         deleting = false;
         if (error.name === "AbortError") return;
         if (error.status === 404) gone(); // deleted elsewhere first: what was asked is done
-        else fill(actionError, errorBox(error, "Could not delete"));
+        else showActionError(error, "Could not delete");
       }
     });
   }
