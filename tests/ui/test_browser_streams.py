@@ -651,6 +651,7 @@ def test_long_unbroken_names_and_types_never_widen_the_page(
             expect(page.locator("#shapes")).to_contain_text("TTTT")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= viewport["width"], f"{path} ({tab}): {width} px wide"
+        page.close()  # before the delete below: an open stream page reads its subscriptions
     api.delete(f"/v1/subscriptions/{sub}")
 
 
