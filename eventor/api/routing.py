@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote, unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -105,6 +105,7 @@ class Route:
     #: The query parameters a v1 write takes; None where any are let through (reads, and the
     #: original routes, whose Go router ignored the query).
     query_names: frozenset[str] | None = field(init=False, compare=False)
+    _query_bytes: frozenset[bytes] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         takes = None
@@ -112,6 +113,7 @@ class Route:
             params = self.doc.params if self.doc is not None else ()
             takes = frozenset(p.name for p in params if p.where == "query")
         object.__setattr__(self, "query_names", takes)
+        object.__setattr__(self, "_query_bytes", frozenset(n.encode() for n in takes or ()))
         pattern = "^"
         last = 0
         for m in _PARAM.finditer(self.path):
@@ -160,7 +162,11 @@ class Route:
         takes = self.query_names
         if takes is None:
             return None
-        for key, _ in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        for part in raw.split(b"&"):  # as parse_qsl splits; the names decoded only if need be
+            name = part.partition(b"=")[0]
+            if not name or name in self._query_bytes:
+                continue
+            key = unquote_plus(name.decode("latin-1"))  # as query() reads it
             if key not in takes:
                 close = get_close_matches(key, takes, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
