@@ -176,9 +176,11 @@ class SubscriptionService:
         log = self._loop(name).log
         return [log[i] for i in range(len(log) - 1, max(len(log) - limit, 0) - 1, -1)]
 
-    def parked(self, name: str) -> list[ParkedEvent]:
-        loop = self._loop(name)
-        return [loop.parked[p] for p in sorted(loop.parked)]
+    def parked(self, name: str, after: int = 0, limit: int | None = None) -> list[ParkedEvent]:
+        """The parked events past position `after`, in position order, at most `limit`."""
+        parked = self._loop(name).parked
+        positions = sorted(p for p in parked if p > after) if after else sorted(parked)
+        return [parked[p] for p in positions[:limit]]
 
     def parked_count(self, name: str) -> int:
         return len(self._loop(name).parked)

@@ -609,6 +609,11 @@ def parked(c: httpx.Client, seed: Seed) -> Answer:
     return Answer.of(c.get(f"/v1/subscriptions/{new_subscription(c, seed)}/parked"))
 
 
+@case("GET", SUB + "/parked", 400)
+def parked_bad_limit(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get(f"/v1/subscriptions/{new_subscription(c, seed)}/parked?limit=0"))
+
+
 @case("POST", SUB + "/parked/replay", 202)
 def replay_parked(c: httpx.Client, seed: Seed) -> Answer:
     r = c.post(f"/v1/subscriptions/{new_subscription(c, seed)}/parked/replay")

@@ -189,6 +189,10 @@ class ParkedOut(msgspec.Struct):
 
 class ParkedListOut(msgspec.Struct):
     parked: list[ParkedOut]
+    next: Annotated[
+        int | None,
+        Meta(description="pass as `after` for the following page; null on the last page"),
+    ] = None
 
 
 class ReplayOut(msgspec.Struct):

@@ -214,7 +214,22 @@ class SubscriptionRoutes:
                 self.parked,
                 doc=_doc(
                     "Parked events (exhausted under on_exhausted: park), in position order",
-                    {200: (ParkedListOut, "parked events"), 404: _NOT_FOUND},
+                    {200: (ParkedListOut, "parked events"), 400: _BAD, 404: _NOT_FOUND},
+                    params=(
+                        _NAME,
+                        Param(
+                            "after",
+                            {"type": "integer", "minimum": 0, "default": 0},
+                            "only events parked at positions after this (a page's `next`)",
+                        ),
+                        Param(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "at most this many (every one when left out)",
+                        ),
+                    ),
+                    description="Every parked event unless `limit` is given; with it, a page"
+                    " at a time: pass `next` as `after` for the following page.",
                 ),
             ),
             Route(
@@ -324,9 +339,19 @@ class SubscriptionRoutes:
         )
 
     async def parked(self, request: Request) -> Response:
-        parked = self._service.parked(_name(request))
+        params = query(request.scope)
+        after = int_param(params, "after", 0, low=0)
+        limit = int_param(params, "limit", None, low=1, high=1000)
+        assert after is not None
+        parked = self._service.parked(_name(request), after, None if limit is None else limit + 1)
+        more = limit is not None and len(parked) > limit
+        if more:
+            parked = parked[:limit]
         return json_response(
-            ParkedListOut([ParkedOut(p.position, p.event_id, p.error, p.at) for p in parked])
+            ParkedListOut(
+                [ParkedOut(p.position, p.event_id, p.error, p.at) for p in parked],
+                parked[-1].position if more else None,
+            )
         )
 
     async def replay(self, request: Request) -> Response:

@@ -257,6 +257,32 @@ def test_park_moves_on_then_replay_redelivers(client, stream, receiver: Receiver
     receiver.wait_for(lambda rs: rs[-1].position == 6)
 
 
+def test_parked_events_page_by_after_and_limit(client, stream, receiver: Receiver):
+    receiver.decide(lambda r: Reply(500) if r.position % 2 else None)
+    append(client, stream, 8)
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, max_attempts=1, on_exhausted="park", **FAST)
+    wait_status(client, sub, lambda s: s["position"] == 8 and s["parked"] == 4)
+    url = f"/v1/subscriptions/{sub}/parked"
+
+    def page(query: str) -> tuple[list[int], int | None]:
+        r = client.get(url + query)
+        assert r.status_code == 200, r.text
+        return [p["position"] for p in r.json()["parked"]], r.json()["next"]
+
+    assert page("") == ([1, 3, 5, 7], None)  # every one without a limit, as the spec lists them
+    assert page("?limit=2") == ([1, 3], 3)
+    assert page("?limit=2&after=3") == ([5, 7], None)  # the last page, though full
+    assert page("?after=3&limit=1") == ([5], 5)
+    assert page("?after=4") == ([5, 7], None)  # any position, not only a parked one
+    assert page("?after=7&limit=10") == ([], None)
+    for bad in ("limit=0", "limit=1001", "after=-1", "after=x", "limit=2.5"):
+        r = client.get(f"{url}?{bad}")
+        assert r.status_code == 400, bad
+        assert r.headers["content-type"] == "application/problem+json"
+        assert bad.split("=")[0] in r.json()["detail"]
+
+
 def test_a_replay_asked_for_while_one_runs_is_made_after_it(client, stream, receiver):
     """The second request is not lost in the first: the events the first pass already tried
     are tried again."""

@@ -238,11 +238,15 @@ def test_many_parked_events_draw_the_first_ones_and_again_only_when_they_change(
     expect(page.locator("#parked-more")).to_contain_text("The first 100 of 105")
     # A delivery refreshes the page; the parked events, unchanged, are not drawn again.
     rows.first.evaluate("row => { row.drawnBefore = true; }")
-    api.post(f"/v1/streams/{stream}/events", json={"type": "T", "data": "ok"})
+    with page.expect_request(lambda r: r.url.split("?")[0].endswith("/parked")) as read:
+        api.post(f"/v1/streams/{stream}/events", json={"type": "T", "data": "ok"})
+    assert read.value.url.endswith("/parked?limit=100")  # the server sends only those drawn
     expect(page.locator("#position")).to_have_text("#106")
     assert rows.first.evaluate("row => row.drawnBefore === true"), "the parked rows were redrawn"
 
-    page.get_by_role("button", name="Show all 105").click()
+    with page.expect_request(lambda r: r.url.split("?")[0].endswith("/parked")) as read:
+        page.get_by_role("button", name="Show all 105").click()
+    assert read.value.url.endswith("/parked")
     expect(rows).to_have_count(105)
     expect(page.locator('#parked tr[data-position="101"]')).to_be_focused()
     expect(page.locator("#parked-more")).to_have_count(0)

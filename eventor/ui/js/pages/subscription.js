@@ -148,14 +148,13 @@ function deliveriesView(deliveries) {
   );
 }
 
-/** The first PARKED_ROWS parked events unless `all` (`onAll` asks for all). */
-function parkedView(parked, all, onAll) {
+/** The parked events read (the first PARKED_ROWS of `total`, or all); `onAll` asks for all. */
+function parkedView(parked, total, onAll) {
   if (!parked.length)
     return emptyState(
       "No parked events",
       h("p", {}, "Events that exhaust their attempts under the park policy wait here."),
     );
-  const rows = all ? parked : parked.slice(0, PARKED_ROWS);
   const table = h(
     "table",
     { class: "table stackable flow", id: "parked" },
@@ -171,7 +170,7 @@ function parkedView(parked, all, onAll) {
     h(
       "tbody",
       {},
-      rows.map((p) =>
+      parked.map((p) =>
         h(
           "tr",
           { dataset: { position: String(p.position), key: String(p.position) } },
@@ -183,7 +182,7 @@ function parkedView(parked, all, onAll) {
       ),
     ),
   );
-  const more = rows.length < parked.length ? showAll(rows.length, parked.length, onAll, "parked-more") : null;
+  const more = parked.length < total ? showAll(parked.length, total, onAll, "parked-more") : null;
   return [table, more];
 }
 
@@ -359,31 +358,42 @@ export default async function subscription(main, { params: [name], signal, setTi
     }
   }
 
-  // The parked events as read, when they were read (see refresh), and as drawn.
+  // The parked events as read (the first PARKED_ROWS, or all once asked for), how many there
+  // are, when they were read (see refresh), and as drawn.
   let parkedList = [];
+  let parkedTotal = 0;
   let parkedReadAt = null;
   let parkedDrawn = null;
-  let allParked = false; // every parked event drawn, past PARKED_ROWS
+  let allParked = false;
+  const readParked = async () =>
+    (await api(`${base}/parked`, { query: allParked ? {} : { limit: PARKED_ROWS }, signal })).parked;
+  async function showAllParked() {
+    allParked = true;
+    try {
+      parkedList = await readParked();
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      allParked = false;
+      showActionError(error, "Could not read the parked events");
+      return;
+    }
+    parkedTotal = Math.max(parkedTotal, parkedList.length);
+    drawParked();
+    // The keyboard goes on from the first row drawn now, not from the top of the page.
+    const first = parked.querySelectorAll("#parked tbody tr")[PARKED_ROWS];
+    if (first) {
+      first.tabIndex = -1;
+      first.focus();
+    }
+  }
   function drawParked() {
     // Drawn again only when they changed: thousands took seconds, and every counter of the
     // server moving (any delivery anywhere) redrew them.
-    const drawn = `${allParked}\n${parkedList.map((p) => `${p.position} ${p.at}`).join("\n")}`;
+    const drawn = `${parkedTotal}\n${parkedList.map((p) => `${p.position} ${p.at}`).join("\n")}`;
     if (drawn === parkedDrawn) return;
     parkedDrawn = drawn;
     // (refill: the focus kept on its row)
-    refill(
-      parked,
-      parkedView(parkedList, allParked, () => {
-        allParked = true;
-        drawParked();
-        // The keyboard goes on from the first row drawn now, not from the top of the page.
-        const first = parked.querySelectorAll("#parked tbody tr")[PARKED_ROWS];
-        if (first) {
-          first.tabIndex = -1;
-          first.focus();
-        }
-      }),
-    );
+    refill(parked, parkedView(parkedList, parkedTotal, showAllParked));
   }
 
   let refreshing = false;
@@ -399,11 +409,12 @@ export default async function subscription(main, { params: [name], signal, setTi
       ]);
       // Events are parked (and unparked by a replay) only by delivery attempts: the list is
       // read again when the newest attempt or the count moved, not at each refresh (10,000
-      // parked events are 2.4 MB).
+      // parked events are 2.4 MB); only the first PARKED_ROWS until all are asked for.
       const newest = log.deliveries[0];
       const readAt = JSON.stringify([status.parked, String(status.position), newest?.at, newest?.attempt]);
       if (readAt !== parkedReadAt) {
-        parkedList = (await api(`${base}/parked`, { signal })).parked;
+        parkedList = await readParked();
+        parkedTotal = status.parked;
         parkedReadAt = readAt;
       }
       if (isGone) return;
