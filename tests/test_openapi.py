@@ -480,6 +480,11 @@ def list_subscriptions(c: httpx.Client, seed: Seed) -> Answer:
     return Answer.of(r)
 
 
+@case("GET", "/v1/subscriptions", 400)
+def list_subscriptions_of_a_bad_stream_name(c: httpx.Client, seed: Seed) -> Answer:
+    return Answer.of(c.get("/v1/subscriptions", params={"stream": "a/b"}))
+
+
 @case("PUT", SUB, 201)
 def create_subscription(c: httpx.Client, seed: Seed) -> Answer:
     name = f"oa-{uuid.uuid4().hex[:12]}"

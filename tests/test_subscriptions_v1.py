@@ -72,6 +72,30 @@ def test_put_creates_then_updates(client, stream, sub):
     assert sub in names
 
 
+def test_the_list_filtered_by_stream(client, stream):
+    other, later = f"{stream}-other", f"{stream}-later"  # `later` has no event yet
+    names = [name() for _ in range(4)]
+    try:
+        for sub, to in zip(names, (stream, other, stream, later), strict=True):
+            assert client.put(f"/v1/subscriptions/{sub}", json={"stream": to, "url": URL}).is_success
+
+        def listed(query: str) -> list[str]:
+            r = client.get(f"/v1/subscriptions{query}")
+            assert r.status_code == 200, r.text
+            return [s["name"] for s in r.json()["subscriptions"]]
+
+        assert listed(f"?stream={stream}") == sorted([names[0], names[2]])
+        assert listed(f"?stream={later}") == [names[3]]
+        assert listed("?stream=nobody-subscribes-here") == []
+        assert set(names) <= set(listed(""))
+        for bad in ("", "a/b", "..", "x" * 1001):
+            r = client.get("/v1/subscriptions", params={"stream": bad})
+            assert "invalid stream name" in problem(r, 400)
+    finally:
+        for sub in names:
+            client.delete(f"/v1/subscriptions/{sub}")
+
+
 def test_options_given_as_null_take_their_defaults(client, stream, sub):
     """As left out: a client that sends every field of its model sends the unset ones null."""
     options = ("headers", "start", "event_types", "batch_size", "timeout", "max_attempts")

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import SubscriptionExists, SubscriptionNotFound
-from ..names import check_subscription_name
+from ..names import check_stream_name, check_subscription_name
 from ..subscriptions import UNSET, SubscriptionService, SubscriptionSpec, status_of
 from ..types import Subscription
 from .params import decode_json, header, int_param, query, read_body, require_json
@@ -109,9 +109,15 @@ class SubscriptionRoutes:
                 "/v1/subscriptions",
                 self.list,
                 doc=_doc(
-                    "List subscriptions",
-                    {200: (SubscriptionListOut, "every subscription")},
-                    params=(),
+                    "List subscriptions, in name order",
+                    {200: (SubscriptionListOut, "every subscription"), 400: _BAD},
+                    params=(
+                        Param(
+                            "stream",
+                            str,
+                            "only the subscriptions to this stream (one not there yet too)",
+                        ),
+                    ),
                 ),
             ),
             Route(
@@ -255,7 +261,13 @@ class SubscriptionRoutes:
         return out
 
     async def list(self, request: Request) -> Response:
-        return json_response(SubscriptionListOut([self._out(s) for s in self._service.all()]))
+        stream = query(request.scope).get("stream")
+        if stream is None:
+            subscriptions = self._service.all()
+        else:
+            check_stream_name(stream)
+            subscriptions = [self._service.get(n) for n in self._service.names_for(stream)]
+        return json_response(SubscriptionListOut([self._out(s) for s in subscriptions]))
 
     async def put(self, request: Request) -> Response:
         name = _name(request)

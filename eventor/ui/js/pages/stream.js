@@ -9,7 +9,6 @@ import {
   fmtBytes,
   fmtNumber,
   h,
-  isDotSegment,
   pageTitle,
   perFrame,
   refill,
@@ -41,8 +40,6 @@ const REFRESH_EVERY = 3000;
 /** Keys of a payload shape drawn as chips before "+N more": 20,000 keys made a card 41,000 px
  * tall. */
 const KEYS_SHOWN = 50;
-/** Subscriptions of a stream read one by one, up to this many (more: the whole list, once). */
-const READ_EACH = 20;
 
 async function load(name, signal) {
   // Listing by prefix says whether the stream exists without a 404 for a new one.
@@ -173,37 +170,17 @@ function typesView(eventTypes, all, onAll) {
   ];
 }
 
-/** The statuses of the subscriptions to `name`. The stream's info names them: they are read one
- * by one (the whole list of the server was 660 KB for 1,200 subscriptions, read at each
- * refresh). The whole list is read when the stream has no info (`exists` false: its
- * subscriptions wait for its first event), when one's name is "." or ".." (no path can hold
- * it), or when there are more than READ_EACH. */
-async function subscriptionsOf(name, exists, signal) {
-  let names = null;
-  try {
-    if (exists) names = (await api(`/v1/streams/${seg(name)}`, { signal })).subscriptions;
-  } catch (error) {
-    if (error.status !== 404) throw error;
-  }
-  if (names === null || names.length > READ_EACH || names.some(isDotSegment)) {
-    const { subscriptions } = await api("/v1/subscriptions", { signal, exact: "position" });
-    return subscriptions.filter((s) => s.stream === name);
-  }
-  const statuses = await Promise.all(
-    names.map((sub) =>
-      api(`/v1/subscriptions/${seg(sub)}`, { signal, exact: "position" }).catch((error) => {
-        if (error.status === 404) return null; // deleted meanwhile
-        throw error;
-      }),
-    ),
-  );
-  return statuses.filter(Boolean);
+/** The statuses of the subscriptions to `name`, by one filtered read (the whole list of the
+ * server was 660 KB for 1,200 subscriptions, read at each refresh). */
+async function subscriptionsOf(name, signal) {
+  const query = { stream: name };
+  return (await api("/v1/subscriptions", { query, signal, exact: "position" })).subscriptions;
 }
 
-// The subscriptions to this stream (`exists`: it has events). `known`: the names the stream's
+// The subscriptions to this stream. `known`: the names the stream's
 // info gave, shown should their statuses be unreadable (`refreshing`: then the view shown
 // stays, and the error is thrown).
-async function subscriptionsView(name, { exists, known = [], signal, refreshing = false }) {
+async function subscriptionsView(name, { known = [], signal, refreshing = false }) {
   const create = h(
     "a",
     { class: "btn btn-small", href: `/dashboard/new-subscription?stream=${seg(name)}` },
@@ -213,7 +190,7 @@ async function subscriptionsView(name, { exists, known = [], signal, refreshing 
   let byName = new Map();
   let problem = null;
   try {
-    const mine = await subscriptionsOf(name, exists, signal);
+    const mine = await subscriptionsOf(name, signal);
     byName = new Map(mine.map((s) => [s.name, s]));
     names = mine.map((s) => s.name);
   } catch (error) {
@@ -381,7 +358,7 @@ export default async function stream(main, { params: [name], query, signal, setT
   // Their lags and statuses also move with deliveries and changes made elsewhere: read again
   // as the server's counters move, at most every REFRESH_EVERY ms (not at each second).
   const refreshSubscriptions = throttle(() => {
-    subscriptionsView(name, { exists: shown.info !== null, signal, refreshing: true })
+    subscriptionsView(name, { signal, refreshing: true })
       .then((view) => refill(subscriptions, view)) // the focus kept on its row
       .catch(() => {}); // kept as shown: the header says when the server cannot be reached
   }, REFRESH_EVERY);
@@ -515,7 +492,7 @@ export default async function stream(main, { params: [name], query, signal, setT
       ),
     ),
   );
-  subscriptionsView(name, { exists: info !== null, known: info?.subscriptions, signal })
+  subscriptionsView(name, { known: info?.subscriptions, signal })
     .then((view) => fill(subscriptions, view))
     .catch((error) => error.name !== "AbortError" && fill(subscriptions, errorBox(error)));
   // Their statuses and lags move with deliveries and with changes made elsewhere.
