@@ -108,7 +108,7 @@ MIN_PROGRESS = 1024
 _TIMED_OUT = b"408 Request Timeout"
 _UNKNOWN_METHOD = b"501 Not Implemented"
 _UNKNOWN_METHOD_DETAIL = (
-    "Unknown request method: Eventor's routes take GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS."
+    "Unknown request method: Eventor's routes take GET, HEAD, POST, PUT, DELETE and OPTIONS."
 )
 #: Set in a request's scope by an app whose answer never ends (Server-Sent Events).
 ENDLESS_ANSWER = "eventor.endless"
@@ -279,7 +279,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                 _peer(self.client),
                 f"{self.request_timeout:g}",
             )
-            self._close_with(_answer(_TIMED_OUT, b"text/plain; charset=utf-8", _TIMED_OUT))
+            detail = (
+                "The request stalled: its head or body did not come in time"
+                f" (the request timeout is {self.request_timeout:g} s)."
+            )
+            self._close_with(self._error(_TIMED_OUT, detail, text=_TIMED_OUT))
         else:  # answered without its body: nothing more to say
             self.transport.close()
 
@@ -468,13 +472,15 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             detail = f"{msg} The request breaks HTTP/1.1's framing (RFC 9112)."
             self._close_with(self._error(b"400 Bad Request", detail))
 
-    def _error(self, status_line: bytes, detail: str) -> bytes:
-        """An error answer to the request being read: a problem document on /v1, else text."""
+    def _error(self, status_line: bytes, detail: str, *, text: bytes | None = None) -> bytes:
+        """An error answer to the request being read: a problem document on /v1, else text
+        (`text`, or the detail)."""
         if not _target_path(getattr(self, "url", b"")).startswith(b"/v1/"):
-            return _answer(status_line, b"text/plain; charset=utf-8", detail.encode())
+            body = detail.encode() if text is None else text
+            return _answer(status_line, b"text/plain; charset=utf-8", body)
         status, _, title = status_line.decode().partition(" ")
         problem = {
-            "type": "urn:eventor:problem:bad-request",
+            "type": "urn:eventor:problem:" + title.lower().replace(" ", "-"),
             "title": title,
             "status": int(status),
             "detail": detail,
@@ -490,7 +496,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             _peer(self.client),
             MAX_HEAD_BYTES,
         )
-        self._close_with(_answer(_REFUSAL, b"text/plain; charset=utf-8", _REFUSAL))
+        detail = (
+            f"The request's head (target and header fields) passed {MAX_HEAD_BYTES} bytes:"
+            " send fewer or shorter header fields."
+        )
+        self._close_with(self._error(_REFUSAL, detail, text=_REFUSAL))
 
     def _close_with(self, answer: bytes) -> None:
         """Answer a request that cannot be served, and close: in its turn, once the earlier

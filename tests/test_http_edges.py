@@ -75,15 +75,15 @@ def test_the_original_append_keeps_an_encoded_body_as_sent(client, stream):
     assert base64.b64decode(event["body"]) == body
 
 
-def send_head_of(url: str, header_bytes: int) -> bytes:
-    """GET /health with one header of `header_bytes`; the first bytes of the answer."""
+def send_head_of(url: str, header_bytes: int, target: bytes = b"/health") -> bytes:
+    """GET `target` with one header of `header_bytes`; the first bytes of the answer."""
     parsed = httpx.URL(url)
     with socket.create_connection((parsed.host, parsed.port), timeout=10) as sock:
-        head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * header_bytes + b"\r\n\r\n"
+        head = b"GET %s HTTP/1.1\r\nHost: x\r\nX-Big: " % target + b"a" * header_bytes
         # Refused before it was all sent: the answer is still there to read.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            sock.sendall(head)
-        return sock.recv(200)
+            sock.sendall(head + b"\r\n\r\n")
+        return sock.recv(2000)
 
 
 def test_a_request_head_past_the_bound_is_refused_with_431(server, client):
@@ -94,6 +94,17 @@ def test_a_request_head_past_the_bound_is_refused_with_431(server, client):
         refused = send_head_of(server.url, size)
         assert refused.startswith(b"HTTP/1.1 431 Request Header Fields Too Large"), size
         assert re.search(rb"\r\ndate: \w{3}, \d\d \w{3} \d{4} [\d:]{8} GMT\r\n", refused), refused
+        assert refused.endswith(b"\r\n\r\n431 Request Header Fields Too Large"), refused
+    # On /v1, a problem document, as every v1 error.
+    head, _, body = send_head_of(server.url, 2 * MAX_HEAD_BYTES, b"/v1/streams").partition(
+        b"\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 431 ")
+    assert b"content-type: application/problem+json" in head
+    problem = json.loads(body)
+    assert problem["type"] == "urn:eventor:problem:request-header-fields-too-large", problem
+    assert (problem["status"], problem["title"]) == (431, "Request Header Fields Too Large")
+    assert f"passed {MAX_HEAD_BYTES} bytes" in problem["detail"]
     assert client.get("/health").status_code == 200  # and the server serves on
 
 
@@ -292,7 +303,17 @@ def test_requests_that_stall_are_answered_408_and_closed(make_server, stream):
         assert silent.recv(100) == b""  # closed, without a word
         assert time.monotonic() - began < 5
     head = b"POST /v1/streams/%s/events HTTP/1.1\r\nHost: x\r\n" % stream.encode()
-    assert raw_exchange(server.url, head).startswith(b"HTTP/1.1 408 ")
+    answer, _, body = raw_exchange(server.url, head).partition(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"application/problem+json" in answer
+    problem = json.loads(body)
+    assert (problem["type"], problem["status"]) == ("urn:eventor:problem:request-timeout", 408)
+    assert "the request timeout is 0.5 s" in problem["detail"]
+    original = raw_exchange(
+        server.url, b"POST /streams/%s HTTP/1.1\r\nHost: x\r\n" % stream.encode()
+    )
+    assert original.startswith(b"HTTP/1.1 408 ")
+    assert original.endswith(b"\r\n\r\n408 Request Timeout"), original
     body = b'{"type": "T", "data": "' + b"x" * 100 + b'"}'
     stalled = head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
     assert raw_exchange(server.url, stalled + body[:20]).startswith(b"HTTP/1.1 408 ")
@@ -524,6 +545,7 @@ def test_transfer_codings_other_than_chunked_alone_are_refused(server, client, s
     head, _, problem = v1.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 501 ")
     assert json.loads(problem)["status"] == 501
+    assert json.loads(problem)["type"] == "urn:eventor:problem:not-implemented"
     # HTTP/1.0 has no Transfer-Encoding: a proxy before Eventor would frame by the length.
     old = raw_exchange(
         server.url,
