@@ -52,6 +52,9 @@ MAX_URL_LENGTH = 2048
 MAX_TIMEOUT = 300.0
 MAX_BACKOFF = 86_400.0
 MAX_BATCH = 1000
+#: Attempts per event beyond this are what `max_attempts: 0` (for ever) is for; bounded so
+#: that every client's integers hold it.
+MAX_ATTEMPTS = 1_000_000
 MAX_EVENT_TYPES = 100
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -447,9 +450,10 @@ class SubscriptionService:
                 f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds,"
                 f" got {spec.timeout}"
             )
-        if spec.max_attempts < 0:
+        if not 0 <= spec.max_attempts <= MAX_ATTEMPTS:
             raise InvalidRequest(
-                f"max_attempts must be 0 (retry forever) or more, got {spec.max_attempts}"
+                f"max_attempts must be 0 (retry forever) or between 1 and {MAX_ATTEMPTS:,},"
+                f" got {spec.max_attempts}"
             )
         initial, maximum = spec.backoff_initial, spec.backoff_max
         if not (math.isfinite(initial) and 0 < initial <= MAX_BACKOFF):

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate as validate_openapi
 
+import eventor
 from eventor import __version__
 from eventor.api.app import EventorApp, create_app
 from eventor.api.openapi import (
@@ -1185,3 +1186,33 @@ def test_docs_with_a_trailing_slash_redirects_to_the_page(client: httpx.Client) 
     r = client.get("/docs/")
     assert (r.status_code, r.headers["location"]) == (308, "/docs")
     assert client.get("/docs/", follow_redirects=True).status_code == 200
+
+
+# -- the problem types docs/api.md lists --------------------------------------------------------
+
+#: Problem types that come from a status's title (no `code` given): the protocol's refusals,
+#: unknown paths and methods.
+_FROM_TITLES = {
+    "bad-request",
+    "not-found",
+    "method-not-allowed",
+    "request-timeout",
+    "request-header-fields-too-large",
+    "not-implemented",
+}
+#: Codes of errors that never reach a /v1 answer (SubscriptionExists becomes a 412 there; the
+#: original routes answer text), and the base class's.
+_NOT_ON_V1 = {"error", "subscription-exists"}
+
+
+def test_problem_types_in_the_docs_are_the_ones_answered() -> None:
+    """docs/api.md's table lists every problem type the code can answer, and no other."""
+    package = Path(eventor.__file__).parent
+    server = [p for p in package.rglob("*.py") if "client" not in p.name]  # not the client's own
+    source = "\n".join(p.read_text() for p in server)
+    codes = set(re.findall(r'\bcode\s*=\s*"([a-z-]+)"', source))
+    table = (package.parent / "docs" / "api.md").read_text().split("## Problem types", 1)[1]
+    table = table.split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z-]+)`(?:, `([a-z-]+)`)?", table, re.M))
+    types = {t for row in documented for t in row if t}
+    assert types == (codes | _FROM_TITLES) - _NOT_ON_V1

@@ -329,7 +329,7 @@ def test_expected_version_exists(client, server, stream):
 def test_expected_version_number(client, stream):
     append_ok(client, stream, {"type": "T"}, expected_version=0)
     append_ok(client, stream, [{"type": "T"}, {"type": "T"}], expected_version=1)
-    for wrong in (0, 1, 2, 4, 100):
+    for wrong in (0, 1, 2, 4, 100, 2**62):  # 2^62: the largest a position may be
         r = append(client, stream, {"type": "T"}, expected_version=wrong)
         problem = assert_problem(r, 409)
         assert problem["current_version"] == 3
@@ -370,7 +370,10 @@ def test_expected_version_mismatch_on_absent_stream_creates_nothing(client, serv
     assert client.get(f"/streams/{stream}/0/10").json() == []
 
 
-@pytest.mark.parametrize("value", ["bogus", "-1", "+1", "1.5", "ANY", "0x1", " 0", "1_0", "\u0660"])
+@pytest.mark.parametrize(
+    "value",
+    ["bogus", "-1", "+1", "1.5", "ANY", "0x1", " 0", "1_0", "\u0660", str(2**62 + 1), "9" * 25],
+)
 def test_bad_expected_version_is_400(client, stream, value):
     assert_problem(append(client, stream, {"type": "T"}, expected_version=value), 400)
     assert_problem(read(client, stream), 404)
@@ -577,8 +580,9 @@ def test_read_forward_and_backward_agree(client, ten):
     ],
 )
 def test_bad_read_parameters_are_400(client, ten, params):
-    detail = assert_problem(read(client, ten, **params), 400)["detail"]
-    assert any(name in detail for name in params)
+    problem = assert_problem(read(client, ten, **params), 400)
+    assert any(name in problem["detail"] for name in params)
+    assert problem["type"] == "urn:eventor:problem:invalid-parameter"
 
 
 def test_positions_beyond_any_head(client, ten):
@@ -984,7 +988,12 @@ def test_reads_allow_any_origin_whatever_the_answer(client, stream, method, path
 
 
 def test_unknown_v1_path_is_a_404_problem(client):
-    assert_problem(client.get("/v1/nothing-here"), 404)
+    problem = assert_problem(client.get("/v1/nothing-here"), 404)
+    assert problem["detail"] == "no route here takes GET '/v1/nothing-here': /docs lists the routes"
+    long = assert_problem(client.delete("/v1/" + "x" * 5000), 404)["detail"]
+    assert len(long) < 300
+    # The original's paths keep Go's words.
+    assert client.get("/nothing-here").text == "404 page not found\n"
     assert_problem(client.get("/v1/streams/s/events/extra"), 404)
     assert_problem(client.get("/v1"), 404)  # the API's root, without its slash
     # A newline after a route's last word is another path (a regex's $ would take it).

@@ -77,7 +77,8 @@ def test_the_list_filtered_by_stream(client, stream):
     names = [name() for _ in range(4)]
     try:
         for sub, to in zip(names, (stream, other, stream, later), strict=True):
-            assert client.put(f"/v1/subscriptions/{sub}", json={"stream": to, "url": URL}).is_success
+            r = client.put(f"/v1/subscriptions/{sub}", json={"stream": to, "url": URL})
+            assert r.status_code == 201, r.text
 
         def listed(query: str) -> list[str]:
             r = client.get(f"/v1/subscriptions{query}")
@@ -127,6 +128,7 @@ def test_options_given_as_null_take_their_defaults(client, stream, sub):
         ({"timeout": 0}, "timeout must be more than 0"),
         ({"timeout": 301}, "at most 300"),
         ({"max_attempts": -1}, "max_attempts must be 0"),
+        ({"max_attempts": 2**70}, "between 1 and 1,000,000"),  # no client's integer holds it
         ({"backoff": {"initial": 0}}, "backoff.initial must be more than 0"),
         ({"backoff": {"initial": 5, "max": 1}}, "backoff.max must be at least"),
         ({"backoff": {"start": 1}}, "unknown field `start`"),
@@ -158,6 +160,14 @@ def test_every_option_is_validated(client, stream, sub, change, says):
 
 def test_bad_bodies_and_names(client, stream, sub):
     assert "not valid JSON" in problem(client.put(f"/v1/subscriptions/{sub}", content=b"{"), 400)
+    # Valid JSON whose number no field can hold is said to be that, not broken JSON.
+    huge = b'{"stream": "%s", "url": "%s", "timeout": 1e400}' % (stream.encode(), URL.encode())
+    detail = problem(client.put(f"/v1/subscriptions/{sub}", content=huge), 400)
+    assert detail == "invalid subscription: Number out of range - at `$.timeout`"
+    long = b'{"position": ' + b"9" * 5000 + b"}"
+    assert client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL}).is_success
+    detail = problem(client.post(f"/v1/subscriptions/{sub}/reset", content=long), 400)
+    assert detail == "invalid reset: Integer value out of range - at `$.position`"
     assert "required field `url`" in problem(
         client.put(f"/v1/subscriptions/{sub}", json={"stream": stream}), 400
     )
@@ -209,9 +219,11 @@ def test_if_match_and_if_none_match_make_a_put_update_or_create_only(client, str
     problem(client.put(path, json=body, headers={"If-Match": '"v1", W/"v2"'}), 412)
     assert client.get(path).json()["url"] == URL + "/elsewhere"
     assert client.put(path, json=body, headers={"If-None-Match": 'W/"v1"'}).status_code == 200
-    problem(client.put(path, json=body, headers={"If-Match": "v1"}), 400)  # not a tag
     both = {"If-Match": "*", "If-None-Match": "*"}
-    problem(client.put(path, json=body, headers=both), 400)
+    for headers in ({"If-Match": "v1"}, both):  # not a tag; both at once
+        r = client.put(path, json=body, headers=headers)
+        problem(r, 400)
+        assert r.json()["type"] == "urn:eventor:problem:invalid-parameter"
 
 
 def test_update_cannot_move_to_another_stream(client, stream, sub):

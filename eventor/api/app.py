@@ -143,7 +143,11 @@ class EventorApp:
                 )
                 response = self._render(problem, style)
                 response.headers["allow"] = ", ".join(allowed)
-            else:
+            elif style == "problem":
+                shown = path if len(path) <= 200 else path[:200] + "..."
+                detail = f"no route here takes {method} {shown!r}: /docs lists the routes"
+                response = self._render(HTTPProblem(404, detail), style)
+            else:  # the original's words (Go's net/http)
                 response = self._render(HTTPProblem(404, "404 page not found"), style)
             if method in _CORS_METHODS and _shared(path):
                 response.headers["access-control-allow-origin"] = "*"

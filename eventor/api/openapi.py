@@ -47,7 +47,10 @@ TAGS = {
 }
 
 
-ENCODED_SLASH_400 = "a path parameter holds an encoded slash (%2F), which no name may hold"
+ENCODED_SLASH_400 = (
+    "a name in the path breaks its rule (the parameter's pattern) or holds an encoded slash"
+    " (%2F), which no name may hold"
+)
 CROSS_ORIGIN_403 = (
     "a browser sent this write from a page of another origin (Sec-Fetch-Site or Origin): refused"
 )

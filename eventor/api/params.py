@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from starlette.types import Receive, Scope
 
 from ..errors import InvalidRequest, LimitExceeded
 from ..payloads import is_json_content_type
-from ..types import ANY, EXISTS, NO_STREAM, ExpectedVersion
+from ..types import ANY, EXISTS, MAX_POSITION, NO_STREAM, ExpectedVersion
 from .problems import HTTPProblem
 
 # The helpers below read the ASGI scope directly rather than through Starlette's Request
@@ -108,7 +109,9 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
         except msgspec.ValidationError as exc:
             # msgspec judges the values it has read before the rest: `[1,` is "expected an
             # object", not the truncated body it is. Broken JSON is said as such first.
-            msgspec.json.decode(body)
+            # (Well-formed, with a number no decoder holds, 1e400 say: `exc` tells where.)
+            with contextlib.suppress(msgspec.ValidationError):
+                msgspec.json.decode(body)
             message = _with_member_named(str(exc), body)
             raise InvalidRequest(f"invalid {what}: {message}") from None
     except msgspec.DecodeError as exc:
@@ -250,9 +253,10 @@ def expected_version(query: Mapping[str, str]) -> ExpectedVersion:
     if raw in (NO_STREAM, EXISTS):
         return raw
     value = int(raw) if _VERSION.fullmatch(raw) else -1
-    if value < 0:
+    if not 0 <= value <= MAX_POSITION:
         raise _bad(
-            "expected_version", f"must be any, no_stream, exists or an integer >= 0; got {raw!r}"
+            "expected_version",
+            f"must be any, no_stream, exists or an integer between 0 and 2^62; got {raw[:100]!r}",
         )
     return value
 

@@ -175,7 +175,7 @@ PageLimit = Annotated[int, Meta(ge=1, le=1000, extra_json_schema={"default": 100
 EXPECTED_VERSION = {
     "oneOf": [
         {"type": "string", "enum": ["any", "no_stream", "exists"]},
-        {"type": "integer", "minimum": 0},
+        {"type": "integer", "minimum": 0, "maximum": 2**62},
     ],
     "default": "any",
 }

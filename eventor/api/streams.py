@@ -29,6 +29,7 @@ from .params import (
     read_body,
     require_json,
 )
+from .problems import HTTPProblem
 from .rendering import encoder, event_out, event_stream, json_response, send_json
 from .routing import APPEND_503, APPEND_507, Doc, Media, Param, Route
 from .schemas import (
@@ -176,7 +177,11 @@ class StreamRoutes:
         page_bytes = self._store.limits.max_request_bytes
         if direction == "backward":
             if wait:  # wait=0 asks for no waiting: harmless
-                raise InvalidRequest("query parameter 'wait' applies to forward reads only")
+                raise HTTPProblem(
+                    400,
+                    "query parameter 'wait' applies to forward reads only",
+                    code="invalid-parameter",
+                )
             start = int_param(params, "from", None, low=0)
             result = await self._store.read(
                 stream,

@@ -93,7 +93,11 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ) = None
     timeout: Annotated[Seconds, _doc_only(exclusiveMinimum=0, maximum=300)] | None = None
     max_attempts: (
-        Annotated[int, Meta(description="attempts per event; 0 = forever"), _doc_only(minimum=0)]
+        Annotated[
+            int,
+            Meta(description="attempts per event; 0 = forever"),
+            _doc_only(minimum=0, maximum=1_000_000),
+        ]
         | None
     ) = None
     backoff: BackoffIn | None = None

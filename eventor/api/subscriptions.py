@@ -379,7 +379,7 @@ def _precondition(request: Request) -> bool | None:
     match = _condition(request, b"if-match", "If-Match")
     none_match = _condition(request, b"if-none-match", "If-None-Match")
     if match is not None and none_match is not None:
-        raise HTTPProblem(400, "send If-Match or If-None-Match, not both")
+        raise HTTPProblem(400, "send If-Match or If-None-Match, not both", code="invalid-parameter")
     if match == "tags":
         raise HTTPProblem(
             412,
@@ -408,7 +408,9 @@ def _condition(request: Request, key: bytes, name: str) -> str | None:
     if _ENTITY_TAGS.fullmatch(value):
         return "tags"
     raise HTTPProblem(
-        400, f'{name} must be * or a list of entity tags ("..."), got {value[:100]!r}'
+        400,
+        f'{name} must be * or a list of entity tags ("..."), got {value[:100]!r}',
+        code="invalid-parameter",
     )
 
 

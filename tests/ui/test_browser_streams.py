@@ -253,7 +253,8 @@ def test_a_streams_page_reads_its_own_subscriptions_only(
     expect(page.locator("#stream-subscriptions li")).to_have_count(1)
     # Not the whole list of the server (660 KB for 1,200 subscriptions, at every refresh).
     lists = [url.split("/v1/subscriptions")[1] for url in read if "/v1/subscriptions?" in url]
-    assert lists and set(lists) == {f"?stream={stream}"}, read
+    assert lists, read
+    assert set(lists) == {f"?stream={stream}"}, read
     assert not [url for url in read if url.endswith("/v1/subscriptions")], read
 
 
