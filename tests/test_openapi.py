@@ -243,6 +243,43 @@ def _trouble_case(method: str, path: str, body: bytes, headers: dict[str, str]) 
         CASES[(method, path, str(status))] = run
 
 
+def _subscription_unavailable(method: str, suffix: str, body: bytes | None) -> Case:
+    """A subscription write made once its data directory is gone (503), in an app of its own."""
+
+    async def main() -> Answer:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            app = EventorApp(Settings(data_dir=data))
+            await app.startup()
+            try:
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://e") as c:
+                    spec = {"stream": "s", "url": "http://127.0.0.1:9/hook"}
+                    assert (await c.put("/v1/subscriptions/x", json=spec)).status_code == 201
+                    if suffix == "/resume":
+                        assert (await c.post("/v1/subscriptions/x/pause")).status_code == 200
+                    data.rename(Path(tmp) / "aside")
+                    headers = {"content-type": "application/json"} if body is not None else {}
+                    url = "/v1/subscriptions/x" + suffix
+                    return Answer.of(await c.request(method, url, content=body, headers=headers))
+            finally:
+                await app.shutdown()
+
+    return lambda c, seed: asyncio.run(main())
+
+
+for _method, _suffix, _body in (
+    ("PUT", "", b'{"stream": "s", "url": "http://127.0.0.1:9/other"}'),
+    ("DELETE", "", None),
+    ("POST", "/pause", None),
+    ("POST", "/resume", None),
+    ("POST", "/reset", b'{"position": 0}'),
+):
+    CASES[(_method, "/v1/subscriptions/{name}" + _suffix, "503")] = _subscription_unavailable(
+        _method, _suffix, _body
+    )
+
+
 _trouble_case("POST", EVENTS, b'{"type": "T", "data": "1"}', {"content-type": "application/json"})
 _trouble_case("POST", "/streams/{stream}", b'{"n": "1"}', {"x-event-type": "T"})
 

@@ -41,6 +41,11 @@ _reset = msgspec.json.Decoder(ResetIn)
 _NAME = Param("name", SubscriptionName, "the subscription's name", True, "path")
 _NOT_FOUND = (Problem, "no subscription has this name")
 _BAD = (Problem, "invalid input: the detail says what to fix")
+_UNAVAILABLE = (
+    Problem,
+    "the storage cannot be written now (its data directory is gone): the change may not be"
+    " kept; restart Eventor on its data directory",
+)
 _IF_MATCH = Param(
     "If-Match",
     {"type": "string"},
@@ -137,6 +142,7 @@ class SubscriptionRoutes:
                         ),
                         413: _TOO_LARGE,
                         415: _NOT_JSON,
+                        503: _UNAVAILABLE,
                     },
                     body=SubscriptionIn,
                     params=(_NAME, _IF_MATCH, _IF_NONE_MATCH),
@@ -160,7 +166,7 @@ class SubscriptionRoutes:
                 self.delete,
                 doc=_doc(
                     "Delete a subscription (deliveries stop at once)",
-                    {204: (None, "deleted"), 404: _NOT_FOUND},
+                    {204: (None, "deleted"), 404: _NOT_FOUND, 503: _UNAVAILABLE},
                 ),
             ),
             Route(
@@ -169,7 +175,7 @@ class SubscriptionRoutes:
                 self.pause,
                 doc=_doc(
                     "Pause deliveries (a request in flight may finish)",
-                    {200: (SubscriptionOut, "paused"), 404: _NOT_FOUND},
+                    {200: (SubscriptionOut, "paused"), 404: _NOT_FOUND, 503: _UNAVAILABLE},
                 ),
             ),
             Route(
@@ -178,7 +184,7 @@ class SubscriptionRoutes:
                 self.resume,
                 doc=_doc(
                     "Resume deliveries (the event it stopped on is retried, attempts afresh)",
-                    {200: (SubscriptionOut, "resumed"), 404: _NOT_FOUND},
+                    {200: (SubscriptionOut, "resumed"), 404: _NOT_FOUND, 503: _UNAVAILABLE},
                 ),
             ),
             Route(
@@ -193,6 +199,7 @@ class SubscriptionRoutes:
                         404: _NOT_FOUND,
                         413: _TOO_LARGE,
                         415: _NOT_JSON,
+                        503: _UNAVAILABLE,
                     },
                     body=ResetIn,
                 ),
