@@ -214,6 +214,17 @@ def main() -> None:
     " may take twice that in all.",
 )
 @click.option(
+    "--keep-alive-timeout",
+    default=_DEFAULTS.keep_alive_timeout,
+    show_default=True,
+    envvar="EVENTOR_KEEP_ALIVE_TIMEOUT",
+    show_envvar=True,
+    type=click.IntRange(1, 3600),
+    help="Seconds an idle kept-alive connection stays open between requests. Longer than"
+    " clients keep theirs (Go's 90 s), so that a request is never sent just as the server"
+    " closes its connection.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -244,6 +255,7 @@ def serve(
     attempt_log_size: int,
     position_flush_interval: float,
     request_timeout: float,
+    keep_alive_timeout: int,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -260,6 +272,7 @@ def serve(
         attempt_log_size=attempt_log_size,
         position_flush_interval=position_flush_interval,
         request_timeout=request_timeout,
+        keep_alive_timeout=keep_alive_timeout,
         log_level=log_level,
         access_log=access_log,
     )
@@ -335,6 +348,10 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         log_level="debug" if settings.log_level == "debug" else "warning",
         access_log=settings.access_log,
         timeout_graceful_shutdown=5,
+        # uvicorn's 5 s closed connections that clients still held as idle: a POST sent just
+        # then fails with no answer (Go's client does not resend it). The original's Go server
+        # had no idle timeout at all.
+        timeout_keep_alive=settings.keep_alive_timeout,
         ws="none",  # no WebSocket routes: an upgrade request is served as plain HTTP
         server_header=False,
         proxy_headers=False,

@@ -49,5 +49,7 @@ class Settings:
     #: Seconds a request may go without a byte while its head or body is incomplete (then
     #: 408); its head may take twice that in all.
     request_timeout: float = 30.0
+    #: Seconds an idle kept-alive connection stays open between requests.
+    keep_alive_timeout: int = 120
     log_level: str = "info"
     access_log: bool = False
