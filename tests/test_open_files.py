@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -124,3 +126,41 @@ def test_a_stream_busy_for_ever_gives_its_files_up_to_one_waiting(tmp_path: Path
             await pool.close()
 
     asyncio.run(main())
+
+
+_ONE_DESCRIPTOR_LEFT = """
+import errno, os, resource, sqlite3, sys
+from pathlib import Path
+from eventor.storage.sqlite.files import cannot_open_cause
+directory = Path(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError as error:
+    assert error.errno == errno.EMFILE
+os.close(held.pop())
+conn = sqlite3.connect(directory / "s.db")  # takes the last descriptor
+try:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    print("opened")
+except sqlite3.Error as exc:
+    conn.close()  # as the pool does, giving the database's descriptor back
+    print(exc.sqlite_errorcode == sqlite3.SQLITE_CANTOPEN, cannot_open_cause(exc, directory))
+"""
+
+
+def test_a_stream_short_of_descriptors_by_one_is_said_to_be(tmp_path):
+    """With one descriptor left, the database opens and its WAL cannot; the database's
+    descriptor is given back before the cause is looked for, and one free descriptor proved
+    nothing: a 500 "unable to open database file" instead of the 503 that says why."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ONE_DESCRIPTOR_LEFT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("True too many open files: raise the"), done.stdout

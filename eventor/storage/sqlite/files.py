@@ -46,6 +46,8 @@ def disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+#: The database, its WAL, and a rollback journal while a new stream's file is made.
+_FILES_TO_OPEN_A_STREAM = 3
 #: What keeps a directory Eventor made from being written to.
 NOT_WRITABLE = "its permissions were changed, or its file system is read-only"
 
@@ -56,8 +58,12 @@ def cannot_open_cause(exc: BaseException, directory: Path) -> str | None:
     be written. None otherwise (SQLite says only "unable to open database file")."""
     if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
         return None
+    # As many files as opening a stream takes: SQLite gave back the database's descriptor
+    # when the WAL's open failed, so one free descriptor proves nothing.
+    held: list[int] = []
     try:
-        os.close(os.open(os.devnull, os.O_RDONLY))
+        for _ in range(_FILES_TO_OPEN_A_STREAM):
+            held.append(os.open(os.devnull, os.O_RDONLY))
     except OSError as error:
         if error.errno in (errno.EMFILE, errno.ENFILE):
             return (
@@ -65,6 +71,9 @@ def cannot_open_cause(exc: BaseException, directory: Path) -> str | None:
                 " or lower --max-open-files"
             )
         return None
+    finally:
+        for fd in held:
+            os.close(fd)
     if not os.access(directory, os.W_OK):
         return f"the data directory {directory} is not writable: {NOT_WRITABLE}"
     return None
