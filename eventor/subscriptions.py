@@ -325,7 +325,7 @@ class SubscriptionService:
                 # (original-api.md: the reason recorded is "API request"); `last_error` keeps
                 # the error.
                 return await self._save(loop, paused_reason=reason)
-            return s
+            return await self._unchanged(loop)
 
     async def resume(self, name: str) -> Subscription:
         """Resume a paused subscription: the event it stopped on is tried again, afresh."""
@@ -344,7 +344,7 @@ class SubscriptionService:
                     finally:
                         self.engine.run(loop)
                 return await self._save(loop)
-            return s
+            return await self._unchanged(loop)
 
     async def reset(self, name: str, position: int) -> Subscription:
         """Move the position: the next delivery is `position` + 1 (replays or skips)."""
@@ -415,6 +415,15 @@ class SubscriptionService:
             # (already acted on) reaches the disk with a later flush; should delivery have
             # moved on during it, the flush keeps the disk from lagging behind.
             self.engine.mark_dirty(s.name)
+
+    async def _unchanged(self, loop: SubscriptionLoop) -> Subscription:
+        """The answer to a change that changes nothing: the subscription as it is, once it is
+        on disk. A change whose write failed (a full disk: 507) stays in effect and is written
+        by a later flush; asked again meanwhile, it is written now, and fails again until it
+        can be: a 2xx always means stored."""
+        if await self.engine.unsaved(loop):
+            return await self._save(loop)
+        return loop.subscription
 
     def _loop(self, name: str) -> SubscriptionLoop:
         loop = self.engine.loops.get(name)

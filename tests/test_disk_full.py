@@ -147,3 +147,45 @@ def test_a_full_disk_is_logged_once_for_all_streams(
     lines = [r.getMessage() for r in caplog.records if "507" in r.getMessage()]
     assert len(lines) == 1, lines
     assert lines[0].startswith("POST /v1/streams/a/events: 507")
+
+
+def test_a_change_whose_write_failed_answers_2xx_only_once_stored(tmp_path: Path) -> None:
+    """A pause whose write fails (503 here, the data directory moved away; 507 on a full
+    disk) stays in effect and is written by a later flush. Asked again meanwhile, it answered
+    200 ("paused already") though nothing was on disk, and a crash lost it: now it is written
+    then, and fails again until it can be."""
+    data, aside = tmp_path / "data", tmp_path / "aside"
+
+    async def main() -> None:
+        app = EventorApp(Settings(data_dir=data))
+        await app.startup()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as c:
+                spec = {"stream": "s", "url": "http://127.0.0.1:9/hook"}
+                assert (await c.put("/v1/subscriptions/v1sub", json=spec)).status_code == 201
+                r = await c.post("/subscriptions/orig", json=spec)
+                assert r.status_code == 200, r.text
+                data.rename(aside)
+                for _ in range(2):
+                    r = await c.post("/v1/subscriptions/v1sub/pause")
+                    assert r.status_code == 503, r.text
+                    assert (await c.post("/subscriptions/orig/pause")).status_code == 503
+                aside.rename(data)
+                r = await c.post("/v1/subscriptions/v1sub/pause")
+                assert r.status_code == 200, r.text
+                assert (await c.post("/subscriptions/orig/pause")).text == "Paused\n"
+        finally:
+            await app.shutdown()
+
+    async def after_a_restart() -> None:
+        app = EventorApp(Settings(data_dir=data))
+        await app.startup()
+        try:
+            statuses = {s.name: s.status for s in app.subscriptions.all()}
+            assert statuses == {"v1sub": "paused", "orig": "paused"}
+        finally:
+            await app.shutdown()
+
+    asyncio.run(main())
+    asyncio.run(after_a_restart())

@@ -197,6 +197,12 @@ class DeliveryEngine:
             await asyncio.shield(write)
             return saved
 
+    async def unsaved(self, loop: SubscriptionLoop) -> bool:
+        """Whether some change to `loop`'s subscription is not on disk yet: it waits for the
+        next flush, or its write failed (a full disk) and waits to be tried again."""
+        async with self._flush_lock:  # a flush being written decides it first
+            return loop.name in self._dirty
+
     def mark_dirty(self, name: str) -> None:
         self._dirty.add(name)
         self._dirty_event.set()
