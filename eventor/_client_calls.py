@@ -357,9 +357,10 @@ def live_path(stream: str) -> str:
     return f"/v1/streams/{_segment(stream)}/live"
 
 
-def subscriptions_call() -> Call:
+def subscriptions_call(stream: str | None = None) -> Call:
     parse = _answer("subscriptions", pick="subscriptions", kind=list)
-    return Call("GET", "/v1/subscriptions", parse)
+    params = None if stream is None else {"stream": stream}
+    return Call("GET", "/v1/subscriptions", parse, params, subject=stream or "")
 
 
 def stream_info_call(stream: str) -> Call:

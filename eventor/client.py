@@ -202,9 +202,9 @@ class Client:
         status: Status = self._run(subscription_call("GET", name))
         return status
 
-    def subscriptions(self) -> list[Status]:
-        """Every subscription's status."""
-        listed: list[Status] = self._run(subscriptions_call())
+    def subscriptions(self, stream: str | None = None) -> list[Status]:
+        """Every subscription's status, in name order; only those to `stream` when given."""
+        listed: list[Status] = self._run(subscriptions_call(stream))
         return listed
 
     def pause(self, name: str) -> Status:
@@ -364,8 +364,8 @@ class AsyncClient:
         status: Status = await self._run(subscription_call("GET", name))
         return status
 
-    async def subscriptions(self) -> list[Status]:
-        listed: list[Status] = await self._run(subscriptions_call())
+    async def subscriptions(self, stream: str | None = None) -> list[Status]:
+        listed: list[Status] = await self._run(subscriptions_call(stream))
         return listed
 
     async def pause(self, name: str) -> Status:

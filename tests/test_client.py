@@ -309,6 +309,8 @@ def test_a_subscription_from_put_to_delete(eventor, stream):
         assert eventor.resume(sub)["status"] == "active"
         assert eventor.reset(sub, 1)["position"] == 1
         assert sub in {s["name"] for s in eventor.subscriptions()}
+        assert [s["name"] for s in eventor.subscriptions(stream=stream)] == [sub]
+        assert eventor.subscriptions(stream=f"{stream}-none") == []
         with pytest.raises(SubscriptionExists):
             eventor.put_subscription(sub, stream, receiver.url, exists=False)
         eventor.delete_subscription(sub)
@@ -384,6 +386,8 @@ def test_the_async_client_in_process(tmp_path):
                 assert (await eventor.pause("hook"))["status"] == "paused"
                 assert (await eventor.reset("hook", 2))["position"] == 2
                 assert [s["name"] for s in await eventor.subscriptions()] == ["hook"]
+                assert [s["name"] for s in await eventor.subscriptions("orders")] == ["hook"]
+                assert await eventor.subscriptions("none") == []
                 await eventor.delete_subscription("hook")
                 with pytest.raises(SubscriptionNotFound):
                     await eventor.subscription("hook")
