@@ -194,7 +194,8 @@ def test_request_durations_by_method_and_route(make_server):
 
 @contextlib.contextmanager
 def read_only(directory: Path) -> Iterator[None]:
-    """`directory` on a read-only bind mount of itself (files opened before keep working)."""
+    """`directory` on a read-only bind mount of itself (files opened before keep working).
+    Unmounted lazily: files the server opened through it (to read) hold it until closed."""
     mounted = subprocess.run(["mount", "--bind", str(directory), str(directory)], check=False)
     if mounted.returncode != 0:
         pytest.skip("mount --bind is not allowed here")
@@ -202,7 +203,7 @@ def read_only(directory: Path) -> Iterator[None]:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(directory)], check=True)
         yield
     finally:
-        subprocess.run(["umount", str(directory)], check=True)
+        subprocess.run(["umount", "-l", str(directory)], check=True)
 
 
 def test_a_data_dir_made_read_only_is_a_503_said_once_and_not_ready(make_server, tmp_path):
@@ -224,3 +225,34 @@ def test_a_data_dir_made_read_only_is_a_503_said_once_and_not_ready(make_server,
         assert c.get("/ready").status_code == 200
         append_ok(c, "new0", {"type": "T"})  # and appends, once it is writable again
     assert server.log().count("is not writable") == 1
+
+
+def test_streams_whose_files_are_closed_are_read_while_the_data_dir_is_read_only(
+    make_server, tmp_path
+):
+    """A stream file opened again (past the LRU, after a restart) needs its WAL file made,
+    which a read-only directory refuses: every such read was a 503. Closed cleanly, the file
+    holds every event, and is read as it is; once the directory is writable, appends to it
+    open it for writing again."""
+    data = tmp_path / "data"
+    server = make_server("--max-open-files", "4", data_dir=data)  # two streams open at most
+    streams = [f"ro{n}" for n in range(6)]
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        for stream in streams:
+            append_ok(c, stream, [{"type": "T", "data": n} for n in range(3)])
+        with read_only(data / "streams"):
+            # The first four were closed (the last two are open, and are closed, evicted, as
+            # these open: without a WAL file of their own to be read by, unless it is empty).
+            for stream in streams[:4]:
+                r = c.get(f"/v1/streams/{stream}/events")
+                assert r.status_code == 200, r.text
+                assert [e["data"] for e in r.json()["events"]] == [0, 1, 2]
+                assert c.get(f"/streams/{stream}/0/10").json()[2]["position"] == 3
+                assert c.get(f"/v1/streams/{stream}").json()["head"] == 3
+                r = c.post(f"/v1/streams/{stream}/events", json={"type": "T"})
+                assert r.status_code == 503, r.text
+        # The last read is still open to read only: opened again, to write, first.
+        for stream in [*reversed(streams[:4]), *streams[4:]]:
+            append_ok(c, stream, {"type": "T", "data": 3})
+            r = c.get(f"/v1/streams/{stream}/events")
+            assert [e["data"] for e in r.json()["events"]] == [0, 1, 2, 3]

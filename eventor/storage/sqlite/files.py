@@ -56,7 +56,14 @@ def cannot_open_cause(exc: BaseException, directory: Path) -> str | None:
     """Why SQLite could not open a file in `directory`, when that is every stream's trouble
     rather than one file's: the process has no file descriptor left, or the directory cannot
     be written. None otherwise (SQLite says only "unable to open database file")."""
-    if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    if code != sqlite3.SQLITE_CANTOPEN:
+        # A file that was there opens, and its WAL cannot be made on a read-only file system:
+        # SQLite says "disk I/O error" (or "readonly") for that.
+        if code & 0xFF in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY):
+            return not_writable(directory)
         return None
     # As many files as opening a stream takes: SQLite gave back the database's descriptor
     # when the WAL's open failed, so one free descriptor proves nothing.
@@ -74,6 +81,11 @@ def cannot_open_cause(exc: BaseException, directory: Path) -> str | None:
     finally:
         for fd in held:
             os.close(fd)
+    return not_writable(directory)
+
+
+def not_writable(directory: Path) -> str | None:
+    """Why nothing can be written in `directory`, when that is so; else None."""
     if not os.access(directory, os.W_OK):
         return f"the data directory {directory} is not writable: {NOT_WRITABLE}"
     return None

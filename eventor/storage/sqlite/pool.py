@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from ...clock import utc_now
 from ...errors import EventorError, StorageError, StorageFull, StorageUnavailable
 from ...types import AppendResult, ExpectedVersion, NewEvent
-from .files import cannot_open_cause, disk_full, stream_path
+from .files import cannot_open_cause, disk_full, not_writable, stream_path
 from .flush import FileSystemFlush, SyncFailed
 from .streamdb import AppendRequest, StreamCommit, StreamDatabase, StreamState, Synchronous
 
@@ -293,6 +293,20 @@ class StreamPool:
         refused = None
         if self._guard is not None and any(work.appends for work in job.work):
             refused = self._guard()  # once a job: one stat, say, not one per append
+        for work in job.work:
+            db = work.slot.db
+            # Opened to read while the directory could not be written: opened anew to append
+            # (below), before its commit's way to the disk is chosen; while the directory
+            # still cannot be written, its appends fail (`_run`).
+            if (
+                work.appends
+                and db is not None
+                and db.read_only
+                and refused is None
+                and not_writable(db.path.parent) is None
+            ):
+                db.close()
+                work.slot.db = None
         if self._flush is None:
             for work in job.work:
                 self._run(work, loop, refused=refused)
@@ -324,6 +338,9 @@ class StreamPool:
         try:
             if refused is not None and work.appends:
                 raise StorageUnavailable(refused)
+            if work.appends and slot.db is not None and slot.db.read_only:
+                why = not_writable(slot.path.parent) or "it was opened to read only"
+                raise StorageUnavailable(f"cannot write the stream's file: {why}")
             if commit is not None and work.appends and slot.db is not None:
                 slot.db.set_synchronous(commit)
             if work.closing:

@@ -126,6 +126,9 @@ class StreamDatabase:
         self._synchronous = synchronous
         self.path = path
         self.name = name
+        #: Opened as it is, for reading only, while its directory could not be written (see
+        #: `open`): an append must open it again.
+        self.read_only = False
         self.head: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
         self.created: str = conn.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()[
             0
@@ -164,7 +167,40 @@ class StreamDatabase:
 
         Raises StreamNotFound when the file is missing (or was left half-made by a crash while
         it was being created) and `create` is false.
+
+        Without `create` (to read), a file that cannot be opened for writing because its
+        directory cannot be written (a read-only file system: its WAL file cannot be made) is
+        opened for reading only, as it is, when it was closed cleanly (no WAL file holds
+        commits it lacks); `read_only` then says so.
         """
+        try:
+            return cls._open(path, name, synchronous, create=create, created=created)
+        except sqlite3.Error:
+            if create or not _readable_as_it_is(path):
+                raise
+        conn = sqlite3.connect(
+            f"file:{quote(str(path))}?mode=ro&immutable=1",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=32,
+        )
+        try:
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
+            if stored is None or stored[0] != name:
+                raise EventorError(f"{path} holds stream {stored!r}, expected {name!r}")
+            db = cls(conn, path, name, synchronous)
+        except BaseException:
+            conn.close()
+            raise
+        db.read_only = True
+        return db
+
+    @classmethod
+    def _open(
+        cls, path: Path, name: str, synchronous: Synchronous, *, create: bool, created: str
+    ) -> StreamDatabase:
         existed = path.exists()
         if not existed and not create:
             raise StreamNotFound(name)
@@ -503,6 +539,19 @@ def configure(conn: sqlite3.Connection, synchronous: Synchronous) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+
+
+def _readable_as_it_is(path: Path) -> bool:
+    """Whether the file at `path` exists, its directory cannot be written, and no WAL file
+    beside it holds commits (closed cleanly, SQLite leaves none)."""
+    if not path.is_file() or os.access(path.parent, os.W_OK):
+        return False
+    try:
+        return os.stat(f"{path}-wal").st_size == 0
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def read_stream_name(path: Path) -> str | None:
