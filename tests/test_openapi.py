@@ -1253,3 +1253,45 @@ def test_problem_types_in_the_docs_are_the_ones_answered() -> None:
     documented = set(re.findall(r"^\| `([a-z-]+)`(?:, `([a-z-]+)`)?", table, re.M))
     types = {t for row in documented for t in row if t}
     assert types == (codes | _FROM_TITLES) - _NOT_ON_V1
+
+
+# -- request body examples ("Try it out" in /docs) ---------------------------------------------
+
+_EXAMPLES = [
+    (path, method, media["example"])
+    for path, ops in BUILT["paths"].items()
+    for method, op in ops.items()
+    for media in op.get("requestBody", {}).get("content", {}).values()
+    if "example" in media
+]
+
+
+def test_the_request_bodies_people_try_first_have_working_examples() -> None:
+    """Swagger made its own up from the schemas: `"url": "HTtp://-"` (a 400) and a real
+    subscription named by chance, `"position": 4611686018427388000` (2^62 rounded, a 400)."""
+    assert {(m, p) for p, m, _ in _EXAMPLES} >= {
+        ("post", "/v1/streams/{stream}/events"),
+        ("put", "/v1/subscriptions/{name}"),
+        ("post", "/v1/subscriptions/{name}/reset"),
+        ("post", "/subscriptions/{name}"),
+    }
+    for path, method, example in _EXAMPLES:
+        schema = BUILT["paths"][path][method]["requestBody"]["content"]["application/json"]
+        validate(BUILT, schema["schema"], example)
+
+
+def test_the_examples_are_taken_by_the_routes(client: httpx.Client) -> None:
+    examples = {(m, p): e for p, m, e in _EXAMPLES}
+    v1, original = f"oa-example-{uuid.uuid4().hex[:8]}", f"oa_example_{uuid.uuid4().hex[:8]}"
+    try:
+        for (method, path), url in {
+            ("post", "/v1/streams/{stream}/events"): "/v1/streams/oa-examples/events",
+            ("put", "/v1/subscriptions/{name}"): f"/v1/subscriptions/{v1}",
+            ("post", "/v1/subscriptions/{name}/reset"): f"/v1/subscriptions/{v1}/reset",
+            ("post", "/subscriptions/{name}"): f"/subscriptions/{original}",
+        }.items():
+            r = client.request(method.upper(), url, json=examples[(method, path)])
+            assert r.is_success, (method, url, r.text)
+    finally:
+        client.delete(f"/v1/subscriptions/{v1}")
+        client.delete(f"/subscriptions/{original}")

@@ -342,7 +342,9 @@ def test_a_misspelt_query_parameter_of_a_write_is_400_and_changes_nothing(client
     """A typo in `expected_version` made a conditional append an unconditional one."""
     for query in ("expected_verison=0", "expectedVersion=0", "expected_version=0&force=1"):
         r = client.post(f"/v1/streams/{stream}/events?{query}", json={"type": "T"})
-        assert "unknown query parameter" in assert_problem(r, 400)["detail"], query
+        problem = assert_problem(r, 400)
+        assert "unknown query parameter" in problem["detail"], query
+        assert problem["type"] == "urn:eventor:problem:invalid-parameter"
     detail = assert_problem(
         client.post(f"/v1/streams/{stream}/events?expected_verison=0", json={"type": "T"}), 400
     )["detail"]
@@ -816,7 +818,7 @@ def test_live_keeps_multiline_data_intact(server, client, stream):
 )
 def test_bad_live_parameters_are_400(client, stream, params, headers):
     r = client.get(f"/v1/streams/{stream}/live", params=params, headers=headers)
-    assert_problem(r, 400)
+    assert assert_problem(r, 400)["type"] == "urn:eventor:problem:invalid-parameter"
 
 
 def test_last_event_id_with_whitespace_around_it_is_taken(server, ten):

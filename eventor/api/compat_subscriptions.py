@@ -19,7 +19,7 @@ from ..types import PAUSED, Subscription
 from .params import ENCODED_BODY, decode_json, read_body
 from .problems import HTTPProblem
 from .rendering import json_response
-from .routing import Doc, Param, Route
+from .routing import Doc, Media, Param, Route
 from .subscription_schemas import (
     MAX_CONFIG_BODY,
     OriginalSubscriptionFields,
@@ -110,7 +110,11 @@ class OriginalSubscriptionRoutes:
                         413: (str, "the body is over 1 MiB (or --max-request-bytes, when smaller)"),
                         415: (str, ENCODED_BODY),
                     },
-                    body=OriginalSubscriptionIn,
+                    body=Media(
+                        "application/json",
+                        OriginalSubscriptionIn,
+                        example={"stream": "orders", "url": "http://127.0.0.1:8000/hook"},
+                    ),
                     description="`name` must match ^[a-z0-9_]+$ (any case). `position` is the"
                     " last position already delivered (0: from the beginning). Deliveries use"
                     " the original retry schedule: 5 attempts, 4/8/16/32 s apart, then pause.",

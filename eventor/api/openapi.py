@@ -166,7 +166,10 @@ class _Builder:
                 "content": {"*/*": {"schema": {"type": "string", "description": "any bytes"}}},
             }
         media = body if isinstance(body, Media) else Media("application/json", body)
-        return {"required": True, "content": {media.media_type: self._media(media)}}
+        described = self._media(media)
+        if media.example is not None:
+            described["example"] = media.example
+        return {"required": True, "content": {media.media_type: described}}
 
     def _response(self, body: Any, description: str) -> dict[str, Any]:
         out: dict[str, Any] = {"description": description}

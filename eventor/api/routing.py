@@ -54,11 +54,13 @@ class Media:
     (msgspec type, `str`, `bytes` or a JSON schema dict) and, on a response, its headers.
 
     For `text/event-stream`, `schema` is the type of each message's `data` (as JSON).
+    `example`: a request body that works as it is (what /docs puts in "Try it out").
     """
 
     media_type: str
     schema: Any = str
     headers: tuple[Param, ...] = ()
+    example: Any = None
 
 
 #: What the append routes answer when the storage cannot take an append (docs, both APIs).
@@ -174,7 +176,7 @@ class Route:
                 return HTTPProblem(
                     400,
                     f"unknown query parameter {key[:100]!r}{hint}: this route {known}",
-                    code="invalid-request",
+                    code="invalid-parameter",
                 )
         return None
 

@@ -217,8 +217,11 @@ class StreamRoutes:
                 and len(digits) <= 19
                 and int(digits) < _LAST_POSITION
             ):
-                raise InvalidRequest(
-                    f"Last-Event-ID must be a position (0 to {_LAST_POSITION - 1}), got {last_id!r}"
+                raise HTTPProblem(
+                    400,
+                    f"Last-Event-ID must be a position (0 to {_LAST_POSITION - 1}),"
+                    f" got {last_id[:100]!r}",
+                    code="invalid-parameter",
                 )
             start = int(digits) + 1
         else:
@@ -304,7 +307,11 @@ APPEND_DOC = Doc(
             "or the stream's head N (0: empty or absent)",
         ),
     ),
-    body=AppendBody,
+    body=Media(
+        "application/json",
+        AppendBody,
+        example={"type": "OrderPlaced", "data": {"order_id": 42, "total": 19.99}},
+    ),
     responses={
         201: (AppendOut, "appended: the new events' ids and positions"),
         200: (AppendOut, "already appended (every id stands in the stream): nothing changed"),

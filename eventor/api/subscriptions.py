@@ -16,7 +16,7 @@ from ..types import Subscription
 from .params import decode_json, header, int_param, query, read_body, require_json
 from .problems import HTTPProblem
 from .rendering import json_response
-from .routing import Doc, Param, Route
+from .routing import Doc, Media, Param, Route
 from .schemas import Problem, SubscriptionName
 from .subscription_schemas import (
     MAX_CONFIG_BODY,
@@ -144,7 +144,17 @@ class SubscriptionRoutes:
                         415: _NOT_JSON,
                         503: _UNAVAILABLE,
                     },
-                    body=SubscriptionIn,
+                    body=Media(
+                        "application/json",
+                        SubscriptionIn,
+                        example={
+                            "stream": "orders",
+                            "url": "https://billing.example/hooks/orders",
+                            "event_types": ["OrderPlaced"],
+                            "max_attempts": 5,
+                            "backoff": {"initial": 1, "max": 300},
+                        },
+                    ),
                     params=(_NAME, _IF_MATCH, _IF_NONE_MATCH),
                     description="`start` applies on create only (checked, then ignored on update)."
                     " A `secret` left out on update keeps the current one; null removes it; a new"
@@ -201,7 +211,7 @@ class SubscriptionRoutes:
                         415: _NOT_JSON,
                         503: _UNAVAILABLE,
                     },
-                    body=ResetIn,
+                    body=Media("application/json", ResetIn, example={"position": 0}),
                 ),
             ),
             Route(
@@ -269,7 +279,7 @@ class SubscriptionRoutes:
 
     async def list(self, request: Request) -> Response:
         stream = query(request.scope).get("stream")
-        if stream is None:
+        if not stream:  # empty is absent, as for every parameter
             subscriptions = self._service.all()
         else:
             check_stream_name(stream)
