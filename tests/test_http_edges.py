@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import gzip
 import http.client
 import json
+import math
 import re
 import select
 import socket
@@ -767,3 +769,16 @@ def test_an_idle_connection_is_kept_for_the_keep_alive_timeout(make_server):
         began = time.monotonic()
         assert sock.recv(4096) == b""  # closed once idle for the keep-alive timeout
         assert 1.5 < time.monotonic() - began < 5
+
+
+def test_the_date_header_keeps_up_with_the_clock(server):
+    """uvicorn wrote Date anew once a second: an answer could say a time up to two seconds
+    past (an append created at 09:22:08.23 answered "Date: 09:22:07")."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            sent = time.time()
+            date = client.get("/health").headers["date"]
+            said = email.utils.parsedate_to_datetime(date).timestamp()
+            assert said >= math.floor(sent - 0.25), (date, sent)  # a tick (0.1 s) behind at most
+            time.sleep(0.05)
