@@ -19,7 +19,7 @@ _ORIGINAL_SUBSCRIPTION = re.compile(r"[A-Za-z0-9_]{1,1000}")
 def check_stream_name(name: str) -> str:
     """Return `name` when it is a valid stream name, else raise InvalidName."""
     if _STREAM.fullmatch(name) is None:
-        raise InvalidName(f"invalid stream name {name!r}: use {STREAM_NAME_RULE}")
+        raise InvalidName(f"invalid stream name {_shown(name)}: use {STREAM_NAME_RULE}")
     return name
 
 
@@ -28,5 +28,10 @@ def check_subscription_name(name: str, *, original: bool = False) -> str:
     rule = _ORIGINAL_SUBSCRIPTION if original else _SUBSCRIPTION
     if rule.fullmatch(name) is None:
         allowed = "1-1000 characters of A-Z a-z 0-9 _" if original else SUBSCRIPTION_NAME_RULE
-        raise InvalidName(f"invalid subscription name {name!r}: use {allowed}")
+        raise InvalidName(f"invalid subscription name {_shown(name)}: use {allowed}")
     return name
+
+
+def _shown(name: str) -> str:
+    """A name as an error says it: a path or query may carry up to 1 MiB of one."""
+    return repr(name) if len(name) <= 300 else f"{name[:300]!r}... ({len(name)} characters)"

@@ -40,6 +40,7 @@ from eventor.api.openapi import (
     UndocumentedRoutes,
     build_openapi,
 )
+from eventor.api.problems import TITLES
 from eventor.api.routing import Doc, Route
 from eventor.settings import Settings
 
@@ -1227,19 +1228,27 @@ def test_docs_with_a_trailing_slash_redirects_to_the_page(client: httpx.Client) 
 
 # -- the problem types docs/api.md lists --------------------------------------------------------
 
-#: Problem types that come from a status's title (no `code` given): the protocol's refusals,
-#: unknown paths and methods.
-_FROM_TITLES = {
-    "bad-request",
-    "not-found",
-    "method-not-allowed",
-    "request-timeout",
-    "request-header-fields-too-large",
-    "not-implemented",
-}
+#: Files whose problems never reach a /v1 answer: the original routes (text), the dashboard's
+#: and the API docs' assets.
+_NOT_V1_FILES = {"compat.py", "compat_subscriptions.py", "dashboard.py", "docs.py"}
+#: The protocol's refusals (eventor/protocol.py types them by their status line's title).
+_PROTOCOL = {"bad-request", "request-timeout", "request-header-fields-too-large", "not-implemented"}
 #: Codes of errors that never reach a /v1 answer (SubscriptionExists becomes a 412 there; the
 #: original routes answer text), and the base class's.
 _NOT_ON_V1 = {"error", "subscription-exists"}
+
+
+def _untyped_statuses(source: str) -> set[int]:
+    """The statuses of `HTTPProblem(...)` calls without a `code`: typed by their title."""
+    statuses = set()
+    for match in re.finditer(r"HTTPProblem\(\s*(\d{3})\b", source):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(source[end], 0)
+            end += 1
+        if "code=" not in source[match.start() : end]:
+            statuses.add(int(match.group(1)))
+    return statuses
 
 
 def test_problem_types_in_the_docs_are_the_ones_answered() -> None:
@@ -1248,11 +1257,13 @@ def test_problem_types_in_the_docs_are_the_ones_answered() -> None:
     server = [p for p in package.rglob("*.py") if "client" not in p.name]  # not the client's own
     source = "\n".join(p.read_text() for p in server)
     codes = set(re.findall(r'\bcode\s*=\s*"([a-z-]+)"', source))
+    v1 = "\n".join(p.read_text() for p in server if p.name not in _NOT_V1_FILES)
+    titled = {TITLES[status].lower().replace(" ", "-") for status in _untyped_statuses(v1)}
     table = (package.parent / "docs" / "api.md").read_text().split("## Problem types", 1)[1]
     table = table.split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([a-z-]+)`(?:, `([a-z-]+)`)?", table, re.M))
     types = {t for row in documented for t in row if t}
-    assert types == (codes | _FROM_TITLES) - _NOT_ON_V1
+    assert types == (codes | titled | _PROTOCOL) - _NOT_ON_V1
 
 
 # -- request body examples ("Try it out" in /docs) ---------------------------------------------

@@ -16,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import eventor
 from eventor.api import create_app
+from eventor.api.app import EventorApp
+from eventor.settings import Settings
 
 
 def test_health(client):
@@ -256,3 +258,33 @@ def test_streams_whose_files_are_closed_are_read_while_the_data_dir_is_read_only
             append_ok(c, stream, {"type": "T", "data": 3})
             r = c.get(f"/v1/streams/{stream}/events")
             assert [e["data"] for e in r.json()["events"]] == [0, 1, 2, 3]
+
+
+def test_reads_beside_a_refused_append_are_answered(tmp_path):
+    """Reads waiting on a stream with an append were answered by the append's refusal (503)
+    when the stream, opened to read only, could not take it."""
+    data = tmp_path / "data"
+
+    async def main() -> None:
+        app = EventorApp(Settings(data_dir=data, max_open_files=4))
+        await app.startup()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://e") as c:
+                for stream in "abcd":  # a and b closed, evicted
+                    r = await c.post(f"/v1/streams/{stream}/events", json=[{"type": "T"}] * 3)
+                    assert r.status_code == 201, r.text
+                with read_only(data / "streams"):
+                    assert (await c.get("/v1/streams/a/events")).status_code == 200
+                    for _ in range(3):
+                        answers = await asyncio.gather(
+                            c.get("/v1/streams/a/events"),
+                            c.post("/v1/streams/a/events", json={"type": "T"}),
+                            *[c.get("/v1/streams/a/events") for _ in range(4)],
+                        )
+                        statuses = [r.status_code for r in answers]
+                        assert statuses == [200, 503, 200, 200, 200, 200], answers[2].text
+        finally:
+            await app.shutdown()
+
+    asyncio.run(main())

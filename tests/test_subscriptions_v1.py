@@ -169,6 +169,10 @@ def test_bad_bodies_and_names(client, stream, sub):
     assert client.put(f"/v1/subscriptions/{sub}", json={"stream": stream, "url": URL}).is_success
     detail = problem(client.post(f"/v1/subscriptions/{sub}/reset", content=long), 400)
     assert detail == "invalid reset: Integer value out of range - at `$.position`"
+    # Broken, with such a number before the break: broken JSON all the same.
+    for broken in (b"[1e400,", b'{"position": 1e400', huge[:-1], long[:-1] + b","):
+        detail = problem(client.post(f"/v1/subscriptions/{sub}/reset", content=broken), 400)
+        assert detail.startswith("the body is not valid JSON"), (broken[:40], detail)
     assert "required field `url`" in problem(
         client.put(f"/v1/subscriptions/{sub}", json={"stream": stream}), 400
     )

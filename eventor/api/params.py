@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -109,9 +109,11 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
         except msgspec.ValidationError as exc:
             # msgspec judges the values it has read before the rest: `[1,` is "expected an
             # object", not the truncated body it is. Broken JSON is said as such first.
-            # (Well-formed, with a number no decoder holds, 1e400 say: `exc` tells where.)
-            with contextlib.suppress(msgspec.ValidationError):
+            try:
                 msgspec.json.decode(body)
+            except msgspec.ValidationError:
+                # A number no decoder holds (1e400), met before the end: is the rest JSON?
+                _check_well_formed(body)
             message = _with_member_named(str(exc), body)
             raise InvalidRequest(f"invalid {what}: {message}") from None
     except msgspec.DecodeError as exc:
@@ -128,6 +130,22 @@ def decode_json(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
         ) from None
     except RecursionError:
         raise InvalidRequest("the body's JSON is nested too deeply") from None
+
+
+def _check_well_formed(body: bytes) -> None:
+    """InvalidRequest unless `body` is well-formed JSON, whatever the size of its numbers."""
+    try:
+        json.loads(body, parse_int=_any_number, parse_float=_any_number, parse_constant=_no)
+    except ValueError as exc:  # JSONDecodeError, and `_no`'s
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _any_number(text: str) -> int:
+    return 0
+
+
+def _no(text: str) -> None:
+    raise ValueError(f"{text} is not JSON")
 
 
 _IN_SOME_MEMBER = re.compile(r"(Expected .+, got `(\w+)`) - at `(\$[^`]*)\[\.\.\.\]`")

@@ -335,13 +335,19 @@ class StreamPool:
         """The slot's database is ours alone until the job is over. `commit`: how this job's
         commit syncs, when not as the database was opened; `refused`: why its appends fail."""
         slot, result = work.slot, work.result
+        appends = work.appends
         try:
-            if refused is not None and work.appends:
-                raise StorageUnavailable(refused)
-            if work.appends and slot.db is not None and slot.db.read_only:
+            refusal = None
+            if appends and refused is not None:
+                refusal = StorageUnavailable(refused)
+            elif appends and slot.db is not None and slot.db.read_only:
                 why = not_writable(slot.path.parent) or "it was opened to read only"
-                raise StorageUnavailable(f"cannot write the stream's file: {why}")
-            if commit is not None and work.appends and slot.db is not None:
+                refusal = StorageUnavailable(f"cannot write the stream's file: {why}")
+            if refusal is not None:
+                if not work.calls:
+                    raise refusal
+                appends = []  # its appends fail (below); the reads beside them go on
+            if commit is not None and appends and slot.db is not None:
                 slot.db.set_synchronous(commit)
             if work.closing:
                 if slot.db is not None:
@@ -354,8 +360,8 @@ class StreamPool:
                     slot.path,
                     slot.name,
                     self._synchronous,
-                    create=bool(work.appends),
-                    created=_first_created(work.appends) or now,
+                    create=bool(appends),
+                    created=_first_created(appends) or now,
                 )
                 result.opened = slot.db.state()
             db = slot.db
@@ -364,13 +370,15 @@ class StreamPool:
                     result.call_results.append((True, fn(db)))
                 except BaseException as exc:  # handed to the caller's future
                     result.call_results.append((False, exc))
-            if work.calls and work.appends:
+            if work.calls and appends:
                 # Reads answer now, not after the appends' commit and flush: a live
                 # subscription's next read would otherwise wait a whole round.
                 loop.call_soon_threadsafe(_resolve, work.calls, list(result.call_results))
-            if work.appends:
+            if refusal is not None:
+                result.append_results = [refusal] * len(work.appends)
+            elif appends:
                 before = db.head
-                result.append_results = db.append_batch([r for r, _ in work.appends], now)
+                result.append_results = db.append_batch([r for r, _ in appends], now)
                 result.appended = db.head - before
                 if result.appended:
                     result.committed = db.last_commit()

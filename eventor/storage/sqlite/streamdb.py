@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import quote
 
-from ...errors import EventorError, IdempotencyConflict, StreamNotFound, WrongExpectedVersion
+from ...errors import (
+    EventorError,
+    IdempotencyConflict,
+    StorageError,
+    StreamNotFound,
+    WrongExpectedVersion,
+)
 from ...ids import new_ids
 from ...types import (
     ANY,
@@ -189,7 +195,7 @@ class StreamDatabase:
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
             if stored is None or stored[0] != name:
-                raise EventorError(f"{path} holds stream {stored!r}, expected {name!r}")
+                raise StorageError(f"{path} holds stream {stored!r}, expected {name!r}")
             db = cls(conn, path, name, synchronous)
         except BaseException:
             conn.close()
@@ -222,7 +228,7 @@ class StreamDatabase:
             if made:
                 stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
                 if stored is None or stored[0] != name:
-                    raise EventorError(f"{path} holds stream {stored!r}, expected {name!r}")
+                    raise StorageError(f"{path} holds stream {stored!r}, expected {name!r}")
             elif not create:
                 raise StreamNotFound(name)
             else:

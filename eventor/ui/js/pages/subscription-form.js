@@ -183,7 +183,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
   controls.start = startPosition;
   const batch = number("batch_size", c?.batch_size ?? 1, { min: "1", max: "1000", step: "1" });
   const timeout = number("timeout", c?.timeout ?? 10, { min: "0.001" });
-  const attempts = number("max_attempts", c?.max_attempts ?? 5, { min: "0", step: "1" });
+  const attempts = number("max_attempts", c?.max_attempts ?? 5, { min: "0", max: "1000000", step: "1" });
   const backoffInitial = number("backoff_initial", c?.backoff.initial ?? 1, { min: "0.001" });
   const backoffMax = number("backoff_max", c?.backoff.max ?? 300, { min: "0.001" });
   const onExhausted = h(

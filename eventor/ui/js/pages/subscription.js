@@ -365,19 +365,29 @@ export default async function subscription(main, { params: [name], signal, setTi
   let parkedReadAt = null;
   let parkedDrawn = null;
   let allParked = false;
-  const readParked = async () =>
-    (await api(`${base}/parked`, { query: allParked ? {} : { limit: PARKED_ROWS }, signal })).parked;
+  // Only the latest read's list is kept: a refresh's first PARKED_ROWS, answered after "Show
+  // all" read them all, would cut the list back.
+  let parkedReads = 0;
+  async function readParked() {
+    const read = ++parkedReads;
+    const query = allParked ? {} : { limit: PARKED_ROWS };
+    const { parked: list } = await api(`${base}/parked`, { query, signal });
+    return read === parkedReads ? list : null;
+  }
   async function showAllParked() {
     allParked = true;
+    let list;
     try {
-      parkedList = await readParked();
+      list = await readParked();
     } catch (error) {
       if (error.name === "AbortError") return;
       allParked = false;
       showActionError(error, "Could not read the parked events");
       return;
     }
-    parkedTotal = Math.max(parkedTotal, parkedList.length);
+    if (!list) return; // a later read has it
+    parkedList = list;
+    parkedTotal = list.length;
     drawParked();
     // The keyboard goes on from the first row drawn now, not from the top of the page.
     const first = parked.querySelectorAll("#parked tbody tr")[PARKED_ROWS];
@@ -413,9 +423,12 @@ export default async function subscription(main, { params: [name], signal, setTi
       const newest = log.deliveries[0];
       const readAt = JSON.stringify([status.parked, String(status.position), newest?.at, newest?.attempt]);
       if (readAt !== parkedReadAt) {
-        parkedList = await readParked();
-        parkedTotal = status.parked;
-        parkedReadAt = readAt;
+        const list = await readParked();
+        if (list) {
+          parkedList = list;
+          parkedTotal = allParked ? list.length : status.parked;
+          parkedReadAt = readAt;
+        }
       }
       if (isGone) return;
       sub = status;
