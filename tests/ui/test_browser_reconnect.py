@@ -79,3 +79,44 @@ def test_try_again_loads_a_page_whose_code_did_not_come(
     page.get_by_role("button", name="Try again").click()
     expect(page.locator("main h1")).to_have_text("Subscriptions")
     expect(page.locator("main h1")).to_be_focused()
+
+
+@pytest.mark.parametrize(
+    ("kind", "blocked", "failure"),
+    [
+        ("stream", "**/v1/streams/**", "Could not load the stream"),
+        ("streams", "**/v1/streams?**", "Could not list the streams"),
+        ("subscription", "**/v1/subscriptions/**", "Could not refresh"),
+        ("edit", "**/v1/subscriptions/**", "Could not load the subscription"),
+    ],
+)
+def test_a_page_whose_first_read_found_no_server_loads_once_it_answers(
+    open_page: Callable[..., Page],
+    api: httpx.Client,
+    console: ConsoleWatch,
+    kind: str,
+    blocked: str,
+    failure: str,
+) -> None:
+    """Opened while the server was away (its page code loaded, its data not), a stream page,
+    the streams list, a subscription page or its edit form said so for good: only a reload
+    brought it back. They load by themselves once the server answers, as docs/dashboard.md
+    says of every page."""
+    stream, sub = unique("offline"), unique("offline").replace("-", "_")
+    api.post(f"/v1/streams/{stream}/events", json={"type": "T"})
+    spec = {"stream": stream, "url": "http://127.0.0.1:9/hook", "start": "end"}
+    assert api.put(f"/v1/subscriptions/{sub}", json=spec).status_code == 201
+    path, loaded = {
+        "stream": (f"/dashboard/streams/{stream}", "#events > li"),
+        "streams": (f"/dashboard/streams?prefix={stream}", "#streams-list tbody tr"),
+        "subscription": (f"/dashboard/subscriptions/{sub}", "#config"),
+        "edit": (f"/dashboard/new-subscription?edit={sub}", "input[name=url]"),
+    }[kind]
+    page = open_page("/dashboard")
+    console.allow(r"ERR_FAILED")
+    page.route(blocked, lambda route: route.abort())  # no answer at all, as with no server
+    page.goto(path)
+    expect(page.locator("main")).to_contain_text(failure)
+    page.unroute(blocked)
+    expect(page.locator(loaded).first).to_be_visible(timeout=10_000)
+    api.delete(f"/v1/subscriptions/{sub}")

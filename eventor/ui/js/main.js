@@ -2,8 +2,8 @@
 // navigation, the connection indicator, and errors nobody else caught.
 
 import { fill, h, refreshTimes } from "./dom.js";
-import { navigate, queryHandled, setRenderer } from "./router.js";
-import { onConnection, readNow, stats } from "./stats.js";
+import { navigate, queryHandled, setLoadFailure, setRenderer } from "./router.js";
+import { onConnection, onStats, readNow, stats } from "./stats.js";
 
 const ROUTES = [
   [/^\/dashboard\/?$/, "overview", "Overview"],
@@ -23,6 +23,7 @@ const main = document.getElementById("main");
 let current = null; // the AbortController of the page on screen
 let firstRender = true;
 let loadFailed = false; // #main says the page could not be loaded: render again once online
+let readFailed = false; // ... for its data's first read found no server (see retryWhenOnline)
 
 function match(pathname) {
   for (const [pattern, page, title] of ROUTES) {
@@ -42,7 +43,7 @@ async function render() {
   // A dialog belongs to the page that opened it: left open over the next one (Back while it
   // asked), its button would act for a page that is gone, and do nothing.
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
-  loadFailed = false;
+  loadFailed = readFailed = false;
   fill(document.getElementById("global-error"));
   const controller = new AbortController();
   current = controller;
@@ -171,6 +172,10 @@ document.addEventListener("click", (event) => {
 });
 window.addEventListener("popstate", () => queryHandled() || render());
 setRenderer(render);
+setLoadFailure(() => {
+  loadFailed = readFailed = true;
+  readNow(); // the header says at once whether the server is reachable
+});
 window.addEventListener("unhandledrejection", (event) => showGlobalError(event.reason));
 window.addEventListener("error", (event) => showGlobalError(event.error || event.message));
 
@@ -189,6 +194,11 @@ onConnection((state) => {
   connection.querySelector(".conn-text").textContent = text;
   connection.title = state === "open" ? "Receiving live updates" : text;
   if (state === "open" && loadFailed) render();
+});
+// The server answers: a page whose read failed in a blip the header never saw reads again.
+// (A page whose code did not come waits for the connection to come back, or Try again.)
+onStats(() => {
+  if (readFailed) render();
 });
 setInterval(() => refreshTimes(main), 5000);
 

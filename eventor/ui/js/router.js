@@ -1,10 +1,23 @@
 // History-API navigation under /dashboard: pages call navigate(); main.js renders.
 
 let renderer = () => {};
+let loadFailure = () => {};
 
 /** main.js registers the function that renders the current location. */
 export function setRenderer(render) {
   renderer = render;
+}
+
+/** main.js registers what is done when a page's first read found no server. */
+export function setLoadFailure(handle) {
+  loadFailure = handle;
+}
+
+/** A page whose first read failed for want of the server (no answer at all: `error` has no
+ * status) says so in its place, then calls this: it is rendered again once the server answers.
+ * Errors the server answered (a 404, say) stay said. */
+export function retryWhenOnline(error) {
+  if (!error?.status && error?.name !== "AbortError") loadFailure();
 }
 
 /** Go to `url` (a /dashboard path, maybe with a query) without reloading. */

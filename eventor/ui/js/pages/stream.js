@@ -19,6 +19,7 @@ import {
 import { eventList } from "../event-list.js";
 import { eventData } from "../event-view.js";
 import { JsonNumber, formatJson, parseJson } from "../json.js";
+import { retryWhenOnline } from "../router.js";
 import { onStats } from "../stats.js";
 import {
   card,
@@ -259,6 +260,7 @@ export default async function stream(main, { params: [name], query, signal, setT
     info = await load(name, signal);
   } catch (error) {
     if (error.name !== "AbortError") fill(main, head, errorBox(error, "Could not load the stream"));
+    retryWhenOnline(error);
     return;
   }
   // The header and the Event types card show the stream as of position `shown.head`: as read,

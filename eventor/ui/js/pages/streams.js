@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { STREAM_NAME, debounce, fill, fmtNumber, h, pageTitle, refill, streamHref, timeAgo } from "../dom.js";
-import { setQuery } from "../router.js";
+import { retryWhenOnline, setQuery } from "../router.js";
 import { onStats } from "../stats.js";
 import { emptyState, errorBox, loading } from "../ui.js";
 
@@ -107,6 +107,7 @@ export default function streams(main, { query, signal }) {
     } catch (error) {
       if (error.name !== "AbortError")
         fill(body, h("div", { class: "card-body" }, errorBox(error, "Could not list the streams")));
+      if (!state.page) retryWhenOnline(error); // shown before, the list is read again as it is
     }
   }
 

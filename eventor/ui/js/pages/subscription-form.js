@@ -14,7 +14,7 @@ import {
   seg,
   subscriptionHref,
 } from "../dom.js";
-import { navigate } from "../router.js";
+import { navigate, retryWhenOnline } from "../router.js";
 import { TYPES_SHOWN, errorBox, loading } from "../ui.js";
 
 // API messages name the option they are about; the earliest named one gets the message.
@@ -89,6 +89,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
       current = await api(`/v1/subscriptions/${seg(editing)}`, { signal });
     } catch (error) {
       if (error.name !== "AbortError") fill(main, head, errorBox(error, "Could not load the subscription"));
+      retryWhenOnline(error);
       return;
     }
   }

@@ -13,7 +13,7 @@ import {
   streamHref,
   timeAgo,
 } from "../dom.js";
-import { navigate } from "../router.js";
+import { navigate, retryWhenOnline } from "../router.js";
 import { onConnection, onStats, readNow } from "../stats.js";
 import {
   badge,
@@ -453,6 +453,7 @@ export default async function subscription(main, { params: [name], signal, setTi
         return;
       }
       fill(notice, errorBox(error, "Could not refresh"));
+      if (!sub) retryWhenOnline(error); // never read: nothing here refreshes it
     } finally {
       refreshing = false;
     }
