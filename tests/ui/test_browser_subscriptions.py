@@ -81,6 +81,24 @@ def test_a_subscription_created_through_the_form_delivers(
     assert status(api, name)["config"]["event_types"] == ["Tick"]
 
 
+def test_a_password_in_the_url_is_masked_as_header_values_are(
+    open_page: OpenPage, api: httpx.Client
+) -> None:
+    stream, name = unique("urlpass"), sub_name()
+    spec = {"stream": stream, "url": "http://ops:pa55word@127.0.0.1:9/hook?x=1", "start": "end"}
+    assert api.put(f"/v1/subscriptions/{name}", json=spec).status_code == 201
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    config = page.locator("#config")
+    expect(config).to_contain_text("http://ops:••••••@127.0.0.1:9/hook?x=1")
+    expect(config).not_to_contain_text("pa55word")
+    page.get_by_role("button", name="Show the URL's password").click()
+    expect(config).to_contain_text("http://ops:pa55word@127.0.0.1:9/hook?x=1")
+    page.get_by_role("button", name="Hide the URL's password").click()
+    expect(config).not_to_contain_text("pa55word")
+    page.close()
+    api.delete(f"/v1/subscriptions/{name}")
+
+
 def test_a_revealed_header_value_stays_revealed_as_deliveries_refresh_the_page(
     open_page: OpenPage, api: httpx.Client, receiver: Receiver
 ) -> None:

@@ -31,6 +31,9 @@ function details(event) {
     h(
       "dl",
       { class: "props" },
+      // The whole type: the row above cuts a long one short.
+      h("dt", {}, "type"),
+      h("dd", { class: "event-full-type" }, h("bdi", {}, event.type)),
       h("dt", {}, "id"),
       h("dd", {}, h("code", {}, event.id), " ", copyButton(event.id, "Copy event id")),
       h("dt", {}, "created"),
@@ -56,7 +59,7 @@ export function eventItem(event, { expanded = false, fresh = false } = {}) {
     // <bdi>: a right-to-left override in a type must not reorder the id beside it.
     h(
       "span",
-      { class: "event-type" },
+      { class: "event-type", title: event.type },
       h("bdi", {}, event.type),
       h("span", { class: "event-id" }, event.id.slice(-12)),
     ),

@@ -162,7 +162,7 @@ function typesView(eventTypes, all, onAll) {
           "li",
           { dataset: { type } },
           // <bdi>: a right-to-left override in a type must not reorder its line.
-          h("span", { class: "grow" }, h("bdi", {}, type)),
+          h("span", { class: "grow", title: type }, h("bdi", {}, type)),
           h("strong", { class: "mono" }, fmtNumber(count)),
         ),
       ),

@@ -36,20 +36,36 @@ function seconds(value) {
   return `${value} s`;
 }
 
-function maskedHeader(name, value) {
+/** `value` as ••••••, with a button that shows it (and hides it again); `what` names it. */
+function masked(value, what) {
   const shown = h("span", { class: "masked" }, "••••••");
   const reveal = h(
     "button",
-    { type: "button", class: "btn btn-small btn-ghost", "aria-label": `Show the value of ${name}` },
+    { type: "button", class: "btn btn-small btn-ghost", "aria-label": `Show ${what}` },
     "Show",
   );
   reveal.addEventListener("click", () => {
     const hidden = shown.classList.toggle("masked");
     shown.textContent = hidden ? "••••••" : value;
     reveal.textContent = hidden ? "Show" : "Hide";
-    reveal.setAttribute("aria-label", `${hidden ? "Show" : "Hide"} the value of ${name}`);
+    reveal.setAttribute("aria-label", `${hidden ? "Show" : "Hide"} ${what}`);
   });
-  return h("div", {}, h("code", {}, name), ": ", shown, " ", reveal);
+  return [shown, " ", reveal];
+}
+
+function maskedHeader(name, value) {
+  return h("div", {}, h("code", {}, name), ": ", ...masked(value, `the value of ${name}`));
+}
+
+// `scheme://user:password@`: the password is a receiver's credential, as header values are.
+const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^@/?#:]*:)([^@/?#]*)(@.*)$/is;
+
+function maskedUrl(url) {
+  const parts = URL_PASSWORD.exec(url);
+  if (!parts) return h("code", {}, url);
+  const [, before, password, after] = parts;
+  const [shown, , reveal] = masked(password, "the URL's password");
+  return [h("code", {}, before, shown, after), " ", reveal];
 }
 
 function configView(sub) {
@@ -60,7 +76,7 @@ function configView(sub) {
     "dl",
     { class: "props", id: "config" },
     row("Stream", h("a", { href: streamHref(c.stream) }, c.stream)),
-    row("URL", h("code", {}, c.url)),
+    row("URL", maskedUrl(c.url)),
     row(
       "Headers",
       headers.length ? headers.map(([n, v]) => maskedHeader(n, v)) : h("span", { class: "muted" }, "none"),
