@@ -510,9 +510,30 @@ def test_a_start_position_past_2_to_the_53_is_sent_as_typed(
     page.fill("#sub-url", receiver.url)
     page.check("input[name=start][value=position]")
     page.fill("#sub-start-position", "9007199254740993")  # 2^53 + 1: a JS number rounds it
-    page.get_by_role("button", name="Create subscription").click()
+    # Past the stream's head: the events up to it would be skipped. Asked first, as a reset is.
+    dialog = page.get_by_role("dialog")
+    for answer in ["Cancel", "Skip them and create"]:
+        page.get_by_role("button", name="Create subscription").click()
+        warning = page.locator("#beyond-head-warning")
+        expect(warning).to_contain_text("ends at #1")
+        expect(warning).to_contain_text("9,007,199,254,740,992 events")
+        dialog.get_by_role("button", name=answer).click()
+        expect(dialog).to_have_count(0)
+        if answer == "Cancel":
+            expect(page.locator("#sub-start-position")).to_be_focused()
+            assert api.get(f"/v1/subscriptions/{name}").status_code == 404
     expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
     assert status(api, name)["position"] == 2**53 + 1
+    # Within the head: not asked.
+    other = sub_name()
+    page = open_page(f"/dashboard/new-subscription?stream={stream}")
+    page.fill("#sub-name", other)
+    page.fill("#sub-url", receiver.url)
+    page.check("input[name=start][value=position]")
+    page.fill("#sub-start-position", "1")
+    page.get_by_role("button", name="Create subscription").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{other}$"))
+    assert status(api, other)["position"] == 1
 
 
 def test_a_late_answer_does_not_bring_a_deleted_subscription_back(

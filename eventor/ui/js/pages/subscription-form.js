@@ -15,7 +15,7 @@ import {
   subscriptionHref,
 } from "../dom.js";
 import { navigate, retryWhenOnline } from "../router.js";
-import { TYPES_SHOWN, errorBox, loading } from "../ui.js";
+import { TYPES_SHOWN, confirmDialog, errorBox, loading } from "../ui.js";
 
 // API messages name the option they are about; the earliest named one gets the message.
 const FIELD_WORDS = [
@@ -35,6 +35,38 @@ const FIELD_WORDS = [
 ];
 
 const MAX_POSITION = 2n ** 62n; // the API's limit for a position
+
+/** The stream's head, 0 for a stream with no event yet. */
+async function headOf(stream, signal) {
+  try {
+    return BigInt((await api(`/v1/streams/${seg(stream)}`, { signal })).head); // < 2^53: appended one by one
+  } catch (error) {
+    if (error.status === 404) return 0n;
+    throw error;
+  }
+}
+
+/** A start past the stream's head is accepted, and skips the events still to come up to it:
+ * asked again, as a reset there is. */
+function confirmStartBeyondHead(stream, position, head) {
+  return confirmDialog({
+    title: `#${fmtNumber(position)} is beyond the stream's head`,
+    body: [
+      h(
+        "p",
+        { id: "beyond-head-warning" },
+        `The stream “${stream}” ends at #${fmtNumber(head)}: `,
+        position - head === 1n
+          ? `the next event appended to it (#${fmtNumber(position)}) is skipped, never delivered.`
+          : `the next ${fmtNumber(position - head)} events appended to it (#${fmtNumber(head + 1n)} to ` +
+              `#${fmtNumber(position)}) are skipped, never delivered.`,
+      ),
+      h("p", {}, "Create the subscription there all the same?"),
+    ],
+    confirm: "Skip them and create",
+    danger: true,
+  });
+}
 
 /** The body as JSON, a BigInt start position written with all its digits. */
 function toJson(body) {
@@ -622,6 +654,13 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     }
     submit.disabled = true;
     try {
+      if (typeof body.start === "bigint") {
+        const head = await headOf(body.stream, signal);
+        if (body.start > head && !(await confirmStartBeyondHead(body.stream, body.start, head))) {
+          startPosition.focus();
+          return;
+        }
+      }
       // A bare PUT creates or updates. Creating never overwrites one that exists (a name typo
       // cannot clobber it), and editing never brings back one deleted meanwhile (it would
       // start over and deliver the whole stream again).
