@@ -466,6 +466,30 @@ def test_editing_keeps_each_event_type_as_it_is(
     assert status(api, name)["config"]["event_types"] == [*kept, "Order,Shipped", "Order,Refunded"]
 
 
+def test_saving_an_edit_of_a_subscription_changed_meanwhile_asks_first(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    """A PUT replaces the whole configuration: the form's save undid a change made elsewhere
+    after it was filled (headers set through the API went back to none), without a word."""
+    stream, name = unique("changed"), sub_name()
+    subscribe(api, name, stream, receiver.url, start="end")
+    page = open_page(f"/dashboard/new-subscription?edit={name}")
+    expect(page.locator("#sub-timeout")).to_have_value("10")
+    changed = {"stream": stream, "url": receiver.url, "headers": {"X-Team": "ops"}}
+    assert api.put(f"/v1/subscriptions/{name}", json=changed).status_code == 200
+    page.fill("#sub-timeout", "7")
+    dialog = page.get_by_role("dialog")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#changed-elsewhere")).to_contain_text("was changed elsewhere")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert status(api, name)["config"]["headers"] == {"X-Team": "ops"}  # nothing saved
+    page.get_by_role("button", name="Save changes").click()
+    dialog.get_by_role("button", name="Save all the same").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    assert status(api, name)["config"]["timeout"] == 7
+
+
 def test_saving_an_edit_of_a_subscription_deleted_meanwhile_brings_nothing_back(
     open_page: OpenPage, api: httpx.Client, receiver: Receiver, console: ConsoleWatch
 ) -> None:

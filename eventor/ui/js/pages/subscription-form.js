@@ -13,6 +13,7 @@ import {
   pageTitle,
   seg,
   subscriptionHref,
+  timeAgo,
 } from "../dom.js";
 import { navigate, retryWhenOnline } from "../router.js";
 import { TYPES_SHOWN, confirmDialog, errorBox, loading } from "../ui.js";
@@ -635,6 +636,31 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     return { name, body, problems };
   }
 
+  /** True unless the subscription was changed elsewhere since the form was filled from it and
+   * the user, asked, keeps it: a PUT replaces the whole configuration, theirs with it. */
+  async function stillAsOpened() {
+    // Listed by its stream (which cannot change), not read by name: deleted meanwhile, it is
+    // missing here, not a 404 in the console; the PUT then says so (412).
+    const query = { stream: current.config.stream };
+    const { subscriptions } = await api("/v1/subscriptions", { query, signal });
+    const now = subscriptions.find((s) => s.name === editing);
+    if (!now || now.updated === current.updated) return true;
+    return confirmDialog({
+      title: "Changed since you opened it",
+      body: [
+        h(
+          "p",
+          { id: "changed-elsewhere" },
+          `“${editing}” was changed elsewhere ${timeAgo(now.updated)}, after this form was filled. `,
+          "Saving replaces its whole configuration with this form's, undoing that change.",
+        ),
+        h("p", {}, "Save all the same? (Cancel, then reload the page to start from the change.)"),
+      ],
+      confirm: "Save all the same",
+      danger: true,
+    });
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     fill(formError);
@@ -654,6 +680,7 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     }
     submit.disabled = true;
     try {
+      if (editing && !(await stillAsOpened())) return;
       if (typeof body.start === "bigint") {
         const head = await headOf(body.stream, signal);
         if (body.start > head && !(await confirmStartBeyondHead(body.stream, body.start, head))) {
