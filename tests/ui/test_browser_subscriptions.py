@@ -709,6 +709,30 @@ def test_counts_said_on_the_overview_have_thousands_separators(open_page: OpenPa
     assert reasons == ["10,000 parked events", "Lag growing: 12,345 behind"]
 
 
+def test_a_subscription_paused_by_hand_needs_attention_after_a_growing_lag(
+    open_page: OpenPage,
+) -> None:
+    page = open_page("/dashboard")
+    order = page.evaluate(
+        """async () => {
+          const { attentionOrder } = await import("/dashboard/js/ui.js");
+          const hand = { status: "paused", paused_reason: "API request", parked: 0 };
+          const subs = {
+            retrying: [{ status: "retrying", parked: 0, lag: 1 }, false],
+            failed: [{ status: "paused", paused_reason: "HTTP 500", parked: 0, lag: 1 }, false],
+            parked: [{ status: "active", parked: 3, lag: 0 }, false],
+            growing: [{ status: "active", parked: 0, lag: 5000 }, true],
+            byHandBehind: [{ ...hand, lag: 9 }, false],
+            byHandCaughtUp: [{ ...hand, lag: 0 }, false],
+          };
+          return Object.entries(subs)
+            .sort(([, a], [, b]) => attentionOrder(...a) - attentionOrder(...b))
+            .map(([name]) => name);
+        }"""
+    )
+    assert order == ["retrying", "failed", "parked", "growing", "byHandBehind", "byHandCaughtUp"]
+
+
 def test_the_edit_form_masks_header_values(
     open_page: OpenPage, api: httpx.Client, receiver: Receiver
 ) -> None:

@@ -276,6 +276,16 @@ export function attentionReason(sub, lagGrowing = false) {
   return null;
 }
 
+/** Order for "Needs attention": as attentionRank, but a subscription paused by hand behind
+ * a growing lag (someone chose to pause it; 25 such pushed a lag growing by thousands out of
+ * sight), one with a lag before one caught up. */
+export function attentionOrder(sub, lagGrowing = false) {
+  if (sub.status === "paused" && sub.paused_reason === PAUSED_BY_HAND) return sub.lag > 0 ? 3.5 : 3.75;
+  return attentionRank(sub, lagGrowing);
+}
+
+const PAUSED_BY_HAND = "API request"; // the reason a pause asked for records (original-api.md)
+
 /** Order for "needs attention first": retrying, paused, parked, growing lag, lag, the rest. */
 export function attentionRank(sub, lagGrowing = false) {
   if (sub.status === "retrying") return 0;

@@ -5,6 +5,7 @@ import { rateChart } from "../chart.js";
 import { fill, fmtNumber, h, pageTitle, refill } from "../dom.js";
 import { onStats } from "../stats.js";
 import {
+  attentionOrder,
   attentionRank,
   attentionReason,
   badge,
@@ -151,7 +152,7 @@ export default function overview(main, { signal }) {
     const needy = list
       .map((sub) => ({ sub, grow: growing(sub.name) }))
       .filter(({ sub, grow }) => attentionReason(sub, grow) !== null)
-      .sort((a, b) => attentionRank(a.sub, a.grow) - attentionRank(b.sub, b.grow) || b.sub.lag - a.sub.lag);
+      .sort((a, b) => attentionOrder(a.sub, a.grow) - attentionOrder(b.sub, b.grow) || b.sub.lag - a.sub.lag);
     if (list.length === 0) {
       attentionDrawn = null;
       fill(

@@ -555,7 +555,8 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
               "p",
               { class: "hint", id: "sub-original-hint" },
               "Made through the original API. Saving here makes it a v1 subscription: a 410 Gone",
-              " pauses it, and deliveries carry each event's own content type.",
+              " pauses it, deliveries carry each event's own content type, and its own headers no",
+              " longer stand in for the ones Eventor sends (User-Agent, Content-Type, X-Event-*).",
             )
           : null,
         h(
