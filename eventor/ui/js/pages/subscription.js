@@ -549,7 +549,9 @@ export default async function subscription(main, { params: [name], signal, setTi
           "div",
           { class: "alert alert-ok", role: "status" },
           `Replaying ${fmtNumber(replaying)} parked event${replaying === 1 ? "" : "s"}`,
-          sub?.status === "paused" ? " once the subscription is resumed." : ".",
+          sub?.status === "paused" ? " once the subscription is resumed" : "",
+          // Said once: the list below is what tells how far it has gone.
+          ": each one delivered leaves the list of parked events below; one that fails again stays.",
         ),
       );
       refresh();
