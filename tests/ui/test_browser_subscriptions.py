@@ -308,6 +308,10 @@ def test_reset_and_delete_ask_first(
     expect(page).to_have_url(re.compile(r"/dashboard/subscriptions$"))
     assert api.get(f"/v1/subscriptions/{name}").status_code == 404
     expect(page.locator(f'[data-subscription="{name}"]')).to_have_count(0)
+    expect(page.locator("#deleted-notice")).to_have_text(f"Deleted “{name}”.")  # said, once
+    page.reload()
+    expect(page.locator("h1")).to_have_text("Subscriptions")
+    expect(page.locator("#deleted-notice")).to_have_count(0)
 
 
 def test_subscriptions_list_and_the_streams_subscriptions(

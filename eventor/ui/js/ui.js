@@ -295,3 +295,25 @@ export function attentionRank(sub, lagGrowing = false) {
   if (sub.lag > 0) return 4;
   return 5;
 }
+
+// A subscription deleted on its page is said on the list that page goes to (the page is gone).
+const DELETED = "eventor.deleted-subscription";
+
+export function tellDeleted(name) {
+  try {
+    sessionStorage.setItem(DELETED, name);
+  } catch {
+    // storage refused (a private window, say): the list shows without the note
+  }
+}
+
+/** The name tellDeleted() left for this page, once; null when there is none. */
+export function takeDeleted() {
+  try {
+    const name = sessionStorage.getItem(DELETED);
+    sessionStorage.removeItem(DELETED);
+    return name;
+  } catch {
+    return null;
+  }
+}

@@ -25,6 +25,7 @@ import {
   loading,
   showAll,
   statusBadge,
+  tellDeleted,
 } from "../ui.js";
 
 const LOG_SIZE = 50;
@@ -631,6 +632,7 @@ export default async function subscription(main, { params: [name], signal, setTi
       try {
         deleting = true;
         await api(base, { method: "DELETE", signal });
+        tellDeleted(name);
         navigate("/dashboard/subscriptions", { replace: true }); // Back cannot return to a 404
       } catch (error) {
         deleting = false;

@@ -5,7 +5,7 @@ import { api } from "../api.js";
 import { fill, fmtNumber, h, pageTitle, refill, streamHref, timeAgo } from "../dom.js";
 import { setQuery } from "../router.js";
 import { onStats } from "../stats.js";
-import { emptyState, errorBox, lagBar, loading, statusBadge, subscriptionLink } from "../ui.js";
+import { emptyState, errorBox, lagBar, loading, statusBadge, subscriptionLink, takeDeleted } from "../ui.js";
 
 const FILTERS = ["all", "active", "retrying", "paused", "parked"];
 /** Rows drawn until asked for all: thousands took seconds to draw, and again at each refresh. */
@@ -52,6 +52,7 @@ export default function subscriptions(main, { query, signal }) {
     ),
   );
   const counts = h("p", { class: "page-sub" });
+  const deleted = takeDeleted();
 
   fill(
     main,
@@ -61,6 +62,9 @@ export default function subscriptions(main, { query, signal }) {
       h("div", {}, pageTitle("Subscriptions"), counts),
       h("a", { class: "btn btn-primary", href: "/dashboard/new-subscription" }, "New subscription"),
     ),
+    deleted === null
+      ? null
+      : h("div", { class: "alert alert-ok section-gap", role: "status", id: "deleted-notice" }, `Deleted “${deleted}”.`),
     h(
       "div",
       { class: "toolbar section-gap", role: "group", "aria-label": "Filters" },
