@@ -479,6 +479,14 @@ def test_saving_an_edit_of_a_subscription_changed_meanwhile_asks_first(
     subscribe(api, name, stream, receiver.url, start="end")
     page = open_page(f"/dashboard/new-subscription?edit={name}")
     expect(page.locator("#sub-timeout")).to_have_value("10")
+    # A pause moves `updated`, not the configuration a save replaces: not asked about.
+    assert api.post(f"/v1/subscriptions/{name}/pause").status_code == 200
+    page.fill("#sub-batch-size", "2")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page).to_have_url(re.compile(rf"/dashboard/subscriptions/{name}$"))
+    assert status(api, name)["config"]["batch_size"] == 2
+    page.get_by_role("link", name="Edit").click()
+    expect(page.locator("#sub-timeout")).to_have_value("10")
     changed = {"stream": stream, "url": receiver.url, "headers": {"X-Team": "ops"}}
     assert api.put(f"/v1/subscriptions/{name}", json=changed).status_code == 200
     page.fill("#sub-timeout", "7")

@@ -645,14 +645,16 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
     const query = { stream: current.config.stream };
     const { subscriptions } = await api("/v1/subscriptions", { query, signal });
     const now = subscriptions.find((s) => s.name === editing);
-    if (!now || now.updated === current.updated) return true;
+    // Its configuration, not `updated`: a pause (by hand, or after failures) moves that too,
+    // and a save leaves the status as it is.
+    if (!now || JSON.stringify(now.config) === JSON.stringify(current.config)) return true;
     return confirmDialog({
       title: "Changed since you opened it",
       body: [
         h(
           "p",
           { id: "changed-elsewhere" },
-          `“${editing}” was changed elsewhere ${timeAgo(now.updated)}, after this form was filled. `,
+          `The configuration of “${editing}” was changed elsewhere ${timeAgo(now.updated)}, after this form was filled. `,
           "Saving replaces its whole configuration with this form's, undoing that change.",
         ),
         h("p", {}, "Save all the same? (Cancel, then reload the page to start from the change.)"),
