@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from types import SimpleNamespace
 
 import aiohttp
 import yarl
+from aiohttp.client_proto import ResponseHandler
 
 from ..failures import printable
 
@@ -53,6 +55,9 @@ class Sender:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0, ttl_dns_cache=60)
+        if isinstance(getattr(connector, "_factory", None), functools.partial):
+            loop = asyncio.get_running_loop()
+            connector._factory = functools.partial(_BodilessAnswers, loop=loop)  # type: ignore[assignment]
         tracing = aiohttp.TraceConfig()
         tracing.on_connection_reuseconn.append(_on_reuse)
         self._session = aiohttp.ClientSession(
@@ -154,6 +159,29 @@ class Sender:
             retry_after,
             _ms(started),
         )
+
+
+class _BodilessAnswers(ResponseHandler):
+    """aiohttp's protocol, taking a 204 or 304 that comes with a body (a receiver's bug: those
+    answers have none) as the answer it is, as Go's client did, the original's: aiohttp failed
+    it (the body read as the next answer's status line: "Bad status line"), so the delivery was
+    made again and again, then paused. The bytes after its head are dropped, with the
+    connection. (One request at a time on a connection: an answer's head begins a read.)"""
+
+    _after_bodiless = False  # the last answer was a 204 or 304, its head whole
+
+    def data_received(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/1."):
+            bodiless = data[9:12] in (b"204", b"304") and data[12:13] in (b" ", b"\r")
+            end = data.find(b"\r\n\r\n") if bodiless else -1
+            self._after_bodiless = end > 0
+            if self._after_bodiless and end + 4 < len(data):
+                data = data[: end + 4]
+                self._should_close = True
+        elif self._after_bodiless and data:
+            self._should_close = True
+            return  # more of the body such an answer may not have, in a read of its own
+        super().data_received(data)
 
 
 class _Reuse:

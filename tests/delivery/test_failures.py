@@ -713,6 +713,36 @@ class RawReceiver:
         self._server.close()
 
 
+def test_a_204_or_304_that_comes_with_a_body_is_judged_by_its_status(client, stream):
+    """Those answers have no body; a receiver that sends one all the same (a bug, common in
+    hand-written ones) was taken by aiohttp as a broken answer ("Bad status line"): a 204's
+    event was delivered again and again, then the subscription paused. Go's client, the
+    original's, took the status: so does Eventor now (a 304 is a failure, as any non-2xx)."""
+    answers = [
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\n", b"ok", 0),  # one write
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b'{"ok": true}', 0.05),  # a write of its own
+        (b"HTTP/1.1 204\r\n\r\n", b"no reason phrase", 0),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"ok", 0),
+        (b"HTTP/1.1 304 Not Modified\r\n\r\n", b"not modified", 0),
+    ]
+    raw = RawReceiver(lambda n: answers[min(n, len(answers)) - 1])
+    try:
+        sub = name()
+        subscribe(client, sub, stream, raw.url, max_attempts=1, **FAST)
+        for position in (1, 2, 3, 4):
+            append(client, stream, 1)
+            done = wait_status(client, sub, lambda s, p=position: s["position"] == p)
+            assert (done["status"], done["last_error"]) == ("active", None)
+        assert raw.requests == 4  # each once
+        append(client, stream, 1)
+        paused = wait_status(client, sub, lambda s: s["status"] == "paused")
+        assert paused["last_error"] == "HTTP 304 Not Modified"
+        log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
+        assert [entry["status_code"] for entry in log] == [304, 200, 204, 204, 204]
+    finally:
+        raw.close()
+
+
 def test_a_kept_alive_connection_closed_as_it_is_reused_is_no_failed_attempt(client, stream):
     """A receiver that closes an idle connection just as a delivery takes it (Node and uvicorn
     close them after 5 s idle) never saw the request: it is sent again at once on a new
