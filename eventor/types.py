@@ -143,6 +143,10 @@ class DeliveryAttempt:
     response_excerpt: str | None
     duration_ms: float
     at: str
+    #: The request's last event (`position` is its first) and how many it carried: a batch
+    #: skips the positions `event_types` passes over.
+    last_position: int = 0
+    events: int = 1
 
 
 @dataclass(slots=True)

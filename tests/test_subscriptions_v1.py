@@ -386,6 +386,33 @@ def test_a_catalog_from_before_next_attempt_at_still_opens(make_server, tmp_path
         assert (s["position"], s["next_attempt_at"], s["status"]) == (1, None, "active")
 
 
+def test_a_catalog_from_before_the_attempts_ranges_still_opens(make_server, tmp_path, receiver):
+    """Attempt logs made before `last_position` and `events` get the columns; their entries
+    say their one event."""
+    data = tmp_path / "data"
+    server = make_server(data_dir=data)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        append(client, "s", 2)
+        subscribe(client, "old", "s", receiver.url)
+        wait_status(client, "old", lambda s: s["position"] == 2)
+    assert server.stop(signal.SIGTERM) == 0
+    with sqlite3.connect(data / "catalog.db") as conn:
+        conn.execute("ALTER TABLE subscription_attempts DROP COLUMN last_position")
+        conn.execute("ALTER TABLE subscription_attempts DROP COLUMN events")
+    conn.close()
+    server.restart()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        log = client.get("/v1/subscriptions/old/deliveries").json()["deliveries"]
+        assert [(d["position"], d["last_position"], d["events"]) for d in log] == [
+            (2, 2, 1),
+            (1, 1, 1),
+        ]
+        append(client, "s", 1)
+        wait_status(client, "old", lambda s: s["position"] == 3)
+        newest = client.get("/v1/subscriptions/old/deliveries?limit=1").json()["deliveries"][0]
+        assert (newest["position"], newest["last_position"], newest["events"]) == (3, 3, 1)
+
+
 def test_delivery_durations_by_outcome(make_server, receiver):
     server = make_server()
     with httpx.Client(base_url=server.url, timeout=10) as c:

@@ -178,6 +178,12 @@ class DeliveryOut(msgspec.Struct):
     response_excerpt: str | None
     duration_ms: float
     at: Time
+    last_position: Annotated[
+        int, Meta(description="the request's last event's position (a batch's; else `position`)")
+    ]
+    events: Annotated[
+        int, Meta(description="how many events the request carried (1 unless a batch)")
+    ]
 
 
 class DeliveriesOut(msgspec.Struct):

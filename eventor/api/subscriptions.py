@@ -361,6 +361,8 @@ class SubscriptionRoutes:
                         a.response_excerpt,
                         a.duration_ms,
                         a.at,
+                        a.last_position or a.position,  # 0: logged before it was kept
+                        a.events,
                     )
                     for a in attempts
                 ]

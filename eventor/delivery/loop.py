@@ -412,6 +412,8 @@ class SubscriptionLoop:
                 outcome.excerpt,
                 outcome.duration_ms,
                 at,
+                batch[-1].position,
+                len(batch),
             )
             self.log.append(entry)
             self._new_attempts.append(entry)

@@ -13,7 +13,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from eventor.delivery.webhook import EVENTOR_HEADERS, WebhookBuilder
 from eventor.types import RecordedEvent, SubscriptionConfig
 
-from .helpers import append, name, status, subscribe
+from .helpers import append, name, status, subscribe, wait_status
 from .receiver import Receiver
 
 
@@ -95,6 +95,25 @@ def test_batches_are_signed_over_the_whole_body(client, stream, receiver: Receiv
     assert verifies(secret, request)
     first = json.loads(request.body)[0]["id"]
     assert request.headers["webhook-id"] == f"{first}:5"
+
+
+def test_a_batchs_attempt_says_the_range_it_carried(client, stream, receiver: Receiver):
+    """The attempt log said one position per request: a batch of 50 looked like one event."""
+    client.post(
+        f"/v1/streams/{stream}/events",
+        json=[{"type": "Kept" if n % 2 else "Other"} for n in range(10)],  # 2, 4, ... are Kept
+    )
+    sub = name()
+    subscribe(client, sub, stream, receiver.url, batch_size=3, event_types=["Kept"])
+    wait_status(client, sub, lambda s: s["position"] == 10)
+    log = client.get(f"/v1/subscriptions/{sub}/deliveries").json()["deliveries"]
+    ranges = [(d["position"], d["last_position"], d["events"]) for d in reversed(log)]
+    assert ranges == [(2, 6, 3), (8, 10, 2)]  # the positions passed over are not counted
+    single = name()
+    subscribe(client, single, stream, receiver.url, start=9)
+    wait_status(client, single, lambda s: s["position"] == 10)
+    (only,) = client.get(f"/v1/subscriptions/{single}/deliveries").json()["deliveries"]
+    assert (only["position"], only["last_position"], only["events"]) == (10, 10, 1)
 
 
 def test_binary_mode_parses_with_the_cloudevents_sdk(client, stream, receiver: Receiver):

@@ -971,3 +971,15 @@ def test_subscriptions_named_dot_or_dot_dot_are_no_broken_links(
     finally:
         for escaped in dots.values():
             assert api.delete(f"/v1/subscriptions/{escaped}").status_code == 204
+
+
+def test_a_batch_attempt_shows_the_range_it_carried(
+    open_page: OpenPage, api: httpx.Client, receiver: Receiver
+) -> None:
+    stream, name = unique("batched"), sub_name()
+    append(api, stream, 5)
+    subscribe(api, name, stream, receiver.url, batch_size=5)
+    wait_until(lambda: status(api, name)["position"] == 5, what="the batch delivered")
+    page = open_page(f"/dashboard/subscriptions/{name}")
+    row = page.locator("#deliveries tbody tr").first
+    expect(row.locator('[data-label="position"]')).to_have_text("1\u20135 (5 events)")

@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS subscription_attempts (
     error            TEXT,
     response_excerpt TEXT,
     duration_ms      REAL NOT NULL,
-    at               TEXT NOT NULL
+    at               TEXT NOT NULL,
+    last_position    INTEGER NOT NULL DEFAULT 0,
+    events           INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS subscription_attempts_by_name ON subscription_attempts (name, id);
 CREATE TABLE IF NOT EXISTS subscription_parked (
@@ -71,6 +73,13 @@ def create_tables(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(subscriptions)")}
     if "next_attempt_at" not in columns:  # a catalog made before the column was
         conn.execute("ALTER TABLE subscriptions ADD COLUMN next_attempt_at TEXT")
+    logged = {row[1] for row in conn.execute("PRAGMA table_info(subscription_attempts)")}
+    if "events" not in logged:  # made before batches' attempts said their range
+        for column, default in (("last_position", 0), ("events", 1)):
+            conn.execute(
+                f"ALTER TABLE subscription_attempts ADD COLUMN {column}"
+                f" INTEGER NOT NULL DEFAULT {default}"
+            )
 
 
 def load(conn: sqlite3.Connection, attempt_log_size: int) -> list[SubscriptionRecord]:
@@ -84,7 +93,7 @@ def load(conn: sqlite3.Connection, attempt_log_size: int) -> list[SubscriptionRe
         records[name] = SubscriptionRecord(subscription)
     for name, *fields in conn.execute(
         "SELECT name, position, event_id, attempt, status_code, error, response_excerpt,"
-        " duration_ms, at FROM ("
+        " duration_ms, at, last_position, events FROM ("
         "  SELECT *, row_number() OVER (PARTITION BY name ORDER BY id DESC) AS age"
         "  FROM subscription_attempts"
         ") WHERE age <= ? ORDER BY name, id",
@@ -153,8 +162,8 @@ def _write_logs(
     if p.attempts:
         conn.executemany(
             "INSERT INTO subscription_attempts (name, position, event_id, attempt,"
-            " status_code, error, response_excerpt, duration_ms, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " status_code, error, response_excerpt, duration_ms, at, last_position, events)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     name,
@@ -166,6 +175,8 @@ def _write_logs(
                     a.response_excerpt,
                     a.duration_ms,
                     a.at,
+                    a.last_position,
+                    a.events,
                 )
                 for a in p.attempts[-attempt_log_size:]
             ],

@@ -142,7 +142,19 @@ function deliveriesView(deliveries) {
             },
           },
           h("td", {}, timeAgo(d.at)),
-          h("td", { class: "num", "data-label": "position" }, fmtNumber(d.position)),
+          h(
+            "td",
+            { class: "num", "data-label": "position" },
+            fmtNumber(d.position),
+            // A batch: its range, and how many events it carried (event_types skip some).
+            d.events > 1
+              ? h(
+                  "span",
+                  { class: "batch-range" },
+                  `–${fmtNumber(d.last_position)} (${fmtNumber(d.events)} events)`,
+                )
+              : null,
+          ),
           h("td", { class: "num", "data-label": "attempt" }, String(d.attempt)),
           h("td", {}, resultBadge(d)),
           h("td", { class: "num", "data-label": "took" }, `${Math.round(d.duration_ms)} ms`),
