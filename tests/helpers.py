@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import msgspec
+
+from eventor.api.app import EventorApp
+from eventor.settings import Settings
 
 T = TypeVar("T")
 
@@ -203,3 +207,19 @@ def histogram(text: str, name: str) -> dict[tuple[str, ...], dict[str, float]]:
         else:
             series[sample.name.rsplit("_", 1)[1]] = sample.value
     return found
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    data_dir: Path, **settings: Any
+) -> AsyncIterator[tuple[EventorApp, httpx.AsyncClient]]:
+    """An app on `data_dir`, started in this process, and a client that calls it directly (no
+    socket); shut down after."""
+    app = EventorApp(Settings(data_dir=data_dir, **settings))
+    await app.startup()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as client:
+            yield app, client
+    finally:
+        await app.shutdown()

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import in_process
 
 from eventor.api.app import EventorApp
 from eventor.client import AsyncClient
@@ -157,35 +158,25 @@ def test_a_change_whose_write_failed_answers_2xx_only_once_stored(tmp_path: Path
     data, aside = tmp_path / "data", tmp_path / "aside"
 
     async def main() -> None:
-        app = EventorApp(Settings(data_dir=data))
-        await app.startup()
-        try:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://eventor") as c:
-                spec = {"stream": "s", "url": "http://127.0.0.1:9/hook"}
-                assert (await c.put("/v1/subscriptions/v1sub", json=spec)).status_code == 201
-                r = await c.post("/subscriptions/orig", json=spec)
-                assert r.status_code == 200, r.text
-                data.rename(aside)
-                for _ in range(2):
-                    r = await c.post("/v1/subscriptions/v1sub/pause")
-                    assert r.status_code == 503, r.text
-                    assert (await c.post("/subscriptions/orig/pause")).status_code == 503
-                aside.rename(data)
+        async with in_process(data) as (_, c):
+            spec = {"stream": "s", "url": "http://127.0.0.1:9/hook"}
+            assert (await c.put("/v1/subscriptions/v1sub", json=spec)).status_code == 201
+            r = await c.post("/subscriptions/orig", json=spec)
+            assert r.status_code == 200, r.text
+            data.rename(aside)
+            for _ in range(2):
                 r = await c.post("/v1/subscriptions/v1sub/pause")
-                assert r.status_code == 200, r.text
-                assert (await c.post("/subscriptions/orig/pause")).text == "Paused\n"
-        finally:
-            await app.shutdown()
+                assert r.status_code == 503, r.text
+                assert (await c.post("/subscriptions/orig/pause")).status_code == 503
+            aside.rename(data)
+            r = await c.post("/v1/subscriptions/v1sub/pause")
+            assert r.status_code == 200, r.text
+            assert (await c.post("/subscriptions/orig/pause")).text == "Paused\n"
 
     async def after_a_restart() -> None:
-        app = EventorApp(Settings(data_dir=data))
-        await app.startup()
-        try:
+        async with in_process(data) as (app, _):
             statuses = {s.name: s.status for s in app.subscriptions.all()}
             assert statuses == {"v1sub": "paused", "orig": "paused"}
-        finally:
-            await app.shutdown()
 
     asyncio.run(main())
     asyncio.run(after_a_restart())

@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import jsonschema
 import pytest
+from helpers import in_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate as validate_openapi
@@ -250,21 +251,15 @@ def _subscription_unavailable(method: str, suffix: str, body: bytes | None) -> C
     async def main() -> Answer:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "data"
-            app = EventorApp(Settings(data_dir=data))
-            await app.startup()
-            try:
-                transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://e") as c:
-                    spec = {"stream": "s", "url": "http://127.0.0.1:9/hook"}
-                    assert (await c.put("/v1/subscriptions/x", json=spec)).status_code == 201
-                    if suffix == "/resume":
-                        assert (await c.post("/v1/subscriptions/x/pause")).status_code == 200
-                    data.rename(Path(tmp) / "aside")
-                    headers = {"content-type": "application/json"} if body is not None else {}
-                    url = "/v1/subscriptions/x" + suffix
-                    return Answer.of(await c.request(method, url, content=body, headers=headers))
-            finally:
-                await app.shutdown()
+            async with in_process(data) as (_, c):
+                spec = {"stream": "s", "url": "http://127.0.0.1:9/hook"}
+                assert (await c.put("/v1/subscriptions/x", json=spec)).status_code == 201
+                if suffix == "/resume":
+                    assert (await c.post("/v1/subscriptions/x/pause")).status_code == 200
+                data.rename(Path(tmp) / "aside")
+                headers = {"content-type": "application/json"} if body is not None else {}
+                url = "/v1/subscriptions/x" + suffix
+                return Answer.of(await c.request(method, url, content=body, headers=headers))
 
     return lambda c, seed: asyncio.run(main())
 

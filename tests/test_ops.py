@@ -11,13 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import append_ok, assert_problem, histogram, metric, unique
+from helpers import append_ok, assert_problem, histogram, in_process, metric, unique
 from prometheus_client.parser import text_string_to_metric_families
 
 import eventor
 from eventor.api import create_app
-from eventor.api.app import EventorApp
-from eventor.settings import Settings
 
 
 def test_health(client):
@@ -266,25 +264,19 @@ def test_reads_beside_a_refused_append_are_answered(tmp_path):
     data = tmp_path / "data"
 
     async def main() -> None:
-        app = EventorApp(Settings(data_dir=data, max_open_files=4))
-        await app.startup()
-        try:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://e") as c:
-                for stream in "abcd":  # a and b closed, evicted
-                    r = await c.post(f"/v1/streams/{stream}/events", json=[{"type": "T"}] * 3)
-                    assert r.status_code == 201, r.text
-                with read_only(data / "streams"):
-                    assert (await c.get("/v1/streams/a/events")).status_code == 200
-                    for _ in range(3):
-                        answers = await asyncio.gather(
-                            c.get("/v1/streams/a/events"),
-                            c.post("/v1/streams/a/events", json={"type": "T"}),
-                            *[c.get("/v1/streams/a/events") for _ in range(4)],
-                        )
-                        statuses = [r.status_code for r in answers]
-                        assert statuses == [200, 503, 200, 200, 200, 200], answers[2].text
-        finally:
-            await app.shutdown()
+        async with in_process(data, max_open_files=4) as (_, c):
+            for stream in "abcd":  # a and b closed, evicted
+                r = await c.post(f"/v1/streams/{stream}/events", json=[{"type": "T"}] * 3)
+                assert r.status_code == 201, r.text
+            with read_only(data / "streams"):
+                assert (await c.get("/v1/streams/a/events")).status_code == 200
+                for _ in range(3):
+                    answers = await asyncio.gather(
+                        c.get("/v1/streams/a/events"),
+                        c.post("/v1/streams/a/events", json={"type": "T"}),
+                        *[c.get("/v1/streams/a/events") for _ in range(4)],
+                    )
+                    statuses = [r.status_code for r in answers]
+                    assert statuses == [200, 503, 200, 200, 200, 200], answers[2].text
 
     asyncio.run(main())

@@ -184,18 +184,10 @@ class StreamDatabase:
         except sqlite3.Error:
             if create or not _readable_as_it_is(path):
                 raise
-        conn = sqlite3.connect(
-            f"file:{quote(str(path))}?mode=ro&immutable=1",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=32,
-        )
+        conn = _connect(path, "ro&immutable=1")
         try:
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
-            if stored is None or stored[0] != name:
-                raise StorageError(f"{path} holds stream {stored!r}, expected {name!r}")
+            _check_name(conn, path, name)
             db = cls(conn, path, name, synchronous)
         except BaseException:
             conn.close()
@@ -210,13 +202,7 @@ class StreamDatabase:
         existed = path.exists()
         if not existed and not create:
             raise StreamNotFound(name)
-        conn = sqlite3.connect(
-            f"file:{quote(str(path))}?mode={'rw' if existed else 'rwc'}",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=32,
-        )
+        conn = _connect(path, "rw" if existed else "rwc")
         try:
             configure(conn, synchronous)
             made = (
@@ -226,9 +212,7 @@ class StreamDatabase:
                 ).fetchone()
             )
             if made:
-                stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
-                if stored is None or stored[0] != name:
-                    raise StorageError(f"{path} holds stream {stored!r}, expected {name!r}")
+                _check_name(conn, path, name)
             elif not create:
                 raise StreamNotFound(name)
             else:
@@ -545,6 +529,24 @@ def configure(conn: sqlite3.Connection, synchronous: Synchronous) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+
+
+def _connect(path: Path, mode: str) -> sqlite3.Connection:
+    return sqlite3.connect(
+        f"file:{quote(str(path))}?mode={mode}",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=32,
+    )
+
+
+def _check_name(conn: sqlite3.Connection, path: Path, name: str) -> None:
+    """StorageError unless the file's meta says it holds stream `name` (one copied over
+    another's, say)."""
+    stored = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
+    if stored is None or stored[0] != name:
+        raise StorageError(f"{path} holds stream {stored!r}, expected {name!r}")
 
 
 def _readable_as_it_is(path: Path) -> bool:

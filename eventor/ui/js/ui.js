@@ -317,3 +317,26 @@ export function takeDeleted() {
     return null;
   }
 }
+
+/** Asks again before a position past the stream's head (a reset there, or a new subscription
+ * starting after it): accepted by the API, it skips the events still to come up to it.
+ * `action` ends the question ("Reset there"), `confirm` is its button. */
+export function confirmBeyondHead({ stream, position, head, action, confirm }) {
+  return confirmDialog({
+    title: `#${fmtNumber(position)} is beyond the stream's head`,
+    body: [
+      h(
+        "p",
+        { id: "beyond-head-warning" },
+        `The stream “${stream}” ends at #${fmtNumber(head)}: `,
+        position - head === 1n
+          ? `the next event appended to it (#${fmtNumber(position)}) is skipped, never delivered.`
+          : `the next ${fmtNumber(position - head)} events appended to it (#${fmtNumber(head + 1n)} to ` +
+              `#${fmtNumber(position)}) are skipped, never delivered.`,
+      ),
+      h("p", {}, `${action} all the same?`),
+    ],
+    confirm,
+    danger: true,
+  });
+}

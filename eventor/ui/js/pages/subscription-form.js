@@ -16,7 +16,7 @@ import {
   timeAgo,
 } from "../dom.js";
 import { navigate, retryWhenOnline } from "../router.js";
-import { TYPES_SHOWN, confirmDialog, errorBox, loading } from "../ui.js";
+import { TYPES_SHOWN, confirmBeyondHead, confirmDialog, errorBox, loading } from "../ui.js";
 
 // API messages name the option they are about; the earliest named one gets the message.
 const FIELD_WORDS = [
@@ -47,27 +47,6 @@ async function headOf(stream, signal) {
   }
 }
 
-/** A start past the stream's head is accepted, and skips the events still to come up to it:
- * asked again, as a reset there is. */
-function confirmStartBeyondHead(stream, position, head) {
-  return confirmDialog({
-    title: `#${fmtNumber(position)} is beyond the stream's head`,
-    body: [
-      h(
-        "p",
-        { id: "beyond-head-warning" },
-        `The stream “${stream}” ends at #${fmtNumber(head)}: `,
-        position - head === 1n
-          ? `the next event appended to it (#${fmtNumber(position)}) is skipped, never delivered.`
-          : `the next ${fmtNumber(position - head)} events appended to it (#${fmtNumber(head + 1n)} to ` +
-              `#${fmtNumber(position)}) are skipped, never delivered.`,
-      ),
-      h("p", {}, "Create the subscription there all the same?"),
-    ],
-    confirm: "Skip them and create",
-    danger: true,
-  });
-}
 
 /** The body as JSON, a BigInt start position written with all its digits. */
 function toJson(body) {
@@ -686,7 +665,14 @@ export default async function subscriptionForm(main, { query, signal, setTitle }
       if (editing && !(await stillAsOpened())) return;
       if (typeof body.start === "bigint") {
         const head = await headOf(body.stream, signal);
-        if (body.start > head && !(await confirmStartBeyondHead(body.stream, body.start, head))) {
+        const question = {
+          stream: body.stream,
+          position: body.start,
+          head,
+          action: "Create the subscription there",
+          confirm: "Skip them and create",
+        };
+        if (body.start > head && !(await confirmBeyondHead(question))) {
           startPosition.focus();
           return;
         }

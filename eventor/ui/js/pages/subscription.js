@@ -18,6 +18,7 @@ import { onConnection, onStats, readNow } from "../stats.js";
 import {
   badge,
   card,
+  confirmBeyondHead,
   confirmDialog,
   emptyState,
   errorBox,
@@ -603,30 +604,16 @@ export default async function subscription(main, { params: [name], signal, setTi
     if (value === null) return;
     // As typed, however large: Number() would round it past 2^53, and JSON.stringify with it.
     const position = BigInt(value.trim());
-    if (position > BigInt(sub.head) && !(await confirmBeyondHead(position, BigInt(sub.head)))) return;
+    const head = BigInt(sub.head);
+    if (position > head) {
+      const stream = sub.config.stream;
+      const question = { stream, position, head, action: "Reset there", confirm: "Skip them and reset" };
+      if (!(await confirmBeyondHead(question))) return;
+    }
     await act("reset", `{"position": ${position}}`, `Reset: the next delivery is #${position + 1n}.`);
   }
 
-  /** Accepted by the API, but it silently skips the events still to come up to `position`. */
-  function confirmBeyondHead(position, head) {
-    return confirmDialog({
-      title: `#${fmtNumber(position)} is beyond the stream's head`,
-      body: [
-        h(
-          "p",
-          { id: "beyond-head-warning" },
-          `The stream “${sub.config.stream}” ends at #${fmtNumber(head)}: `,
-          position - head === 1n
-            ? `the next event appended to it (#${fmtNumber(position)}) is skipped, never delivered.`
-            : `the next ${fmtNumber(position - head)} events appended to it (#${fmtNumber(head + 1n)} to ` +
-                `#${fmtNumber(position)}) are skipped, never delivered.`,
-        ),
-        h("p", {}, "Reset there all the same?"),
-      ],
-      confirm: "Skip them and reset",
-      danger: true,
-    });
-  }
+
 
   async function remove() {
     const yes = await confirmDialog({
