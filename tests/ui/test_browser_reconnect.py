@@ -120,3 +120,20 @@ def test_a_page_whose_first_read_found_no_server_loads_once_it_answers(
     page.unroute(blocked)
     expect(page.locator(loaded).first).to_be_visible(timeout=10_000)
     api.delete(f"/v1/subscriptions/{sub}")
+
+
+def test_the_live_tail_says_so_when_the_server_stops_answering(
+    open_page: Callable[..., Page], api: httpx.Client, console: ConsoleWatch
+) -> None:
+    """A server that hangs (stopped, swamped) keeps the tail's connection open: the tail said
+    "● live" for as long as the hang lasted, while the header said Reconnecting."""
+    stream = unique("hang")
+    api.post(f"/v1/streams/{stream}/events", json={"type": "T"})
+    page = open_page(f"/dashboard/streams/{stream}")
+    expect(page.locator("#live-state")).to_have_text("● live")
+    console.allow(r"ERR_FAILED")
+    page.route("**/v1/stats", lambda route: route.abort())  # the header's reads: no answer
+    expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    expect(page.locator("#live-state")).to_contain_text("the server does not answer")
+    page.unroute("**/v1/stats")
+    expect(page.locator("#live-state")).to_have_text("● live", timeout=10_000)

@@ -7,6 +7,7 @@ import { fill, fmtNumber, h, perFrame, seg } from "./dom.js";
 import { eventItem } from "./event-view.js";
 import { parseJson } from "./json.js";
 import { onQueryChange, setQuery } from "./router.js";
+import { onConnection } from "./stats.js";
 import { emptyState, errorBox, loading } from "./ui.js";
 
 const PAGE = 25;
@@ -232,24 +233,41 @@ export function eventList(stream, { head, query, signal, onEvent = () => {}, onH
     updatePager();
   });
 
+  // The tail's own state, and whether the server answers the header's reads: a server that
+  // hangs (stopped, swamped) keeps the tail's connection open, so "● live" said nothing then.
+  let tailState = "closed";
+  let serverAnswers = true;
+  function drawLiveState() {
+    const shown = tailState === "open" && !serverAnswers ? "silent" : tailState;
+    liveState.textContent = {
+      open: "● live",
+      silent: "connected, but the server does not answer…",
+      connecting: "connecting…",
+      reconnecting: "reconnecting…",
+      paused: "paused while the tab is hidden",
+      closed: "",
+    }[shown];
+    liveState.classList.toggle("live-on", shown === "open");
+  }
+  const stopWatch = onConnection((server) => {
+    serverAnswers = server !== "reconnecting";
+    drawLiveState();
+  });
+  signal.addEventListener("abort", stopWatch);
+
   function setLive(on) {
     state.liveStop?.();
     state.liveStop = null;
-    liveState.textContent = "";
+    tailState = "closed";
+    drawLiveState();
     if (!on) return;
     state.liveStop = live(`${base}/live`, {
       query: { from: state.head + 1 },
       signal,
       onMessage: ({ data }) => received(parseJson(data)),
       onState: (s) => {
-        liveState.textContent = {
-          open: "● live",
-          connecting: "connecting…",
-          reconnecting: "reconnecting…",
-          paused: "paused while the tab is hidden",
-          closed: "",
-        }[s];
-        liveState.classList.toggle("live-on", s === "open");
+        tailState = s;
+        drawLiveState();
       },
       onError: (error) => fill(status, errorBox(error, "Live tail")),
     });
