@@ -47,7 +47,6 @@ async function headOf(stream, signal) {
   }
 }
 
-
 /** The body as JSON, a BigInt start position written with all its digits. */
 function toJson(body) {
   const { start, ...rest } = body;

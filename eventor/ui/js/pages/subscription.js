@@ -613,8 +613,6 @@ export default async function subscription(main, { params: [name], signal, setTi
     await act("reset", `{"position": ${position}}`, `Reset: the next delivery is #${position + 1n}.`);
   }
 
-
-
   async function remove() {
     const yes = await confirmDialog({
       title: `Delete “${name}”?`,

@@ -64,7 +64,11 @@ export default function subscriptions(main, { query, signal }) {
     ),
     deleted === null
       ? null
-      : h("div", { class: "alert alert-ok section-gap", role: "status", id: "deleted-notice" }, `Deleted “${deleted}”.`),
+      : h(
+          "div",
+          { class: "alert alert-ok section-gap", role: "status", id: "deleted-notice" },
+          `Deleted “${deleted}”.`,
+        ),
     h(
       "div",
       { class: "toolbar section-gap", role: "group", "aria-label": "Filters" },
