@@ -313,7 +313,7 @@ def test_status_lag_deliveries_and_metrics(client, stream, sub, receiver):
         "response_excerpt",
         "duration_ms",
         "at",
-    }
+    }  # the spec's shape: a batch's attempt adds its range (test_formats.py)
     metrics = client.get("/metrics").text
     for metric in (
         "eventor_delivered_events_total",
@@ -403,14 +403,12 @@ def test_a_catalog_from_before_the_attempts_ranges_still_opens(make_server, tmp_
     server.restart()
     with httpx.Client(base_url=server.url, timeout=10) as client:
         log = client.get("/v1/subscriptions/old/deliveries").json()["deliveries"]
-        assert [(d["position"], d["last_position"], d["events"]) for d in log] == [
-            (2, 2, 1),
-            (1, 1, 1),
-        ]
+        assert [d["position"] for d in log] == [2, 1]
+        assert not [d for d in log if "events" in d or "last_position" in d]  # one event each
         append(client, "s", 1)
         wait_status(client, "old", lambda s: s["position"] == 3)
         newest = client.get("/v1/subscriptions/old/deliveries?limit=1").json()["deliveries"][0]
-        assert (newest["position"], newest["last_position"], newest["events"]) == (3, 3, 1)
+        assert newest["position"] == 3
 
 
 def test_delivery_durations_by_outcome(make_server, receiver):

@@ -178,12 +178,14 @@ class DeliveryOut(msgspec.Struct):
     response_excerpt: str | None
     duration_ms: float
     at: Time
-    last_position: Annotated[
-        int, Meta(description="the request's last event's position (a batch's; else `position`)")
-    ]
-    events: Annotated[
-        int, Meta(description="how many events the request carried (1 unless a batch)")
-    ]
+    # Beside the spec's fields, for a batch only: an attempt of one event has the spec's shape.
+    last_position: (
+        Annotated[int, Meta(description="a batch's last event's position (absent: `position`)")]
+        | UnsetType
+    ) = UNSET
+    events: (
+        Annotated[int, Meta(description="how many events a batch carried (absent: 1)")] | UnsetType
+    ) = UNSET
 
 
 class DeliveriesOut(msgspec.Struct):
@@ -199,10 +201,14 @@ class ParkedOut(msgspec.Struct):
 
 class ParkedListOut(msgspec.Struct):
     parked: list[ParkedOut]
-    next: Annotated[
-        int | None,
-        Meta(description="pass as `after` for the following page; null on the last page"),
-    ] = None
+    # Only with `limit`: without it, the answer has the spec's shape.
+    next: (
+        Annotated[
+            int | None,
+            Meta(description="with `limit`: the following page's `after`; null on the last"),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class ReplayOut(msgspec.Struct):

@@ -361,8 +361,7 @@ class SubscriptionRoutes:
                         a.response_excerpt,
                         a.duration_ms,
                         a.at,
-                        a.last_position or a.position,  # 0: logged before it was kept
-                        a.events,
+                        *((a.last_position, a.events) if a.events > 1 else _SPEC_SHAPE),
                     )
                     for a in attempts
                 ]
@@ -381,13 +380,17 @@ class SubscriptionRoutes:
         return json_response(
             ParkedListOut(
                 [ParkedOut(p.position, p.event_id, p.error, p.at) for p in parked],
-                parked[-1].position if more else None,
+                msgspec.UNSET if limit is None else parked[-1].position if more else None,
             )
         )
 
     async def replay(self, request: Request) -> Response:
         count = await self._service.replay_parked(_name(request))
         return json_response(ReplayOut(count), 202)
+
+
+#: An attempt of one event without the fields a batch's has: the spec's shape.
+_SPEC_SHAPE = (msgspec.UNSET, msgspec.UNSET)
 
 
 def _precondition(request: Request) -> bool | None:
